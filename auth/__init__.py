@@ -1,0 +1,1 @@
+"""Sluice auth package (see the project's DESIGN)."""

@@ -1,0 +1,1 @@
+"""Sluice gateway package (see the project's DESIGN)."""

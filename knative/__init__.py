@@ -1,0 +1,1 @@
+"""Sluice knative package (see the project's DESIGN)."""

@@ -1,0 +1,1 @@
+"""Sluice workers package (see the project's DESIGN)."""
