@@ -27,8 +27,9 @@ def _types() -> dict[str, AgentType]:
         AgentType("python-function", "processor", runnable=True, needs_class_name=True),
         AgentType("python-source", "source", runnable=True, needs_class_name=True),
         AgentType("python-sink", "sink", runnable=True, needs_class_name=True),
-        AgentType("python-service", "service", composable=False, runnable=True,
-                  needs_class_name=True),
+        AgentType(
+            "python-service", "service", composable=False, runnable=True, needs_class_name=True
+        ),
         AgentType("identity", "processor", runnable=True),
         AgentType("camel-source", "source", runnable=True),
         AgentType("source", "source", composable=False),
@@ -38,11 +39,29 @@ def _types() -> dict[str, AgentType]:
         table.append(AgentType(name, "source"))
     table.append(AgentType("vector-db-sink", "sink"))
     for name in (
-        "query-vector-db", "query", "ai-chat-completions", "ai-text-completions",
-        "compute-ai-embeddings", "compute", "drop", "drop-fields", "merge-key-value",
-        "unwrap-key-value", "cast", "flatten", "text-extractor", "text-splitter",
-        "text-normaliser", "language-detector", "document-to-json", "http-request",
-        "langserve-invoke", "re-rank", "flare-controller", "dispatch", "trigger-event",
+        "query-vector-db",
+        "query",
+        "ai-chat-completions",
+        "ai-text-completions",
+        "compute-ai-embeddings",
+        "compute",
+        "drop",
+        "drop-fields",
+        "merge-key-value",
+        "unwrap-key-value",
+        "cast",
+        "flatten",
+        "text-extractor",
+        "text-splitter",
+        "text-normaliser",
+        "language-detector",
+        "document-to-json",
+        "http-request",
+        "langserve-invoke",
+        "re-rank",
+        "flare-controller",
+        "dispatch",
+        "trigger-event",
         "log-event",
     ):
         table.append(AgentType(name, "processor"))

@@ -21,8 +21,18 @@ PRINCIPAL_FIELDS = {
     "github": ("login", "id", "name", "email", "subject"),
 }
 GATEWAY_KEYS = (
-    "id", "type", "topic", "parameters", "authentication", "produce-options", "produceOptions",
-    "consume-options", "consumeOptions", "chat-options", "service-options", "events-topic",
+    "id",
+    "type",
+    "topic",
+    "parameters",
+    "authentication",
+    "produce-options",
+    "produceOptions",
+    "consume-options",
+    "consumeOptions",
+    "chat-options",
+    "service-options",
+    "events-topic",
 )
 _OPTIONS = {
     "produce": "produce-options",
@@ -65,8 +75,10 @@ def _present_options(node: Node) -> dict[str, str]:
     """Which option blocks the gateway has, by canonical name -> the spelling used."""
     out: dict[str, str] = {}
     for canonical in _OPTIONS.values():
-        spelling = node.aliased(canonical, _ALIASES[canonical]) if canonical in _ALIASES else (
-            canonical if node.has(canonical) else None
+        spelling = (
+            node.aliased(canonical, _ALIASES[canonical])
+            if canonical in _ALIASES
+            else (canonical if node.has(canonical) else None)
         )
         if spelling is not None:
             out[canonical] = spelling
@@ -157,8 +169,9 @@ def _service(node: Node, block: Node, topic: str | None) -> ServiceOptions | Non
             "topic",
         )
     if block.value is None:
-        node.error("a service gateway needs service-options (agent-id, or input-topic and "
-                   "output-topic)")
+        node.error(
+            "a service gateway needs service-options (agent-id, or input-topic and output-topic)"
+        )
         return None
     if not block.is_mapping():
         return None
@@ -170,8 +183,11 @@ def _service(node: Node, block: Node, topic: str | None) -> ServiceOptions | Non
     if agent_id is not None:
         for key, value in (("input-topic", inputs), ("output-topic", outputs)):
             if value is not None:
-                block.error(f"cannot be set together with agent-id: a service gateway either "
-                            f"proxies to an agent or uses topics", key)
+                block.error(
+                    "cannot be set together with agent-id: a service gateway either "
+                    "proxies to an agent or uses topics",
+                    key,
+                )
     else:
         for key, value in (("input-topic", inputs), ("output-topic", outputs)):
             if value is None:
@@ -197,14 +213,25 @@ def _authentication(node: Node) -> AuthenticationSpec | None:
 def _headers(node: Node) -> tuple[HeaderSpec, ...]:
     out: list[HeaderSpec] = []
     for item in node.items("a list of headers"):
-        if not item.is_mapping("a header (key plus value, value-from-parameters or "
-                               "value-from-authentication)"):
+        if not item.is_mapping(
+            "a header (key plus value, value-from-parameters or value-from-authentication)"
+        ):
             continue
-        item.check_keys(("key", "value", "value-from-parameters", "valueFromParameters",
-                         "value-from-authentication", "valueFromAuthentication"))
+        item.check_keys(
+            (
+                "key",
+                "value",
+                "value-from-parameters",
+                "valueFromParameters",
+                "value-from-authentication",
+                "valueFromAuthentication",
+            )
+        )
         sources: dict[str, str] = {}
-        for canonical, alias in (("value-from-parameters", "valueFromParameters"),
-                                 ("value-from-authentication", "valueFromAuthentication")):
+        for canonical, alias in (
+            ("value-from-parameters", "valueFromParameters"),
+            ("value-from-authentication", "valueFromAuthentication"),
+        ):
             spelling = item.aliased(canonical, alias)
             if spelling is not None:
                 value = item.string(spelling, required=True)
@@ -215,14 +242,21 @@ def _headers(node: Node) -> tuple[HeaderSpec, ...]:
             if value is not None:
                 sources["value"] = value
         if not sources:
-            named = ("value", "value-from-parameters", "valueFromParameters",
-                     "value-from-authentication", "valueFromAuthentication")
+            named = (
+                "value",
+                "value-from-parameters",
+                "valueFromParameters",
+                "value-from-authentication",
+                "valueFromAuthentication",
+            )
             if not any(item.has(k) for k in named):
                 item.error("needs one of value, value-from-parameters, value-from-authentication")
             continue
         if len(sources) > 1:
-            item.error(f"has {' and '.join(sources)}: a header takes exactly one of value, "
-                       "value-from-parameters, value-from-authentication")
+            item.error(
+                f"has {' and '.join(sources)}: a header takes exactly one of value, "
+                "value-from-parameters, value-from-authentication"
+            )
             continue
         kind, value = next(iter(sources.items()))
         key = item.string("key") or value
@@ -254,9 +288,13 @@ def _check_principal_fields(node: Node, spec: GatewaySpec) -> None:
         if name is None:
             continue
         if spec.authentication is None:
-            node.error(f'header "{header.key}" uses value-from-authentication: {name}, but the '
-                       "gateway has no authentication")
+            node.error(
+                f'header "{header.key}" uses value-from-authentication: {name}, but the '
+                "gateway has no authentication"
+            )
         elif fields is not None and name not in fields:
-            node.error(f'header "{header.key}": the {spec.authentication.provider} provider has '
-                       f'no principal field "{name}" (fields: {", ".join(fields)})',
-                       "authentication")
+            node.error(
+                f'header "{header.key}": the {spec.authentication.provider} provider has '
+                f'no principal field "{name}" (fields: {", ".join(fields)})',
+                "authentication",
+            )

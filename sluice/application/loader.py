@@ -9,7 +9,14 @@ from typing import Any
 
 from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.gateways import ParsedGateway, gateway_headers, parse_gateways
-from sluice.application.model import Application, InstanceSpec, PipelineSpec, TopicSpec
+from sluice.application.model import (
+    Application,
+    DependencySpec,
+    InstanceSpec,
+    PipelineSpec,
+    ResourceSpec,
+    TopicSpec,
+)
 from sluice.application.pipelines import ParsedPipeline, ParsedTopic, parse_pipeline_file
 from sluice.application.placeholders import (
     PlaceholderContext,
@@ -103,9 +110,14 @@ def load_application(
             )
         elif path.name in SEPARATE_FILES:
             flag = "-s" if path.name == "secrets.yaml" else "-i"
-            problems.append(Problem(
-                path.name, "", f"{path.name} must not be inside the application folder (it is "
-                f"not part of the code that gets deployed): move it out and pass it with {flag}"))
+            problems.append(
+                Problem(
+                    path.name,
+                    "",
+                    f"{path.name} must not be inside the application folder (it is not "
+                    f"part of the code that gets deployed): move it out, pass it with {flag}",
+                )
+            )
 
     config_file = _optional(loading, app_dir, "configuration.yaml")
     config_globals = configuration_globals(loading.node(config_file)) if config_file else {}
@@ -118,7 +130,8 @@ def load_application(
     globals_ = {**config_globals, **instance_spec.globals}
     context = PlaceholderContext(secrets_data, globals_)
 
-    resources, dependencies = [], []
+    resources: list[ResourceSpec] = []
+    dependencies: list[DependencySpec] = []
     if config_file is not None:
         config_node = loading.node(config_file, loading.resolve(config_file, context))
         resources, dependencies = parse_configuration(config_node)
@@ -126,8 +139,7 @@ def load_application(
     pipelines: list[ParsedPipeline] = []
     topics: list[ParsedTopic] = []
     for path in files:
-        if path.suffix != ".yaml" or path.name in (*SPECIAL_FILES, *SEPARATE_FILES,
-                                                   *IGNORED_FILES):
+        if path.suffix != ".yaml" or path.name in (*SPECIAL_FILES, *SEPARATE_FILES, *IGNORED_FILES):
             continue
         file = loading.read(path, path.name)
         if file is None:
@@ -141,8 +153,9 @@ def load_application(
     gateways: list[ParsedGateway] = []
     gateways_file = _optional(loading, app_dir, "gateways.yaml")
     if gateways_file is not None:
-        gateways = parse_gateways(loading.node(gateways_file, loading.resolve(gateways_file,
-                                                                             context)))
+        gateways = parse_gateways(
+            loading.node(gateways_file, loading.resolve(gateways_file, context))
+        )
 
     declared_topics = _merge_topics(topics)
     _check_agents(pipelines, declared_topics)
@@ -225,17 +238,20 @@ def _check_agents(pipelines: list[ParsedPipeline], topics: Mapping[str, TopicSpe
             if component == "sink" and agent.output is not None:
                 node.error("a sink writes no topic: remove output", "output")
             if component == "service" and (agent.input or agent.output):
-                node.error("a service agent is reached over HTTP, not through topics: remove "
-                           "input/output")
+                node.error(
+                    "a service agent is reached over HTTP, not through topics: remove input/output"
+                )
             if previous is None and agent.input is None and component == "processor":
                 node.error("the first agent of a pipeline needs an input topic", "input")
-            if previous is not None and agent.input is None and component in ("processor",
-                                                                              "sink"):
+            if previous is not None and agent.input is None and component in ("processor", "sink"):
                 prev_kind = AGENT_TYPES.get(previous.type)
                 if prev_kind is not None and prev_kind.component in ("sink", "service"):
-                    node.error(f'has no input and follows "{previous.id}", a '
-                               f"{prev_kind.component} that writes nothing: give it an input "
-                               "topic", "input")
+                    node.error(
+                        f'has no input and follows "{previous.id}", a '
+                        f"{prev_kind.component} that writes nothing: give it an input "
+                        "topic",
+                        "input",
+                    )
             previous = agent
 
 
@@ -260,22 +276,31 @@ def _check_gateways(
             agent_id = spec.service.agent_id
             if agent_id is not None:
                 agent = agents.get(agent_id)
-                services = [a for a in agents.values()
-                            if AGENT_TYPES.get(a.type) and AGENT_TYPES[a.type].component
-                            == "service"]
+                services = [
+                    a
+                    for a in agents.values()
+                    if AGENT_TYPES.get(a.type) and AGENT_TYPES[a.type].component == "service"
+                ]
                 if agent is None:
-                    options.error(f'no agent with id "{agent_id}"'
-                                  f"{did_you_mean(agent_id, [a.id for a in services])}",
-                                  "agent-id")
+                    options.error(
+                        f'no agent with id "{agent_id}"'
+                        f"{did_you_mean(agent_id, [a.id for a in services])}",
+                        "agent-id",
+                    )
                 elif agent not in services:
-                    options.error(f'agent "{agent_id}" is a {agent.type}, not a service agent '
-                                  "(python-service)", "agent-id")
+                    options.error(
+                        f'agent "{agent_id}" is a {agent.type}, not a service agent '
+                        "(python-service)",
+                        "agent-id",
+                    )
         declared = set(spec.parameters)
         for header in gateway_headers(spec):
             name = header.value_from_parameters
             if name is not None and spec.type == "service" and name not in declared:
-                node.warn(f'header "{header.key}" reads param:{name}, which is not in '
-                          "parameters; it is accepted as an optional parameter")
+                node.warn(
+                    f'header "{header.key}" reads param:{name}, which is not in '
+                    "parameters; it is accepted as an optional parameter"
+                )
 
 
 def _check_python_folder(app_dir: Path, report: Report, pipelines: list[ParsedPipeline]) -> None:
@@ -287,19 +312,27 @@ def _check_python_folder(app_dir: Path, report: Report, pipelines: list[ParsedPi
             module = entry.stem if entry.suffix == ".py" else entry.name
             if module in RESERVED_MODULES and (entry.is_dir() or entry.suffix == ".py"):
                 shown = entry.relative_to(app_dir).as_posix()
-                report.problems.append(Problem(
-                    shown, "", f'defines a top-level module "{module}", a name Sluice reserves '
-                    f"for its own packages ({', '.join(RESERVED_MODULES)}); rename it"))
+                report.problems.append(
+                    Problem(
+                        shown,
+                        "",
+                        f'defines a top-level module "{module}", a name Sluice reserves '
+                        f"for its own packages ({', '.join(RESERVED_MODULES)}); rename it",
+                    )
+                )
     for pipeline in pipelines:
         for parsed in pipeline.agents:
             class_name = parsed.spec.configuration.get("className")
             if not isinstance(class_name, str) or "." not in class_name:
                 if isinstance(class_name, str):
                     parsed.node.child("configuration").error(
-                        f'className "{class_name}" must be module.Class', "className")
+                        f'className "{class_name}" must be module.Class', "className"
+                    )
                 continue
             top = class_name.split(".")[0]
             if not any((r / f"{top}.py").is_file() or (r / top).is_dir() for r in roots):
                 parsed.node.child("configuration").warn(
                     f'module "{top}" is not in python/ or python/lib (fine if it comes from '
-                    "python/requirements.txt)", "className")
+                    "python/requirements.txt)",
+                    "className",
+                )

@@ -24,8 +24,17 @@ _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 PIPELINE_KEYS = ("module", "id", "name", "topics", "assets", "resources", "errors", "pipeline")
 AGENT_KEYS = ("id", "name", "type", "input", "output", "configuration", "resources", "errors")
-TOPIC_KEYS = ("name", "creation-mode", "deletion-mode", "partitions", "schema", "keySchema",
-              "key-schema", "options", "config")
+TOPIC_KEYS = (
+    "name",
+    "creation-mode",
+    "deletion-mode",
+    "partitions",
+    "schema",
+    "keySchema",
+    "key-schema",
+    "options",
+    "config",
+)
 
 
 @dataclass
@@ -130,7 +139,10 @@ def _schema(node: Node) -> SchemaSpec | None:
 
 
 def _agent(
-    node: Node, pipeline: ParsedPipeline, resources: dict[str, Any], errors: dict[str, Any],
+    node: Node,
+    pipeline: ParsedPipeline,
+    resources: dict[str, Any],
+    errors: dict[str, Any],
     auto: int,
 ) -> ParsedAgent:
     node.check_keys(AGENT_KEYS)

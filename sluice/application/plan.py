@@ -108,19 +108,28 @@ def plan_application(app: Application) -> Plan:
             if first.errors.on_failure == "dead-letter" and input_topic is not None:
                 dead_letter = input_topic + DEAD_LETTER_SUFFIX
                 source = topics[input_topic]
-                topics.setdefault(dead_letter, TopicSpec(
-                    dead_letter, "create-if-not-exists", schema=source.schema,
-                    key_schema=source.key_schema, implicit=True))
-            executors.append(Executor(
-                id=first.id,
-                component=_component(chain),
-                agents=tuple(_planned(agent) for agent in chain),
-                input_topic=input_topic,
-                output_topic=output_topic,
-                dead_letter_topic=dead_letter,
-                resources=dataclasses.replace(first.resources, disk=None),
-                errors=first.errors,
-            ))
+                topics.setdefault(
+                    dead_letter,
+                    TopicSpec(
+                        dead_letter,
+                        "create-if-not-exists",
+                        schema=source.schema,
+                        key_schema=source.key_schema,
+                        implicit=True,
+                    ),
+                )
+            executors.append(
+                Executor(
+                    id=first.id,
+                    component=_component(chain),
+                    agents=tuple(_planned(agent) for agent in chain),
+                    input_topic=input_topic,
+                    output_topic=output_topic,
+                    dead_letter_topic=dead_letter,
+                    resources=dataclasses.replace(first.resources, disk=None),
+                    errors=first.errors,
+                )
+            )
     return Plan(app.name, tuple(sorted(topics.values(), key=lambda t: t.name)), tuple(executors))
 
 
@@ -191,8 +200,10 @@ def _planned(agent: AgentSpec) -> PlannedAgent:
 def _to_plain(value: Any) -> Any:
     """Dataclasses to dicts with kebab-case keys (user configuration kept as written)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name.replace("_", "-"): _to_plain(getattr(value, f.name))
-               for f in dataclasses.fields(value)}
+        out = {
+            f.name.replace("_", "-"): _to_plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+        }
         if isinstance(value, Executor):
             out["disks"] = [_to_plain(d) for d in value.disks]
         return out

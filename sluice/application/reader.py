@@ -129,8 +129,9 @@ class Node:
             return default
         return text
 
-    def integer(self, key: str, default: int, *, low: int | None = None,
-                high: int | None = None) -> int:
+    def integer(
+        self, key: str, default: int, *, low: int | None = None, high: int | None = None
+    ) -> int:
         value = self.get(key)
         if value is None:
             return default

@@ -69,7 +69,9 @@ def parse_yaml(text: str, name: str) -> YamlFile:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
-        raise YamlSyntaxError(Problem(name, "", f"invalid YAML value: {exc.problem}", line)) from None
+        raise YamlSyntaxError(
+            Problem(name, "", f"invalid YAML value: {exc.problem}", line)
+        ) from None
     finally:
         constructor.dispose()
     return result
@@ -94,13 +96,21 @@ def _build(node: yaml.Node, path: YamlPath, out: YamlFile, constructor: yaml.Saf
             key = constructor.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
                 raise YamlSyntaxError(
-                    Problem(out.name, format_path(path), "a mapping key must be a scalar",
-                            key_node.start_mark.line + 1)
+                    Problem(
+                        out.name,
+                        format_path(path),
+                        "a mapping key must be a scalar",
+                        key_node.start_mark.line + 1,
+                    )
                 )
             if key in mapping:
                 raise YamlSyntaxError(
-                    Problem(out.name, format_path((*path, str(key))),
-                            f'duplicate key "{key}"', key_node.start_mark.line + 1)
+                    Problem(
+                        out.name,
+                        format_path((*path, str(key))),
+                        f'duplicate key "{key}"',
+                        key_node.start_mark.line + 1,
+                    )
                 )
             mapping[key] = _build(value_node, (*path, str(key)), out, constructor)
         return mapping

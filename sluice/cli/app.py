@@ -32,8 +32,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "agents that runs as one process.",
     )
     _app_arguments(plan)
-    plan.add_argument("-o", "--output", choices=("json", "yaml"), default="yaml",
-                      help="output format (default: yaml)")
+    plan.add_argument(
+        "-o",
+        "--output",
+        choices=("json", "yaml"),
+        default="yaml",
+        help="output format (default: yaml)",
+    )
     plan.set_defaults(handler=_plan)
 
     from sluice.cli import run
@@ -44,18 +49,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", metavar="APP_DIR", help="the application folder")
     parser.add_argument("-i", "--instance", metavar="FILE", help="instance.yaml")
-    parser.add_argument("-s", "--secrets", metavar="FILE", help="secrets.yaml (kept outside "
-                        "the application folder)")
-    parser.add_argument("--app-id", metavar="NAME", help="application id (default: the "
-                        "folder's name)")
+    parser.add_argument(
+        "-s", "--secrets", metavar="FILE", help="secrets.yaml (kept outside the application folder)"
+    )
+    parser.add_argument(
+        "--app-id", metavar="NAME", help="application id (default: the folder's name)"
+    )
 
 
 def load(args: argparse.Namespace) -> Application | None:
     """Load the application named on the command line; print problems and return None."""
     try:
         app = load_application(
-            args.app, instance=args.instance, secrets=args.secrets,
-            environ=dict(os.environ), name=args.app_id,
+            args.app,
+            instance=args.instance,
+            secrets=args.secrets,
+            environ=dict(os.environ),
+            name=args.app_id,
         )
     except InvalidApplication as exc:
         print(f"error: {exc}", file=sys.stderr)
