@@ -92,8 +92,11 @@ def _gateway(node: Node) -> GatewaySpec | None:
     if gateway_id is None or kind is None:
         return None
     options = _present_options(node)
+    # A service gateway may carry produce-options: their headers go on the proxied request or
+    # the produced request (the brief's google-protected agent proxy does exactly that).
+    allowed = {_OPTIONS[kind], "produce-options"} if kind == "service" else {_OPTIONS[kind]}
     for canonical, spelling in options.items():
-        if canonical != _OPTIONS[kind]:
+        if canonical not in allowed:
             node.error(f"Gateway of type '{kind}' cannot have {canonical}", spelling)
     topic = node.string("topic")
     parameters = node.string_list("parameters")
@@ -124,6 +127,10 @@ def _gateway(node: Node) -> GatewaySpec | None:
     elif kind == "chat":
         spec = _with(spec, chat=_chat(node, block, topic))
     else:
+        produce = node.child(options["produce-options"]) if "produce-options" in options else None
+        if produce is not None and produce.is_mapping(optional=True):
+            produce.check_keys(("headers",))
+            spec = _with(spec, produce_headers=_headers(produce.child("headers")))
         spec = _with(spec, service=_service(node, block, topic))
     _check_principal_fields(node, spec)
     return spec

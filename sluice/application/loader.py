@@ -203,15 +203,21 @@ def _separate_file(loading: _Loading, app_dir: Path, path: Path, kind: str) -> Y
 
 def _merge_topics(topics: list[ParsedTopic]) -> dict[str, TopicSpec]:
     merged: dict[str, TopicSpec] = {}
+    first: dict[str, ParsedTopic] = {}
     for topic in topics:
-        previous = merged.get(topic.spec.name)
-        if previous is not None and previous != topic.spec:
+        name = topic.spec.name
+        previous = first.get(name)
+        if previous is not None and previous.spec != topic.spec:
+            where = previous.node.file.name
+            line = previous.node.file.line(previous.node.path)
             topic.node.error(
-                f'topic "{topic.spec.name}" is declared again with a different definition '
-                "(a topic may be declared in several files only if identical)"
+                f'topic "{name}" is declared again with a different definition (first in '
+                f"{where}{f':{line}' if line else ''}; a topic may be declared in several files "
+                "only if identical)"
             )
             continue
-        merged[topic.spec.name] = topic.spec
+        first.setdefault(name, topic)
+        merged[name] = topic.spec
     return merged
 
 

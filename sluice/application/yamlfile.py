@@ -112,7 +112,10 @@ def _build(node: yaml.Node, path: YamlPath, out: YamlFile, constructor: yaml.Saf
                         key_node.start_mark.line + 1,
                     )
                 )
-            mapping[key] = _build(value_node, (*path, str(key)), out, constructor)
+            child = (*path, str(key))
+            mapping[key] = _build(value_node, child, out, constructor)
+            # A value is reported on the line of its key: a nested block starts one line below.
+            out.lines[child] = key_node.start_mark.line + 1
         return mapping
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), out, constructor) for i, item in enumerate(node.value)]
