@@ -20,8 +20,10 @@ topics:
 
 
 def test_stateful_python_processor(write_app: WriteApp) -> None:
-    app_dir = write_app({
-        "pipeline.yaml": TOPICS + """
+    app_dir = write_app(
+        {
+            "pipeline.yaml": TOPICS
+            + """
 pipeline:
   - name: "Stateful processing using Python"
     id: "my-python-processor"
@@ -34,8 +36,9 @@ pipeline:
         enabled: true
         size: 50M
 """,
-        "python/example.py": "class Exclamation: ...\n",
-    })
+            "python/example.py": "class Exclamation: ...\n",
+        }
+    )
     app = load_application(app_dir)
     agent = app.agents[0]
     assert agent.id == "my-python-processor"
@@ -48,9 +51,10 @@ pipeline:
 
 
 def test_produce_gateway_with_parameters(write_app: WriteApp) -> None:
-    app_dir = write_app({
-        "pipeline.yaml": TOPICS,
-        "gateways.yaml": """
+    app_dir = write_app(
+        {
+            "pipeline.yaml": TOPICS,
+            "gateways.yaml": """
 gateways:
   - id: "user-input"
     type: produce
@@ -58,7 +62,8 @@ gateways:
     parameters:
       - sessionId
 """,
-    })
+        }
+    )
     gateway = load_application(app_dir).gateway("user-input", "produce")
     assert gateway is not None
     assert gateway.topic == "questions-topic"
@@ -66,9 +71,10 @@ gateways:
 
 
 def test_service_gateway_with_topics(write_app: WriteApp) -> None:
-    app_dir = write_app({
-        "pipeline.yaml": TOPICS,
-        "gateways.yaml": """
+    app_dir = write_app(
+        {
+            "pipeline.yaml": TOPICS,
+            "gateways.yaml": """
 gateways:
   - id: "user-input-await"
     type: service
@@ -78,7 +84,8 @@ gateways:
         input-topic: inputs
         output-topic: results
 """,
-    })
+        }
+    )
     gateway = load_application(app_dir).gateway("user-input-await", "service")
     assert gateway is not None and gateway.service is not None
     assert (gateway.service.input_topic, gateway.service.output_topic) == ("inputs", "results")
@@ -88,8 +95,9 @@ gateways:
 def test_google_protected_agent_proxy(
     write_app: WriteApp, write_file: Callable[[str, str], Path]
 ) -> None:
-    app_dir = write_app({
-        "pipeline.yaml": """
+    app_dir = write_app(
+        {
+            "pipeline.yaml": """
 pipeline:
   - name: "Start my service"
     id: my-service-agent
@@ -97,7 +105,7 @@ pipeline:
     configuration:
       className: example.ChatBotService
 """,
-        "gateways.yaml": """
+            "gateways.yaml": """
 gateways:
   - id: "my-service"
     type: service
@@ -117,14 +125,18 @@ gateways:
         - key: langstream-client-session-id
           value-from-parameters: sessionId
 """,
-        "python/example.py": "class ChatBotService: ...\n",
-    })
-    secrets = write_file("secrets.yaml", """
+            "python/example.py": "class ChatBotService: ...\n",
+        }
+    )
+    secrets = write_file(
+        "secrets.yaml",
+        """
 secrets:
   - id: google
     data:
       client-id: "123.apps.googleusercontent.com"
-""")
+""",
+    )
     app = load_application(app_dir, secrets=secrets)
     gateway = app.gateway("my-service", "service")
     assert gateway is not None and gateway.service is not None
@@ -143,9 +155,10 @@ secrets:
 
 def test_legacy_spellings(write_app: WriteApp, write_file: Callable[[str, str], Path]) -> None:
     """``produceOptions`` and ``{{ secrets.x.y }}`` were accepted by LangStream."""
-    app_dir = write_app({
-        "pipeline.yaml": TOPICS,
-        "gateways.yaml": """
+    app_dir = write_app(
+        {
+            "pipeline.yaml": TOPICS,
+            "gateways.yaml": """
 gateways:
   - id: in
     type: produce
@@ -158,12 +171,16 @@ gateways:
       headers:
         - valueFromAuthentication: email
 """,
-    })
-    secrets = write_file("secrets.yaml", """
+        }
+    )
+    secrets = write_file(
+        "secrets.yaml",
+        """
 secrets:
   - id: google
     data: {client-id: abc}
-""")
+""",
+    )
     gateway = load_application(app_dir, secrets=secrets).gateway("in", "produce")
     assert gateway is not None and gateway.authentication is not None
     assert gateway.authentication.configuration["clientId"] == "abc"
