@@ -48,6 +48,8 @@ __all__ = [
     "LocalKafka",
     "LocalKafkaSettings",
     "broker_status",
+    "check_java",
+    "ensure_jars",
     "stop_broker",
 ]
 
@@ -99,12 +101,12 @@ class LocalKafkaSettings:
 
     def resolved_data_dir(self) -> Path:
         if self.data_dir is not None:
-            return self.data_dir
+            return self.data_dir.expanduser().absolute()
         return platformdirs.user_data_path("sluice") / "kafka"
 
     def resolved_cache_dir(self) -> Path:
         if self.cache_dir is not None:
-            return self.cache_dir
+            return self.cache_dir.expanduser().absolute()
         return platformdirs.user_cache_path("sluice") / f"kafka-{self.kafka_version}"
 
 
