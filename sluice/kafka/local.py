@@ -341,7 +341,7 @@ async def ensure_jars(settings: LocalKafkaSettings, progress: Progress | None = 
         marker = {"kafka_version": settings.kafka_version, "pom_sha256": digest, "jars": names}
         (staging / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         (staging / "pom.xml").unlink()
-        _publish(staging, cache)
+        _publish(staging, cache, settings.kafka_version, digest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     jars = _cached_jars(cache, settings.kafka_version, digest)
@@ -361,16 +361,16 @@ def _cached_jars(cache: Path, version: str, digest: str) -> list[Path] | None:
     return jars if jars and all(jar.is_file() for jar in jars) else None
 
 
-def _publish(staging: Path, cache: Path) -> None:
+def _publish(staging: Path, cache: Path, version: str, digest: str) -> None:
     """Move a complete download into place; a concurrent start may have won the race."""
     for _ in range(2):
         try:
             os.replace(staging, cache)
             return
         except OSError:
-            if (cache / _MARKER).exists():
-                return  # another process published a complete cache (its digest is checked)
-            shutil.rmtree(cache, ignore_errors=True)  # a stale or foreign cache directory
+            if _cached_jars(cache, version, digest) is not None:
+                return  # another process published the same jars meanwhile
+            shutil.rmtree(cache, ignore_errors=True)  # an older or incomplete cache
     raise LocalKafkaError(f"could not move the downloaded Kafka jars into {cache}")
 
 

@@ -7,6 +7,7 @@ machine downloads anything; every broker start here uses a fresh data folder and
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -178,6 +179,29 @@ async def test_maven_failure_shows_its_output(settings: LocalKafkaSettings, tmp_
     assert "Maven could not download" in str(caught.value)
     assert not cache.exists()
     assert list(cache.parent.iterdir()) == []  # the staging folder is gone too
+
+
+async def test_download_replaces_an_outdated_cache(tmp_path: Path) -> None:
+    # A stand-in for Maven that "downloads" one jar where it is told to.
+    maven = tmp_path / "mvn"
+    maven.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do case "$arg" in -DoutputDirectory=*) out="${arg#*=}";; esac; done\n'
+        'mkdir -p "$out" && touch "$out/kafka_2.13-fake.jar"\n'
+    )
+    maven.chmod(0o755)
+    cache = tmp_path / "cache" / "kafka-4.1.1"
+    (cache / "lib").mkdir(parents=True)
+    (cache / "lib" / "old.jar").touch()
+    outdated = {"kafka_version": "4.1.1", "pom_sha256": "an older pom", "jars": ["old.jar"]}
+    (cache / "jars.json").write_text(json.dumps(outdated))
+    settings = LocalKafkaSettings(cache_dir=cache, maven=str(maven))
+
+    assert await ensure_jars(settings) == [cache / "lib" / "kafka_2.13-fake.jar"]
+    assert json.loads((cache / "jars.json").read_text())["pom_sha256"] != "an older pom"
+    assert [p.name for p in cache.parent.iterdir()] == ["kafka-4.1.1"]  # no staging left
+    offline = replace(settings, maven=NO_SUCH_BINARY)
+    assert await ensure_jars(offline) == [cache / "lib" / "kafka_2.13-fake.jar"]
 
 
 @pytest.mark.usefixtures("warm_cache")
