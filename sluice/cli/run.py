@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -30,12 +31,22 @@ def register(
         "create the topics, and keep running until Ctrl-C.",
     )
     app_arguments(run)
-    run.add_argument("--tenant", default="default", help="tenant of the gateway URLs "
-                     "(default: default)")
-    run.add_argument("--kafka-port", type=int, default=0, metavar="PORT",
-                     help="port of the local broker (default: a free port)")
-    run.add_argument("--kafka-data-dir", type=Path, metavar="DIR",
-                     help="data folder of the local broker (default: in the user data folder)")
+    run.add_argument(
+        "--tenant", default="default", help="tenant of the gateway URLs (default: default)"
+    )
+    run.add_argument(
+        "--kafka-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of the local broker (default: a free port)",
+    )
+    run.add_argument(
+        "--kafka-data-dir",
+        type=Path,
+        metavar="DIR",
+        help="data folder of the local broker (default: in the user data folder)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -74,16 +85,28 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
 
 
 @contextlib.asynccontextmanager
-async def _kafka(app: Application, args: argparse.Namespace,
-                 console: Console) -> AsyncIterator[str]:
+async def _kafka(
+    app: Application, args: argparse.Namespace, console: Console
+) -> AsyncIterator[str]:
     configured = app.instance.bootstrap_servers
     if configured:
         console.print(f"Kafka: {configured} (from the instance)")
         yield configured
         return
-    from sluice.kafka.local import LocalKafka, LocalKafkaSettings
+    from sluice.kafka.local import LocalKafka, LocalKafkaSettings, broker_status
 
-    settings = LocalKafkaSettings(port=args.kafka_port, data_dir=args.kafka_data_dir)
+    java_home = os.environ.get("JAVA_HOME")
+    settings = LocalKafkaSettings(
+        port=args.kafka_port,
+        data_dir=args.kafka_data_dir,
+        java_home=Path(java_home) if java_home else None,
+    )
+    running = broker_status(settings.resolved_data_dir())
+    if running.running and running.bootstrap_servers:
+        # A broker from `sluice kafka start` owns this data folder: use it, leave it running.
+        console.print(f"Kafka: {running.bootstrap_servers} (the local broker already running)")
+        yield running.bootstrap_servers
+        return
     with console.status("starting the local Kafka broker (first start downloads its jars)"):
         kafka = LocalKafka(settings)
         await kafka.start()
@@ -95,8 +118,9 @@ async def _kafka(app: Application, args: argparse.Namespace,
             await kafka.stop()
 
 
-def _print_plan(console: Console, app: Application, plan: Plan, tenant: str,
-                bootstrap: str) -> None:
+def _print_plan(
+    console: Console, app: Application, plan: Plan, tenant: str, bootstrap: str
+) -> None:
     table = Table(title=f"{tenant}/{app.name}", title_justify="left")
     for column in ("executor", "agents", "input", "output", "parallelism"):
         table.add_column(column)

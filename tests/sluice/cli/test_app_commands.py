@@ -16,7 +16,10 @@ COUNTER = ROOT / "examples" / "counter"
 def sluice(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sluice.cli.main", *map(str, args)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -30,8 +33,7 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
     app = tmp_path / "broken"
     app.mkdir()
     (app / "pipeline.yaml").write_text(
-        "topics:\n  - name: questions\npipeline:\n  - type: python-procesor\n"
-        "    input: questoins\n"
+        "topics:\n  - name: questions\npipeline:\n  - type: python-procesor\n    input: questoins\n"
     )
     secret = "do-not-print-me"
     secrets = tmp_path / "secrets.yaml"
@@ -41,8 +43,10 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert "the application has 2 errors:" in result.stderr
     assert 'pipeline.yaml:4 pipeline[0].type: unknown agent type "python-procesor"' in result.stderr
-    assert 'pipeline.yaml:5 pipeline[0].input: topic "questoins" is not declared; did you mean ' \
+    assert (
+        'pipeline.yaml:5 pipeline[0].input: topic "questoins" is not declared; did you mean '
         '"questions"?' in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert secret not in result.stderr
 
