@@ -8,11 +8,13 @@ Values (``datacontenttype`` is the ``content-type`` header):
 - ``str``: ``text/plain; charset=utf-8``, the UTF-8 bytes;
 - ``bytes``: ``application/octet-stream``, the bytes as they are;
 - anything else JSON can hold (dict, list, number, bool): ``application/json``, compact JSON;
-- ``None``: no data, no ``content-type``, a null Kafka value.
+- ``None``: no data and no ``content-type``; the Kafka value is empty, as the SDK writes it
+  (aiokafka cannot send a message whose key and value are both null).
 
 Reading a CloudEvent decodes its value by content type: JSON types (``application/json``,
 ``*+json``) are parsed strictly, ``text/*`` is decoded with its charset (UTF-8 by default), any
-other type stays bytes; without a content type the topic's schema decides, as for plain records.
+other type stays bytes. Without a content type an empty or null value is no data (``None``) and
+any other value is decoded per the topic's schema, as for plain records.
 
 Keys travel as the Kafka key and as the ``partitionkey`` attribute (``ce_partitionkey``). A
 ``str`` key is its UTF-8 text. Any other key carries the extension attribute
@@ -216,7 +218,6 @@ def event_to_kafka(event: BaseCloudEvent, headers: Mapping[str, str] | None = No
     :func:`to_cloudevent` always carry bytes).
     """
     message = ce_kafka.to_binary(event, _FORMAT, key_mapper=_kafka_key)
-    value = None if event.get_data() is None else message.value
     key = message.key.encode("utf-8") if isinstance(message.key, str) else message.key
     plain: list[tuple[str, bytes]] = []
     for name, text in (headers or {}).items():
@@ -227,7 +228,7 @@ def event_to_kafka(event: BaseCloudEvent, headers: Mapping[str, str] | None = No
         if _is_binding_header(name):
             continue
         plain.append((name, _utf8(text, f"record header {name!r}")))
-    return WireMessage(key, value, (*_headers_to_kafka(message.headers), *plain))
+    return WireMessage(key, message.value, (*_headers_to_kafka(message.headers), *plain))
 
 
 def to_kafka(
@@ -392,7 +393,7 @@ def _from_binary_event(
         key = _decode_plain(message.key, key_type, "key")
     content_type = event.get_datacontenttype()
     if content_type is None:
-        value = _decode_plain(message.value, value_type, "value")
+        value = _decode_plain(message.value or None, value_type, "value")
     else:
         value = _decode_data(message.value, content_type)
     record = Record(

@@ -84,7 +84,7 @@ def test_doctests() -> None:
         ('{"looks": "like json"}', "text/plain; charset=utf-8", b'{"looks": "like json"}'),
         (b"\x00\xffraw", "application/octet-stream", b"\x00\xffraw"),
         (b"", "application/octet-stream", b""),
-        (None, None, None),
+        (None, None, b""),
     ],
 )
 def test_values_round_trip_exactly(
@@ -474,3 +474,13 @@ def test_bad_plain_keys_are_undecodable() -> None:
     result = decode(WireMessage(b"{", b"v"), key_type="json")
     assert isinstance(result, Undecodable)
     assert result.reason.startswith("key (schema json) is not valid JSON")
+
+
+@pytest.mark.parametrize("raw", [None, b""])
+@pytest.mark.parametrize("schema", [None, "string", "json", "bytes"])
+def test_cloudevent_without_content_type_or_value_has_no_data(
+    raw: bytes | None, schema: Any
+) -> None:
+    result = decode(WireMessage(None, raw, event_headers()), value_type=schema)
+    assert isinstance(result, ConsumedRecord)
+    assert result.record.value is None
