@@ -70,7 +70,8 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
         from sluice.kafka.admin import ensure_topics
         from sluice.kafka.client import KafkaSettings
 
-        settings = KafkaSettings(bootstrap, dict(app.instance.kafka_admin))
+        options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
+        settings = KafkaSettings(bootstrap, options)
         with console.status("creating topics"):
             await ensure_topics(settings, plan.topics)
         _print_plan(console, app, plan, args.tenant, bootstrap)
