@@ -1,0 +1,48 @@
+"""The runtime's view of a loaded agent: every hook async, records always ``sluice.Record``.
+
+User classes (Sluice SDK subclasses, LangStream-shaped classes, duck-typed classes) are adapted
+to these shapes once, when they are loaded (``workers.loading``), so the runtime never inspects
+user code on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sluice.record import Record
+from sluice.sdk import ASGIApp
+
+
+class Lifecycle(Protocol):
+    async def init(self, config: dict[str, Any]) -> None: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class LoadedProcessor(Lifecycle, Protocol):
+    async def process(self, record: Record) -> list[Record]:
+        """Outputs of one input (possibly empty). Raises what the user code raised."""
+        ...
+
+
+class LoadedSource(Lifecycle, Protocol):
+    async def read(self) -> list[Record]: ...
+    async def commit(self, records: list[Record]) -> None: ...
+    async def permanent_failure(self, record: Record, error: Exception) -> None: ...
+
+
+class LoadedSink(Lifecycle, Protocol):
+    async def write(self, record: Record) -> None: ...
+
+
+class LoadedService(Lifecycle, Protocol):
+    def app(self) -> ASGIApp | None:
+        """An ASGI application to serve on the context port, or None for ``main()`` style."""
+        ...
+
+    def main(self) -> None:
+        """Blocking ``main()`` of a service that runs its own server (called in a thread)."""
+        ...
+
+
+LoadedAgent = LoadedProcessor | LoadedSource | LoadedSink | LoadedService
