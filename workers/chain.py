@@ -1,0 +1,43 @@
+"""A fused chain of agents run in memory: processors one after the other, then a sink."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from sluice.record import Record
+from workers.agents import LoadedProcessor, LoadedSink
+
+
+def carry_headers(source: Record, output: Record) -> Record:
+    """The output with the input's headers it does not set itself (session ids, request ids)."""
+    if not source.headers:
+        return output
+    missing = {k: v for k, v in source.headers.items() if k not in output.headers}
+    if not missing:
+        return output
+    return replace(output, headers={**missing, **output.headers})
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Processors in order, then an optional sink. Outputs carry their input's headers."""
+
+    processors: Sequence[LoadedProcessor] = ()
+    sink: LoadedSink | None = None
+
+    async def run(self, record: Record) -> list[Record]:
+        """The records to write to the output topic (none when the chain ends with a sink)."""
+        records = [record]
+        for processor in self.processors:
+            outputs: list[Record] = []
+            for current in records:
+                outputs.extend(
+                    carry_headers(current, out) for out in await processor.process(current)
+                )
+            records = outputs
+        if self.sink is not None:
+            for current in records:
+                await self.sink.write(current)
+            return []
+        return records
