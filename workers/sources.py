@@ -1,0 +1,102 @@
+"""A source executor: read from the outside, run the fused processors, write, then commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from sluice.application.model import ErrorsSpec
+from sluice.kafka.client import Producer, SendResult
+from sluice.record import Record
+from workers.agents import LoadedSource
+from workers.chain import Chain
+from workers.errors import ExecutorFailed
+from workers.policy import Backoff, Done, Failed, attempt
+
+log = logging.getLogger("sluice.worker")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    output_topic: str | None
+    errors: ErrorsSpec
+    source: str
+    backoff: Backoff = field(default_factory=Backoff)
+    idle_first: float = 0.05
+    idle_limit: float = 1.0
+
+
+class SourceExecutor:
+    """Calls ``read()`` until stopped; ``commit()`` gets each batch once Kafka acknowledged it."""
+
+    def __init__(
+        self, settings: SourceSettings, source: LoadedSource, chain: Chain, producer: Producer
+    ) -> None:
+        self._settings = settings
+        self._source = source
+        self._chain = chain
+        self._producer = producer
+        self.ready = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        idle = self._settings.idle_first
+        self.ready = True
+        try:
+            while not stop.is_set():
+                batch = await self._source.read()
+                if not batch:
+                    # Nothing now: back off (bounded) instead of spinning on read().
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=idle)
+                    idle = min(self._settings.idle_limit, idle * 2)
+                    continue
+                idle = self._settings.idle_first
+                await self._deliver(batch)
+        finally:
+            self.ready = False
+
+    async def _deliver(self, batch: list[Record]) -> None:
+        """Process the batch in order, pipeline the writes, then commit what Kafka took."""
+        writes: list[tuple[Record, asyncio.Future[list[SendResult]] | None]] = []
+        for record in batch:
+            outcome = await attempt(
+                lambda record=record: self._chain.run(record),  # type: ignore[misc]
+                self._settings.errors,
+                self._settings.backoff,
+                what="source record",
+            )
+            if isinstance(outcome, Done):
+                writes.append((record, self._send(outcome.value)))
+            elif isinstance(outcome, Failed):
+                if self._settings.errors.on_failure == "fail":
+                    raise ExecutorFailed(
+                        f"a source record failed: {outcome.error}"
+                    ) from outcome.error
+                await self._give_up(record, outcome.error)
+            else:
+                writes.append((record, None))
+        written: list[Record] = []
+        for record, pending in writes:
+            try:
+                if pending is not None:
+                    await pending
+            except Exception as error:
+                await self._give_up(record, error)
+            else:
+                written.append(record)
+        if written:
+            await self._source.commit(written)
+
+    def _send(self, outputs: list[Record]) -> asyncio.Future[list[SendResult]] | None:
+        topic = self._settings.output_topic
+        if topic is None or not outputs:
+            return None
+        source = self._settings.source
+        return asyncio.gather(*(self._producer.send(topic, out, source=source) for out in outputs))
+
+    async def _give_up(self, record: Record, error: BaseException) -> None:
+        log.warning("a source record failed for good: %s: %s", type(error).__name__, error)
+        failure = error if isinstance(error, Exception) else RuntimeError(str(error))
+        await self._source.permanent_failure(record, failure)
