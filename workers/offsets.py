@@ -43,9 +43,7 @@ class OffsetTracker:
     def to_commit(self) -> dict[Partition, int]:
         """Commit points that moved since :meth:`committed` was last told about them."""
         return {
-            p: offset
-            for p, offset in self._committable.items()
-            if self._committed.get(p) != offset
+            p: offset for p, offset in self._committable.items() if self._committed.get(p) != offset
         }
 
     def committed(self, offsets: dict[Partition, int]) -> None:
