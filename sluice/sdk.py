@@ -18,17 +18,15 @@ same header itself, so gateway session ids and service correlation ids survive y
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, Protocol
 
 from sluice.errors import SluiceError
 from sluice.record import Record
 
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
+# Loose on purpose: Starlette, FastAPI, Quart and LangServe type their scopes differently.
+ASGIApp = Callable[..., Awaitable[None]]
 
 
 class TopicProducer(Protocol):

@@ -27,6 +27,7 @@ class ChildSpec:
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     health_port: int | None = None
+    service_port: int | None = None
 
 
 @dataclass
