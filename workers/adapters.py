@@ -368,12 +368,21 @@ class LangStreamSource(SluiceSource):
 
 
 class AdaptedService(_Adapted):
-    """``app()`` (Sluice: an ASGI app, or None) and/or ``main()`` (LangStream: runs forever)."""
+    """``app()`` (Sluice: an ASGI app, or None) and/or ``main()`` (LangStream: runs forever).
+
+    LangStream only knew ``main()``: a LangStream-style object that has one runs it, even if it
+    also has an ``app`` (often the very ASGI app its ``main()`` serves). ``app`` counts only as
+    a method, never as an ASGI application stored in an attribute of that name.
+    """
 
     def __init__(self, instance: object, context: object, to_user: ToUser) -> None:
         super().__init__(instance, context, to_user)
-        self._app = Hook(instance, "app", unless_inherited_from=Service)
         self._main = Hook(instance, "main", unless_inherited_from=Service)
+        app = Hook(instance, "app", unless_inherited_from=Service)
+        langstream_main = self._main.present and not isinstance(instance, Agent)
+        if langstream_main or not inspect.ismethod(app.function):
+            app = Hook(None, "app")
+        self._app = app
         self._resolved_app: ASGIApp | None = None
 
     @property

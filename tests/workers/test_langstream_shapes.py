@@ -262,6 +262,22 @@ async def test_an_async_main_runs_in_its_own_loop(context: AgentContext) -> None
     assert user.ran
 
 
+async def test_a_langstream_service_with_an_app_attribute_runs_main(
+    context: AgentContext,
+) -> None:
+    service, user = await loaded("python-service", "ls_agents.MainWithAnApp", context)
+    assert service.app() is None
+    await asyncio.to_thread(service.main)
+    assert user.ran
+
+
+async def test_a_duck_typed_service_with_an_app_method(context: AgentContext) -> None:
+    service, _ = await loaded("python-service", "ls_agents.AppMethodOnly", context)
+    from ls_agents import asgi
+
+    assert service.app() is asgi
+
+
 async def test_a_sluice_service_returns_its_asgi_app(context: AgentContext) -> None:
     service, _ = await loaded("python-service", "sluice_agents.App", context)
     from sluice_agents import hello

@@ -215,6 +215,28 @@ class Main(LangStreamService):
         self.ran.set()
 
 
+async def asgi(scope, receive, send):
+    pass
+
+
+class MainWithAnApp:
+    """Duck-typed service whose ``main()`` would serve ``self.app`` itself."""
+
+    def __init__(self):
+        self.app = asgi
+        self.ran = False
+
+    def main(self):
+        self.ran = True
+
+
+class AppMethodOnly:
+    """Duck-typed, Sluice-like: an ``app()`` method and no ``main()``."""
+
+    def app(self):
+        return asgi
+
+
 class AsyncMain:
     def init(self, config):
         self.ran = False
