@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APP ?= examples/counter
 
-.PHONY: install run test lint
+.PHONY: install run test lint bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest ran no test" >&2; exit 1; fi; exit $$status
+
+# Benchmarks (spec/benchmarks.md): each figure against a baseline measured in the same run.
+# Results go to benchmarks/results/. BENCH_ARGS="--quick" for a smoke run.
+bench: install
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -84,19 +84,25 @@ class PullExecutor(RebalanceListener):
         self.ready = True
         last_commit = time.monotonic()
         try:
-            while not stop.is_set():
-                self._raise_failure()
-                items = await consumer.poll(timeout_ms=200, max_records=self._settings.poll_records)
-                for item in items:
-                    if stop.is_set():
-                        break  # not started: it stays uncommitted and is read again later
-                    await self._handle(item)
-                if time.monotonic() - last_commit >= self._settings.commit_interval:
-                    await self._commit()
-                    last_commit = time.monotonic()
-            await self._drain()
+            try:
+                while not stop.is_set():
+                    self._raise_failure()
+                    items = await consumer.poll(
+                        timeout_ms=200, max_records=self._settings.poll_records
+                    )
+                    for item in items:
+                        if stop.is_set():
+                            break  # not started: it stays uncommitted and is read again later
+                        await self._handle(item)
+                    if time.monotonic() - last_commit >= self._settings.commit_interval:
+                        await self._commit()
+                        last_commit = time.monotonic()
+            finally:
+                # Also when failing: what finished before the failure is committed, so only the
+                # failed record (and what followed it) is read again after the restart.
+                await self._drain()
+                await self._commit_quietly()
             self._raise_failure()
-            await self._commit()
         finally:
             self.ready = False
             await self._cancel_writes()
@@ -217,6 +223,12 @@ class PullExecutor(RebalanceListener):
             return
         await consumer.commit(points)
         self._tracker.committed(points)
+
+    async def _commit_quietly(self) -> None:
+        try:
+            await self._commit()
+        except Exception as error:
+            log.warning("final commit failed (the records will be read again): %s", error)
 
     async def _drain(self) -> None:
         if not self._writes:

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from sluice.application import Application, Plan, plan_application
 from sluice.errors import SluiceError
+from sluice.net import free_port
+from workers.supervisor import ChildSpec, Supervisor
 
 ArgumentAdder = Callable[[argparse.ArgumentParser], None]
 
@@ -28,7 +30,8 @@ def register(
         help="run an application on this machine",
         description="Validate and plan the application, start a local Kafka broker unless the "
         "instance names bootstrap servers (Java 17+ and Maven needed; the jars are cached), "
-        "create the topics, and keep running until Ctrl-C.",
+        "create the topics, start one worker process per executor (a failed one is restarted "
+        "with backoff), and keep running until Ctrl-C, which drains and stops everything.",
     )
     app_arguments(run)
     run.add_argument(
@@ -46,6 +49,13 @@ def register(
         type=Path,
         metavar="DIR",
         help="data folder of the local broker (default: in the user data folder)",
+    )
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="root of the agents' persistent state directories (default: SLUICE_STATE_DIR, "
+        "else the user data folder)",
     )
     run.set_defaults(handler=_run)
 
@@ -74,13 +84,23 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
         settings = KafkaSettings(bootstrap, options)
         with console.status("creating topics"):
             await ensure_topics(settings, plan.topics)
-        _print_plan(console, app, plan, args.tenant, bootstrap)
-        console.print(
-            "[yellow]This version prepares Kafka and the plan; workers and the gateway are not "
-            "started yet.[/yellow] Press Ctrl-C to stop."
-        )
-        print(f"ready: kafka={bootstrap}", flush=True)
-        await _until_interrupted()
+        supervisor, children = _workers(app, plan, args, bootstrap)
+        await supervisor.start()
+        try:
+            await _wait_ready(console, children)
+            _print_plan(console, app, plan, args.tenant, bootstrap, supervisor, children)
+            console.print("Press Ctrl-C to stop.")
+            for child in children:
+                print(
+                    f"worker: {child.name} pid={supervisor.pid(child.name)} "
+                    f"health={child.health_port}",
+                    flush=True,
+                )
+            print(f"ready: kafka={bootstrap}", flush=True)
+            await _until_interrupted()
+        finally:
+            with console.status("stopping the workers"):
+                await supervisor.stop()
     console.print("stopped")
     return 0
 
@@ -119,19 +139,91 @@ async def _kafka(
             await kafka.stop()
 
 
+def _workers(
+    app: Application, plan: Plan, args: argparse.Namespace, bootstrap: str
+) -> tuple[Supervisor, list[ChildSpec]]:
+    """One worker process per executor; services get a free port the gateway will proxy to."""
+    children: list[ChildSpec] = []
+    for executor in plan.executors:
+        health_port = free_port()
+        service_port = free_port() if executor.component == "service" else None
+        argv = [
+            sys.executable,
+            "-m",
+            "workers",
+            str(args.app),
+            "--executor",
+            executor.id,
+            "--bootstrap-servers",
+            bootstrap,
+            "--tenant",
+            args.tenant,
+            "--app-id",
+            app.name,
+            "--health-port",
+            str(health_port),
+        ]
+        if service_port is not None:
+            argv += ["--service-port", str(service_port)]
+        for flag, value in (
+            ("-i", args.instance),
+            ("-s", args.secrets),
+            ("--state-dir", args.state_dir),
+        ):
+            if value is not None:
+                argv += [flag, str(value)]
+        children.append(
+            ChildSpec(executor.id, argv, health_port=health_port, service_port=service_port)
+        )
+    return Supervisor(children), children
+
+
+async def _wait_ready(console: Console, children: list[ChildSpec], within: float = 120) -> None:
+    """Until every worker's /readyz answers 200 (a worker that keeps failing is reported)."""
+    import httpx
+
+    pending = {c.name: f"http://127.0.0.1:{c.health_port}/readyz" for c in children}
+    deadline = asyncio.get_running_loop().time() + within
+    async with httpx.AsyncClient(timeout=2) as client:
+        with console.status(f"starting {len(pending)} worker(s)") as status:
+            while pending and asyncio.get_running_loop().time() < deadline:
+                for name, url in list(pending.items()):
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(url)).status_code == 200:
+                            del pending[name]
+                status.update(f"starting worker(s): {', '.join(pending)}")
+                if pending:
+                    await asyncio.sleep(0.2)
+    if pending:
+        console.print(
+            f"[yellow]not ready after {within:.0f}s:[/yellow] {', '.join(pending)} "
+            "(see their log lines above)"
+        )
+
+
 def _print_plan(
-    console: Console, app: Application, plan: Plan, tenant: str, bootstrap: str
+    console: Console,
+    app: Application,
+    plan: Plan,
+    tenant: str,
+    bootstrap: str,
+    supervisor: Supervisor,
+    children: list[ChildSpec],
 ) -> None:
     table = Table(title=f"{tenant}/{app.name}", title_justify="left")
-    for column in ("executor", "agents", "input", "output", "parallelism"):
+    for column in ("executor", "agents", "input", "output", "pid", "health / service"):
         table.add_column(column)
-    for executor in plan.executors:
+    for executor, child in zip(plan.executors, children, strict=True):
+        where = f"http://127.0.0.1:{child.health_port}/metrics"
+        if child.service_port is not None:
+            where += f"\nservice http://127.0.0.1:{child.service_port}"
         table.add_row(
             executor.id,
             ", ".join(f"{a.id} ({a.type})" for a in executor.agents),
             executor.input_topic or "-",
             executor.output_topic or "-",
-            str(executor.resources.parallelism),
+            str(supervisor.pid(executor.id) or "-"),
+            where,
         )
     console.print(table)
     created = [t.name for t in plan.topics if t.creation_mode == "create-if-not-exists"]

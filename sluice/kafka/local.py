@@ -256,6 +256,9 @@ def _write_config(
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # A development broker: clients may ask for short sessions, so a killed worker's
+        # partitions move to its replacement in a second or two instead of ten.
+        "group.min.session.timeout.ms": "1000",
     }
     server = data_dir / "server.properties"
     lines = ["# Written by sluice on every start; edits are overwritten."]

@@ -1,0 +1,260 @@
+"""A worker process: runs one planned executor. ``python -m workers --executor ID ...``.
+
+``sluice run`` starts one per executor; it can be run by hand too. Settings are read here, at
+the edge, and passed down; this is the only module of the runtime that reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from sluice.application import Application, Executor, load_application, plan_application
+from sluice.application.model import TopicSpec
+from sluice.errors import SluiceError
+from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
+from sluice.sdk import AgentContext
+from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSink, LoadedSource
+from workers.chain import Chain
+from workers.errors import ExecutorFailed, WorkerError
+from workers.health import HealthServer, WorkerMetrics
+from workers.loading import load_agent
+from workers.pull import PullExecutor, PullSettings
+from workers.service import ServiceHost
+from workers.sources import SourceExecutor, SourceSettings
+from workers.state import StateLock, default_state_root, state_directory
+from workers.topic_producer import SharedTopicProducer
+
+log = logging.getLogger("sluice.worker")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    app_dir: Path
+    executor_id: str
+    bootstrap_servers: str
+    instance: Path | None = None
+    secrets: Path | None = None
+    tenant: str = "default"
+    app_id: str | None = None
+    state_root: Path = field(default_factory=default_state_root)
+    health_port: int = 0
+    service_port: int = 8000
+    state_wait: float = 30.0
+    fault_kill_after: int | None = None
+    environ: dict[str, str] = field(default_factory=dict)
+
+
+def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSettings:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers",
+        description="Run one executor of a Sluice application (sluice run starts these).",
+        epilog="environment: SLUICE_STATE_DIR (default for --state-dir); "
+        "SLUICE_FAULT_KILL_AFTER=N (tests only: SIGKILL the worker after N finished records, "
+        "before their offsets are committed)",
+    )
+    parser.add_argument("app_dir", type=Path, metavar="APP_DIR")
+    parser.add_argument("--executor", required=True, help="executor id (from sluice plan)")
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("-i", "--instance", type=Path)
+    parser.add_argument("-s", "--secrets", type=Path)
+    parser.add_argument("--tenant", default="default")
+    parser.add_argument("--app-id")
+    parser.add_argument("--state-dir", type=Path)
+    parser.add_argument("--health-port", type=int, default=0)
+    parser.add_argument("--service-port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    state_dir = args.state_dir or (
+        Path(environ["SLUICE_STATE_DIR"]) if environ.get("SLUICE_STATE_DIR") else None
+    )
+    kill_after = environ.get("SLUICE_FAULT_KILL_AFTER")
+    return WorkerSettings(
+        app_dir=args.app_dir,
+        executor_id=args.executor,
+        bootstrap_servers=args.bootstrap_servers,
+        instance=args.instance,
+        secrets=args.secrets,
+        tenant=args.tenant,
+        app_id=args.app_id,
+        state_root=state_dir or default_state_root(),
+        health_port=args.health_port,
+        service_port=args.service_port,
+        fault_kill_after=int(kill_after) if kill_after else None,
+        environ=environ,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    environ = dict(os.environ)
+    settings = parse_args(argv, environ)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run_worker(settings))
+    except (SluiceError, WorkerError) as error:
+        log.error("%s", error)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def run_worker(settings: WorkerSettings) -> None:
+    app = load_application(
+        settings.app_dir,
+        instance=settings.instance,
+        secrets=settings.secrets,
+        environ=settings.environ,
+        name=settings.app_id,
+    )
+    plan = plan_application(app)
+    executor = plan.executor(settings.executor_id)
+    if executor is None:
+        known = ", ".join(e.id for e in plan.executors)
+        raise ExecutorFailed(f"no executor {settings.executor_id!r} in the plan (known: {known})")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
+    kafka = KafkaSettings(settings.bootstrap_servers, options)
+    source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    metrics = WorkerMetrics(executor.id)
+    async with AsyncExitStack() as stack:
+        producer = await stack.enter_async_context(Producer(kafka))
+        topic_producer = SharedTopicProducer(producer, loop, source=source)
+        loaded = await _load_agents(stack, settings, app, executor, topic_producer)
+        runner = _runner(settings, app, plan.topic, executor, loaded, kafka, producer, metrics)
+        readiness = _readiness(runner)
+        await stack.enter_async_context(
+            HealthServer(port=settings.health_port, readiness=readiness, metrics=metrics)
+        )
+        log.info(
+            "executor %s (%s): %s",
+            executor.id,
+            executor.component,
+            ", ".join(f"{a.id} ({a.type})" for a in executor.agents),
+        )
+        await runner.run(stop)
+    log.info("executor %s stopped", executor.id)
+
+
+async def _load_agents(
+    stack: AsyncExitStack,
+    settings: WorkerSettings,
+    app: Application,
+    executor: Executor,
+    topic_producer: SharedTopicProducer,
+) -> list[LoadedAgent]:
+    code_dirs = [settings.app_dir / "python", settings.app_dir / "python" / "lib"]
+    loaded: list[LoadedAgent] = []
+    for agent in executor.agents:
+        directory = None
+        if agent.disk is not None:
+            path = state_directory(settings.state_root, settings.tenant, app.name, agent.id)
+            directory = await stack.enter_async_context(StateLock(path, wait=settings.state_wait))
+        context = AgentContext(
+            agent_id=agent.id,
+            tenant=settings.tenant,
+            application=app.name,
+            globals=app.globals,
+            port=settings.service_port if agent.component == "service" else None,
+            state_directory=str(directory) if directory is not None else None,
+            topic_producer=topic_producer,
+        )
+        instance = load_agent(agent, context, code_dirs=code_dirs)
+        await instance.init(_agent_config(app, agent.configuration))
+        await instance.start()
+        stack.push_async_callback(_close, agent.id, instance)
+        loaded.append(instance)
+    return loaded
+
+
+def _agent_config(app: Application, configuration: Any) -> dict[str, Any]:
+    """The agent's configuration plus ``resources`` and ``globals``, as LangStream passed them."""
+    config = dict(configuration)
+    config.setdefault("resources", {r.name: dict(r.configuration) for r in app.resources})
+    config.setdefault("globals", dict(app.globals))
+    return config
+
+
+async def _close(agent_id: str, instance: LoadedAgent) -> None:
+    try:
+        await instance.close()
+    except Exception as error:
+        log.warning("agent %s: close() failed: %s: %s", agent_id, type(error).__name__, error)
+
+
+Runner = PullExecutor | SourceExecutor | ServiceHost
+
+
+def _runner(
+    settings: WorkerSettings,
+    app: Application,
+    topic: Callable[[str], TopicSpec | None],
+    executor: Executor,
+    loaded: list[LoadedAgent],
+    kafka: KafkaSettings,
+    producer: Producer,
+    metrics: WorkerMetrics,
+) -> Runner:
+    source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    components = [a.component for a in executor.agents]
+    # The loader adapted each agent to the protocol of its component, so these casts hold.
+    if executor.component == "service":
+        service = cast(LoadedService, loaded[0])
+        return ServiceHost(service, port=settings.service_port, name=executor.id)
+    start = 1 if components[0] == "source" else 0
+    sink = cast(LoadedSink, loaded[-1]) if components[-1] == "sink" else None
+    end = len(loaded) - 1 if sink is not None else len(loaded)
+    chain = Chain([cast(LoadedProcessor, agent) for agent in loaded[start:end]], sink)
+    if components[0] == "source":
+        return SourceExecutor(
+            SourceSettings(executor.output_topic, executor.errors, source),
+            cast(LoadedSource, loaded[0]),
+            chain,
+            producer,
+        )
+    assert executor.input_topic is not None
+    input_topic: TopicSpec = topic(executor.input_topic) or TopicSpec(executor.input_topic)
+    pull = PullSettings(
+        group_id=f"sluice-{app.name}-{executor.id}",
+        input_topic=input_topic,
+        output_topic=executor.output_topic,
+        dead_letter_topic=executor.dead_letter_topic,
+        errors=executor.errors,
+        source=source,
+        fault_kill_after=settings.fault_kill_after,
+    )
+
+    def consumer(listener: RebalanceListener) -> Consumer:
+        return Consumer(kafka, [input_topic], group_id=pull.group_id, listener=listener)
+
+    def observe(kind: str, count: int) -> None:
+        if kind == "in":
+            metrics.received(count)
+        elif kind == "out":
+            metrics.sent(count)
+        elif kind == "dead_letter":
+            metrics.dead_lettered(count)
+        else:
+            metrics.error(executor.id, kind)
+
+    return PullExecutor(pull, consumer, producer, chain, observe)
+
+
+def _readiness(runner: Runner) -> Callable[[], str | None]:
+    if isinstance(runner, ServiceHost):
+        return runner.unready_reason
+    return lambda: None if runner.ready else "the executor is starting"
