@@ -17,7 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from sluice.errors import KafkaError
-from sluice.kafka.client import KafkaSettings, _kafka_error
+from sluice.kafka.client import KafkaSettings
+from sluice.kafka.errors import kafka_error as _kafka_error
 
 if TYPE_CHECKING:
     from sluice.application.model import TopicSpec
