@@ -9,7 +9,6 @@ pipelined, so a slow acknowledgement does not stall processing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -69,8 +68,8 @@ class PullExecutor(RebalanceListener):
         self._observe = observe or (lambda _name, _count: None)
         self._tracker = OffsetTracker()
         self._consumer: Consumer | None = None
-        self._writes: set[asyncio.Task[None]] = set()
-        self._room = asyncio.Condition()
+        self._writes: set[asyncio.Future[list[SendResult]]] = set()
+        self._room = asyncio.Event()
         self._failure: BaseException | None = None
         self._finished = 0
         self.ready = False
@@ -116,18 +115,21 @@ class PullExecutor(RebalanceListener):
 
     async def _handle(self, item: Consumed) -> None:
         partition: Partition = (item.topic, item.partition)
-        async with self._room:
-            await self._room.wait_for(
-                lambda: self._tracker.in_flight() < self._settings.max_in_flight
-            )
+        while self._tracker.in_flight() >= self._settings.max_in_flight:
+            self._room.clear()
+            await self._room.wait()
         self._tracker.started(partition, item.offset)
         self._observe("in", 1)
         effects = await self._effects(item)
-        task = asyncio.create_task(self._write(item, partition, effects))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        # Buffered in order by this one task; their acknowledgements are awaited together.
+        acks = [await effect() for effect in effects]
+        writes = asyncio.gather(*acks)
+        self._writes.add(writes)
+        writes.add_done_callback(lambda done: self._acknowledged(done, item.offset, partition))
 
-    async def _effects(self, item: Consumed) -> list[Callable[[], Awaitable[SendResult]]]:
+    async def _effects(
+        self, item: Consumed
+    ) -> list[Callable[[], Awaitable[asyncio.Future[SendResult]]]]:
         """What must be acknowledged before ``item`` is finished: outputs or a dead letter."""
         what = f"record {item.topic}/{item.partition}@{item.offset}"
         if isinstance(item, Undecodable):
@@ -152,7 +154,7 @@ class PullExecutor(RebalanceListener):
             source = self._settings.source
             self._observe("out", len(outcome.value))
             return [
-                (lambda r=r: self._producer.send(output, r, source=source))  # type: ignore[misc]
+                (lambda r=r: self._producer.enqueue(output, r, source=source))  # type: ignore[misc]
                 for r in outcome.value
             ]
         if isinstance(outcome, Skipped):
@@ -161,7 +163,7 @@ class PullExecutor(RebalanceListener):
 
     def _on_failure(
         self, item: Consumed, failed: Failed, reason: BaseException | str, what: str
-    ) -> list[Callable[[], Awaitable[SendResult]]]:
+    ) -> list[Callable[[], Awaitable[asyncio.Future[SendResult]]]]:
         error = failed.error
         self._observe("error", 1)
         policy = self._settings.errors.on_failure
@@ -186,31 +188,29 @@ class PullExecutor(RebalanceListener):
                 error,
             )
             self._observe("dead_letter", 1)
-            return [lambda: self._producer.send_message(topic, message)]
+            return [lambda: self._producer.enqueue_message(topic, message)]
         raise ExecutorFailed(
             f"{what} failed after {failed.attempts} attempt(s) and errors.on-failure is fail: "
             f"{type(error).__name__}: {error}"
         ) from error
 
-    async def _write(
-        self,
-        item: Consumed,
-        partition: Partition,
-        effects: list[Callable[[], Awaitable[SendResult]]],
+    def _acknowledged(
+        self, writes: asyncio.Future[list[SendResult]], offset: int, partition: Partition
     ) -> None:
-        try:
-            await asyncio.gather(*(effect() for effect in effects))
-        except Exception as error:
+        self._writes.discard(writes)
+        if writes.cancelled():
+            return
+        error = writes.exception()
+        if error is not None:
             if self._failure is None:
                 self._failure = error
             return
-        self._tracker.finished(partition, item.offset)
+        self._tracker.finished(partition, offset)
         self._finished += 1
         kill_after = self._settings.fault_kill_after
         if kill_after is not None and self._finished >= kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
-        async with self._room:
-            self._room.notify_all()
+        self._room.set()
 
     # -- offsets ---------------------------------------------------------------------------------
 
@@ -243,11 +243,9 @@ class PullExecutor(RebalanceListener):
             )
 
     async def _cancel_writes(self) -> None:
-        for task in list(self._writes):
-            task.cancel()
-        for task in list(self._writes):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for writes in list(self._writes):
+            writes.cancel()
+        self._writes.clear()
 
     async def on_revoked(self, partitions: frozenset[Partition]) -> None:
         await self._drain()

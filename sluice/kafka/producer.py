@@ -6,6 +6,7 @@ The reliability settings are fixed (spec/reliability.md): the producer is idempo
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -130,10 +131,37 @@ class Producer:
         self, topic: str, message: WireMessage, *, partition: int | None = None
     ) -> SendResult:
         """Write an encoded message (a raw dead letter, say) and wait for the broker's ack."""
+        return await (await self.enqueue_message(topic, message, partition=partition))
+
+    async def enqueue(
+        self,
+        topic: str,
+        record: Record,
+        *,
+        source: str,
+        type: str = RECORD_TYPE,
+        id: str | None = None,
+        time: datetime | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[SendResult]:
+        """Hand ``record`` to the producer's buffer; the future completes on the broker's ack.
+
+        Returns once the record is buffered (waiting only while the buffer is full), so one
+        task writes many records in order and awaits their acks together, the way a worker
+        pipelines its outputs. Many tasks each awaiting :meth:`send` at once would instead all
+        wake up whenever the buffer drains. The future fails with :class:`KafkaError`.
+        """
+        message = to_kafka(record, source=source, type=type, id=id, time=time)
+        return await self.enqueue_message(topic, message, partition=partition)
+
+    async def enqueue_message(
+        self, topic: str, message: WireMessage, *, partition: int | None = None
+    ) -> asyncio.Future[SendResult]:
+        """:meth:`enqueue` for an encoded message."""
         if self._producer is None:
             raise KafkaError("the producer is not started")
         try:
-            future = await self._producer.send(
+            delivery = await self._producer.send(
                 topic,
                 value=message.value,
                 key=message.key,
@@ -141,15 +169,34 @@ class Producer:
                 timestamp_ms=message.timestamp,
                 headers=list(message.headers),
             )
-            metadata = await future
         except aiokafka.errors.KafkaError as error:
             raise kafka_error(error, f"producing to topic {topic!r} failed") from error
+        result: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         event_id = message.header("ce_id")
-        timestamp = metadata.timestamp if metadata.timestamp not in (None, -1) else None
-        return SendResult(
-            topic=metadata.topic,
-            partition=metadata.partition,
-            offset=metadata.offset,
-            timestamp=timestamp,
-            event_id=event_id.decode("utf-8", "replace") if event_id is not None else None,
-        )
+
+        def done(future: asyncio.Future[Any]) -> None:
+            if result.done():
+                return
+            if future.cancelled():
+                result.cancel()
+                return
+            error = future.exception()
+            if error is not None:
+                if isinstance(error, aiokafka.errors.KafkaError):
+                    error = kafka_error(error, f"producing to topic {topic!r} failed")
+                result.set_exception(error)
+                return
+            metadata = future.result()
+            timestamp = metadata.timestamp if metadata.timestamp not in (None, -1) else None
+            result.set_result(
+                SendResult(
+                    topic=metadata.topic,
+                    partition=metadata.partition,
+                    offset=metadata.offset,
+                    timestamp=timestamp,
+                    event_id=event_id.decode("utf-8", "replace") if event_id else None,
+                )
+            )
+
+        delivery.add_done_callback(done)
+        return result
