@@ -105,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SluiceError, WorkerError) as error:
         log.error("%s", error)
         return 1
+    except Exception:
+        # An agent hook outside the per-record policy (read, commit, start...) raised.
+        log.exception("executor %s stopped: an agent raised", settings.executor_id)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0
@@ -173,12 +177,20 @@ async def _load_agents(
             state_directory=str(directory) if directory is not None else None,
             topic_producer=topic_producer,
         )
+        _export_environment(agent.configuration.get("environment"))
         instance = load_agent(agent, context, code_dirs=code_dirs)
         await instance.init(_agent_config(app, agent.configuration))
         await instance.start()
         stack.push_async_callback(_close, agent.id, instance)
         loaded.append(instance)
     return loaded
+
+
+def _export_environment(entries: Any) -> None:
+    """LangStream's ``configuration.environment: [{key, value}]``, set before the import."""
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("key"):
+            os.environ[str(entry["key"])] = str(entry.get("value", ""))
 
 
 def _agent_config(app: Application, configuration: Any) -> dict[str, Any]:

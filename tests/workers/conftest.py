@@ -75,6 +75,7 @@ async def start_worker(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[St
         ready: bool = True,
         state_dir: Path | None = None,
         instance: Path | None = None,
+        service_port: int | None = None,
     ) -> Worker:
         port = free_port()
         process = await asyncio.create_subprocess_exec(
@@ -91,6 +92,7 @@ async def start_worker(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[St
             "--state-dir",
             str(state_dir or tmp_path / "state"),
             *(["-i", str(instance)] if instance is not None else []),
+            *(["--service-port", str(service_port)] if service_port is not None else []),
             env={**os.environ, **(env or {})},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
