@@ -5,11 +5,21 @@ import sluice
 
 def test_public_names() -> None:
     assert sorted(sluice.__all__) == [
+        "Agent",
+        "AgentContext",
+        "FatalError",
         "InvalidApplication",
         "KafkaError",
         "LocalKafkaError",
+        "Processor",
         "Record",
+        "Retry",
+        "Service",
+        "Sink",
+        "SkipRecord",
         "SluiceError",
+        "Source",
+        "TopicProducer",
         "__version__",
     ]
     for name in sluice.__all__:
