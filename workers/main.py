@@ -253,13 +253,15 @@ def _runner(
     def consumer(listener: RebalanceListener) -> Consumer:
         return Consumer(kafka, [input_topic], group_id=pull.group_id, listener=listener)
 
-    def observe(kind: str, count: int) -> None:
-        if kind == "in":
-            metrics.received(count)
+    def observe(kind: str, amount: float) -> None:
+        if kind == "seconds":
+            metrics.processed(amount)
+        elif kind == "in":
+            metrics.received(int(amount))
         elif kind == "out":
-            metrics.sent(count)
+            metrics.sent(int(amount))
         elif kind == "dead_letter":
-            metrics.dead_lettered(count)
+            metrics.dead_lettered(int(amount))
         else:
             metrics.error(executor.id, kind)
 

@@ -47,7 +47,8 @@ class PullSettings:
     """Test hook: SIGKILL this process once this many records are finished, before commit."""
 
 
-Observer = Callable[[str, int], None]
+Observer = Callable[[str, float], None]
+"""Told ``(kind, amount)``: in, out, error, undecodable, dead_letter counts; seconds."""
 
 
 class PullExecutor(RebalanceListener):
@@ -140,12 +141,14 @@ class PullExecutor(RebalanceListener):
             reason: BaseException | str = item.reason
         else:
             record = item.record
+            started = time.perf_counter()
             outcome = await attempt(
                 lambda: self._chain.run(record),
                 self._settings.errors,
                 self._settings.backoff,
                 what=what,
             )
+            self._observe("seconds", time.perf_counter() - started)
             reason = outcome.error if isinstance(outcome, Failed) else ""
         if isinstance(outcome, Done):
             output = self._settings.output_topic

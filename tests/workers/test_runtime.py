@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sluice.application import load_application, plan_application
@@ -105,6 +106,11 @@ async def test_fused_processors_run_in_one_process_and_keep_headers(
     assert by_value["q2-a-b-c"]["langstream-client-session-id"] == "s2"
     assert {"-a", "-b", "-c"} <= set(by_value["q1-a-b-c"])
     assert all(r.event_source == f"/default/{app_dir.name}/agents/c" for r in got)
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"http://127.0.0.1:{worker.health_port}/metrics")).text
+    assert 'sluice_worker_records_in_total{executor="a"} 2.0' in metrics
+    assert 'sluice_worker_records_out_total{executor="a"} 2.0' in metrics
+    assert 'sluice_worker_processing_seconds_count{executor="a"} 2.0' in metrics
     assert await worker.stop() == 0
 
 
