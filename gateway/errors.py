@@ -1,0 +1,95 @@
+"""The exception tree of the gateway.
+
+Every error carries the HTTP ``status`` it answers with and a ``detail`` for the client (the
+``detail`` of the RFC 9457 problem, or the reason of a WebSocket answer). Each class also derives
+from the builtin it most resembles, so code outside the gateway can catch either.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import ClassVar
+
+from sluice.errors import SluiceError
+
+__all__ = [
+    "BadRequest",
+    "Forbidden",
+    "GatewayError",
+    "GatewayTimeout",
+    "NotFound",
+    "PayloadTooLarge",
+    "Unauthorized",
+    "Unavailable",
+    "UnsupportedMediaType",
+]
+
+
+class GatewayError(SluiceError):
+    """Root of the gateway's errors: a request that cannot be served, and why."""
+
+    status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def title(self) -> str:
+        """The standard reason phrase of ``status`` (``Bad Request``...)."""
+        return HTTPStatus(self.status).phrase
+
+
+class BadRequest(GatewayError, ValueError):
+    """The request is malformed: query, body, headers or options (400)."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class Unauthorized(GatewayError, PermissionError):
+    """Credentials are missing or were rejected (401)."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+
+class Forbidden(GatewayError, PermissionError):
+    """The caller is known but not allowed here, e.g. a browser Origin not allowed (403)."""
+
+    status = HTTPStatus.FORBIDDEN
+
+
+class NotFound(GatewayError, LookupError):
+    """No such tenant, application or gateway of that type (404)."""
+
+    status = HTTPStatus.NOT_FOUND
+
+
+class PayloadTooLarge(GatewayError, ValueError):
+    """The request body is above the configured limit (413)."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class UnsupportedMediaType(GatewayError, ValueError):
+    """The request body has a Content-Type the gateway does not read (415)."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class Unavailable(GatewayError, RuntimeError):
+    """The gateway cannot serve now (Kafka did not acknowledge, too many pending requests) (503).
+
+    ``retry_after`` is the number of seconds a client should wait, sent as ``Retry-After``.
+    """
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class GatewayTimeout(GatewayError, TimeoutError):
+    """A service gateway got no reply within its timeout (504)."""
+
+    status = HTTPStatus.GATEWAY_TIMEOUT

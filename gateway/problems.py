@@ -1,0 +1,52 @@
+"""RFC 9457 problem details: the body of every HTTP error the gateway answers."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TypedDict
+
+from gateway.errors import GatewayError, Unavailable
+
+__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemDetails", "problem", "problem_for"]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ProblemDetails(TypedDict):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+def problem(
+    status: int,
+    detail: str,
+    instance: str,
+    title: str | None = None,
+    type: str = "about:blank",
+) -> ProblemDetails:
+    """A problem object; ``title`` defaults to the reason phrase of ``status``.
+
+    >>> problem(404, "no gateway g", "/api/gateways/produce/t/a/g")["title"]
+    'Not Found'
+    """
+    if title is None:
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+    return {"type": type, "title": title, "status": status, "detail": detail, "instance": instance}
+
+
+def problem_for(error: GatewayError, instance: str) -> tuple[int, ProblemDetails, dict[str, str]]:
+    """The status, body and response headers that answer ``error`` on request path ``instance``.
+
+    The headers hold the problem's Content-Type and, for a 503 that knows it, ``Retry-After``.
+    """
+    headers = {"Content-Type": PROBLEM_CONTENT_TYPE}
+    if isinstance(error, Unavailable) and error.retry_after is not None:
+        headers["Retry-After"] = str(max(0, error.retry_after))
+    status = int(error.status)
+    return status, problem(status, error.detail, instance, title=error.title), headers
