@@ -352,7 +352,8 @@ class TopicFanout:
         positions = dict(dispatched)
         backlog: dict[int, int | None] = {}  # partition -> start (None: the beginning)
         if position == "earliest":
-            backlog = dict.fromkeys(dispatched)
+            # A partition whose dispatch point is 0 has nothing behind it.
+            backlog = {partition: None for partition, end in dispatched.items() if end > 0}
             positions = dict.fromkeys(dispatched, 0)
         elif not isinstance(position, str):
             for partition, offset in position.items():
