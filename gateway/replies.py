@@ -93,6 +93,8 @@ class PendingReply:
     async def wait(self, timeout: float | None) -> ConsumedRecord:  # noqa: ASYNC109
         """The reply; raises :class:`TimeoutError` after ``timeout`` seconds and
         :class:`ReplyRouterClosed` when the router closes first. Always removes the entry."""
+        if self.future.cancelled():
+            raise RuntimeError(f"request {self.request_id!r} already stopped waiting for a reply")
         try:
             return await asyncio.wait_for(asyncio.shield(self.future), timeout)
         finally:
