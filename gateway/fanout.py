@@ -387,6 +387,18 @@ class TopicFanout:
         self._subscriptions.discard(subscription)
 
     async def _run(self, consumer: Consumer) -> None:
+        try:
+            await self._dispatch_forever(consumer)
+        except Exception as error:  # subscribers must not wait forever on a dead stream
+            logger.exception("the shared consumer of %r stopped", self.topic)
+            self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        self._closed = True
+        for subscription in tuple(self._subscriptions):
+            subscription._end(error)
+
+    async def _dispatch_forever(self, consumer: Consumer) -> None:
         while True:
             try:
                 items = await consumer.poll(
@@ -398,9 +410,7 @@ class TopicFanout:
                     await asyncio.sleep(_RETRY_DELAY_S)
                     continue
                 logger.error("reading %r failed, closing its subscribers: %s", self.topic, error)
-                self._closed = True
-                for subscription in tuple(self._subscriptions):
-                    subscription._end(error)
+                self._fail(error)
                 return
             for item in items:
                 self._dispatched[item.partition] = item.offset + 1
@@ -425,7 +435,8 @@ class TopicFanout:
                 async with reader:
                     await self._read_backlog(reader, subscription, starts, until)
             subscription.finish_catchup()
-        except KafkaError as error:
+        except Exception as error:  # ends this subscriber only; the shared stream goes on
+            logger.warning("catching up on %r failed: %s", self.topic, error)
             subscription._end(error)
 
     async def _read_backlog(

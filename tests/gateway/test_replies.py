@@ -67,8 +67,12 @@ async def router(settings: KafkaSettings, output: TopicSpec) -> AsyncIterator[Re
 
 
 async def reply(producer: Producer, output: TopicSpec, request_id: str, value: object) -> None:
+    # One partition, so that replies are read in the order they were written.
     await producer.send(
-        output.name, Record(value, headers={REQUEST_ID_HEADER: request_id}), source=SOURCE
+        output.name,
+        Record(value, headers={REQUEST_ID_HEADER: request_id}),
+        source=SOURCE,
+        partition=0,
     )
 
 
@@ -143,7 +147,7 @@ async def test_a_timeout_removes_the_pending_entry_and_a_late_reply_is_ignored(
     await reply(producer, output, "marker", "here")
     # The marker is behind the late reply on the same partition: the late one was read first.
     assert (await marker.wait(10)).record.value == "here"
-    assert router.late_replies >= 1
+    assert router.late_replies == 1
     assert router.pending_count == 0
     with pytest.raises(RuntimeError, match="already stopped waiting"):
         await pending.wait(1)
