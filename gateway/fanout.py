@@ -22,8 +22,8 @@ or after its *live point*:
   fanout (``max_catchup_readers``; further subscribers wait their turn) and live only as long as
   the backlog: steady-state cost stays one consumer per topic.
 - explicit offsets at or past the dispatch point: the live point is that offset. Partitions the
-  mapping does not name start at ``"latest"``; offsets before the partition's first retained
-  record start at that record.
+  mapping does not name start at ``"latest"`` (partitions the topic lacks are ignored);
+  offsets before the partition's first retained record start at that record.
 
 Back-pressure. Each subscription has a bounded buffer (``max_queue``). The shared stream never
 waits for a subscriber: when a buffer is full the subscription is dropped and its iterator raises
@@ -170,6 +170,7 @@ class Subscription:
         """Leave the topic; a running catch-up reader is stopped."""
         task = self.catchup_task
         self._end(None)
+        self._buffer.clear()
         if task is not None and task is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -279,3 +279,31 @@ async def test_close_ends_subscriptions(
         await fanout.subscribe()
     with pytest.raises(FanoutClosed):
         await registry.get(topic)
+
+
+async def test_catch_up_readers_follow_their_subscriber_and_stop_with_it(
+    registry: FanoutRegistry, make_topic: MakeTopic, producer: Producer
+) -> None:
+    topic = await make_topic()
+    for n in range(40):
+        await send(producer, topic, n)
+    fanout = await registry.get(topic)
+    witness = await fanout.subscribe()
+
+    # A reader that leaves during its catch-up: the catch-up reader stops too.
+    leaving = await fanout.subscribe(position="earliest", max_queue=5)
+    assert [r.record.value for r in await take(leaving, 3)] == [0, 1, 2]
+    task = leaving.catchup_task
+    assert task is not None
+    await leaving.close()
+    assert task.done()
+
+    # A reader that never reads: live records held for it overflow, and it is dropped.
+    stuck = await fanout.subscribe(position="earliest", max_queue=5)
+    for n in range(40, 52):
+        await send(producer, topic, n)
+    assert [r.record.value for r in await take(witness, 12)] == list(range(40, 52))
+    # (All 12 were offered to it before the witness could read the last one.)
+    with pytest.raises(SlowConsumer):
+        await anext(stuck)
+    assert fanout.subscriber_count == 1
