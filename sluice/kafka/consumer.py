@@ -5,6 +5,7 @@ Consumers never auto-commit (spec/reliability.md).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias
@@ -132,6 +133,10 @@ class Consumer:
             raise kafka_error(
                 error, f"cannot start a Kafka consumer of {sorted(self._topics)} on {servers}"
             ) from error
+        except BaseException:
+            # Cancelled while connecting: close what was opened, or it leaks its connections.
+            await asyncio.shield(consumer.stop())
+            raise
         self._consumer = consumer
 
     async def stop(self) -> None:

@@ -86,6 +86,10 @@ class Producer:
             await producer.stop()
             servers = self._kwargs["bootstrap_servers"]
             raise kafka_error(error, f"cannot start a Kafka producer for {servers}") from error
+        except BaseException:
+            # Cancelled while connecting: close what was opened, or it leaks its connections.
+            await asyncio.shield(producer.stop())
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
