@@ -1,0 +1,230 @@
+"""The gateway's Quart application: routes, error answers and the process-wide Kafka clients.
+
+One :class:`~sluice.kafka.client.Producer` per process, started before serving and stopped after;
+one :class:`~gateway.replies.ReplyRouter` per service output topic, started on first use and
+closed on shutdown. Every error is an RFC 9457 problem (``application/problem+json``), never
+HTML and never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from gateway.errors import GatewayError, NotFound, PayloadTooLarge, Unavailable
+from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
+from gateway.produce import GatewayCall, produce
+from gateway.replies import ReplyRouter
+from gateway.service import MethodNotAllowed, call_service
+from gateway.settings import GatewaySettings
+from sluice.application.model import Application, TopicSpec
+from sluice.kafka.client import KafkaSettings, Producer
+
+__all__ = ["GatewayRuntime", "create_app", "runtime_of"]
+
+logger = logging.getLogger(__name__)
+
+_EXTENSION: Final = "sluice.gateway"
+_JSON: Final = "application/json"
+_SERVICE_METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_INTERNAL_ERROR: Final = "the gateway failed to serve the request; the error is logged"
+
+
+class GatewayRuntime:
+    """The applications served and the process-wide Kafka clients of one gateway app."""
+
+    def __init__(
+        self,
+        apps: Mapping[tuple[str, str], Application],
+        kafka: KafkaSettings,
+        settings: GatewaySettings,
+    ) -> None:
+        self.apps = dict(apps)
+        self.kafka = kafka
+        self.settings = settings
+        self.producer = Producer(kafka)
+        self.ready = False
+        self._routers: dict[str, ReplyRouter] = {}
+        self._router_lock = asyncio.Lock()
+
+    @property
+    def routers(self) -> Mapping[str, ReplyRouter]:
+        """The started reply routers, by output topic."""
+        return dict(self._routers)
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        routers, self._routers = list(self._routers.values()), {}
+        for router in routers:
+            await router.close()
+        await self.producer.stop()
+
+    def call(self, kind: str, tenant: str, application: str, gateway: str) -> GatewayCall:
+        """The gateway of type ``kind`` a request addresses, or :class:`NotFound`."""
+        app = self.apps.get((tenant, application))
+        if app is None:
+            raise NotFound(f"application {application} of tenant {tenant} not found")
+        spec = app.gateway(gateway, kind)
+        if spec is None:
+            raise NotFound(
+                f"gateway {gateway} of type {kind} not found in application {application} "
+                f"of tenant {tenant}"
+            )
+        return GatewayCall(tenant, application, spec, tuple(request.args.items(multi=True)))
+
+    async def router(self, topic: str) -> ReplyRouter:
+        """The shared reply router of ``topic``, started on first use."""
+        router = self._routers.get(topic)
+        if router is not None:
+            return router
+        async with self._router_lock:
+            router = self._routers.get(topic)
+            if router is None:
+                router = ReplyRouter(
+                    self.kafka, self._topic_spec(topic), max_pending=self.settings.max_pending
+                )
+                await router.start()
+                self._routers[topic] = router
+            return router
+
+    def _topic_spec(self, topic: str) -> TopicSpec:
+        for app in self.apps.values():
+            spec = app.topics.get(topic)
+            if spec is not None:
+                return spec
+        return TopicSpec(topic)
+
+
+def runtime_of(app: Quart) -> GatewayRuntime:
+    """The :class:`GatewayRuntime` of an app made by :func:`create_app`."""
+    runtime = app.extensions[_EXTENSION]
+    assert isinstance(runtime, GatewayRuntime)
+    return runtime
+
+
+def _json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        json.dumps(body), status=status, headers=dict(headers or {}), content_type=_JSON
+    )
+
+
+def _problem_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str]) -> Response:
+    others = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return Response(
+        json.dumps(body), status=status, headers=others, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+async def _body(settings: GatewaySettings) -> bytes:
+    limit = settings.max_body_bytes
+    too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        data = await request.get_data(cache=False, as_text=False)
+    except RequestEntityTooLarge as error:
+        raise too_large from error
+    body = data.encode("utf-8") if isinstance(data, str) else data
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
+def create_app(
+    apps: Mapping[tuple[str, str], Application],
+    kafka: KafkaSettings,
+    settings: GatewaySettings,
+) -> Quart:
+    """The gateway for ``apps``, keyed by (tenant, application id)."""
+    app = Quart(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    runtime = GatewayRuntime(apps, kafka, settings)
+    app.extensions[_EXTENSION] = runtime
+
+    @app.before_serving
+    async def start() -> None:
+        await runtime.start()
+
+    @app.after_serving
+    async def stop() -> None:
+        await runtime.stop()
+
+    @app.errorhandler(GatewayError)
+    async def gateway_error(error: GatewayError) -> Response:
+        status, body, headers = problem_for(error, request.path)
+        if isinstance(error, MethodNotAllowed):
+            headers["Allow"] = ", ".join(error.allow)
+        return _problem_response(status, body, headers)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        detail = error.description or "the request cannot be served"
+        headers: dict[str, str] = {}
+        allowed = error.get_headers()
+        for key, value in allowed:
+            if key.lower() == "allow":
+                headers["Allow"] = value
+        return _problem_response(status, problem(status, detail, request.path), headers)
+
+    @app.errorhandler(Exception)
+    async def internal_error(error: Exception) -> Response:
+        logger.error("%s %s failed", request.method, request.path, exc_info=error)
+        return _problem_response(500, problem(500, _INTERNAL_ERROR, request.path), {})
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return _json_response({"status": "OK"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if not runtime.ready:
+            raise Unavailable("the gateway is not ready", retry_after=settings.retry_after)
+        return _json_response({"status": "OK"})
+
+    @app.post("/api/gateways/produce/<tenant>/<application>/<gateway>")
+    async def produce_route(tenant: str, application: str, gateway: str) -> Response:
+        call = runtime.call("produce", tenant, application, gateway)
+        body = await _body(settings)
+        answer = await produce(
+            runtime.producer, call, request.headers.get("Content-Type"), body, settings
+        )
+        return _json_response(answer)
+
+    @app.route(
+        "/api/gateways/service/<tenant>/<application>/<gateway>",
+        methods=_SERVICE_METHODS,
+        defaults={"path": ""},
+    )
+    @app.route(
+        "/api/gateways/service/<tenant>/<application>/<gateway>/<path:path>",
+        methods=_SERVICE_METHODS,
+    )
+    async def service_route(tenant: str, application: str, gateway: str, path: str) -> Response:
+        call = runtime.call("service", tenant, application, gateway)
+        body = await _body(settings)
+        answer = await call_service(
+            runtime.producer,
+            runtime.router,
+            call,
+            method=request.method,
+            path=path,
+            content_type=request.headers.get("Content-Type"),
+            body=body,
+            settings=settings,
+        )
+        return _json_response(answer)
+
+    return app

@@ -1,0 +1,148 @@
+"""HTTP produce gateways: ``POST /api/gateways/produce/<tenant>/<application>/<gateway>``.
+
+The body becomes one record, or a batch of them (all or nothing: every message is validated and
+encoded before the first is handed to Kafka), written to the gateway's topic with the configured
+headers plus the message's own. The answer waits for Kafka's acknowledgement of every record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from gateway.errors import BadRequest, Unauthorized, Unavailable
+from gateway.headers import gateway_headers_for, reserved_header_keys
+from gateway.messages import (
+    ProduceRequest,
+    ProduceResponse,
+    check_message_headers,
+    parse_http_body,
+    produce_response,
+)
+from gateway.query import GatewayQuery, parse_query
+from gateway.settings import GatewaySettings
+from sluice.application.model import GatewaySpec
+from sluice.errors import KafkaError
+from sluice.events import RECORD_TYPE, UnencodableRecord, WireMessage, to_kafka
+from sluice.kafka.client import Producer, SendResult
+from sluice.record import Record
+
+__all__ = [
+    "AUTHENTICATION_UNAVAILABLE",
+    "GatewayCall",
+    "check_authentication",
+    "encode_requests",
+    "produce",
+    "send_all",
+]
+
+AUTHENTICATION_UNAVAILABLE = "authentication is not available yet in this version"
+
+
+@dataclass(frozen=True)
+class GatewayCall:
+    """Which gateway an HTTP request addresses, and its URL-decoded query pairs."""
+
+    tenant: str
+    application: str
+    spec: GatewaySpec
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def source(self) -> str:
+        """The CloudEvent ``source`` of the records this gateway writes."""
+        return f"/{self.tenant}/{self.application}/gateways/{self.spec.id}"
+
+    def query(self, settings: GatewaySettings) -> GatewayQuery:
+        return parse_query(
+            self.spec,
+            self.pairs,
+            tenant=self.tenant,
+            application=self.application,
+            max_timeout=settings.max_service_timeout,
+            default_timeout=settings.default_service_timeout,
+        )
+
+
+def check_authentication(spec: GatewaySpec) -> None:
+    """Gateways without ``authentication`` are open; providers come in a later version, so a
+    gateway that needs one refuses every request rather than letting it through."""
+    if spec.authentication is not None:
+        raise Unauthorized(AUTHENTICATION_UNAVAILABLE)
+
+
+def encode_requests(
+    requests: Iterable[ProduceRequest],
+    configured: Mapping[str, str],
+    reserved: Iterable[str],
+    *,
+    source: str,
+    extra: Mapping[str, str] | None = None,
+) -> list[WireMessage]:
+    """The Kafka messages of ``requests``: message headers (none of them ``reserved``), then
+    the ``configured`` headers, then ``extra`` ones that overwrite both."""
+    reserved_keys = frozenset(reserved)
+    messages: list[WireMessage] = []
+    for request in requests:
+        check_message_headers(request.headers, reserved_keys)
+        headers = {**request.headers, **configured, **(extra or {})}
+        record = Record(request.value, request.key, headers)
+        try:
+            messages.append(
+                to_kafka(
+                    record,
+                    source=source,
+                    type=request.event_type or RECORD_TYPE,
+                    id=request.event_id,
+                )
+            )
+        except UnencodableRecord as error:
+            raise BadRequest(str(error)) from error
+    return messages
+
+
+async def send_all(
+    producer: Producer,
+    topic: str,
+    messages: Iterable[WireMessage],
+    settings: GatewaySettings,
+) -> list[SendResult]:
+    """Hand every message to the producer, then wait for all the acks (503 when Kafka fails or
+    does not acknowledge within ``produce_timeout``)."""
+
+    async def write() -> list[SendResult]:
+        acks = [await producer.enqueue_message(topic, message) for message in messages]
+        return list(await asyncio.gather(*acks))
+
+    try:
+        return await asyncio.wait_for(write(), settings.produce_timeout)
+    except KafkaError as error:
+        raise Unavailable(
+            f"Kafka did not take the message: {error}", retry_after=settings.retry_after
+        ) from error
+    except TimeoutError as error:
+        raise Unavailable(
+            f"Kafka did not acknowledge the message within {settings.produce_timeout:g} s",
+            retry_after=settings.retry_after,
+        ) from error
+
+
+async def produce(
+    producer: Producer,
+    call: GatewayCall,
+    content_type: str | None,
+    body: bytes,
+    settings: GatewaySettings,
+) -> ProduceResponse:
+    """Serve one HTTP produce request; every failure is a :class:`~gateway.errors.GatewayError`."""
+    spec = call.spec
+    query = call.query(settings)
+    check_authentication(spec)
+    if spec.topic is None:
+        raise Unavailable(f"gateway {spec.id} has no topic")
+    configured = gateway_headers_for(spec, query.parameters, None)
+    requests = parse_http_body(content_type, body)
+    messages = encode_requests(requests, configured, reserved_header_keys(spec), source=call.source)
+    await send_all(producer, spec.topic, messages, settings)
+    return produce_response("OK")
