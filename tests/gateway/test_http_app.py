@@ -364,3 +364,9 @@ async def test_a_configured_header_cannot_be_set_by_the_message(
     assert body["detail"] == (
         "Header langstream-client-session-id is configured as parameter-level header."
     )
+
+
+async def test_routing_errors_are_problems_too(gateway: Gateway, client: httpx.AsyncClient) -> None:
+    response = await client.get(gateway.produce_url())
+    assert_problem(response, 405)
+    assert response.headers["allow"].split(", ").count("POST") == 1
