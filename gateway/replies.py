@@ -212,6 +212,7 @@ class ReplyRouter:
             except Exception as error:  # a broken matcher fails its request, not the router
                 del self._pending[request_id]
                 pending.future.set_exception(error)
+                pending.future.exception()  # retrieved here; its waiter still gets it
                 return
             if not accepted:
                 return
@@ -223,6 +224,9 @@ class ReplyRouter:
         for entry in pending:
             if not entry.future.done():
                 entry.future.set_exception(error)
+                # A waiter still gets the error; one that already gave up must not leave a
+                # "Future exception was never retrieved" behind.
+                entry.future.exception()
 
     async def _run(self, consumer: Consumer) -> None:
         while True:
