@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from sluice.application import Application, Plan, plan_application
 from sluice.errors import SluiceError
+from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
 from workers.supervisor import ChildSpec, Supervisor
 
@@ -57,6 +59,17 @@ def register(
         help="root of the agents' persistent state directories (default: SLUICE_STATE_DIR, "
         "else the user data folder)",
     )
+    run.add_argument(
+        "--gateway-host",
+        default="127.0.0.1",
+        help="address the gateway listens on (default: 127.0.0.1)",
+    )
+    run.add_argument(
+        "--gateway-port",
+        type=int,
+        default=8091,
+        help="port of the gateway (default: 8091, as LangStream)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -78,7 +91,6 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
     plan = plan_application(app)
     async with _kafka(app, args, console) as bootstrap:
         from sluice.kafka.admin import ensure_topics
-        from sluice.kafka.client import KafkaSettings
 
         options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
         settings = KafkaSettings(bootstrap, options)
@@ -89,20 +101,97 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
         try:
             await _wait_ready(console, children)
             _print_plan(console, app, plan, args.tenant, bootstrap, supervisor, children)
-            console.print("Press Ctrl-C to stop.")
-            for child in children:
-                print(
-                    f"worker: {child.name} pid={supervisor.pid(child.name)} "
-                    f"health={child.health_port}",
-                    flush=True,
-                )
-            print(f"ready: kafka={bootstrap}", flush=True)
-            await _until_interrupted()
+            async with _gateway(app, settings, args, console) as base_url:
+                _print_gateways(console, app, args.tenant, base_url)
+                console.print("Press Ctrl-C to stop.")
+                for child in children:
+                    print(
+                        f"worker: {child.name} pid={supervisor.pid(child.name)} "
+                        f"health={child.health_port}",
+                        flush=True,
+                    )
+                print(f"gateway: {base_url}", flush=True)
+                print(f"ready: kafka={bootstrap}", flush=True)
+                await _until_interrupted()
         finally:
             with console.status("stopping the workers"):
                 await supervisor.stop()
     console.print("stopped")
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _gateway(
+    app: Application, kafka: KafkaSettings, args: argparse.Namespace, console: Console
+) -> AsyncIterator[str]:
+    """The gateway (Quart under Hypercorn) in this process, until the block ends."""
+    import httpx
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    host, port = args.gateway_host, args.gateway_port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise SluiceError(f"port {port} on {host} is in use: pass --gateway-port")
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    served = create_app({(args.tenant, app.name): app}, kafka, GatewaySettings())
+    task = asyncio.create_task(serve(served, config, shutdown_trigger=stop.wait))
+    base_url = f"http://{host}:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=1) as client:
+            for _ in range(300):
+                if task.done():
+                    task.result()
+                    raise SluiceError("the gateway stopped while starting")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{base_url}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise SluiceError(f"the gateway did not become ready on {base_url}")
+        yield base_url
+    finally:
+        stop.set()
+        with console.status("stopping the gateway"):
+            await task
+
+
+def _print_gateways(console: Console, app: Application, tenant: str, base_url: str) -> None:
+    """Ready-to-paste requests for the application's gateways."""
+    from gateway.query import required_parameters
+
+    for spec in app.gateways:
+        params = "&".join(f"param:{p}=s1" for p in required_parameters(spec))
+        query = f"?{params}" if params else ""
+        if spec.type == "produce":
+            url = f"{base_url}/api/gateways/produce/{tenant}/{app.name}/{spec.id}{query}"
+            console.print(
+                f"[bold]{spec.id}[/bold] (produce): curl -X POST -H "
+                f"'Content-Type: application/json' -d '{{\"value\": \"hello\"}}' "
+                f"'{url}'",
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif spec.type == "service" and spec.service and spec.service.agent_id is None:
+            url = f"{base_url}/api/gateways/service/{tenant}/{app.name}/{spec.id}"
+            console.print(
+                f"[bold]{spec.id}[/bold] (service): curl -X POST -H "
+                f"'Content-Type: application/json' -d '{{\"value\": \"hello\"}}' '{url}'",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            console.print(
+                f"[bold]{spec.id}[/bold] ({spec.type}): not served yet by this "
+                "version (WebSocket gateways and agent proxies come next)",
+                highlight=False,
+            )
 
 
 @contextlib.asynccontextmanager

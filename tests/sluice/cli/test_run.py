@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sluice.application.model import TopicSpec
@@ -19,6 +20,7 @@ from sluice.events import ConsumedRecord
 from sluice.kafka.admin import list_topics
 from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.kafka.local import broker_status
+from sluice.net import free_port
 from sluice.record import Record
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.kafka
 class Running:
     process: asyncio.subprocess.Process
     bootstrap: str = ""
+    gateway: str = ""
     workers: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
 
@@ -47,6 +50,8 @@ async def sluice_run(app: Path, tmp_path: Path) -> AsyncIterator[Running]:
         str(tmp_path / "kafka"),
         "--state-dir",
         str(tmp_path / "state"),
+        "--gateway-port",
+        str(free_port()),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
@@ -60,6 +65,8 @@ async def sluice_run(app: Path, tmp_path: Path) -> AsyncIterator[Running]:
             running.lines.append(line.rstrip())
             if match := re.match(r"worker: (\S+) pid=(\d+)", line):
                 running.workers[match.group(1)] = int(match.group(2))
+            if line.startswith("gateway: "):
+                running.gateway = line.strip().split(" ", 1)[1]
             if line.startswith("ready: kafka="):
                 running.bootstrap = line.strip().split("=", 1)[1]
         reader = asyncio.create_task(_drain(process, running.lines))
@@ -122,6 +129,13 @@ async def test_counter_keeps_counting_across_sigkill_and_restart(tmp_path: Path)
     async with sluice_run(COUNTER, tmp_path) as run:
         third = await ask(run.bootstrap, ["e"], 3 + len(second))
         assert numbers(third) == [numbers(second)[-1] + 1]
+        # The service gateway answers through the worker: curl -X POST -d 'f' .../ask
+        async with httpx.AsyncClient(timeout=30) as client:
+            reply = await client.post(
+                f"{run.gateway}/api/gateways/service/default/counter/ask", content=b"f"
+            )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["record"]["value"] == f"f (question #{numbers(third)[-1] + 1})"
 
 
 async def test_run_refuses_an_invalid_application(tmp_path: Path) -> None:
