@@ -18,11 +18,13 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.errors import GatewayError, NotFound, PayloadTooLarge, Unavailable
+from gateway.fanout import FanoutRegistry
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from gateway.produce import GatewayCall, produce
 from gateway.replies import ReplyRouter
 from gateway.service import MethodNotAllowed, call_service
 from gateway.settings import GatewaySettings
+from gateway.websockets import register_websockets
 from sluice.application.model import Application, TopicSpec
 from sluice.kafka.client import KafkaSettings, Producer
 
@@ -49,6 +51,7 @@ class GatewayRuntime:
         self.kafka = kafka
         self.settings = settings
         self.producer = Producer(kafka)
+        self.fanouts = FanoutRegistry(kafka)
         self.ready = False
         self._routers: dict[str, ReplyRouter] = {}
         self._router_lock = asyncio.Lock()
@@ -67,6 +70,7 @@ class GatewayRuntime:
         routers, self._routers = list(self._routers.values()), {}
         for router in routers:
             await router.close()
+        await self.fanouts.close()
         await self.producer.stop()
 
     def call(self, kind: str, tenant: str, application: str, gateway: str) -> GatewayCall:
@@ -227,4 +231,5 @@ def create_app(
         )
         return _json_response(answer)
 
+    register_websockets(app, runtime)
     return app

@@ -1,0 +1,268 @@
+"""WebSocket gateways: ``/v1/produce``, ``/v1/consume`` and ``/v1/chat`` (spec/gateway.md).
+
+Everything that can fail is checked before the upgrade is accepted, so a bad request is an HTTP
+answer (problem+json) with its status, not a closed socket. Consume and chat sockets subscribe
+to the shared topic fanout before accepting: nothing written after the handshake is missed.
+
+After accept, one task reads client frames (produce and chat: one record and one response frame
+each; consume: frames are ignored) and one pushes the subscription's records. The first to end
+closes the socket: 1003 for a binary frame, 1008 for a client that reads too slowly, 1011 when
+reading Kafka failed, 1001 when the gateway shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from quart import Quart, Response, websocket
+
+from gateway.errors import BadRequest, GatewayError, NotFound, Unavailable
+from gateway.fanout import FanoutClosed, Position, SlowConsumer, Subscription
+from gateway.headers import gateway_headers_for, header_filter, reserved_header_keys
+from gateway.messages import (
+    ProduceResponse,
+    decode_offset,
+    encode_offset,
+    parse_produce_request,
+    produce_response,
+    push_message,
+)
+from gateway.problems import PROBLEM_CONTENT_TYPE, problem_for
+from gateway.produce import GatewayCall, check_authentication, encode_requests, send_all
+from gateway.query import find_credentials
+from sluice.application.model import TopicSpec
+from sluice.errors import KafkaError
+from sluice.events import ConsumedRecord
+
+if TYPE_CHECKING:
+    from gateway.app import GatewayRuntime
+
+__all__ = [
+    "CLOSE_BINARY",
+    "CLOSE_INTERNAL",
+    "CLOSE_POLICY",
+    "CLOSE_SHUTDOWN",
+    "register_websockets",
+]
+
+logger = logging.getLogger(__name__)
+
+CLOSE_SHUTDOWN: Final = 1001
+CLOSE_BINARY: Final = 1003
+CLOSE_POLICY: Final = 1008
+CLOSE_INTERNAL: Final = 1011
+
+_KINDS: Final = ("produce", "consume", "chat")
+_EXTENSION: Final = "sluice.gateway.websockets"
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+@dataclass
+class _Socket:
+    """A validated WebSocket request: where its frames go and what it is pushed."""
+
+    call: GatewayCall
+    produce_topic: str | None
+    configured: dict[str, str]
+    subscription: Subscription | None
+
+
+def _call(
+    runtime: GatewayRuntime, kind: str, tenant: str, application: str, gateway: str
+) -> GatewayCall:
+    app = runtime.apps.get((tenant, application))
+    if app is None:
+        raise NotFound(f"application {application} of tenant {tenant} not found")
+    spec = app.gateway(gateway, kind)
+    if spec is None:
+        raise NotFound(
+            f"gateway {gateway} of type {kind} not found in application {application} "
+            f"of tenant {tenant}"
+        )
+    return GatewayCall(tenant, application, spec, tuple(websocket.args.items(multi=True)))
+
+
+def _position(value: str) -> Position:
+    if value == "latest":
+        return "latest"
+    if value == "earliest":
+        return "earliest"
+    return decode_offset(value)
+
+
+def _topic_spec(runtime: GatewayRuntime, call: GatewayCall, name: str) -> TopicSpec:
+    app = runtime.apps[(call.tenant, call.application)]
+    return app.topics.get(name) or TopicSpec(name)
+
+
+async def _open(
+    runtime: GatewayRuntime, kind: str, tenant: str, application: str, gateway: str
+) -> _Socket:
+    """Validate the upgrade request and, for consume and chat, subscribe; GatewayError when the
+    request is refused."""
+    call = _call(runtime, kind, tenant, application, gateway)
+    spec = call.spec
+    query = call.query(runtime.settings)
+    find_credentials(
+        query,
+        authorization=websocket.headers.get("Authorization"),
+        subprotocols=websocket.requested_subprotocols,
+    )
+    check_authentication(spec)
+    produce_topic: str | None = None
+    consume_topic: str | None = None
+    if kind == "produce":
+        produce_topic = spec.topic
+    elif kind == "consume":
+        consume_topic = spec.topic
+    elif spec.chat is not None:
+        produce_topic, consume_topic = spec.chat.questions_topic, spec.chat.answers_topic
+    if (kind != "consume" and produce_topic is None) or (kind != "produce" and not consume_topic):
+        raise Unavailable(f"gateway {spec.id} has no topic")
+    configured = gateway_headers_for(spec, query.parameters, None) if produce_topic else {}
+    subscription = None
+    if consume_topic is not None:
+        wanted = header_filter(spec, query.parameters, None)
+        try:
+            fanout = await runtime.fanouts.get(_topic_spec(runtime, call, consume_topic))
+            subscription = await fanout.subscribe(
+                lambda consumed: wanted.matches(consumed.record.headers),
+                position=_position(query.position),
+            )
+        except (FanoutClosed, KafkaError) as error:
+            raise Unavailable(
+                f"cannot read topic {consume_topic}: {error}",
+                retry_after=runtime.settings.retry_after,
+            ) from error
+    return _Socket(call, produce_topic, configured, subscription)
+
+
+def _refusal(error: GatewayError) -> Response:
+    status, body, headers = problem_for(error, websocket.path)
+    others = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return Response(
+        json.dumps(body), status=status, headers=others, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+async def _produce_one(runtime: GatewayRuntime, socket: _Socket, frame: str) -> ProduceResponse:
+    assert socket.produce_topic is not None
+    spec = socket.call.spec
+    try:
+        request = parse_produce_request(frame)
+        messages = encode_requests(
+            [request], socket.configured, reserved_header_keys(spec), source=socket.call.source
+        )
+        await send_all(runtime.producer, socket.produce_topic, messages, runtime.settings)
+    except BadRequest as error:
+        return produce_response("BAD_REQUEST", error.detail)
+    except GatewayError as error:
+        return produce_response("PRODUCER_ERROR", error.detail)
+    return produce_response("OK")
+
+
+async def _read(runtime: GatewayRuntime, socket: _Socket) -> _Close:
+    while True:
+        frame = await websocket.receive()
+        if not isinstance(frame, str):
+            return _Close(CLOSE_BINARY, "binary frames are not accepted: send JSON text")
+        if socket.produce_topic is None:
+            continue  # consume sockets ignore what the client sends
+        await websocket.send(json.dumps(await _produce_one(runtime, socket, frame)))
+
+
+async def _closing(closing: asyncio.Event) -> _Close:
+    await closing.wait()
+    return _Close(CLOSE_SHUTDOWN, "the gateway is shutting down")
+
+
+async def _push(subscription: Subscription) -> _Close:
+    try:
+        async for consumed in subscription:
+            await websocket.send(json.dumps(_frame(consumed, subscription)))
+    except SlowConsumer as error:
+        return _Close(CLOSE_POLICY, str(error))
+    except KafkaError as error:
+        logger.error("reading topic %s for a socket failed", subscription.topic, exc_info=error)
+        return _Close(CLOSE_INTERNAL, "the gateway failed to read the topic")
+    return _Close(CLOSE_SHUTDOWN, "the gateway is shutting down")
+
+
+def _frame(consumed: ConsumedRecord, subscription: Subscription) -> object:
+    return push_message(consumed, encode_offset(subscription.positions))
+
+
+async def _run(runtime: GatewayRuntime, socket: _Socket, closing: asyncio.Event) -> None:
+    jobs: list[Awaitable[_Close]] = [_read(runtime, socket), _closing(closing)]
+    if socket.subscription is not None:
+        jobs.append(_push(socket.subscription))
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        close = next(iter(done)).result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    await websocket.close(close.code, close.reason)
+
+
+async def _serve(
+    runtime: GatewayRuntime,
+    closing: asyncio.Event,
+    kind: str,
+    tenant: str,
+    application: str,
+    gateway: str,
+) -> Response | None:
+    try:
+        if closing.is_set():
+            raise Unavailable("the gateway is shutting down")
+        socket = await _open(runtime, kind, tenant, application, gateway)
+    except GatewayError as error:
+        return _refusal(error)
+    try:
+        await websocket.accept()
+        await _run(runtime, socket, closing)
+    finally:
+        if socket.subscription is not None:
+            await socket.subscription.close()
+    return None
+
+
+def register_websockets(app: Quart, runtime: GatewayRuntime) -> None:
+    """Add the ``/v1/produce``, ``/v1/consume`` and ``/v1/chat`` WebSocket routes to ``app``."""
+    closing = asyncio.Event()
+    app.extensions[_EXTENSION] = closing
+    for kind in _KINDS:
+
+        async def route(
+            tenant: str, application: str, gateway: str, kind: str = kind
+        ) -> Response | None:
+            return await _serve(runtime, closing, kind, tenant, application, gateway)
+
+        app.websocket(f"/v1/{kind}/<tenant>/<application>/<gateway>", endpoint=f"ws_{kind}")(route)
+
+
+def close_websockets(app: Quart) -> None:
+    """Close every open socket of ``app`` with 1001 and refuse new ones with 503.
+
+    Call it when shutdown begins (before the server waits for connections to end): Hypercorn
+    lets open WebSockets run until its graceful timeout, after which they end with 1011.
+    """
+    closing = app.extensions[_EXTENSION]
+    assert isinstance(closing, asyncio.Event)
+    closing.set()
