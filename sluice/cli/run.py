@@ -157,8 +157,11 @@ async def _gateway(
                 raise SluiceError(f"the gateway did not become ready on {base_url}")
         yield base_url
     finally:
-        stop.set()
+        from gateway.websockets import close_websockets
+
         with console.status("stopping the gateway"):
+            close_websockets(served)  # 1001 to open sockets before Hypercorn stops
+            stop.set()
             await task
 
 
@@ -186,10 +189,18 @@ def _print_gateways(console: Console, app: Application, tenant: str, base_url: s
                 highlight=False,
                 soft_wrap=True,
             )
+        elif spec.type in ("consume", "chat"):
+            ws = base_url.replace("http://", "ws://", 1)
+            console.print(
+                f"[bold]{spec.id}[/bold] ({spec.type}, WebSocket): "
+                f"{ws}/v1/{spec.type}/{tenant}/{app.name}/{spec.id}{query}",
+                highlight=False,
+                soft_wrap=True,
+            )
         else:
             console.print(
                 f"[bold]{spec.id}[/bold] ({spec.type}): not served yet by this "
-                "version (WebSocket gateways and agent proxies come next)",
+                "version (agent-id service gateways come next)",
                 highlight=False,
             )
 
