@@ -2,7 +2,8 @@
 
 One :class:`~sluice.kafka.client.Producer` per process, started before serving and stopped after;
 one :class:`~gateway.replies.ReplyRouter` per service output topic, started on first use and
-closed on shutdown. Every error is an RFC 9457 problem (``application/problem+json``), never
+closed on shutdown; one ``httpx.AsyncClient`` for the agent-id service gateways (reverse proxy).
+Every error is an RFC 9457 problem (``application/problem+json``), never
 HTML and never a stack trace.
 """
 
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
+import httpx
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -21,6 +23,7 @@ from gateway.errors import GatewayError, NotFound, PayloadTooLarge, Unavailable
 from gateway.fanout import FanoutRegistry
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from gateway.produce import GatewayCall, produce
+from gateway.proxy import ServiceKey, forward, is_proxy
 from gateway.replies import ReplyRouter
 from gateway.service import MethodNotAllowed, call_service
 from gateway.settings import GatewaySettings
@@ -46,10 +49,13 @@ class GatewayRuntime:
         apps: Mapping[tuple[str, str], Application],
         kafka: KafkaSettings,
         settings: GatewaySettings,
+        service_urls: Mapping[ServiceKey, str] | None = None,
     ) -> None:
         self.apps = dict(apps)
         self.kafka = kafka
         self.settings = settings
+        self.service_urls = dict(service_urls or {})
+        self._http: httpx.AsyncClient | None = None
         self.producer = Producer(kafka)
         self.fanouts = FanoutRegistry(kafka)
         self.ready = False
@@ -61,8 +67,17 @@ class GatewayRuntime:
         """The started reply routers, by output topic."""
         return dict(self._routers)
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client of the agent-id service gateways, open while the app serves."""
+        if self._http is None:
+            raise Unavailable("the gateway is not serving", retry_after=self.settings.retry_after)
+        return self._http
+
     async def start(self) -> None:
         await self.producer.start()
+        # Redirects and cookies belong to the client of the proxy, not to the proxy.
+        self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         self.ready = True
 
     async def stop(self) -> None:
@@ -71,6 +86,9 @@ class GatewayRuntime:
         for router in routers:
             await router.close()
         await self.fanouts.close()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
         await self.producer.stop()
 
     def call(self, kind: str, tenant: str, application: str, gateway: str) -> GatewayCall:
@@ -150,11 +168,17 @@ def create_app(
     apps: Mapping[tuple[str, str], Application],
     kafka: KafkaSettings,
     settings: GatewaySettings,
+    *,
+    service_urls: Mapping[ServiceKey, str] | None = None,
 ) -> Quart:
-    """The gateway for ``apps``, keyed by (tenant, application id)."""
+    """The gateway for ``apps``, keyed by (tenant, application id).
+
+    ``service_urls`` maps (tenant, application, agent id) to the base URL of a running service
+    agent, where its agent-id service gateways forward.
+    """
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    runtime = GatewayRuntime(apps, kafka, settings)
+    runtime = GatewayRuntime(apps, kafka, settings, service_urls)
     app.extensions[_EXTENSION] = runtime
 
     @app.before_serving
@@ -218,6 +242,17 @@ def create_app(
     )
     async def service_route(tenant: str, application: str, gateway: str, path: str) -> Response:
         call = runtime.call("service", tenant, application, gateway)
+        if is_proxy(call):
+            return await forward(
+                runtime.http,
+                runtime.service_urls,
+                call,
+                method=request.method,
+                rest=path,
+                headers=request.headers.items(),
+                body=request.body,
+                settings=settings,
+            )
         body = await _body(settings)
         answer = await call_service(
             runtime.producer,

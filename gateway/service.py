@@ -6,7 +6,7 @@ the answer is the first record on the output topic that carries it, as a push-me
 request is registered with the output topic's shared :class:`~gateway.replies.ReplyRouter`
 before it is produced, so a fast reply cannot be missed.
 
-Agent-id (proxy) mode is not available yet in this version (501).
+Agent-id (proxy) mode is a reverse proxy to the agent's HTTP server: see :mod:`gateway.proxy`.
 """
 
 from __future__ import annotations
@@ -32,14 +32,10 @@ from sluice.events import ConsumedRecord
 from sluice.kafka.client import Producer
 
 __all__ = [
-    "PROXY_UNAVAILABLE",
     "MethodNotAllowed",
-    "NotImplementedYet",
     "RouterFor",
     "call_service",
 ]
-
-PROXY_UNAVAILABLE = "agent-id service gateways are not available yet in this version"
 
 RouterFor = Callable[[str], Awaitable[ReplyRouter]]
 """The shared reply router of an output topic, started on first use."""
@@ -53,12 +49,6 @@ class MethodNotAllowed(GatewayError, ValueError):
     def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
         super().__init__(detail)
         self.allow = allow
-
-
-class NotImplementedYet(GatewayError, NotImplementedError):
-    """A gateway feature this version does not have (501)."""
-
-    status = HTTPStatus.NOT_IMPLEMENTED
 
 
 def _reply_filter(spec: GatewaySpec, parameters: dict[str, str]) -> HeaderFilter | None:
@@ -83,7 +73,8 @@ async def call_service(
     body: bytes,
     settings: GatewaySettings,
 ) -> PushMessage:
-    """Serve one HTTP request to a service gateway; ``path`` is what follows the gateway id.
+    """Serve one HTTP request to a service gateway in topics mode; ``path`` is what follows the
+    gateway id. Agent-id gateways are forwarded by :func:`gateway.proxy.forward` instead.
 
     Every failure is a :class:`~gateway.errors.GatewayError`: 504 when no reply came within the
     timeout, 503 when too many requests already wait or Kafka did not take the request.
@@ -91,7 +82,7 @@ async def call_service(
     spec = call.spec
     service = spec.service
     if service is None or service.agent_id is not None:
-        raise NotImplementedYet(PROXY_UNAVAILABLE)
+        raise ValueError(f"service gateway {spec.id} is not in topics mode")
     if path:
         raise NotFound(f"service gateway {spec.id} in topics mode has no path {path!r}")
     if method != "POST":

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -101,7 +101,12 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
         try:
             await _wait_ready(console, children)
             _print_plan(console, app, plan, args.tenant, bootstrap, supervisor, children)
-            async with _gateway(app, settings, args, console) as base_url:
+            service_urls = {
+                (args.tenant, app.name, child.name): f"http://127.0.0.1:{child.service_port}"
+                for child in children
+                if child.service_port is not None
+            }
+            async with _gateway(app, settings, args, console, service_urls) as base_url:
                 _print_gateways(console, app, args.tenant, base_url)
                 console.print("Press Ctrl-C to stop.")
                 for child in children:
@@ -122,9 +127,14 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
 
 @contextlib.asynccontextmanager
 async def _gateway(
-    app: Application, kafka: KafkaSettings, args: argparse.Namespace, console: Console
+    app: Application,
+    kafka: KafkaSettings,
+    args: argparse.Namespace,
+    console: Console,
+    service_urls: Mapping[tuple[str, str, str], str],
 ) -> AsyncIterator[str]:
-    """The gateway (Quart under Hypercorn) in this process, until the block ends."""
+    """The gateway (Quart under Hypercorn) in this process, until the block ends; agent-id
+    service gateways forward to ``service_urls`` (by tenant, application and agent id)."""
     import httpx
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
@@ -140,7 +150,9 @@ async def _gateway(
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     stop = asyncio.Event()
-    served = create_app({(args.tenant, app.name): app}, kafka, GatewaySettings())
+    served = create_app(
+        {(args.tenant, app.name): app}, kafka, GatewaySettings(), service_urls=service_urls
+    )
     task = asyncio.create_task(serve(served, config, shutdown_trigger=stop.wait))
     base_url = f"http://{host}:{port}"
     try:

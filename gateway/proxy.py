@@ -1,0 +1,175 @@
+"""Agent-id service gateways: a reverse proxy to the HTTP server of a python-service agent.
+
+Any method; the path after the gateway id and the query string are forwarded, minus
+``credentials`` / ``test-credentials`` (every other query pair belongs to the service). Both
+bodies are streamed. Hop-by-hop headers are dropped both ways, and ``Host`` / ``Content-Length``
+are left to the next hop to recompute. The gateway's configured headers (produce-options, e.g.
+the session id from ``param:sessionId``) are added to the forwarded request and overwrite a
+client header of the same name. The upstream status, headers and body come back as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from http import HTTPStatus
+from typing import Final
+from urllib.parse import quote
+
+import httpx
+from quart import Response
+from werkzeug.datastructures import Headers
+
+from gateway.errors import GatewayError, GatewayTimeout, Unavailable
+from gateway.headers import gateway_headers_for
+from gateway.produce import GatewayCall, check_authentication
+from gateway.settings import GatewaySettings
+
+__all__ = [
+    "HOP_BY_HOP",
+    "BadGateway",
+    "ServiceKey",
+    "forward",
+    "is_proxy",
+    "request_headers",
+    "response_headers",
+    "target_url",
+]
+
+ServiceKey = tuple[str, str, str]
+"""(tenant, application, agent id) of a running service agent."""
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        # Not hop-by-hop, but recomputed for the forwarded message.
+        "host",
+        "content-length",
+    }
+)
+
+_CONNECT_TIMEOUT: Final = 5.0
+# Characters kept as they are when the decoded rest of the path is quoted again.
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"
+
+
+class BadGateway(GatewayError, ConnectionError):
+    """The service agent refused the connection or failed while answering (502)."""
+
+    status = HTTPStatus.BAD_GATEWAY
+
+
+def is_proxy(call: GatewayCall) -> bool:
+    """Whether ``call`` addresses a service gateway in agent-id (proxy) mode."""
+    service = call.spec.service
+    return call.spec.type == "service" and service is not None and service.agent_id is not None
+
+
+def _dropped(headers: Iterable[tuple[str, str]]) -> set[str]:
+    # A Connection header names further hop-by-hop headers of this message (RFC 9110 7.6.1).
+    names = set(HOP_BY_HOP)
+    for key, value in headers:
+        if key.lower() == "connection":
+            names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return names
+
+
+def request_headers(
+    client: Iterable[tuple[str, str]], configured: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The headers of the forwarded request: the client's end-to-end ones, then ``configured``.
+
+    >>> request_headers([("Host", "gw"), ("X-A", "1"), ("s", "client")], {"s": "gw"})
+    [('X-A', '1'), ('s', 'gw')]
+    """
+    client = list(client)
+    dropped = _dropped(client) | {key.lower() for key in configured}
+    kept = [(key, value) for key, value in client if key.lower() not in dropped]
+    return kept + list(configured.items())
+
+
+def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The end-to-end headers of the upstream answer.
+
+    >>> response_headers([("Transfer-Encoding", "chunked"), ("Set-Cookie", "a=1")])
+    [('Set-Cookie', 'a=1')]
+    """
+    upstream = list(upstream)
+    dropped = _dropped(upstream)
+    return [(key, value) for key, value in upstream if key.lower() not in dropped]
+
+
+def target_url(base_url: str, rest: str) -> str:
+    """The upstream URL of the (decoded) path ``rest`` after the gateway id.
+
+    >>> target_url("http://127.0.0.1:8000/", "the/custom path")
+    'http://127.0.0.1:8000/the/custom%20path'
+    """
+    return f"{base_url.rstrip('/')}/{quote(rest, safe=_PATH_SAFE)}"
+
+
+async def forward(
+    client: httpx.AsyncClient,
+    service_urls: Mapping[ServiceKey, str],
+    call: GatewayCall,
+    *,
+    method: str,
+    rest: str,
+    headers: Iterable[tuple[str, str]],
+    body: AsyncIterable[bytes],
+    settings: GatewaySettings,
+) -> Response:
+    """Forward one request to the service agent of ``call``; stream its answer back.
+
+    Every failure before the upstream answers is a :class:`~gateway.errors.GatewayError`: 401
+    for a gateway with ``authentication`` (not available yet), 503 when the agent is not
+    running, 502 when it refused the connection or failed, 504 when it did not answer in time.
+    """
+    spec = call.spec
+    service = spec.service
+    assert service is not None and service.agent_id is not None
+    agent = service.agent_id
+    query = call.query(settings)
+    check_authentication(spec)
+    base_url = service_urls.get((call.tenant, call.application, agent))
+    if base_url is None:
+        raise Unavailable(f"service {agent} is not running", retry_after=settings.retry_after)
+    configured = gateway_headers_for(spec, dict(query.parameters), None)
+    upstream_request = client.build_request(
+        method,
+        target_url(base_url, rest),
+        params=list(query.passthrough),
+        headers=request_headers(headers, configured),
+        content=body,
+        timeout=httpx.Timeout(query.timeout, connect=_CONNECT_TIMEOUT),
+    )
+    try:
+        upstream = await client.send(upstream_request, stream=True)
+    except httpx.TimeoutException as error:
+        raise GatewayTimeout(
+            f"service {agent} did not answer within {query.timeout:g} s"
+        ) from error
+    except httpx.TransportError as error:
+        raise BadGateway(f"service {agent} failed: {error!r}") from error
+    answer_headers = Headers(response_headers(upstream.headers.multi_items()))
+    response = Response(_stream(upstream), status=upstream.status_code, headers=answer_headers)
+    if "content-type" not in upstream.headers:
+        response.headers.remove("Content-Type")
+    # A streamed answer (server-sent events...) may last longer than Quart's response timeout.
+    response.timeout = None
+    return response
+
+
+async def _stream(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    # Raw bytes: the Content-Encoding header goes back unchanged, so the body must too.
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    finally:
+        await upstream.aclose()
