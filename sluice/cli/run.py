@@ -210,10 +210,12 @@ def _print_gateways(console: Console, app: Application, tenant: str, base_url: s
                 soft_wrap=True,
             )
         else:
+            url = f"{base_url}/api/gateways/service/{tenant}/{app.name}/{spec.id}/{query}"
             console.print(
-                f"[bold]{spec.id}[/bold] ({spec.type}): not served yet by this "
-                "version (agent-id service gateways come next)",
+                f"[bold]{spec.id}[/bold] (service, proxy to agent "
+                f"{spec.service.agent_id if spec.service else '?'}): curl '{url}'",
                 highlight=False,
+                soft_wrap=True,
             )
 
 
