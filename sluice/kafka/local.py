@@ -38,7 +38,6 @@ from sluice.kafka.processes import (
     alive,
     check_port,
     exited,
-    free_port,
     last_lines,
     run,
     spawn,
@@ -46,6 +45,7 @@ from sluice.kafka.processes import (
     terminate,
 )
 from sluice.kafka.settings import KAFKA_VERSION, LocalKafkaSettings
+from sluice.net import free_port
 
 __all__ = [
     "KAFKA_VERSION",

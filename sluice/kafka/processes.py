@@ -23,7 +23,6 @@ __all__ = [
     "alive",
     "check_port",
     "exited",
-    "free_port",
     "last_lines",
     "run",
     "spawn",
@@ -116,16 +115,6 @@ def check_port(port: int) -> int:
                 "or choose another port"
             ) from exc
     return port
-
-
-def free_port(avoid: int | None = None) -> int:
-    """A port free on loopback right now, other than ``avoid``."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port: int = sock.getsockname()[1]
-        if port != avoid:
-            return port
 
 
 async def run(argv: list[str], *, within: float, cwd: Path | None = None) -> tuple[int, str]:
