@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,42 +17,13 @@ from gateway.replies import (
 )
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
-from sluice.kafka.admin import delete_topics, ensure_topics
 from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.record import Record
+from tests.gateway.conftest import MakeTopic
 
 pytestmark = pytest.mark.kafka
 
 SOURCE = "/default/test-app/gateways/service"
-
-MakeTopic = Callable[..., Awaitable[TopicSpec]]
-
-
-@pytest.fixture(scope="module")
-def settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(kafka_bootstrap)
-
-
-@pytest.fixture(scope="module")
-async def producer(settings: KafkaSettings) -> AsyncIterator[Producer]:
-    async with Producer(settings) as shared:
-        yield shared
-
-
-@pytest.fixture
-async def make_topic(settings: KafkaSettings) -> AsyncIterator[MakeTopic]:
-    made: list[str] = []
-
-    async def make(partitions: int = 1) -> TopicSpec:
-        spec = TopicSpec(
-            f"replies-{uuid.uuid4().hex[:12]}", "create-if-not-exists", partitions=partitions
-        )
-        await ensure_topics(settings, [spec])
-        made.append(spec.name)
-        return spec
-
-    yield make
-    await delete_topics(settings, made)
 
 
 @pytest.fixture
