@@ -1,0 +1,34 @@
+"""Build the provider an application's gateway names (``authentication.provider``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from auth.config import InvalidProviderConfiguration
+from auth.http import HttpProvider
+from auth.provider import AuthProvider
+
+__all__ = ["PROVIDER_NAMES", "build_provider"]
+
+_Builder = Callable[[Mapping[str, Any], str], AuthProvider]
+
+_BUILDERS: dict[str, _Builder] = {
+    "http": lambda configuration, tenant: HttpProvider(configuration, tenant=tenant),
+}
+
+PROVIDER_NAMES = tuple(sorted(_BUILDERS))
+
+
+def build_provider(name: str, configuration: Mapping[str, Any], *, tenant: str) -> AuthProvider:
+    """The provider ``name`` with its ``configuration``, for gateways of ``tenant``.
+
+    Raises :class:`~auth.config.InvalidProviderConfiguration` when the name is unknown or the
+    configuration is wrong; nothing is contacted until the first token arrives.
+    """
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        raise InvalidProviderConfiguration(
+            f"unknown authentication provider {name!r}; known: {', '.join(PROVIDER_NAMES)}"
+        )
+    return builder(configuration, tenant)
