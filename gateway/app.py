@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import httpx
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from gateway.authn import Authenticator
 from gateway.errors import GatewayError, NotFound, PayloadTooLarge, Unavailable
 from gateway.fanout import FanoutRegistry
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from gateway.produce import GatewayCall, produce
 from gateway.proxy import ServiceKey, forward, is_proxy
+from gateway.query import find_credentials
 from gateway.replies import ReplyRouter
 from gateway.service import MethodNotAllowed, call_service
 from gateway.settings import GatewaySettings
@@ -58,9 +61,17 @@ class GatewayRuntime:
         self._http: httpx.AsyncClient | None = None
         self.producer = Producer(kafka)
         self.fanouts = FanoutRegistry(kafka)
+        self.auth = Authenticator(self.apps, settings.test_provider)
         self.ready = False
         self._routers: dict[str, ReplyRouter] = {}
         self._router_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run ``job`` in the background; :meth:`stop` waits for it before closing Kafka."""
+        task = asyncio.ensure_future(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @property
     def routers(self) -> Mapping[str, ReplyRouter]:
@@ -82,17 +93,57 @@ class GatewayRuntime:
 
     async def stop(self) -> None:
         self.ready = False
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=self.settings.produce_timeout)
         routers, self._routers = list(self._routers.values()), {}
         for router in routers:
             await router.close()
         await self.fanouts.close()
+        await self.auth.aclose()
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()
         await self.producer.stop()
 
-    def call(self, kind: str, tenant: str, application: str, gateway: str) -> GatewayCall:
-        """The gateway of type ``kind`` a request addresses, or :class:`NotFound`."""
+    @property
+    def pending_count(self) -> int:
+        """Service requests of this process waiting for a reply."""
+        return sum(router.pending_count for router in self._routers.values())
+
+    def check_pending(self) -> None:
+        """:class:`Unavailable` when ``max_pending`` service requests already wait."""
+        if self.pending_count >= self.settings.max_pending:
+            raise Unavailable(
+                f"{self.settings.max_pending} service requests already wait for a reply",
+                retry_after=self.settings.retry_after,
+            )
+
+    async def authenticate(
+        self, call: GatewayCall, *, authorization: str | None, subprotocols: Sequence[str] = ()
+    ) -> GatewayCall:
+        """``call`` with the caller's identity, after its query is validated.
+
+        400 for a bad query or credentials given two ways, 401 when the gateway's provider
+        rejects them, 503 when the provider cannot be reached.
+        """
+        query = call.query(self.settings)
+        credentials = find_credentials(
+            query, authorization=authorization, subprotocols=subprotocols
+        )
+        identity = await self.auth.identify(call.tenant, call.application, call.spec, credentials)
+        return replace(call, identity=identity)
+
+    def call(
+        self,
+        kind: str,
+        tenant: str,
+        application: str,
+        gateway: str,
+        pairs: Sequence[tuple[str, str]] | None = None,
+    ) -> GatewayCall:
+        """The gateway of type ``kind`` a request addresses, or :class:`NotFound`.
+
+        ``pairs`` is the query (default: the current HTTP request's)."""
         app = self.apps.get((tenant, application))
         if app is None:
             raise NotFound(f"application {application} of tenant {tenant} not found")
@@ -102,7 +153,9 @@ class GatewayRuntime:
                 f"gateway {gateway} of type {kind} not found in application {application} "
                 f"of tenant {tenant}"
             )
-        return GatewayCall(tenant, application, spec, tuple(request.args.items(multi=True)))
+        if pairs is None:
+            pairs = list(request.args.items(multi=True))
+        return GatewayCall(tenant, application, spec, tuple(pairs))
 
     async def router(self, topic: str) -> ReplyRouter:
         """The shared reply router of ``topic``, started on first use."""
@@ -212,6 +265,10 @@ def create_app(
         logger.error("%s %s failed", request.method, request.path, exc_info=error)
         return _problem_response(500, problem(500, _INTERNAL_ERROR, request.path), {})
 
+    async def _authenticated(kind: str, tenant: str, application: str, gateway: str) -> GatewayCall:
+        call = runtime.call(kind, tenant, application, gateway)
+        return await runtime.authenticate(call, authorization=request.headers.get("Authorization"))
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return _json_response({"status": "OK"})
@@ -224,7 +281,7 @@ def create_app(
 
     @app.post("/api/gateways/produce/<tenant>/<application>/<gateway>")
     async def produce_route(tenant: str, application: str, gateway: str) -> Response:
-        call = runtime.call("produce", tenant, application, gateway)
+        call = await _authenticated("produce", tenant, application, gateway)
         body = await _body(settings)
         answer = await produce(
             runtime.producer, call, request.headers.get("Content-Type"), body, settings
@@ -241,7 +298,7 @@ def create_app(
         methods=_SERVICE_METHODS,
     )
     async def service_route(tenant: str, application: str, gateway: str, path: str) -> Response:
-        call = runtime.call("service", tenant, application, gateway)
+        call = await _authenticated("service", tenant, application, gateway)
         if is_proxy(call):
             return await forward(
                 runtime.http,
@@ -253,6 +310,7 @@ def create_app(
                 body=request.body,
                 settings=settings,
             )
+        runtime.check_pending()
         body = await _body(settings)
         answer = await call_service(
             runtime.producer,

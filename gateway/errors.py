@@ -47,9 +47,22 @@ class BadRequest(GatewayError, ValueError):
 
 
 class Unauthorized(GatewayError, PermissionError):
-    """Credentials are missing or were rejected (401)."""
+    """Credentials are missing or were rejected (401).
+
+    ``invalid_token`` is False when no credentials were given at all: the ``WWW-Authenticate``
+    challenge then carries no error (RFC 6750 section 3.1).
+    """
 
     status = HTTPStatus.UNAUTHORIZED
+
+    def __init__(self, detail: str, *, invalid_token: bool = True) -> None:
+        super().__init__(detail)
+        self.invalid_token = invalid_token
+
+    @property
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` header of the answer."""
+        return 'Bearer error="invalid_token"' if self.invalid_token else "Bearer"
 
 
 class Forbidden(GatewayError, PermissionError):

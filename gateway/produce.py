@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.errors import BadRequest, Unauthorized, Unavailable
+from auth.provider import Identity
+from gateway.errors import BadRequest, Unavailable
 from gateway.headers import gateway_headers_for, reserved_header_keys
 from gateway.messages import (
     ProduceRequest,
@@ -29,25 +30,28 @@ from sluice.kafka.client import Producer, SendResult
 from sluice.record import Record
 
 __all__ = [
-    "AUTHENTICATION_UNAVAILABLE",
     "GatewayCall",
-    "check_authentication",
     "encode_requests",
     "produce",
     "send_all",
 ]
 
-AUTHENTICATION_UNAVAILABLE = "authentication is not available yet in this version"
-
 
 @dataclass(frozen=True)
 class GatewayCall:
-    """Which gateway an HTTP request addresses, and its URL-decoded query pairs."""
+    """Which gateway a request addresses, its URL-decoded query pairs and, once authenticated,
+    the caller's identity (None for an open gateway)."""
 
     tenant: str
     application: str
     spec: GatewaySpec
     pairs: tuple[tuple[str, str], ...] = ()
+    identity: Identity | None = None
+
+    @property
+    def principal(self) -> Mapping[str, str] | None:
+        """The fields ``value-from-authentication`` reads, or None when not authenticated."""
+        return None if self.identity is None else self.identity.principal
 
     @property
     def source(self) -> str:
@@ -63,13 +67,6 @@ class GatewayCall:
             max_timeout=settings.max_service_timeout,
             default_timeout=settings.default_service_timeout,
         )
-
-
-def check_authentication(spec: GatewaySpec) -> None:
-    """Gateways without ``authentication`` are open; providers come in a later version, so a
-    gateway that needs one refuses every request rather than letting it through."""
-    if spec.authentication is not None:
-        raise Unauthorized(AUTHENTICATION_UNAVAILABLE)
 
 
 def encode_requests(
@@ -138,10 +135,9 @@ async def produce(
     """Serve one HTTP produce request; every failure is a :class:`~gateway.errors.GatewayError`."""
     spec = call.spec
     query = call.query(settings)
-    check_authentication(spec)
     if spec.topic is None:
         raise Unavailable(f"gateway {spec.id} has no topic")
-    configured = gateway_headers_for(spec, query.parameters, None)
+    configured = gateway_headers_for(spec, query.parameters, call.principal)
     requests = parse_http_body(content_type, body)
     messages = encode_requests(requests, configured, reserved_header_keys(spec), source=call.source)
     await send_all(producer, spec.topic, messages, settings)

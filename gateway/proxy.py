@@ -21,7 +21,7 @@ from werkzeug.datastructures import Headers
 
 from gateway.errors import GatewayError, GatewayTimeout, Unavailable
 from gateway.headers import gateway_headers_for
-from gateway.produce import GatewayCall, check_authentication
+from gateway.produce import GatewayCall
 from gateway.settings import GatewaySettings
 
 __all__ = [
@@ -80,17 +80,32 @@ def _dropped(headers: Iterable[tuple[str, str]]) -> set[str]:
     return names
 
 
+def _is_bearer(key: str, value: str) -> bool:
+    return key.lower() == "authorization" and value.strip().lower().startswith("bearer")
+
+
 def request_headers(
-    client: Iterable[tuple[str, str]], configured: Mapping[str, str]
+    client: Iterable[tuple[str, str]],
+    configured: Mapping[str, str],
+    *,
+    drop_authorization: bool = False,
 ) -> list[tuple[str, str]]:
     """The headers of the forwarded request: the client's end-to-end ones, then ``configured``.
+
+    ``drop_authorization`` when the gateway itself authenticated the request: a Bearer
+    Authorization header then carried the gateway's token, which is never forwarded (another
+    scheme, such as Basic, is the service's and goes through).
 
     >>> request_headers([("Host", "gw"), ("X-A", "1"), ("s", "client")], {"s": "gw"})
     [('X-A', '1'), ('s', 'gw')]
     """
     client = list(client)
     dropped = _dropped(client) | {key.lower() for key in configured}
-    kept = [(key, value) for key, value in client if key.lower() not in dropped]
+    kept = [
+        (key, value)
+        for key, value in client
+        if key.lower() not in dropped and not (drop_authorization and _is_bearer(key, value))
+    ]
     return kept + list(configured.items())
 
 
@@ -127,8 +142,8 @@ async def forward(
 ) -> Response:
     """Forward one request to the service agent of ``call``; stream its answer back.
 
-    Every failure before the upstream answers is a :class:`~gateway.errors.GatewayError`: 401
-    for a gateway with ``authentication`` (not available yet), 503 when the agent is not
+    Every failure before the upstream answers is a :class:`~gateway.errors.GatewayError`: 503
+    when the agent is not
     running, 502 when it refused the connection or failed, 504 when it did not answer in time.
     """
     spec = call.spec
@@ -136,16 +151,15 @@ async def forward(
     assert service is not None and service.agent_id is not None
     agent = service.agent_id
     query = call.query(settings)
-    check_authentication(spec)
     base_url = service_urls.get((call.tenant, call.application, agent))
     if base_url is None:
         raise Unavailable(f"service {agent} is not running", retry_after=settings.retry_after)
-    configured = gateway_headers_for(spec, dict(query.parameters), None)
+    configured = gateway_headers_for(spec, dict(query.parameters), call.principal)
     upstream_request = client.build_request(
         method,
         target_url(base_url, rest),
         params=list(query.passthrough),
-        headers=request_headers(headers, configured),
+        headers=request_headers(headers, configured, drop_authorization=call.identity is not None),
         content=body,
         timeout=httpx.Timeout(query.timeout, connect=_CONNECT_TIMEOUT),
     )

@@ -12,7 +12,7 @@ Agent-id (proxy) mode is a reverse proxy to the agent's HTTP server: see :mod:`g
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
 from gateway.errors import BadRequest, GatewayError, GatewayTimeout, NotFound, Unavailable
@@ -24,7 +24,7 @@ from gateway.headers import (
     reserved_header_keys,
 )
 from gateway.messages import PushMessage, encode_offset, parse_http_body, push_message
-from gateway.produce import GatewayCall, check_authentication, encode_requests, send_all
+from gateway.produce import GatewayCall, encode_requests, send_all
 from gateway.replies import ReplyRouter, ReplyRouterClosed, TooManyPending
 from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec
@@ -51,12 +51,14 @@ class MethodNotAllowed(GatewayError, ValueError):
         self.allow = allow
 
 
-def _reply_filter(spec: GatewaySpec, parameters: dict[str, str]) -> HeaderFilter | None:
+def _reply_filter(
+    spec: GatewaySpec, parameters: dict[str, str], principal: Mapping[str, str] | None
+) -> HeaderFilter | None:
     # Service parameters are optional: a service-options header whose parameter is absent is
     # not set on the request, so it is not expected on the reply either.
     expected = tuple(
         (key, value)
-        for key, value in header_filter(spec, parameters, None).expected
+        for key, value in header_filter(spec, parameters, principal).expected
         if value is not None
     )
     return HeaderFilter(expected) if expected else None
@@ -92,12 +94,11 @@ async def call_service(
     if service.input_topic is None or service.output_topic is None:
         raise Unavailable(f"service gateway {spec.id} has no input-topic or output-topic")
     query = call.query(settings)
-    check_authentication(spec)
     requests = parse_http_body(content_type, body)
     if len(requests) != 1:
         raise BadRequest(f"a service gateway takes one message, not {len(requests)}")
     parameters = dict(query.parameters)
-    configured = gateway_headers_for(spec, parameters, None)
+    configured = gateway_headers_for(spec, parameters, call.principal)
     request_id = str(uuid.uuid4())
     reserved = reserved_header_keys(spec) - {SERVICE_REQUEST_ID_HEADER}
     messages = encode_requests(
@@ -108,7 +109,7 @@ async def call_service(
         extra={SERVICE_REQUEST_ID_HEADER: request_id},
     )
     router = await router_for(service.output_topic)
-    expected = _reply_filter(spec, parameters)
+    expected = _reply_filter(spec, parameters, call.principal)
     matches = None if expected is None else _matcher(expected)
     try:
         pending = await router.expect(request_id, matches)

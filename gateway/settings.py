@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sluice.application.model import AuthenticationSpec
+
 __all__ = ["GatewaySettings"]
 
 
@@ -18,11 +20,27 @@ class GatewaySettings:
     max_service_timeout: float = 300.0
     """Largest ``option:timeout`` a client may ask for."""
     max_pending: int = 10_000
-    """Service requests waiting for a reply per output topic; above it the answer is 503."""
+    """Service requests waiting for a reply in this process; above it the answer is 503."""
     produce_timeout: float = 30.0
     """Seconds to wait for Kafka's acknowledgement before answering 503."""
     retry_after: int = 1
     """The ``Retry-After`` seconds of a 503."""
+    max_message_bytes: int = 1024 * 1024
+    """Largest WebSocket message accepted; above it the socket is closed with 1009."""
+    messages_per_second: float = 100.0
+    """Sustained rate of messages one WebSocket may send; above it (and ``message_burst``) the
+    socket is closed with 1008."""
+    message_burst: int = 200
+    """Messages a WebSocket may send at once before ``messages_per_second`` applies."""
+    ping_interval: float | None = 20.0
+    """Seconds between WebSocket pings (keeps proxies from closing idle sockets); None: never."""
+    allowed_origins: tuple[str, ...] | None = None
+    """Browser origins (``scheme://host[:port]``) allowed to open WebSockets; None: any origin.
+    A request without ``Origin`` (not a browser) is always allowed."""
+    test_provider: AuthenticationSpec | None = None
+    """The provider that checks ``test-credentials``; None: test mode answers 401."""
+    shutdown_grace: float = 35.0
+    """Seconds in-flight requests get to finish when the gateway stops."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
@@ -35,3 +53,9 @@ class GatewaySettings:
             raise ValueError("max_pending must be at least 1")
         if self.produce_timeout <= 0:
             raise ValueError("produce_timeout must be greater than 0")
+        if self.max_message_bytes < 1:
+            raise ValueError("max_message_bytes must be at least 1")
+        if self.messages_per_second <= 0 or self.message_burst < 1:
+            raise ValueError("messages_per_second must be greater than 0 and message_burst >= 1")
+        if self.ping_interval is not None and self.ping_interval <= 0:
+            raise ValueError("ping_interval must be greater than 0 (or None for no pings)")

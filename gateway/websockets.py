@@ -4,10 +4,19 @@ Everything that can fail is checked before the upgrade is accepted, so a bad req
 answer (problem+json) with its status, not a closed socket. Consume and chat sockets subscribe
 to the shared topic fanout before accepting: nothing written after the handshake is missed.
 
+The checks before accept: the gateway exists, the query, the browser Origin (403 when not
+allowed), the credentials (query, ``Authorization`` header or the ``bearer, <token>`` subprotocol
+pair; 401 when rejected). A client that offered the ``bearer`` subprotocol gets ``bearer`` back
+(browsers require an offered protocol to be chosen); the token itself is never echoed. With an
+``events-topic``, ``ClientConnected`` is written before accept and ``ClientDisconnected`` after
+the socket ends.
+
 After accept, one task reads client frames (produce and chat: one record and one response frame
 each; consume: frames are ignored) and one pushes the subscription's records. The first to end
-closes the socket: 1003 for a binary frame, 1008 for a client that reads too slowly, 1011 when
-reading Kafka failed, 1001 when the gateway shuts down.
+closes the socket: 1003 for a binary frame, 1009 for a message above ``max_message_bytes``, 1008
+for a client over the message rate, one that reads too slowly or whose credentials expired, 1011
+when reading Kafka failed, 1001 when the gateway shuts down. Hypercorn sends the pings
+(``gateway.serving.hypercorn_config``).
 """
 
 from __future__ import annotations
@@ -16,15 +25,18 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from quart import Quart, Response, websocket
 
-from gateway.errors import BadRequest, GatewayError, NotFound, Unavailable
+from gateway.client_events import ClientEventType, client_event, send_client_event
+from gateway.errors import BadRequest, GatewayError, Unavailable
 from gateway.fanout import FanoutClosed, Position, SlowConsumer, Subscription
 from gateway.headers import gateway_headers_for, header_filter, reserved_header_keys
+from gateway.limits import TokenBucket
 from gateway.messages import (
     ProduceResponse,
     decode_offset,
@@ -33,9 +45,10 @@ from gateway.messages import (
     produce_response,
     push_message,
 )
+from gateway.origins import check_origin
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem_for
-from gateway.produce import GatewayCall, check_authentication, encode_requests, send_all
-from gateway.query import find_credentials
+from gateway.produce import GatewayCall, encode_requests, send_all
+from gateway.query import BEARER_SUBPROTOCOL
 from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
 from sluice.events import ConsumedRecord
@@ -48,6 +61,7 @@ __all__ = [
     "CLOSE_INTERNAL",
     "CLOSE_POLICY",
     "CLOSE_SHUTDOWN",
+    "CLOSE_TOO_BIG",
     "register_websockets",
 ]
 
@@ -56,6 +70,7 @@ logger = logging.getLogger(__name__)
 CLOSE_SHUTDOWN: Final = 1001
 CLOSE_BINARY: Final = 1003
 CLOSE_POLICY: Final = 1008
+CLOSE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL: Final = 1011
 
 _KINDS: Final = ("produce", "consume", "chat")
@@ -76,21 +91,9 @@ class _Socket:
     produce_topic: str | None
     configured: dict[str, str]
     subscription: Subscription | None
-
-
-def _call(
-    runtime: GatewayRuntime, kind: str, tenant: str, application: str, gateway: str
-) -> GatewayCall:
-    app = runtime.apps.get((tenant, application))
-    if app is None:
-        raise NotFound(f"application {application} of tenant {tenant} not found")
-    spec = app.gateway(gateway, kind)
-    if spec is None:
-        raise NotFound(
-            f"gateway {gateway} of type {kind} not found in application {application} "
-            f"of tenant {tenant}"
-        )
-    return GatewayCall(tenant, application, spec, tuple(websocket.args.items(multi=True)))
+    parameters: dict[str, str]
+    options: dict[str, str]
+    subprotocol: str | None
 
 
 def _position(value: str) -> Position:
@@ -111,15 +114,16 @@ async def _open(
 ) -> _Socket:
     """Validate the upgrade request and, for consume and chat, subscribe; GatewayError when the
     request is refused."""
-    call = _call(runtime, kind, tenant, application, gateway)
-    spec = call.spec
-    query = call.query(runtime.settings)
-    find_credentials(
-        query,
+    call = runtime.call(kind, tenant, application, gateway, list(websocket.args.items(multi=True)))
+    call.query(runtime.settings)  # a bad query is 400 before the Origin is judged
+    check_origin(websocket.headers.get("Origin"), runtime.settings.allowed_origins)
+    call = await runtime.authenticate(
+        call,
         authorization=websocket.headers.get("Authorization"),
         subprotocols=websocket.requested_subprotocols,
     )
-    check_authentication(spec)
+    spec = call.spec
+    query = call.query(runtime.settings)
     produce_topic: str | None = None
     consume_topic: str | None = None
     if kind == "produce":
@@ -130,10 +134,12 @@ async def _open(
         produce_topic, consume_topic = spec.chat.questions_topic, spec.chat.answers_topic
     if (kind != "consume" and produce_topic is None) or (kind != "produce" and not consume_topic):
         raise Unavailable(f"gateway {spec.id} has no topic")
-    configured = gateway_headers_for(spec, query.parameters, None) if produce_topic else {}
+    configured = {}
+    if produce_topic is not None:
+        configured = gateway_headers_for(spec, query.parameters, call.principal)
     subscription = None
     if consume_topic is not None:
-        wanted = header_filter(spec, query.parameters, None)
+        wanted = header_filter(spec, query.parameters, call.principal)
         try:
             fanout = await runtime.fanouts.get(_topic_spec(runtime, call, consume_topic))
             subscription = await fanout.subscribe(
@@ -145,7 +151,16 @@ async def _open(
                 f"cannot read topic {consume_topic}: {error}",
                 retry_after=runtime.settings.retry_after,
             ) from error
-    return _Socket(call, produce_topic, configured, subscription)
+    requested = [p.strip() for p in websocket.requested_subprotocols]
+    return _Socket(
+        call,
+        produce_topic,
+        configured,
+        subscription,
+        dict(query.parameters),
+        dict(query.options),
+        BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in requested else None,
+    )
 
 
 def _refusal(error: GatewayError) -> Response:
@@ -173,13 +188,32 @@ async def _produce_one(runtime: GatewayRuntime, socket: _Socket, frame: str) -> 
 
 
 async def _read(runtime: GatewayRuntime, socket: _Socket) -> _Close:
+    settings = runtime.settings
+    bucket = TokenBucket(settings.messages_per_second, settings.message_burst)
     while True:
         frame = await websocket.receive()
         if not isinstance(frame, str):
             return _Close(CLOSE_BINARY, "binary frames are not accepted: send JSON text")
+        if len(frame) > settings.max_message_bytes or (
+            4 * len(frame) > settings.max_message_bytes
+            and len(frame.encode("utf-8")) > settings.max_message_bytes
+        ):
+            return _Close(
+                CLOSE_TOO_BIG, f"messages are limited to {settings.max_message_bytes} bytes"
+            )
+        if not bucket.take():
+            return _Close(
+                CLOSE_POLICY,
+                f"more than {settings.messages_per_second:g} messages per second",
+            )
         if socket.produce_topic is None:
             continue  # consume sockets ignore what the client sends
         await websocket.send(json.dumps(await _produce_one(runtime, socket, frame)))
+
+
+async def _expiry(expires_at: float) -> _Close:
+    await asyncio.sleep(max(0.0, expires_at - time.time()))
+    return _Close(CLOSE_POLICY, "the credentials expired")
 
 
 async def _closing(closing: asyncio.Event) -> _Close:
@@ -207,6 +241,9 @@ async def _run(runtime: GatewayRuntime, socket: _Socket, closing: asyncio.Event)
     jobs: list[Awaitable[_Close]] = [_read(runtime, socket), _closing(closing)]
     if socket.subscription is not None:
         jobs.append(_push(socket.subscription))
+    identity = socket.call.identity
+    if identity is not None and identity.expires_at is not None:
+        jobs.append(_expiry(identity.expires_at))
     tasks = [asyncio.ensure_future(job) for job in jobs]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -234,13 +271,32 @@ async def _serve(
         socket = await _open(runtime, kind, tenant, application, gateway)
     except GatewayError as error:
         return _refusal(error)
+    events_topic = socket.call.spec.events_topic
+    if events_topic is not None:
+        await _event(runtime, socket, events_topic, "ClientConnected")
     try:
-        await websocket.accept()
+        await websocket.accept(subprotocol=socket.subprotocol)
         await _run(runtime, socket, closing)
     finally:
         if socket.subscription is not None:
             await socket.subscription.close()
+        if events_topic is not None:
+            # In the background: a client that went away cancels this handler.
+            runtime.spawn(_event(runtime, socket, events_topic, "ClientDisconnected"))
     return None
+
+
+def _event(
+    runtime: GatewayRuntime, socket: _Socket, topic: str, kind: ClientEventType
+) -> Coroutine[Any, Any, None]:
+    event = client_event(
+        kind,
+        socket.call,
+        parameters=socket.parameters,
+        options=socket.options,
+        request_headers=websocket.headers.items(),
+    )
+    return send_client_event(runtime.producer, topic, event, socket.call, runtime.settings)
 
 
 def register_websockets(app: Quart, runtime: GatewayRuntime) -> None:

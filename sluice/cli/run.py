@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -135,46 +134,18 @@ async def _gateway(
 ) -> AsyncIterator[str]:
     """The gateway (Quart under Hypercorn) in this process, until the block ends; agent-id
     service gateways forward to ``service_urls`` (by tenant, application and agent id)."""
-    import httpx
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
     from gateway.app import create_app
+    from gateway.serving import serving
     from gateway.settings import GatewaySettings
 
-    host, port = args.gateway_host, args.gateway_port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        if probe.connect_ex((host, port)) == 0:
-            raise SluiceError(f"port {port} on {host} is in use: pass --gateway-port")
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    stop = asyncio.Event()
     served = create_app(
         {(args.tenant, app.name): app}, kafka, GatewaySettings(), service_urls=service_urls
     )
-    task = asyncio.create_task(serve(served, config, shutdown_trigger=stop.wait))
-    base_url = f"http://{host}:{port}"
-    try:
-        async with httpx.AsyncClient(timeout=1) as client:
-            for _ in range(300):
-                if task.done():
-                    task.result()
-                    raise SluiceError("the gateway stopped while starting")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{base_url}/readyz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                raise SluiceError(f"the gateway did not become ready on {base_url}")
-        yield base_url
-    finally:
-        from gateway.websockets import close_websockets
-
-        with console.status("stopping the gateway"):
-            close_websockets(served)  # 1001 to open sockets before Hypercorn stops
-            stop.set()
-            await task
+    async with serving(served, args.gateway_host, args.gateway_port) as base_url:
+        try:
+            yield base_url
+        finally:
+            console.print("stopping the gateway", highlight=False)
 
 
 def _print_gateways(console: Console, app: Application, tenant: str, base_url: str) -> None:

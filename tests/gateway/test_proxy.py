@@ -109,9 +109,9 @@ gateways:
     service-options:
       agent-id: my-agent
     authentication:
-      provider: google
+      provider: http
       configuration:
-        clientId: x
+        base-url: http://127.0.0.1:9/never-called
 """
     )
     return directory
@@ -218,10 +218,13 @@ async def test_an_agent_not_running_is_503(proxy: Proxy, client: httpx.AsyncClie
     assert body["detail"] == "service unknown-agent is not running"
 
 
-async def test_an_authenticated_gateway_is_still_401(
+async def test_an_authenticated_gateway_without_credentials_is_401(
     proxy: Proxy, client: httpx.AsyncClient
 ) -> None:
-    assert_problem(await client.get(f"{proxy.service_url('secured-service')}/x"), 401)
+    response = await client.get(f"{proxy.service_url('secured-service')}/x")
+    body = assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert body["detail"].startswith("gateway secured-service needs credentials")
 
 
 def test_hop_by_hop_headers_are_dropped_and_configured_ones_win() -> None:

@@ -1,0 +1,81 @@
+"""Serving the gateway with Hypercorn, and stopping it gracefully.
+
+Shutdown (spec/gateway.md): readiness goes false, open WebSockets get 1001, Hypercorn stops
+accepting and gives in-flight requests ``shutdown_grace`` seconds (longer than the service
+timeout), then the app's ``after_serving`` closes the consumers and flushes the producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart
+
+from gateway.app import runtime_of
+from gateway.settings import GatewaySettings
+from gateway.websockets import close_websockets
+from sluice.errors import SluiceError
+
+__all__ = ["begin_shutdown", "hypercorn_config", "serving"]
+
+_READY_ATTEMPTS = 300
+
+
+def hypercorn_config(settings: GatewaySettings, host: str, port: int) -> Config:
+    """Hypercorn's configuration for a gateway with ``settings`` on ``host:port``.
+
+    No access log: query strings may carry credentials (``credentials=``), which must not be
+    logged.
+    """
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.websocket_max_message_size = settings.max_message_bytes
+    config.websocket_ping_interval = settings.ping_interval
+    config.graceful_timeout = settings.shutdown_grace
+    return config
+
+
+def begin_shutdown(app: Quart) -> None:
+    """Readiness false, 1001 to every open WebSocket and 503 to new ones."""
+    runtime_of(app).ready = False
+    close_websockets(app)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Quart, host: str, port: int) -> AsyncIterator[str]:
+    """Serve ``app`` (made by :func:`gateway.app.create_app`) until the block ends; yields the
+    base URL once ``/readyz`` answers 200, then shuts down gracefully."""
+    settings = runtime_of(app).settings
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise SluiceError(f"port {port} on {host} is in use: pass --gateway-port")
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve(app, hypercorn_config(settings, host, port), shutdown_trigger=stop.wait)
+    )
+    base_url = f"http://{host}:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=1, trust_env=False) as client:
+            for _ in range(_READY_ATTEMPTS):
+                if task.done():
+                    task.result()
+                    raise SluiceError("the gateway stopped while starting")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{base_url}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise SluiceError(f"the gateway did not become ready on {base_url}")
+        yield base_url
+    finally:
+        if not task.done():
+            begin_shutdown(app)
+        stop.set()
+        await task
