@@ -1,0 +1,196 @@
+"""Acceptance: consume fan-out at scale, through real clients, a real gateway and the broker.
+
+500 WebSocket consumers on one consume gateway, filtered by ``param:sessionId`` (5 sessions):
+the gateway holds ONE Kafka consumer for the topic, every socket gets exactly the records of its
+session, in order, and a socket whose handshake finished before a produce always gets it.
+Records go in through the HTTP produce gateway (which sets the session header) to a single
+partition, so each session's order, and the sentinel that ends it, are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from gateway.app import runtime_of
+from gateway.fanout import FanoutRegistry
+from sluice.kafka.client import KafkaSettings, Producer
+from sluice.record import Record
+from tests.gateway.acceptance_support import (
+    APP_ID,
+    SESSION_HEADER,
+    Served,
+    receive_json,
+    serve_gateway,
+    unique,
+    write_app,
+)
+
+pytestmark = pytest.mark.kafka
+
+SOCKETS = 500
+SESSIONS = 5
+ROUNDS = 3
+CONNECTING_AT_ONCE = 50
+
+
+@dataclass(frozen=True)
+class Env:
+    served: Served
+    answers: str
+    kafka: KafkaSettings
+
+    @property
+    def fanouts(self) -> FanoutRegistry:
+        return runtime_of(self.served.app).fanouts
+
+
+@pytest.fixture(scope="module")
+async def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    kafka = KafkaSettings(kafka_bootstrap)
+    answers = unique("fanout-answers")
+    session = f"""
+        - key: {SESSION_HEADER}
+          value-from-parameters: sessionId"""
+    app_dir = write_app(
+        tmp_path_factory.mktemp("fanout") / APP_ID,
+        {answers: 1},
+        f"""
+gateways:
+  - id: bot-output
+    type: consume
+    topic: {answers}
+    parameters: [sessionId]
+    consume-options:
+      filters:
+        headers:{session}
+  - id: bot-input
+    type: produce
+    topic: {answers}
+    parameters: [sessionId]
+    produce-options:
+      headers:{session}
+""",
+    )
+    async with serve_gateway(kafka, app_dir) as served:
+        yield Env(served, answers, kafka)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as shared:
+        yield shared
+
+
+async def produce(env: Env, client: httpx.AsyncClient, session: str, value: object) -> None:
+    response = await client.post(
+        env.served.http("produce", "bot-input"),
+        params={"param:sessionId": session},
+        json={"value": value},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "OK", "reason": None}
+
+
+async def until_subscribers(env: Env, count: int) -> None:
+    """Until the topic's fanout has ``count`` subscribers (closing is asynchronous server-side)."""
+    fanout = env.fanouts.fanouts[env.answers]
+    for _ in range(600):
+        if fanout.subscriber_count == count:
+            return
+        await asyncio.sleep(0.05)
+    assert fanout.subscriber_count == count
+
+
+async def read_session(socket: ClientConnection) -> list[dict[str, object]]:
+    """The pushed records of one socket, up to its session's sentinel."""
+    got: list[dict[str, object]] = []
+    while True:
+        frame = await receive_json(socket, timeout=60)
+        record = frame["record"]
+        got.append({"value": record["value"], "session": record["headers"].get(SESSION_HEADER)})
+        if record["value"]["n"] == "last":
+            return got
+
+
+async def test_500_sockets_share_one_consumer_and_each_gets_exactly_its_records(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    sessions = [f"s{i}-{uuid.uuid4().hex[:6]}" for i in range(SESSIONS)]
+    gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def open_socket(index: int) -> tuple[str, ClientConnection]:
+            session = sessions[index % SESSIONS]
+            url = env.served.ws("consume", "bot-output", f"?param:sessionId={session}")
+            async with gate:
+                socket = await stack.enter_async_context(connect(url, open_timeout=60))
+            return session, socket
+
+        sockets = await asyncio.gather(*(open_socket(i) for i in range(SOCKETS)))
+
+        # One shared consumer for the topic, whatever the number of sockets.
+        assert list(env.fanouts.fanouts) == [env.answers]
+        fanout = env.fanouts.fanouts[env.answers]
+        assert env.fanouts.consumers_created == 1
+        assert fanout.subscriber_count == SOCKETS
+        assert fanout.catchup_readers_created == 0
+
+        # Every record is produced after every handshake finished; noise in between.
+        async with Producer(env.kafka) as producer:
+            for n in range(ROUNDS):
+                for session in sessions:
+                    await produce(env, client, session, {"session": session, "n": n})
+                await produce(env, client, f"nobody-{n}", {"session": "nobody", "n": n})
+                await producer.send(
+                    env.answers, Record({"session": None, "n": n}), source="/test/noise"
+                )
+                await producer.send(
+                    env.answers,
+                    Record({"session": "x", "n": n}, headers={"sessionId": sessions[0]}),
+                    source="/test/noise",
+                )
+        for session in sessions:
+            await produce(env, client, session, {"session": session, "n": "last"})
+
+        received = await asyncio.gather(*(read_session(socket) for _, socket in sockets))
+        for (session, _), got in zip(sockets, received, strict=True):
+            expected = [
+                {"value": {"session": session, "n": n}, "session": session}
+                for n in (*range(ROUNDS), "last")
+            ]
+            assert got == expected
+
+        assert env.fanouts.consumers_created == 1
+        assert list(env.fanouts.fanouts) == [env.answers]
+
+    await until_subscribers(env, 0)
+
+
+async def test_a_socket_open_before_a_produce_always_gets_it(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    # Open, produce right after the handshake, receive; many times, each with a fresh session
+    # and with sockets of other sessions opening and closing around it.
+    for attempt in range(40):
+        session = f"race-{attempt}-{uuid.uuid4().hex[:6]}"
+        url = env.served.ws("consume", "bot-output", f"?param:sessionId={session}")
+        other = env.served.ws("consume", "bot-output", "?param:sessionId=other")
+        async with connect(url) as socket, connect(other):
+            await produce(env, client, session, {"session": session, "n": attempt})
+            frame = await receive_json(socket)
+        assert frame["record"]["value"] == {"session": session, "n": attempt}
+        assert frame["record"]["headers"][SESSION_HEADER] == session
+        assert json.loads(json.dumps(frame))["offset"]
+    # Still the one consumer started for the first socket of the module.
+    assert env.fanouts.consumers_created == 1
+    await until_subscribers(env, 0)
