@@ -12,7 +12,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sluice.cli import app, kafka
+    from sluice.cli import app, gateway, kafka
 
     parser = argparse.ArgumentParser(
         prog="sluice",
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     app.register(commands)
     kafka.register(commands)
+    gateway.register(commands)
     return parser
 
 

@@ -1,0 +1,362 @@
+"""The client side of the gateway for ``sluice gateway``: URLs, messages and the two transports.
+
+:class:`Target` (which gateway, with which parameters, options and credentials) and the message
+helpers are pure. :func:`post` and :func:`open_socket` talk to the gateway and turn every failure
+into :class:`GatewayClientError` with a message fit for the command line: what went wrong, where,
+and the gateway's own ``detail`` when it answered a problem (RFC 9457). Messages name the base URL,
+never a URL with its query, so a token given as ``credentials=`` is never printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Final, Literal
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from sluice.errors import SluiceError
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "DEFAULT_URL",
+    "ChatFrame",
+    "Credentials",
+    "GatewayClientError",
+    "Target",
+    "base_url",
+    "chat_frame",
+    "close_problem",
+    "open_socket",
+    "parse_pair",
+    "parse_value",
+    "post",
+    "produce_request",
+]
+
+DEFAULT_URL: Final = "http://127.0.0.1:8091"
+DEFAULT_TENANT: Final = "default"
+_MAX_FRAME: Final = 32 * 1024 * 1024
+_CLOSE_NAMES: Final = {
+    1000: "normal closure",
+    1001: "going away",
+    1003: "unsupported data",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "internal error",
+}
+
+Kind = Literal["produce", "consume", "chat", "service"]
+
+
+class GatewayClientError(SluiceError, RuntimeError):
+    """A call to the gateway failed; ``status`` is the HTTP status when the gateway answered."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A token for the gateway's authentication provider and how to send it.
+
+    By default it travels as the ``credentials`` query parameter (``test-credentials`` when
+    ``test``), as LangStream's clients send it; ``as_header`` sends ``Authorization: Bearer``
+    instead, which keeps it out of access logs. Test credentials exist only as a query parameter.
+    """
+
+    token: str = field(repr=False)
+    test: bool = False
+    as_header: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise ValueError("the credentials are empty")
+        if self.test and self.as_header:
+            raise ValueError("test credentials are sent as a query parameter, not a header")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One gateway of one application, and what every request to it carries.
+
+    >>> t = Target("http://127.0.0.1:8091", "default", "my-app", "chat", (("sessionId", "s1"),))
+    >>> t.ws_url("chat")
+    'ws://127.0.0.1:8091/v1/chat/default/my-app/chat?param%3AsessionId=s1'
+    """
+
+    base_url: str
+    tenant: str
+    application: str
+    gateway: str
+    parameters: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+    credentials: Credentials | None = None
+
+    def query(self) -> tuple[tuple[str, str], ...]:
+        """``param:`` and ``option:`` pairs, then the credentials unless sent as a header."""
+        pairs = [(f"param:{k}", v) for k, v in self.parameters]
+        pairs += [(f"option:{k}", v) for k, v in self.options]
+        creds = self.credentials
+        if creds is not None and not creds.as_header:
+            pairs.append(("test-credentials" if creds.test else "credentials", creds.token))
+        return tuple(pairs)
+
+    def headers(self) -> dict[str, str]:
+        creds = self.credentials
+        if creds is not None and creds.as_header:
+            return {"Authorization": f"Bearer {creds.token}"}
+        return {}
+
+    def _path(self) -> str:
+        return "/".join(quote(p, safe="") for p in (self.tenant, self.application, self.gateway))
+
+    def http_url(self, kind: Kind) -> str:
+        """The HTTP endpoint of ``kind`` (produce or service), without the query."""
+        return f"{self.base_url}/api/gateways/{kind}/{self._path()}"
+
+    def ws_url(self, kind: Kind) -> str:
+        """The WebSocket endpoint of ``kind`` (produce, consume or chat), with the query."""
+        scheme, rest = self.base_url.split("://", 1)
+        url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/v1/{kind}/{self._path()}"
+        query = self.query()
+        return f"{url}?{urlencode(query)}" if query else url
+
+
+def base_url(text: str) -> str:
+    """``text`` as an ``http(s)://host[:port][/prefix]`` base URL (``ws``/``wss`` are accepted
+    and mapped); ValueError when it is not one.
+
+    >>> base_url("ws://localhost:8091/")
+    'http://localhost:8091'
+    """
+    parts = urlsplit(text.strip())
+    scheme = {"http": "http", "https": "https", "ws": "http", "wss": "https"}.get(parts.scheme)
+    if scheme is None or not parts.hostname:
+        raise ValueError(f"not an http:// or https:// URL: {text!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"the gateway URL takes no query or fragment: {text!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` split at the first ``=``; ValueError when there is none or no name.
+
+    >>> parse_pair("q=a=b")
+    ('q', 'a=b')
+    """
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_value(text: str, *, as_string: bool = False) -> Any:
+    """The JSON value ``text`` spells, else ``text`` itself (always itself with ``as_string``).
+
+    >>> parse_value('{"q": 1}'), parse_value("42"), parse_value("hello"), parse_value("NaN")
+    ({'q': 1}, 42, 'hello', 'NaN')
+    """
+    if as_string:
+        return text
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError:
+        return text
+
+
+def produce_request(
+    value: Any = None, key: str | None = None, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The gateway's produce request (``{"key", "value", "headers"}``) with the fields given."""
+    body: dict[str, Any] = {"value": value}
+    if key is not None:
+        body["key"] = key
+    if headers:
+        body["headers"] = dict(headers)
+    return body
+
+
+def _unreachable(target: Target, error: BaseException) -> GatewayClientError:
+    """No connection: the operating system's reason (found down the cause chain) and a hint."""
+    reason = ""
+    cause: BaseException | None = error
+    while cause is not None and not reason:
+        if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+            # asyncio's refusal reads "Connect call failed (addr)": the errno says it better.
+            refused = cause.errno == errno.ECONNREFUSED
+            reason = f" ({os.strerror(errno.ECONNREFUSED) if refused else cause.strerror})"
+            reason = reason.lower()
+        cause = cause.__cause__ or cause.__context__
+    return GatewayClientError(
+        f"no gateway at {target.base_url}{reason}: is `sluice run` running? "
+        "(-u/--url names another address)"
+    )
+
+
+def _problem(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayClientError:
+    """The error for a non-2xx answer: the problem's title and detail when it is one."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    detail = ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        phrase = str(data.get("title") or phrase)
+        detail = str(data.get("detail") or "")
+    elif body.strip():
+        detail = body.decode("utf-8", "replace").strip()[:300]
+    message = f"the gateway answered {status} {phrase}"
+    if detail:
+        message += f": {detail}"
+    retry = headers.get("retry-after")
+    if retry:
+        message += f" (retry after {retry} s)"
+    return GatewayClientError(message, status=status)
+
+
+async def post(
+    target: Target,
+    kind: Kind,
+    body: Mapping[str, Any],
+    *,
+    answer_within: float,
+    connect_timeout: float,
+) -> Any:
+    """POST ``body`` as JSON to the HTTP endpoint of ``kind``; the JSON answer when 2xx."""
+    try:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(answer_within, connect=connect_timeout)
+        ) as c:
+            response = await c.post(
+                target.http_url(kind),
+                params=httpx.QueryParams(target.query()),
+                json=body,
+                headers=target.headers(),
+            )
+    except httpx.ConnectTimeout as error:
+        raise GatewayClientError(
+            f"no connection to the gateway at {target.base_url} within {connect_timeout:g} s"
+        ) from error
+    except httpx.ConnectError as error:
+        raise _unreachable(target, error) from error
+    except httpx.TimeoutException as error:
+        raise GatewayClientError(
+            f"no answer from the gateway at {target.base_url} within {answer_within:g} s"
+        ) from error
+    except httpx.HTTPError as error:
+        raise GatewayClientError(
+            f"the request to the gateway at {target.base_url} failed: {error}"
+        ) from error
+    if not response.is_success:
+        raise _problem(response.status_code, response.content, response.headers)
+    try:
+        return response.json()
+    except ValueError as error:
+        raise GatewayClientError(
+            f"the gateway answered {response.status_code} with a body that is not JSON"
+        ) from error
+
+
+@contextlib.asynccontextmanager
+async def open_socket(
+    target: Target, kind: Kind, *, connect_timeout: float
+) -> AsyncIterator[ClientConnection]:
+    """The WebSocket of ``kind``, closed when the block ends; a refused upgrade is the
+    gateway's problem detail."""
+    try:
+        socket = await connect(
+            target.ws_url(kind),
+            additional_headers=target.headers(),
+            open_timeout=connect_timeout,
+            max_size=_MAX_FRAME,
+        )
+    except InvalidStatus as error:
+        response = error.response
+        raise _problem(
+            response.status_code,
+            bytes(response.body or b""),
+            {k.lower(): v for k, v in response.headers.raw_items()},
+        ) from None
+    except InvalidURI:
+        raise GatewayClientError(f"not a WebSocket address: {target.base_url}") from None
+    except InvalidHandshake as error:
+        raise GatewayClientError(
+            f"the WebSocket handshake with the gateway at {target.base_url} failed: {error}"
+        ) from None
+    except TimeoutError:
+        raise GatewayClientError(
+            f"the gateway at {target.base_url} did not open the WebSocket within "
+            f"{connect_timeout:g} s"
+        ) from None
+    except OSError as error:
+        raise _unreachable(target, error) from None
+    try:
+        yield socket
+    finally:
+        await socket.close()
+
+
+def close_problem(error: ConnectionClosed) -> str | None:
+    """What an abnormal end of a socket was, or None for a normal closure (1000)."""
+    close = error.rcvd
+    if close is None:
+        return "the connection to the gateway was lost (no close frame)"
+    if close.code == 1000:
+        return None
+    name = _CLOSE_NAMES.get(close.code, "")
+    what = f"{close.code} {name}".strip()
+    return f"the gateway closed the socket: {what}" + (f": {close.reason}" if close.reason else "")
+
+
+@dataclass(frozen=True)
+class ChatFrame:
+    """One frame of a chat socket, as the chat command reads it.
+
+    ``ack``: the gateway wrote a question; ``refused``: it did not (``reason`` says why);
+    ``chunk``: a part of a streamed answer (header ``stream-last-message: false``); ``answer``: a
+    whole answer or the last chunk of one. ``value`` is the pushed record's value.
+    """
+
+    kind: Literal["ack", "refused", "chunk", "answer"]
+    value: Any = None
+    reason: str = ""
+
+
+def chat_frame(frame: str | bytes) -> ChatFrame:
+    """Read a chat frame; GatewayClientError when it is none of the gateway's shapes.
+
+    >>> chat_frame('{"record": {"value": "hi", "headers": {"stream-last-message": "false"}}}')
+    ChatFrame(kind='chunk', value='hi', reason='')
+    """
+    try:
+        data = json.loads(frame)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("record"), dict):
+        record = data["record"]
+        headers = record.get("headers") or {}
+        last = str(headers.get("stream-last-message", "true")).lower() != "false"
+        return ChatFrame("answer" if last else "chunk", record.get("value"))
+    if isinstance(data, dict) and "status" in data:
+        if data["status"] == "OK":
+            return ChatFrame("ack")
+        return ChatFrame("refused", reason=f"{data['status']}: {data.get('reason')}")
+    raise GatewayClientError(f"unexpected frame from the gateway: {str(frame)[:200]!r}")
