@@ -30,8 +30,8 @@ from sluice.cli.gateway_client import (
     GatewayClientError,
     Target,
     base_url,
-    chat_frame,
     close_problem,
+    converse,
     open_socket,
     parse_pair,
     parse_value,
@@ -420,7 +420,7 @@ async def _chat(args: argparse.Namespace) -> int:
 
 
 def _one_question() -> asyncio.Queue[str | None]:
-    """The questions of ``chat -v``: none left to send (the one was sent), then the end."""
+    """The questions of ``chat -v``: none left to send (it was sent), then the end."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     queue.put_nowait(None)
     return queue
@@ -443,61 +443,28 @@ def _read_lines(stream: TextIO, queue: asyncio.Queue[str | None]) -> None:
 
 
 async def _answers(
-    socket: ClientConnection,
-    args: argparse.Namespace,
-    questions: asyncio.Queue[str | None],
+    socket: ClientConnection, args: argparse.Namespace, questions: asyncio.Queue[str | None]
 ) -> int:
-    """Send each question, print each answer; after the last question, wait until every
-    question is answered, at most ``--timeout`` seconds without news. ``chat -v`` sent its
-    question already and counts it as waiting."""
-    waiting = 1 if args.value is not None else 0
+    """Print the answers (stdout) and refusals (stderr) of a chat; 1 when one was refused."""
     refused = 0
-    ended = False
-    receive: asyncio.Task[str | bytes] = asyncio.ensure_future(socket.recv())
-    read: asyncio.Task[str | None] = asyncio.ensure_future(questions.get())
-    try:
-        while not (ended and waiting <= 0):
-            tasks = {receive} if ended else {receive, read}
-            done, _ = await asyncio.wait(
-                tasks, timeout=args.timeout if ended else None, return_when="FIRST_COMPLETED"
-            )
-            if not done:
-                raise GatewayClientError(f"no answer within {args.timeout:g} s")
-            if read in done:
-                line = read.result()
-                if line is None:
-                    ended = True
-                else:
-                    if line.strip():
-                        await socket.send(
-                            json.dumps(produce_request(line, args.key, dict(args.headers)))
-                        )
-                        waiting += 1
-                    read = asyncio.ensure_future(questions.get())
-            if receive in done:
-                kind = _show(receive.result(), args.json)
-                waiting -= kind in ("answer", "refused")
-                refused += kind == "refused"
-                receive = asyncio.ensure_future(socket.recv())
-    finally:
-        for task in (receive, read):
-            task.cancel()
+    sent = 1 if args.value is not None else 0
+    async for chat, frame in converse(
+        socket,
+        questions,
+        key=args.key,
+        headers=dict(args.headers),
+        sent=sent,
+        patience=args.timeout,
+    ):
+        if chat.kind == "refused":
+            _stderr().print(f"[red]error:[/red] {escape(chat.reason)}")
+            refused += 1
+        elif chat.kind != "ack" and args.json:
+            print(_text(frame), flush=True)
+        elif chat.kind != "ack":
+            text = chat.value if isinstance(chat.value, str) else json.dumps(chat.value)
+            print(text, end="\n" if chat.kind == "answer" else "", flush=True)
     return 1 if refused else 0
-
-
-def _show(frame: str | bytes, as_json: bool) -> str:
-    """Print a chat frame (answers to stdout, refusals to stderr); its kind."""
-    chat = chat_frame(frame)
-    if chat.kind == "refused":
-        _stderr().print(f"[red]error:[/red] {escape(chat.reason)}")
-    if chat.kind in ("ack", "refused"):
-        return chat.kind
-    if as_json:
-        print(_text(frame), flush=True)
-    else:
-        text = chat.value if isinstance(chat.value, str) else json.dumps(chat.value)
-        print(text, end="\n" if chat.kind == "answer" else "", flush=True)
-    return chat.kind
 
 
 def _text(frame: str | bytes) -> str:

@@ -9,6 +9,7 @@ never a URL with its query, so a token given as ``credentials=`` is never printe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -35,6 +36,7 @@ __all__ = [
     "base_url",
     "chat_frame",
     "close_problem",
+    "converse",
     "open_socket",
     "parse_pair",
     "parse_value",
@@ -360,3 +362,50 @@ def chat_frame(frame: str | bytes) -> ChatFrame:
             return ChatFrame("ack")
         return ChatFrame("refused", reason=f"{data['status']}: {data.get('reason')}")
     raise GatewayClientError(f"unexpected frame from the gateway: {str(frame)[:200]!r}")
+
+
+async def converse(
+    socket: ClientConnection,
+    questions: asyncio.Queue[str | None],
+    *,
+    key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    sent: int = 0,
+    patience: float = 30.0,
+) -> AsyncIterator[tuple[ChatFrame, str | bytes]]:
+    """Send every question of ``questions`` (a string value; blank ones skipped, None ends them)
+    on a chat socket and yield each frame the gateway sends, read and raw.
+
+    Ends once the questions ended and each one (``sent`` were sent before) was answered or
+    refused; :class:`GatewayClientError` when that takes ``patience`` seconds without a frame.
+    :class:`~websockets.exceptions.ConnectionClosed` when the socket ends first.
+    """
+    waiting, ended = sent, False
+    receive = asyncio.ensure_future(socket.recv())
+    read = asyncio.ensure_future(questions.get())
+    try:
+        while not (ended and waiting <= 0):
+            done, _ = await asyncio.wait(
+                {receive} if ended else {receive, read},
+                timeout=patience if ended else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                raise GatewayClientError(f"no answer within {patience:g} s")
+            if read in done:
+                line = read.result()
+                ended = line is None
+                if line is not None and line.strip():
+                    await socket.send(json.dumps(produce_request(line, key, headers)))
+                    waiting += 1
+                if not ended:
+                    read = asyncio.ensure_future(questions.get())
+            if receive in done:
+                frame = receive.result()
+                chat = chat_frame(frame)
+                waiting -= chat.kind in ("answer", "refused")
+                yield chat, frame
+                receive = asyncio.ensure_future(socket.recv())
+    finally:
+        receive.cancel()
+        read.cancel()

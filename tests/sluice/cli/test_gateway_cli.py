@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import sys
 import threading
 import uuid
@@ -21,7 +23,7 @@ from gateway.app import create_app
 from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
-from sluice.application.model import TopicSpec
+from sluice.application.model import Application, AuthenticationSpec, TopicSpec
 from sluice.cli.gateway_client import (
     ChatFrame,
     Credentials,
@@ -42,6 +44,9 @@ ROOT = Path(__file__).resolve().parents[3]
 SESSION = "langstream-client-session-id"
 REQUEST_ID = "langstream-service-request-id"
 GOOD_TOKEN = "good-token-" + uuid.uuid4().hex
+# Hypercorn waits up to one ping interval to stop once a WebSocket was served; the CLI's own
+# client pings are enough here.
+NO_PINGS = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Running:
     app_dir: Path
     topics: Topics
     kafka: KafkaSettings
+    application: Application
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,15 @@ gateways:
       configuration:
         base-url: {auth_url}
         path-template: /auth
+  - id: testable
+    type: produce
+    topic: {topics.questions}
+    authentication:
+      provider: http
+      allow-test-mode: true
+      configuration:
+        base-url: {auth_url}
+        path-template: /auth
 """
     )
     return directory
@@ -162,27 +177,37 @@ async def running(
     application = load_application(app_dir)
     await ensure_topics(kafka, list(application.topics.values()))
     # Tenant "default" and the folder's name, as `sluice run` serves it.
-    quart_app = create_app({("default", application.name): application}, kafka, GatewaySettings())
+    test_provider = AuthenticationSpec("http", configuration={"base-url": auth_server})
+    settings = GatewaySettings(test_provider=test_provider, ping_interval=NO_PINGS)
+    quart_app = create_app({("default", application.name): application}, kafka, settings)
     try:
         async with serving(quart_app, LOOPBACK, free_port()) as url:
-            yield Running(url, app_dir, topics, kafka)
+            yield Running(url, app_dir, topics, kafka, application)
     finally:
         await delete_topics(kafka, topics.all())
 
 
-async def sluice(*args: str, stdin: str | None = None) -> Result:
-    """``sluice gateway ARGS`` in a subprocess; its exit status and output."""
-    process = await asyncio.create_subprocess_exec(
+async def start(
+    *args: str, stdin: bool = False, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """``sluice gateway ARGS`` started in a subprocess, its output piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "sluice.cli.main",
         "gateway",
         *args,
         cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def sluice(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+    """``sluice gateway ARGS`` in a subprocess; its exit status and output."""
+    process = await start(*args, stdin=stdin is not None, env=env)
     data = None if stdin is None else stdin.encode()
     async with asyncio.timeout(60):
         out, err = await process.communicate(data)
@@ -213,32 +238,40 @@ def with_session(session: str) -> Callable[[ConsumedRecord], bool]:
     return lambda item: item.record.headers.get(SESSION) == session
 
 
+def answer_to(record: Record) -> list[Any]:
+    return [f"answer to {record.value}"]
+
+
 @contextlib.asynccontextmanager
 async def responder(
-    kafka: KafkaSettings, source: str, sink: str, copied: str
+    kafka: KafkaSettings,
+    source: str,
+    sink: str,
+    copied: str,
+    answer: Callable[[Record], list[Any]] = answer_to,
 ) -> AsyncIterator[list[Record]]:
-    """Answers every record of ``source`` on ``sink`` with ``answer to <value>``, copying header
-    ``copied`` (the chat session, or the service request id): a pipeline in miniature."""
+    """Answers every record of ``source`` on ``sink`` with the values ``answer`` gives, copying
+    header ``copied`` (the chat session, or the service request id): a pipeline in miniature.
+    A value that is a (value, headers) tuple adds those headers."""
     seen: list[Record] = []
     consumer = Consumer(kafka, [TopicSpec(source)], start_at="end")
     await consumer.start()
     for topic, partition in consumer.assignment():
         await consumer.position(topic, partition)
 
-    async def answer(producer: Producer) -> None:
+    async def serve(producer: Producer) -> None:
         while True:
             for item in await consumer.poll(timeout_ms=200):
                 if not isinstance(item, ConsumedRecord) or copied not in item.record.headers:
                     continue
                 seen.append(item.record)
-                reply = Record(
-                    f"answer to {item.record.value}",
-                    headers={copied: item.record.headers[copied]},
-                )
-                await producer.send(sink, reply, source="/test/responder")
+                for value in answer(item.record):
+                    value, extra = value if isinstance(value, tuple) else (value, {})
+                    headers = {copied: item.record.headers[copied], **extra}
+                    await producer.send(sink, Record(value, headers=headers), source="/test")
 
     async with Producer(kafka) as producer:
-        task = asyncio.create_task(answer(producer))
+        task = asyncio.create_task(serve(producer))
         try:
             yield seen
         finally:
@@ -340,6 +373,22 @@ async def test_produce_with_credentials_in_the_query_or_the_header(running: Runn
     assert GOOD_TOKEN not in refused.stderr + refused.stdout
 
 
+async def test_test_credentials_and_the_environment(running: Running) -> None:
+    app_id = running.app_dir.name
+    tested = await sluice(
+        "produce", app_id, "testable", *at(running), "-v", "x", "--tc", GOOD_TOKEN
+    )
+    assert tested.code == 0, tested.stderr
+    not_allowed = await sluice(
+        "produce", app_id, "secured", *at(running), "-v", "x", "--tc", GOOD_TOKEN
+    )
+    assert not_allowed.code == 1
+    assert "401" in not_allowed.stderr
+    env = {"SLUICE_GATEWAY_URL": running.url, "SLUICE_GATEWAY_CREDENTIALS": GOOD_TOKEN}
+    from_env = await sluice("produce", app_id, "secured", "-v", "x", "--auth-header", env=env)
+    assert from_env.code == 0, from_env.stderr
+
+
 # --- consume ---------------------------------------------------------------------------------
 
 
@@ -406,6 +455,58 @@ async def test_a_refused_socket_is_the_gateway_detail(running: Running) -> None:
     assert "Traceback" not in result.stderr
 
 
+async def connected_consumer(
+    running: Running, url: str, session: str
+) -> asyncio.subprocess.Process:
+    """A ``consume`` process that printed its first record, so its socket is open."""
+    process = await start(
+        "consume", running.app_dir.name, "out", "-u", url, "-p", f"sessionId={session}"
+    )
+    assert process.stdout is not None
+    line = asyncio.create_task(process.stdout.readline())
+    async with Producer(running.kafka) as producer, asyncio.timeout(30):
+        while not line.done():
+            ping = Record("ping", headers={SESSION: session})
+            await producer.send(running.topics.questions, ping, source="/t")
+            await asyncio.wait({line}, timeout=0.5)
+    assert json.loads(line.result())["record"]["value"] == "ping"
+    return process
+
+
+async def ended(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    """The exit status and stderr of ``process``, killed if it does not end within 20 s."""
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(20):
+            _, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_ctrl_c_stops_consume_without_a_trace(running: Running) -> None:
+    process = await connected_consumer(running, running.url, uuid.uuid4().hex)
+    process.send_signal(signal.SIGINT)
+    code, stderr = await ended(process)
+    assert code == 130
+    assert "Traceback" not in stderr
+
+
+async def test_consume_reports_the_gateway_going_away(running: Running) -> None:
+    app = running.application
+    settings = GatewaySettings(ping_interval=NO_PINGS)
+    second = create_app({("default", app.name): app}, running.kafka, settings)
+    async with serving(second, LOOPBACK, free_port()) as url:
+        process = await connected_consumer(running, url, uuid.uuid4().hex)
+    # The gateway shut down: its sockets got 1001.
+    code, stderr = await ended(process)
+    assert code == 1
+    assert "the gateway closed the socket: 1001 going away: the gateway is shutting down" in stderr
+
+
 # --- chat ------------------------------------------------------------------------------------
 
 
@@ -453,6 +554,27 @@ async def test_chat_without_an_answer_times_out(running: Running) -> None:
     )
     assert result.code == 1
     assert "no answer within 1 s" in result.stderr
+
+
+async def test_chat_joins_a_streamed_answer(running: Running) -> None:
+    def streamed(record: Record) -> list[Any]:
+        last = "stream-last-message"
+        return [("Hel", {last: "false"}), ("lo", {last: "false"}), ("!", {last: "true"})]
+
+    topics = running.topics
+    async with responder(running.kafka, topics.questions, topics.answers, SESSION, streamed):
+        result = await sluice(
+            "chat",
+            running.app_dir.name,
+            "chat",
+            *at(running),
+            "-p",
+            "sessionId=s-stream",
+            "-v",
+            "hi",
+        )
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello!\n"
 
 
 # --- service ---------------------------------------------------------------------------------
