@@ -15,13 +15,12 @@ from typing import Any
 import aiokafka
 import httpx
 from aiokafka.structs import TopicPartition
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from gateway.app import create_app
+from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application, TopicSpec
@@ -94,41 +93,19 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serve_gateway(
-    kafka: KafkaSettings,
-    app_dir: Path,
-    settings: GatewaySettings | None = None,
-    *,
-    backlog: int = 1024,
+    kafka: KafkaSettings, app_dir: Path, settings: GatewaySettings | None = None
 ) -> AsyncIterator[Served]:
-    """The application in ``app_dir`` behind a gateway under Hypercorn on loopback; its topics
-    are created first and deleted after."""
+    """The application in ``app_dir`` behind a gateway served the way ``sluice run`` serves it
+    (:func:`gateway.serving.serving`: Hypercorn on loopback, its limits and pings, graceful
+    shutdown); its topics are created first and deleted after."""
     application = load_application(app_dir, name=APP_ID)
     topics = app_topics(application)
     await ensure_topics(kafka, topics)
     quart_app = create_app({(TENANT, APP_ID): application}, kafka, settings or GatewaySettings())
-    config = Config()
-    port = free_port()
-    config.bind = [f"{LOOPBACK}:{port}"]
-    config.loglevel = "WARNING"
-    config.backlog = backlog
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(quart_app, config, shutdown_trigger=stop.wait))
-    url = f"http://{LOOPBACK}:{port}"
     try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(400):
-                if task.done():
-                    task.result()
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{url}/readyz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("the gateway did not become ready")
-        yield Served(url, quart_app, application)
+        async with serving(quart_app, LOOPBACK, free_port()) as url:
+            yield Served(url, quart_app, application)
     finally:
-        stop.set()
-        await task
         await delete_topics(kafka, [topic.name for topic in topics])
 
 

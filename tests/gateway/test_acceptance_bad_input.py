@@ -38,6 +38,8 @@ from tests.gateway.acceptance_support import (
 pytestmark = pytest.mark.kafka
 
 MAX_BODY = 16 * 1024
+MAX_MESSAGE = 8 * 1024
+ALLOWED_ORIGIN = "https://app.example"
 BRIEF_BAD_BODY = b'{"value": {"question": "hello"}, "key": "k1", headers: {"h1": "v1"}}'
 JSON_ERROR = "Error while parsing JSON payload: "
 WHERE = f"(tenant: {TENANT}, appId: {APP_ID}): "
@@ -55,7 +57,7 @@ NO_KEY_NO_VALUE = "Either key or value must be set."
 BAD_TIMEOUT = "invalid timeout {v}: expected a number of seconds greater than 0 and at most 300"
 
 
-def gateways_yaml(questions: str, answers: str, inputs: str, results: str) -> str:
+def gateways_yaml(questions: str, answers: str, inputs: str, results: str, events: str) -> str:
     session = f"""
         - key: {SESSION_HEADER}
           value-from-parameters: sessionId"""
@@ -88,6 +90,11 @@ gateways:
       input-topic: {inputs}
       output-topic: {results}
       headers:{session}
+  - id: audited-input
+    type: produce
+    topic: {questions}
+    events-topic: {events}
+    parameters: [sessionId]
 """
 
 
@@ -100,13 +107,26 @@ class Env:
 @pytest.fixture(scope="module")
 async def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     kafka = KafkaSettings(kafka_bootstrap)
-    names = [unique(p) for p in ("bad-questions", "bad-answers", "bad-inputs", "bad-results")]
+    names = [
+        unique(p)
+        for p in ("bad-questions", "bad-answers", "bad-inputs", "bad-results", "bad-events")
+    ]
     app_dir = write_app(
         tmp_path_factory.mktemp("bad-input") / APP_ID,
         dict.fromkeys(names, 2),
         gateways_yaml(*names),
     )
-    settings = GatewaySettings(max_body_bytes=MAX_BODY)
+    settings = GatewaySettings(
+        max_body_bytes=MAX_BODY,
+        max_message_bytes=MAX_MESSAGE,
+        # A token bucket that does not refill during the test: 3 frames, then 1008.
+        messages_per_second=0.001,
+        message_burst=3,
+        allowed_origins=(ALLOWED_ORIGIN,),
+        # Hypercorn's ping task outlives a closed socket by up to one interval, and stopping
+        # the server waits for it: a short interval keeps the teardown short.
+        ping_interval=1.0,
+    )
     async with (
         serve_gateway(kafka, app_dir, settings) as served,
         TopicProbe(kafka, app_topics(served.application)) as probe,
@@ -612,6 +632,21 @@ WS_REFUSALS: dict[str, tuple[str, str, str, int, str]] = {
         400,
         "invalid position " + base64.urlsafe_b64encode(b'{"offsets": {"0": "-1"}}').decode(),
     ),
+    # A gateway with an events-topic: a refused handshake writes no ClientConnected event.
+    "audited-missing-param": (
+        "produce",
+        "audited-input",
+        "",
+        400,
+        MISSING.format(g="audited-input"),
+    ),
+    "audited-unknown-option": (
+        "produce",
+        "audited-input",
+        "?param:sessionId=s1&option:position=earliest",
+        400,
+        "Unknown option position",
+    ),
     "produce-both-credentials": (
         "produce",
         "user-input",
@@ -714,3 +749,53 @@ async def test_websocket_binary_frame_closes_with_1003(env: Env, kind: str, gate
             await socket.wait_closed()
     assert socket.close_code == 1003
     assert socket.close_reason == "binary frames are not accepted: send JSON text"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "null",
+        "https://app.example.evil.com",
+        "https://app.example/",
+        "http://app.example",
+        "https://app.example:8443",
+    ],
+)
+async def test_websocket_from_a_foreign_origin_is_403(env: Env, origin: str) -> None:
+    url = env.served.ws("produce", "audited-input", "?param:sessionId=s1")
+    status, body = await refusal(url, origin=origin)  # type: ignore[arg-type]
+    assert (status, body["detail"]) == (
+        403,
+        f"origin {origin} is not allowed to open WebSockets",
+    )
+
+
+@pytest.mark.parametrize(("kind", "gateway"), [("produce", "user-input"), ("chat", "chat")])
+async def test_websocket_message_above_the_limit_closes_with_1009(
+    env: Env, kind: str, gateway: str
+) -> None:
+    frame = json.dumps({"value": "x" * MAX_MESSAGE})
+    async with connect(env.served.ws(kind, gateway, "?param:sessionId=s1")) as socket:
+        await socket.send(frame)
+        async with asyncio.timeout(20):
+            await socket.wait_closed()
+    assert socket.close_code == 1009
+
+
+@pytest.mark.parametrize(
+    ("kind", "gateway"), [("produce", "user-input"), ("consume", "bot-output")]
+)
+async def test_websocket_flood_closes_with_1008(env: Env, kind: str, gateway: str) -> None:
+    async with connect(env.served.ws(kind, gateway, "?param:sessionId=s1")) as socket:
+        for _ in range(3):  # the burst: answered (produce) or ignored (consume)
+            await socket.send("{}")
+            if kind == "produce":
+                assert await receive_json(socket) == {
+                    "status": "BAD_REQUEST",
+                    "reason": NO_KEY_NO_VALUE,
+                }
+        await socket.send("{}")
+        async with asyncio.timeout(20):
+            await socket.wait_closed()
+    assert (socket.close_code, socket.close_reason) == (1008, "more than 0.001 messages per second")

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import runtime_of
 from gateway.fanout import FanoutRegistry
+from gateway.settings import GatewaySettings
 from sluice.kafka.client import KafkaSettings, Producer
 from sluice.record import Record
 from tests.gateway.acceptance_support import (
@@ -80,7 +81,9 @@ gateways:
       headers:{session}
 """,
     )
-    async with serve_gateway(kafka, app_dir) as served:
+    # Hypercorn's ping task outlives a closed socket by up to one interval, and stopping the
+    # server waits for it: a short interval keeps the teardown short.
+    async with serve_gateway(kafka, app_dir, GatewaySettings(ping_interval=1.0)) as served:
         yield Env(served, answers, kafka)
 
 
@@ -193,4 +196,44 @@ async def test_a_socket_open_before_a_produce_always_gets_it(
         assert json.loads(json.dumps(frame))["offset"]
     # Still the one consumer started for the first socket of the module.
     assert env.fanouts.consumers_created == 1
+    await until_subscribers(env, 0)
+
+
+async def test_sockets_from_earliest_catch_up_without_gaps_or_duplicates(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    # History written before the sockets open, live records while they catch up: each socket
+    # gets its session's history then the live records, each once, in the topic's order.
+    sessions = [f"e{i}-{uuid.uuid4().hex[:6]}" for i in range(SESSIONS)]
+    history, live = 40, 20
+    for n in range(history):
+        await produce(
+            env, client, sessions[n % SESSIONS], {"session": sessions[n % SESSIONS], "n": n}
+        )
+    consumers_before = env.fanouts.consumers_created
+    query = "?param:sessionId={}&option:position=earliest"
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            (
+                session,
+                await stack.enter_async_context(
+                    connect(env.served.ws("consume", "bot-output", query.format(session)))
+                ),
+            )
+            for session in sessions
+            for _ in range(20)
+        ]
+        for n in range(history, history + live):
+            session = sessions[n % SESSIONS]
+            await produce(env, client, session, {"session": session, "n": n})
+        for session in sessions:
+            await produce(env, client, session, {"session": session, "n": "last"})
+        received = await asyncio.gather(*(read_session(socket) for _, socket in sockets))
+    for (session, _), got in zip(sockets, received, strict=True):
+        expected = [n for n in range(history + live) if sessions[n % SESSIONS] == session]
+        assert [item["value"]["n"] for item in got] == [*expected, "last"]
+        assert {item["session"] for item in got} == {session}
+    # Catching up used short-lived readers; the shared consumer is still the only one.
+    assert env.fanouts.consumers_created == consumers_before
+    assert env.fanouts.fanouts[env.answers].catchup_readers_created > 0
     await until_subscribers(env, 0)
