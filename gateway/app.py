@@ -23,13 +23,16 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from gateway.authn import Authenticator
 from gateway.errors import GatewayError, NotFound, PayloadTooLarge, Unavailable
 from gateway.fanout import FanoutRegistry
+from gateway.metrics import METRICS_CONTENT_TYPE, GatewayMetrics, metrics_registry, render
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from gateway.produce import GatewayCall, produce
 from gateway.proxy import ServiceKey, forward, is_proxy
 from gateway.query import find_credentials
 from gateway.replies import ReplyRouter
-from gateway.service import MethodNotAllowed, call_service
+from gateway.service import MethodNotAllowed, call_service, push_reply
 from gateway.settings import GatewaySettings
+from gateway.sse import event_stream
+from gateway.structured import STRUCTURED_CONTENT_TYPE, structured_event
 from gateway.websockets import register_websockets
 from sluice.application.model import Application, TopicSpec
 from sluice.kafka.client import KafkaSettings, Producer
@@ -62,6 +65,9 @@ class GatewayRuntime:
         self.producer = Producer(kafka)
         self.fanouts = FanoutRegistry(kafka)
         self.auth = Authenticator(self.apps, settings.test_provider)
+        self.metrics = GatewayMetrics()
+        self.closing = asyncio.Event()
+        """Set when shutdown begins: WebSockets close with 1001, event streams end."""
         self.ready = False
         self._routers: dict[str, ReplyRouter] = {}
         self._router_lock = asyncio.Lock()
@@ -269,6 +275,23 @@ def create_app(
         call = runtime.call(kind, tenant, application, gateway)
         return await runtime.authenticate(call, authorization=request.headers.get("Authorization"))
 
+    registry = metrics_registry(runtime)
+
+    @app.after_request
+    async def count(response: Response) -> Response:
+        endpoint = request.endpoint or "unknown"
+        runtime.metrics.http_requests[(endpoint, response.status_code)] += 1
+        return response
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(render(registry), content_type=METRICS_CONTENT_TYPE)
+
+    @app.get("/api/gateways/consume/<tenant>/<application>/<gateway>")
+    async def consume_route(tenant: str, application: str, gateway: str) -> Response:
+        call = await _authenticated("consume", tenant, application, gateway)
+        return await event_stream(runtime, call, request.headers.get("Last-Event-ID"))
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return _json_response({"status": "OK"})
@@ -283,9 +306,10 @@ def create_app(
     async def produce_route(tenant: str, application: str, gateway: str) -> Response:
         call = await _authenticated("produce", tenant, application, gateway)
         body = await _body(settings)
-        answer = await produce(
+        answer, count = await produce(
             runtime.producer, call, request.headers.get("Content-Type"), body, settings
         )
+        runtime.metrics.records_produced += count
         return _json_response(answer)
 
     @app.route(
@@ -312,7 +336,7 @@ def create_app(
             )
         runtime.check_pending()
         body = await _body(settings)
-        answer = await call_service(
+        reply = await call_service(
             runtime.producer,
             runtime.router,
             call,
@@ -322,7 +346,11 @@ def create_app(
             body=body,
             settings=settings,
         )
-        return _json_response(answer)
+        runtime.metrics.records_produced += 1
+        wanted = request.accept_mimetypes.best_match([_JSON, STRUCTURED_CONTENT_TYPE], _JSON)
+        if wanted == STRUCTURED_CONTENT_TYPE:
+            return Response(structured_event(reply), content_type=STRUCTURED_CONTENT_TYPE)
+        return _json_response(push_reply(reply))
 
     register_websockets(app, runtime)
     return app

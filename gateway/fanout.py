@@ -287,6 +287,11 @@ class TopicFanout:
         return self._closed
 
     @property
+    def catchup_count(self) -> int:
+        """Catch-up readers running now (each is a short-lived consumer of its own)."""
+        return len(self._catchups)
+
+    @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
 

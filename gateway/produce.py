@@ -131,8 +131,9 @@ async def produce(
     content_type: str | None,
     body: bytes,
     settings: GatewaySettings,
-) -> ProduceResponse:
-    """Serve one HTTP produce request; every failure is a :class:`~gateway.errors.GatewayError`."""
+) -> tuple[ProduceResponse, int]:
+    """Serve one HTTP produce request: the answer and the number of records written. Every
+    failure is a :class:`~gateway.errors.GatewayError`."""
     spec = call.spec
     query = call.query(settings)
     if spec.topic is None:
@@ -141,4 +142,4 @@ async def produce(
     requests = parse_http_body(content_type, body)
     messages = encode_requests(requests, configured, reserved_header_keys(spec), source=call.source)
     await send_all(producer, spec.topic, messages, settings)
-    return produce_response("OK")
+    return produce_response("OK"), len(messages)

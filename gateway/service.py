@@ -35,6 +35,7 @@ __all__ = [
     "MethodNotAllowed",
     "RouterFor",
     "call_service",
+    "push_reply",
 ]
 
 RouterFor = Callable[[str], Awaitable[ReplyRouter]]
@@ -74,9 +75,10 @@ async def call_service(
     content_type: str | None,
     body: bytes,
     settings: GatewaySettings,
-) -> PushMessage:
-    """Serve one HTTP request to a service gateway in topics mode; ``path`` is what follows the
-    gateway id. Agent-id gateways are forwarded by :func:`gateway.proxy.forward` instead.
+) -> ConsumedRecord:
+    """Serve one HTTP request to a service gateway in topics mode: the reply record. ``path``
+    is what follows the gateway id. Agent-id gateways are forwarded by
+    :func:`gateway.proxy.forward` instead.
 
     Every failure is a :class:`~gateway.errors.GatewayError`: 504 when no reply came within the
     timeout, 503 when too many requests already wait or Kafka did not take the request.
@@ -130,6 +132,11 @@ async def call_service(
         ) from error
     except ReplyRouterClosed as error:
         raise Unavailable(str(error), retry_after=settings.retry_after) from error
+    return reply
+
+
+def push_reply(reply: ConsumedRecord) -> PushMessage:
+    """The LangStream-compatible answer body of ``reply``."""
     return push_message(reply, encode_offset({reply.partition: reply.next_offset}))
 
 

@@ -180,6 +180,7 @@ async def _produce_one(runtime: GatewayRuntime, socket: _Socket, frame: str) -> 
             [request], socket.configured, reserved_header_keys(spec), source=socket.call.source
         )
         await send_all(runtime.producer, socket.produce_topic, messages, runtime.settings)
+        runtime.metrics.records_produced += len(messages)
     except BadRequest as error:
         return produce_response("BAD_REQUEST", error.detail)
     except GatewayError as error:
@@ -254,6 +255,7 @@ async def _run(runtime: GatewayRuntime, socket: _Socket, closing: asyncio.Event)
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    runtime.metrics.websocket_closes[(socket.call.spec.type, close.code)] += 1
     await websocket.close(close.code, close.reason)
 
 
@@ -276,7 +278,11 @@ async def _serve(
         await _event(runtime, socket, events_topic, "ClientConnected")
     try:
         await websocket.accept(subprotocol=socket.subprotocol)
-        await _run(runtime, socket, closing)
+        runtime.metrics.websockets_open[kind] += 1
+        try:
+            await _run(runtime, socket, closing)
+        finally:
+            runtime.metrics.websockets_open[kind] -= 1
     finally:
         if socket.subscription is not None:
             await socket.subscription.close()
@@ -301,7 +307,7 @@ def _event(
 
 def register_websockets(app: Quart, runtime: GatewayRuntime) -> None:
     """Add the ``/v1/produce``, ``/v1/consume`` and ``/v1/chat`` WebSocket routes to ``app``."""
-    closing = asyncio.Event()
+    closing = runtime.closing
     app.extensions[_EXTENSION] = closing
     for kind in _KINDS:
 
@@ -314,7 +320,8 @@ def register_websockets(app: Quart, runtime: GatewayRuntime) -> None:
 
 
 def close_websockets(app: Quart) -> None:
-    """Close every open socket of ``app`` with 1001 and refuse new ones with 503.
+    """Close every open socket of ``app`` with 1001, end its event streams and refuse new
+    sockets with 503.
 
     Call it when shutdown begins (before the server waits for connections to end): Hypercorn
     lets open WebSockets run until its graceful timeout, after which they end with 1011.
