@@ -336,3 +336,26 @@ async def test_a_full_pending_table_answers_503_then_serves_again(
         again, _ = await asyncio.gather(call(env, client, "room again"), respond())
         assert again.status_code == 200, again.text
         assert responder.waiting == 0
+
+
+async def test_a_client_that_gives_up_leaves_nothing_pending(env: Env) -> None:
+    # The clients hang up long before the service timeout (300 s): their entries go away with
+    # them, not when the timeout fires.
+    async with env.responder() as responder:
+        async with httpx.AsyncClient(timeout=60) as impatient:
+            calls = [
+                asyncio.create_task(call(env, impatient, f"gone-{i}", wait="300")) for i in range(5)
+            ]
+            await responder.take(5)  # all five are produced, so all five are pending
+            assert env.router.pending_count == 5
+            for task in calls:
+                task.cancel()
+            for task in calls:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for _ in range(600):
+            if env.router.pending_count == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert env.router.pending_count == 0
+        assert env.runtime.pending_count == 0
