@@ -36,6 +36,7 @@ from sluice.cli.gateway_client import (
     parse_pair,
     parse_value,
     post,
+    produce_frame,
     produce_request,
 )
 
@@ -336,30 +337,13 @@ def _print(document: Any) -> None:
 
 async def _produce(args: argparse.Namespace) -> int:
     target: Target = args.target
+    request, within = _request(args), args.connect_timeout
     if args.protocol == "http":
-        _print(
-            await post(
-                target,
-                "produce",
-                _request(args),
-                answer_within=60,
-                connect_timeout=args.connect_timeout,
-            )
-        )
+        _print(await post(target, "produce", request, answer_within=60, connect_timeout=within))
         return 0
-    async with open_socket(target, "produce", connect_timeout=args.connect_timeout) as socket:
-        await socket.send(json.dumps(_request(args)))
-        try:
-            async with asyncio.timeout(60):
-                answer = json.loads(await socket.recv())
-        except ConnectionClosed as error:
-            raise GatewayClientError(
-                close_problem(error) or "the socket closed before the answer"
-            ) from None
-        except TimeoutError:
-            raise GatewayClientError("no answer from the gateway within 60 s") from None
+    answer = await produce_frame(target, request, connect_timeout=within)
     _print(answer)
-    if isinstance(answer, dict) and answer.get("status") != "OK":
+    if answer.get("status") != "OK":
         raise GatewayClientError(f"{answer.get('status')}: {answer.get('reason')}")
     return 0
 

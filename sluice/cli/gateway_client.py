@@ -41,6 +41,7 @@ __all__ = [
     "parse_pair",
     "parse_value",
     "post",
+    "produce_frame",
     "produce_request",
 ]
 
@@ -314,6 +315,32 @@ async def open_socket(
         yield socket
     finally:
         await socket.close()
+
+
+async def produce_frame(
+    target: Target, request: Mapping[str, Any], *, connect_timeout: float, answer_within: float = 60
+) -> dict[str, Any]:
+    """Send ``request`` as one frame on the produce socket; the gateway's answer
+    (``{"status", "reason"}``), whatever its status."""
+    async with open_socket(target, "produce", connect_timeout=connect_timeout) as socket:
+        await socket.send(json.dumps(request))
+        try:
+            async with asyncio.timeout(answer_within):
+                frame = await socket.recv()
+        except ConnectionClosed as error:
+            problem = close_problem(error) or "the gateway closed the socket before answering"
+            raise GatewayClientError(problem) from None
+        except TimeoutError:
+            raise GatewayClientError(
+                f"no answer from the gateway at {target.base_url} within {answer_within:g} s"
+            ) from None
+    try:
+        answer = json.loads(frame)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise GatewayClientError(f"unexpected frame from the gateway: {str(frame)[:200]!r}")
+    return answer
 
 
 def close_problem(error: ConnectionClosed) -> str | None:
