@@ -1,7 +1,8 @@
 """The client side of the gateway for ``sluice gateway``: URLs, messages and the two transports.
 
-:class:`Target` (which gateway, with which parameters, options and credentials) and the message
-helpers are pure. :func:`post` and :func:`open_socket` talk to the gateway and turn every failure
+:class:`Target` (which gateway, with which parameters, options and credentials), the message
+helpers and :func:`chat_frame` are pure. :func:`post` (HTTP) and :func:`open_socket` (WebSocket),
+with :func:`produce_frame` and :func:`converse` on top, talk to the gateway and turn every failure
 into :class:`GatewayClientError` with a message fit for the command line: what went wrong, where,
 and the gateway's own ``detail`` when it answered a problem (RFC 9457). Messages name the base URL,
 never a URL with its query, so a token given as ``credentials=`` is never printed.
