@@ -5,6 +5,8 @@ the gateway holds ONE Kafka consumer for the topic, every socket gets exactly th
 session, in order, and a socket whose handshake finished before a produce always gets it.
 Records go in through the HTTP produce gateway (which sets the session header) to a single
 partition, so each session's order, and the sentinel that ends it, are deterministic.
+Sockets that start from ``earliest`` catch up on the history without gaps or duplicates, and
+chat sockets share the same consumer of their answers topic.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from gateway.app import runtime_of
 from gateway.fanout import FanoutRegistry
 from gateway.settings import GatewaySettings
-from sluice.kafka.client import KafkaSettings, Producer
+from sluice.application.model import TopicSpec
+from sluice.events import ConsumedRecord
+from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.record import Record
 from tests.gateway.acceptance_support import (
     APP_ID,
@@ -48,6 +52,7 @@ class Env:
     served: Served
     answers: str
     kafka: KafkaSettings
+    questions: str
 
     @property
     def fanouts(self) -> FanoutRegistry:
@@ -57,13 +62,13 @@ class Env:
 @pytest.fixture(scope="module")
 async def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     kafka = KafkaSettings(kafka_bootstrap)
-    answers = unique("fanout-answers")
+    answers, questions = unique("fanout-answers"), unique("fanout-questions")
     session = f"""
         - key: {SESSION_HEADER}
           value-from-parameters: sessionId"""
     app_dir = write_app(
         tmp_path_factory.mktemp("fanout") / APP_ID,
-        {answers: 1},
+        {answers: 1, questions: 1},
         f"""
 gateways:
   - id: bot-output
@@ -79,12 +84,19 @@ gateways:
     parameters: [sessionId]
     produce-options:
       headers:{session}
+  - id: chat
+    type: chat
+    parameters: [sessionId]
+    chat-options:
+      questions-topic: {questions}
+      answers-topic: {answers}
+      headers:{session}
 """,
     )
     # Hypercorn's ping task outlives a closed socket by up to one interval, and stopping the
     # server waits for it: a short interval keeps the teardown short.
     async with serve_gateway(kafka, app_dir, GatewaySettings(ping_interval=1.0)) as served:
-        yield Env(served, answers, kafka)
+        yield Env(served, answers, kafka, questions)
 
 
 @pytest.fixture
@@ -236,4 +248,88 @@ async def test_sockets_from_earliest_catch_up_without_gaps_or_duplicates(
     # Catching up used short-lived readers; the shared consumer is still the only one.
     assert env.fanouts.consumers_created == consumers_before
     assert env.fanouts.fanouts[env.answers].catchup_readers_created > 0
+    await until_subscribers(env, 0)
+
+
+@contextlib.asynccontextmanager
+async def bot(env: Env) -> AsyncIterator[None]:
+    """Answers each question on the answers topic, with the question's headers (its session)."""
+    consumer = Consumer(env.kafka, [TopicSpec(env.questions)], start_at="end")
+    await consumer.start()
+    for topic, partition in consumer.assignment():
+        await consumer.position(topic, partition)
+
+    async def answer(producer: Producer) -> None:
+        while True:
+            for item in await consumer.poll(timeout_ms=200):
+                assert isinstance(item, ConsumedRecord), item
+                question = item.record
+                reply = Record(
+                    {
+                        "session": question.headers[SESSION_HEADER],
+                        "n": f"answer to {question.value}",
+                    },
+                    headers=dict(question.headers),
+                )
+                await producer.send(env.answers, reply, source="/test/bot")
+
+    async with Producer(env.kafka) as producer:
+        task = asyncio.create_task(answer(producer))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await consumer.stop()
+
+
+async def test_chat_sockets_share_the_answers_consumer_and_get_their_sessions_answers(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    sessions = [f"c{i}-{uuid.uuid4().hex[:6]}" for i in range(SESSIONS)]
+    per_session = 20
+    async with bot(env), contextlib.AsyncExitStack() as stack:
+        sockets = [
+            (
+                session,
+                await stack.enter_async_context(
+                    connect(env.served.ws("chat", "chat", f"?param:sessionId={session}"))
+                ),
+            )
+            for session in sessions
+            for _ in range(per_session)
+        ]
+        for index, (_, socket) in enumerate(sockets):
+            await socket.send(json.dumps({"value": f"q{index}"}))
+
+        async def converse(socket: ClientConnection) -> tuple[list[object], list[object]]:
+            statuses: list[object] = []
+            answers: list[object] = []
+            while len(answers) < per_session or not statuses:
+                frame = await receive_json(socket, timeout=60)
+                if "status" in frame:
+                    statuses.append(frame)
+                else:
+                    assert (
+                        frame["record"]["headers"][SESSION_HEADER]
+                        == frame["record"]["value"]["session"]
+                    )
+                    answers.append(frame["record"]["value"])
+            return statuses, answers
+
+        conversations = await asyncio.gather(*(converse(socket) for _, socket in sockets))
+        # Then nothing more than the session's sentinel: no answer of another session came.
+        for session in sessions:
+            await produce(env, client, session, {"session": session, "n": "last"})
+        tails = await asyncio.gather(*(read_session(socket) for _, socket in sockets))
+    for (session, _), (statuses, answers), tail in zip(sockets, conversations, tails, strict=True):
+        assert statuses == [{"status": "OK", "reason": None}]
+        first = sessions.index(session) * per_session
+        assert sorted(a["n"] for a in answers) == sorted(  # type: ignore[index]
+            f"answer to q{i}" for i in range(first, first + per_session)
+        )
+        assert {a["session"] for a in answers} == {session}  # type: ignore[index]
+        assert tail == [{"value": {"session": session, "n": "last"}, "session": session}]
+    assert list(env.fanouts.fanouts) == [env.answers]
     await until_subscribers(env, 0)
