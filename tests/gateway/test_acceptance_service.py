@@ -359,3 +359,34 @@ async def test_a_client_that_gives_up_leaves_nothing_pending(env: Env) -> None:
             await asyncio.sleep(0.05)
         assert env.router.pending_count == 0
         assert env.runtime.pending_count == 0
+
+
+async def test_an_in_flight_request_finishes_during_a_graceful_shutdown(
+    kafka_bootstrap: str, tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    # Shutdown: readiness goes false, the in-flight request still gets its reply (the grace
+    # period is longer than its wait), and the gateway stops once it is answered.
+    settings = GatewaySettings(shutdown_grace=60, ping_interval=1.0)
+    gateway = service_gateway(kafka_bootstrap, tmp_path, settings)
+    env = await gateway.__aenter__()
+    stopping: asyncio.Task[bool | None] | None = None
+    try:
+        async with env.responder() as responder:
+            in_flight = asyncio.create_task(call(env, client, "in flight", wait="30"))
+            (held,) = await responder.take(1)
+            stopping = asyncio.create_task(gateway.__aexit__(None, None, None))
+            for _ in range(600):
+                if not env.runtime.ready:
+                    break
+                await asyncio.sleep(0.05)
+            assert not env.runtime.ready
+            assert not stopping.done()
+            await responder.answer([held])
+            response = await in_flight
+            assert response.status_code == 200, response.text
+            assert response.json()["record"]["value"] == {"answer": "in flight"}
+    finally:
+        if stopping is None:
+            await gateway.__aexit__(None, None, None)
+        else:
+            await stopping
