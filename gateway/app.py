@@ -68,6 +68,8 @@ class GatewayRuntime:
         self.metrics = GatewayMetrics()
         self.closing = asyncio.Event()
         """Set when shutdown begins: WebSockets close with 1001, event streams end."""
+        self.in_flight = 0
+        """HTTP requests being handled now (a streamed body counts until it starts)."""
         self.ready = False
         self._routers: dict[str, ReplyRouter] = {}
         self._router_lock = asyncio.Lock()
@@ -276,6 +278,14 @@ def create_app(
         return await runtime.authenticate(call, authorization=request.headers.get("Authorization"))
 
     registry = metrics_registry(runtime)
+
+    @app.before_request
+    async def enter() -> None:
+        runtime.in_flight += 1
+
+    @app.teardown_request
+    async def leave(_: BaseException | None) -> None:
+        runtime.in_flight -= 1
 
     @app.after_request
     async def count(response: Response) -> Response:

@@ -1,8 +1,14 @@
 """Serving the gateway with Hypercorn, and stopping it gracefully.
 
-Shutdown (spec/gateway.md): readiness goes false, open WebSockets get 1001, Hypercorn stops
-accepting and gives in-flight requests ``shutdown_grace`` seconds (longer than the service
-timeout), then the app's ``after_serving`` closes the consumers and flushes the producer.
+Shutdown (spec/gateway.md): readiness goes false, open WebSockets get 1001 and event streams
+end, in-flight HTTP requests get up to ``shutdown_grace`` seconds (longer than the service
+timeout) to finish, then Hypercorn stops and the app's ``after_serving`` closes the consumers and
+flushes the producer.
+
+The drain is waited for here rather than through Hypercorn's ``graceful_timeout`` alone: a
+connection that served a WebSocket keeps Hypercorn's ping task sleeping for up to one
+``ping_interval`` after the socket closed, and Hypercorn waits for it. Once nothing is in flight,
+the remaining connections are idle and get ``_IDLE_GRACE`` seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
-from gateway.app import runtime_of
+from gateway.app import GatewayRuntime, runtime_of
 from gateway.settings import GatewaySettings
 from gateway.websockets import close_websockets
 from sluice.errors import SluiceError
@@ -25,6 +31,8 @@ from sluice.errors import SluiceError
 __all__ = ["begin_shutdown", "hypercorn_config", "serving"]
 
 _READY_ATTEMPTS = 300
+_IDLE_GRACE = 1.0
+_DRAIN_POLL = 0.05
 
 
 def hypercorn_config(settings: GatewaySettings, host: str, port: int) -> Config:
@@ -34,6 +42,7 @@ def hypercorn_config(settings: GatewaySettings, host: str, port: int) -> Config:
     logged.
     """
     config = Config()
+    config.loglevel = "WARNING"
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.websocket_max_message_size = settings.max_message_bytes
@@ -52,14 +61,14 @@ def begin_shutdown(app: Quart) -> None:
 async def serving(app: Quart, host: str, port: int) -> AsyncIterator[str]:
     """Serve ``app`` (made by :func:`gateway.app.create_app`) until the block ends; yields the
     base URL once ``/readyz`` answers 200, then shuts down gracefully."""
-    settings = runtime_of(app).settings
+    runtime = runtime_of(app)
+    settings = runtime.settings
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         if probe.connect_ex((host, port)) == 0:
             raise SluiceError(f"port {port} on {host} is in use: pass --gateway-port")
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        serve(app, hypercorn_config(settings, host, port), shutdown_trigger=stop.wait)
-    )
+    config = hypercorn_config(settings, host, port)
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
     base_url = f"http://{host}:{port}"
     try:
         async with httpx.AsyncClient(timeout=1, trust_env=False) as client:
@@ -77,5 +86,17 @@ async def serving(app: Quart, host: str, port: int) -> AsyncIterator[str]:
     finally:
         if not task.done():
             begin_shutdown(app)
+            await _drain(runtime, settings.shutdown_grace)
+            config.graceful_timeout = _IDLE_GRACE
         stop.set()
         await task
+
+
+async def _drain(runtime: GatewayRuntime, grace: float) -> None:
+    """Wait until no HTTP request and no WebSocket is being served, at most ``grace`` s."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace):
+            # Polled: the counters change in request hooks and socket handlers alike, and this
+            # runs once per process lifetime.
+            while runtime.in_flight > 0 or sum(runtime.metrics.websockets_open.values()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(_DRAIN_POLL)
