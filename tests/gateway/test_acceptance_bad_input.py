@@ -123,9 +123,6 @@ async def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         messages_per_second=0.001,
         message_burst=3,
         allowed_origins=(ALLOWED_ORIGIN,),
-        # Hypercorn's ping task outlives a closed socket by up to one interval, and stopping
-        # the server waits for it: a short interval keeps the teardown short.
-        ping_interval=1.0,
     )
     async with (
         serve_gateway(kafka, app_dir, settings) as served,

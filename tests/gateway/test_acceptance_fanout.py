@@ -24,7 +24,6 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.app import runtime_of
 from gateway.fanout import FanoutRegistry
-from gateway.settings import GatewaySettings
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
 from sluice.kafka.client import Consumer, KafkaSettings, Producer
@@ -93,9 +92,7 @@ gateways:
       headers:{session}
 """,
     )
-    # Hypercorn's ping task outlives a closed socket by up to one interval, and stopping the
-    # server waits for it: a short interval keeps the teardown short.
-    async with serve_gateway(kafka, app_dir, GatewaySettings(ping_interval=1.0)) as served:
+    async with serve_gateway(kafka, app_dir) as served:
         yield Env(served, answers, kafka, questions)
 
 

@@ -366,7 +366,7 @@ async def test_an_in_flight_request_finishes_during_a_graceful_shutdown(
 ) -> None:
     # Shutdown: readiness goes false, the in-flight request still gets its reply (the grace
     # period is longer than its wait), and the gateway stops once it is answered.
-    settings = GatewaySettings(shutdown_grace=60, ping_interval=1.0)
+    settings = GatewaySettings(shutdown_grace=60)
     gateway = service_gateway(kafka_bootstrap, tmp_path, settings)
     env = await gateway.__aenter__()
     stopping: asyncio.Task[bool | None] | None = None
