@@ -21,7 +21,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.authn import Authenticator
-from gateway.errors import GatewayError, NotFound, PayloadTooLarge, Unavailable
+from gateway.errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
 from gateway.fanout import FanoutRegistry
 from gateway.metrics import METRICS_CONTENT_TYPE, GatewayMetrics, metrics_registry, render
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
@@ -29,7 +29,7 @@ from gateway.produce import GatewayCall, produce
 from gateway.proxy import ServiceKey, forward, is_proxy
 from gateway.query import find_credentials
 from gateway.replies import ReplyRouter
-from gateway.service import MethodNotAllowed, call_service, push_reply
+from gateway.service import call_service, push_reply
 from gateway.settings import GatewaySettings
 from gateway.sse import event_stream
 from gateway.structured import STRUCTURED_CONTENT_TYPE, structured_event

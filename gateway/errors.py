@@ -13,10 +13,12 @@ from typing import ClassVar
 from sluice.errors import SluiceError
 
 __all__ = [
+    "BadGateway",
     "BadRequest",
     "Forbidden",
     "GatewayError",
     "GatewayTimeout",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "Unauthorized",
@@ -106,3 +108,19 @@ class GatewayTimeout(GatewayError, TimeoutError):
     """A service gateway got no reply within its timeout (504)."""
 
     status = HTTPStatus.GATEWAY_TIMEOUT
+
+
+class MethodNotAllowed(GatewayError, ValueError):
+    """A method the gateway does not serve (405); ``allow`` lists the ones it does."""
+
+    status = HTTPStatus.METHOD_NOT_ALLOWED
+
+    def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
+class BadGateway(GatewayError, ConnectionError):
+    """The service agent refused the connection or failed while answering (502)."""
+
+    status = HTTPStatus.BAD_GATEWAY

@@ -11,7 +11,6 @@ client header of the same name. The upstream status, headers and body come back 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from http import HTTPStatus
 from typing import Final
 from urllib.parse import quote
 
@@ -19,14 +18,13 @@ import httpx
 from quart import Response
 from werkzeug.datastructures import Headers
 
-from gateway.errors import GatewayError, GatewayTimeout, Unavailable
+from gateway.errors import BadGateway, GatewayTimeout, Unavailable
 from gateway.headers import gateway_headers_for
 from gateway.produce import GatewayCall
 from gateway.settings import GatewaySettings
 
 __all__ = [
     "HOP_BY_HOP",
-    "BadGateway",
     "ServiceKey",
     "forward",
     "is_proxy",
@@ -57,12 +55,6 @@ HOP_BY_HOP: Final = frozenset(
 _CONNECT_TIMEOUT: Final = 5.0
 # Characters kept as they are when the decoded rest of the path is quoted again.
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"
-
-
-class BadGateway(GatewayError, ConnectionError):
-    """The service agent refused the connection or failed while answering (502)."""
-
-    status = HTTPStatus.BAD_GATEWAY
 
 
 def is_proxy(call: GatewayCall) -> bool:

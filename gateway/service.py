@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from http import HTTPStatus
 
-from gateway.errors import BadRequest, GatewayError, GatewayTimeout, NotFound, Unavailable
+from gateway.errors import (
+    BadRequest,
+    GatewayTimeout,
+    MethodNotAllowed,
+    NotFound,
+    Unavailable,
+)
 from gateway.headers import (
     SERVICE_REQUEST_ID_HEADER,
     HeaderFilter,
@@ -32,7 +37,6 @@ from sluice.events import ConsumedRecord
 from sluice.kafka.client import Producer
 
 __all__ = [
-    "MethodNotAllowed",
     "RouterFor",
     "call_service",
     "push_reply",
@@ -40,16 +44,6 @@ __all__ = [
 
 RouterFor = Callable[[str], Awaitable[ReplyRouter]]
 """The shared reply router of an output topic, started on first use."""
-
-
-class MethodNotAllowed(GatewayError, ValueError):
-    """A method the gateway does not serve (405); ``allow`` lists the ones it does."""
-
-    status = HTTPStatus.METHOD_NOT_ALLOWED
-
-    def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
-        super().__init__(detail)
-        self.allow = allow
 
 
 def _reply_filter(

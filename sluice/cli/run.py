@@ -69,6 +69,14 @@ def register(
         default=8091,
         help="port of the gateway (default: 8091, as LangStream)",
     )
+    run.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="browser origin (scheme://host[:port]) allowed to open WebSockets; repeat for "
+        "more (default: any origin; set it when a browser app is served)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -138,8 +146,12 @@ async def _gateway(
     from gateway.serving import serving
     from gateway.settings import GatewaySettings
 
+    origins = tuple(args.allowed_origin) if args.allowed_origin else None
     served = create_app(
-        {(args.tenant, app.name): app}, kafka, GatewaySettings(), service_urls=service_urls
+        {(args.tenant, app.name): app},
+        kafka,
+        GatewaySettings(allowed_origins=origins),
+        service_urls=service_urls,
     )
     async with serving(served, args.gateway_host, args.gateway_port) as base_url:
         try:
