@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +32,7 @@ from sluice.record import Record
 from tests.gateway.acceptance_support import (
     APP_ID,
     SESSION_HEADER,
+    TENANT,
     Served,
     receive_json,
     serve_gateway,
@@ -330,3 +332,114 @@ async def test_chat_sockets_share_the_answers_consumer_and_get_their_sessions_an
         assert tail == [{"value": {"session": session, "n": "last"}, "session": session}]
     assert list(env.fanouts.fanouts) == [env.answers]
     await until_subscribers(env, 0)
+
+
+class EventStream:
+    """One Server-Sent Events consume request, read event by event."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        assert response.status_code == 200
+        assert response.headers["content-type"].split(";")[0] == "text/event-stream"
+        self._lines = response.aiter_lines()
+
+    async def next_event(self) -> tuple[str | None, str, Any]:
+        """(id, event name, parsed data) of the next event; keep-alive comments skipped."""
+        event_id, name, data = None, "message", []
+        async with asyncio.timeout(60):
+            async for line in self._lines:
+                if line.startswith(":"):
+                    continue
+                if not line:
+                    if data:
+                        return event_id, name, json.loads("\n".join(data))
+                    continue
+                field, _, value = line.partition(": ")
+                if field == "id":
+                    event_id = value
+                elif field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+        raise AssertionError("the event stream ended")
+
+
+@contextlib.asynccontextmanager
+async def event_stream(
+    client: httpx.AsyncClient,
+    env: Env,
+    query: dict[str, str],
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[EventStream]:
+    url = f"{env.served.url}/api/gateways/consume/{TENANT}/{APP_ID}/bot-output"
+    async with client.stream("GET", url, params=query, headers=headers or {}) as response:
+        yield EventStream(response)
+
+
+async def test_sse_and_websocket_consumers_share_the_one_consumer(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    sessions = [f"m{i}-{uuid.uuid4().hex[:6]}" for i in range(SESSIONS)]
+    per_session = 20  # 10 over SSE, 10 over WebSocket
+    limits = httpx.Limits(max_connections=SESSIONS * per_session)
+    async with (
+        httpx.AsyncClient(timeout=60, limits=limits) as streams,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        readers: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = []
+        for session in sessions:
+            for _ in range(per_session // 2):
+                sse = await stack.enter_async_context(
+                    event_stream(streams, env, {"param:sessionId": session})
+                )
+
+                async def next_sse(sse: EventStream = sse) -> dict[str, Any]:
+                    event_id, name, data = await sse.next_event()
+                    assert name == "record"
+                    assert event_id == data["offset"]
+                    return data
+
+                readers.append((session, next_sse))
+                socket = await stack.enter_async_context(
+                    connect(env.served.ws("consume", "bot-output", f"?param:sessionId={session}"))
+                )
+
+                async def next_ws(socket: ClientConnection = socket) -> dict[str, Any]:
+                    frame: dict[str, Any] = await receive_json(socket, timeout=60)
+                    return frame
+
+                readers.append((session, next_ws))
+        assert env.fanouts.fanouts[env.answers].subscriber_count == SESSIONS * per_session
+        for n in range(2):
+            for session in sessions:
+                await produce(env, client, session, {"session": session, "n": n})
+        for session in sessions:
+            await produce(env, client, session, {"session": session, "n": "last"})
+
+        async def read(next_frame: Callable[[], Awaitable[dict[str, Any]]]) -> list[object]:
+            values: list[object] = []
+            while not values or values[-1] != "last":
+                values.append((await next_frame())["record"]["value"]["n"])
+            return values
+
+        received = await asyncio.gather(*(read(reader) for _, reader in readers))
+        assert received == [[0, 1, "last"]] * len(readers)
+    assert list(env.fanouts.fanouts) == [env.answers]
+    await until_subscribers(env, 0)
+
+
+async def test_an_event_stream_resumes_after_its_last_event_id(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    session = f"resume-{uuid.uuid4().hex[:6]}"
+    query = {"param:sessionId": session}
+    async with event_stream(client, env, query) as sse:
+        for n in range(3):
+            await produce(env, client, session, {"session": session, "n": n})
+        first_id, _, first = await sse.next_event()
+    assert first["record"]["value"]["n"] == 0
+    # A reconnecting EventSource sends Last-Event-ID: the stream goes on after that record.
+    async with event_stream(client, env, query, {"Last-Event-ID": str(first_id)}) as sse:
+        values = [(await sse.next_event())[2]["record"]["value"]["n"] for _ in range(2)]
+        await produce(env, client, session, {"session": session, "n": "last"})
+        values.append((await sse.next_event())[2]["record"]["value"]["n"])
+    assert values == [1, 2, "last"]
