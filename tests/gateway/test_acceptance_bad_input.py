@@ -163,6 +163,7 @@ class Http:
     app: str = APP_ID
     suffix: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    allow: str | None = None
 
 
 def as_json(data: Any) -> bytes:
@@ -501,6 +502,7 @@ HTTP_CASES: dict[str, Http] = {
     "service-put": Http(
         405,
         "service gateway user-input-await in topics mode takes POST, not PUT",
+        allow="POST",
         method="PUT",
         params={},
         kind="service",
@@ -509,6 +511,7 @@ HTTP_CASES: dict[str, Http] = {
     "service-delete": Http(
         405,
         "service gateway user-input-await in topics mode takes POST, not DELETE",
+        allow="POST",
         method="DELETE",
         params={},
         kind="service",
@@ -522,6 +525,64 @@ HTTP_CASES: dict[str, Http] = {
         gateway="user-input-await",
         suffix="/the/custom/path",
     ),
+    # --- consume over Server-Sent Events: refused before the stream starts
+    **{
+        f"event-stream-{name}": Http(
+            status,
+            detail,
+            body=b"",
+            content_type=None,
+            method="GET",
+            kind="consume",
+            gateway=gateway,
+            params=params,
+            headers=headers,
+        )
+        for name, status, detail, gateway, params, headers in (
+            ("missing-param", 400, MISSING.format(g="bot-output"), "bot-output", {}, {}),
+            (
+                "unknown-param",
+                400,
+                UNKNOWN_PARAMS.format(g="bot-output", names="other"),
+                "bot-output",
+                {**S1, "param:other": "x"},
+                {},
+            ),
+            (
+                "unknown-option",
+                400,
+                "Unknown option timeout",
+                "bot-output",
+                {**S1, "option:timeout": "5"},
+                {},
+            ),
+            (
+                "bad-position",
+                400,
+                "invalid position yesterday",
+                "bot-output",
+                {**S1, "option:position": "yesterday"},
+                {},
+            ),
+            (
+                "bad-last-event-id",
+                400,
+                "invalid position not-a-token",
+                "bot-output",
+                S1,
+                {"Last-Event-ID": "not-a-token"},
+            ),
+            (
+                "of-a-produce-gateway",
+                404,
+                f"gateway user-input of type consume not found in application {APP_ID} "
+                f"of tenant {TENANT}",
+                "user-input",
+                S1,
+                {},
+            ),
+        )
+    },
 }
 
 
@@ -535,8 +596,8 @@ async def test_http_bad_request(env: Env, client: httpx.AsyncClient, case: Http)
         case.method, url, params=case.params, content=case.body, headers=headers
     )
     assert_problem(response, case.status, case.detail)
-    if case.status == 405:
-        assert response.headers["allow"] == "POST"
+    if case.allow is not None:
+        assert response.headers["allow"] == case.allow
 
 
 async def test_a_chunked_body_above_the_limit_is_413(env: Env, client: httpx.AsyncClient) -> None:
