@@ -25,7 +25,7 @@ from gateway.headers import SERVICE_REQUEST_ID_HEADER
 from gateway.replies import ReplyRouter
 from gateway.settings import GatewaySettings
 from sluice.application.model import TopicSpec
-from sluice.events import ConsumedRecord
+from sluice.events import RECORD_TYPE, ConsumedRecord
 from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.record import Record
 from tests.gateway.acceptance_support import (
@@ -390,3 +390,43 @@ async def test_an_in_flight_request_finishes_during_a_graceful_shutdown(
             await gateway.__aexit__(None, None, None)
         else:
             await stopping
+
+
+async def test_a_client_may_ask_for_the_reply_as_a_structured_cloudevent(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    # Half of 40 concurrent requests ask for application/cloudevents+json: each gets its own
+    # reply as a structured CloudEvent (the reply's attributes, the value as data).
+    count = 40
+    structured = {"Accept": "application/cloudevents+json"}
+
+    async def ask(i: int) -> httpx.Response:
+        return await client.post(
+            env.url,
+            json={"value": f"ce{i}"},
+            headers=structured if i % 2 == 0 else {},
+        )
+
+    async def respond(responder: Responder) -> None:
+        requests = await responder.take(count)
+        random.Random(7).shuffle(requests)
+        await responder.answer(requests)
+
+    async with env.responder() as responder:
+        responses, _ = await asyncio.gather(
+            asyncio.gather(*(ask(i) for i in range(count))), respond(responder)
+        )
+    for i, response in enumerate(responses):
+        assert response.status_code == 200, response.text
+        if i % 2:
+            assert response.headers["content-type"] == "application/json"
+            assert response.json()["record"]["value"] == {"answer": f"ce{i}"}
+            continue
+        assert response.headers["content-type"] == "application/cloudevents+json"
+        event = response.json()
+        assert event["specversion"] == "1.0"
+        assert event["source"] == "/test/responder"
+        assert event["type"] == RECORD_TYPE
+        assert event["id"]
+        assert event["data"] == {"answer": f"ce{i}"}
+    assert env.router.pending_count == 0
