@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from sluice.application import Application, Executor, load_application, plan_application
 from sluice.application.model import TopicSpec
+from sluice.application.plan import Plan
 from sluice.errors import SluiceError
 from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
 from sluice.sdk import AgentContext
@@ -32,9 +33,13 @@ from workers.pull import PullExecutor, PullSettings
 from workers.service import ServiceHost
 from workers.sources import SourceExecutor, SourceSettings
 from workers.state import StateLock, default_state_root, state_directory
+from workers.supervisor import SUPERVISOR_PID_ENV
 from workers.topic_producer import SharedTopicProducer
 
 log = logging.getLogger("sluice.worker")
+
+_PARENT_POLL = 1.0
+"""Seconds between checks that the supervisor is still alive."""
 
 
 @dataclass(frozen=True)
@@ -131,13 +136,41 @@ async def run_worker(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_parent(stop))
+    try:
+        await _serve(settings, app, plan, executor, stop)
+    finally:
+        watcher.cancel()
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Stop (draining as for SIGTERM) when the supervisor that started this worker dies: an
+    orphaned worker would keep its state lock and consume for nobody. The supervisor names
+    itself in ``SLUICE_SUPERVISOR_PID`` (it may be gone before this runs); without it, the
+    parent at start is watched. A worker started by Kubernetes has no parent to lose."""
+    named = os.environ.get(SUPERVISOR_PID_ENV, "")
+    parent = int(named) if named.isdigit() else os.getppid()
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("the supervisor (pid %d) is gone: stopping", parent)
+            stop.set()
+        await asyncio.sleep(_PARENT_POLL)
+
+
+async def _serve(
+    settings: WorkerSettings,
+    app: Application,
+    plan: Plan,
+    executor: Executor,
+    stop: asyncio.Event,
+) -> None:
     options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
     kafka = KafkaSettings(settings.bootstrap_servers, options)
     source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
     metrics = WorkerMetrics(executor.id)
     async with AsyncExitStack() as stack:
         producer = await stack.enter_async_context(Producer(kafka))
-        topic_producer = SharedTopicProducer(producer, loop, source=source)
+        topic_producer = SharedTopicProducer(producer, asyncio.get_running_loop(), source=source)
         loaded = await _load_agents(stack, settings, app, executor, topic_producer)
         runner = _runner(settings, app, plan.topic, executor, loaded, kafka, producer, metrics)
         readiness = _readiness(runner)

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("sluice.run")
 
+SUPERVISOR_PID_ENV = "SLUICE_SUPERVISOR_PID"
+"""Environment variable naming the supervisor's pid in every child it starts."""
+
 Printer = Callable[[str, str], None]
 
 
@@ -92,7 +95,8 @@ class Supervisor:
     async def _run_once(self, child: _Child) -> int:
         process = await asyncio.create_subprocess_exec(
             *child.spec.argv,
-            env={**os.environ, **child.spec.env},
+            # The worker stops by itself when this process is gone (workers.main).
+            env={**os.environ, **child.spec.env, SUPERVISOR_PID_ENV: str(os.getpid())},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,

@@ -8,8 +8,9 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -88,10 +89,22 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     console = Console(stderr=True)
     try:
-        return asyncio.run(_serve(app, args, console))
+        return asyncio.run(_cancellable(_serve(app, args, console)))
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
+    except asyncio.CancelledError:
+        console.print("stopped while starting")
+        return 128 + signal.SIGTERM
+
+
+async def _cancellable(job: Coroutine[Any, Any, int]) -> int:
+    """Run ``job``; SIGTERM while it starts cancels it, so everything it started is stopped
+    (without this a SIGTERM before the gateway is up would orphan the workers)."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await job
 
 
 async def _serve(app: Application, args: argparse.Namespace, console: Console) -> int:
