@@ -3,7 +3,8 @@
 LangStream's shape (its ``EventRecord``): the record value is a JSON object with ``category``
 ``Gateway``, ``type``, ``timestamp`` (milliseconds), ``source`` (tenant, application id and the
 gateway definition) and ``data`` (the user parameters, options and HTTP request headers of the
-handshake). Credentials never appear: ``Authorization`` and ``Cookie`` headers are left out, the
+handshake). Credentials never appear: ``Authorization``, ``Cookie`` and
+``Sec-WebSocket-Protocol`` (the bearer subprotocol) headers are left out, the
 gateway definition carries no provider configuration, and the query's ``credentials`` are not
 options.
 """
@@ -28,7 +29,10 @@ __all__ = ["EVENT_TYPE", "client_event", "send_client_event"]
 logger = logging.getLogger(__name__)
 
 EVENT_TYPE: Final = "ai.langstream.gateway.event"
-_SECRET_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Sec-WebSocket-Protocol carries the token when a browser uses the bearer subprotocol.
+_SECRET_HEADERS: Final = frozenset(
+    {"authorization", "cookie", "proxy-authorization", "sec-websocket-protocol"}
+)
 
 ClientEventType = Literal["ClientConnected", "ClientDisconnected"]
 

@@ -473,3 +473,44 @@ async def test_the_events_topic_gets_connected_and_disconnected_without_credenti
     assert "authorization" not in headers
     assert "alice-token" not in json.dumps(event)
     assert disconnected.record.value["timestamp"] >= event["timestamp"]
+
+
+async def test_no_token_appears_in_any_log_line_or_error_body(
+    secured: Secured, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = ["alice-token", "wrong-token-5f2e", "down-token", "nosubject-token"]
+    bodies: list[str] = []
+    caplog.set_level("DEBUG")
+    for token in tokens:
+        for how in ("query", "header", "test"):
+            params = {"credentials": token} if how == "query" else {}
+            if how == "test":
+                params = {"test-credentials": token}
+            headers = bearer(token) if how == "header" else {}
+            for kind, gateway in (("produce", "secure-in"), ("service", "secure-service")):
+                response = await client.post(
+                    secured.http(kind, gateway),
+                    params={**params, "option:timeout": "0.2"} if kind == "service" else params,
+                    headers=headers,
+                    json={"value": "v"},
+                )
+                bodies.append(response.text)
+        try:
+            async with connect(
+                secured.ws("consume", "secure-out"), subprotocols=["bearer", token]
+            ) as socket:
+                await socket.ping()
+        except InvalidStatus as refused:
+            bodies.append((refused.response.body or b"").decode())
+    # This test's own clients log the URLs they call (with the query credentials): those lines
+    # are the client's, not the gateway's.
+    logged = "\n".join(
+        record.getMessage() + (record.exc_text or "")
+        for record in caplog.records
+        if not record.name.startswith("websockets.client")
+        and secured.url not in record.getMessage()
+    )
+    assert caplog.records  # the gateway did log (httpx calls, warnings): the check means something
+    for token in tokens:
+        assert token not in logged
+        assert not [body for body in bodies if token in body]
