@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 import httpx
-from quart import Quart, Response, request
+from quart import Quart, Response, has_request_context, request, websocket
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.authn import Authenticator
@@ -35,6 +35,7 @@ from gateway.sse import event_stream
 from gateway.structured import STRUCTURED_CONTENT_TYPE, structured_event
 from gateway.websockets import register_websockets
 from sluice.application.model import Application, TopicSpec
+from sluice.errors import KafkaError
 from sluice.kafka.client import KafkaSettings, Producer
 
 __all__ = ["GatewayRuntime", "create_app", "runtime_of"]
@@ -176,7 +177,13 @@ class GatewayRuntime:
                 router = ReplyRouter(
                     self.kafka, self._topic_spec(topic), max_pending=self.settings.max_pending
                 )
-                await router.start()
+                try:
+                    await router.start()
+                except KafkaError as error:
+                    raise Unavailable(
+                        f"cannot read the replies on topic {topic}: {error}",
+                        retry_after=self.settings.retry_after,
+                    ) from error
                 self._routers[topic] = router
             return router
 
@@ -193,6 +200,11 @@ def runtime_of(app: Quart) -> GatewayRuntime:
     runtime = app.extensions[_EXTENSION]
     assert isinstance(runtime, GatewayRuntime)
     return runtime
+
+
+def _path() -> str:
+    """The path of the HTTP request or WebSocket being answered (errors happen in both)."""
+    return request.path if has_request_context() else websocket.path
 
 
 def _json_response(
@@ -252,7 +264,7 @@ def create_app(
 
     @app.errorhandler(GatewayError)
     async def gateway_error(error: GatewayError) -> Response:
-        status, body, headers = problem_for(error, request.path)
+        status, body, headers = problem_for(error, _path())
         if isinstance(error, MethodNotAllowed):
             headers["Allow"] = ", ".join(error.allow)
         return _problem_response(status, body, headers)
@@ -266,12 +278,13 @@ def create_app(
         for key, value in allowed:
             if key.lower() == "allow":
                 headers["Allow"] = value
-        return _problem_response(status, problem(status, detail, request.path), headers)
+        return _problem_response(status, problem(status, detail, _path()), headers)
 
     @app.errorhandler(Exception)
     async def internal_error(error: Exception) -> Response:
-        logger.error("%s %s failed", request.method, request.path, exc_info=error)
-        return _problem_response(500, problem(500, _INTERNAL_ERROR, request.path), {})
+        method = request.method if has_request_context() else "WEBSOCKET"
+        logger.error("%s %s failed", method, _path(), exc_info=error)
+        return _problem_response(500, problem(500, _INTERNAL_ERROR, _path()), {})
 
     async def _authenticated(kind: str, tenant: str, application: str, gateway: str) -> GatewayCall:
         call = runtime.call(kind, tenant, application, gateway)

@@ -504,7 +504,17 @@ class FanoutRegistry:
         return MappingProxyType(self._fanouts)
 
     async def get(self, topic: TopicSpec) -> TopicFanout:
-        """The running fanout of ``topic``, started on first use."""
+        """The running fanout of ``topic``, started on first use.
+
+        The start is shielded: a caller that goes away (a client that aborts its handshake)
+        does not abort the shared consumer halfway, which would leak its connections.
+        """
+        fanout = self._fanouts.get(topic.name)
+        if fanout is not None and not fanout.closed and not self._closed:
+            return fanout
+        return await asyncio.shield(self._get_or_start(topic))
+
+    async def _get_or_start(self, topic: TopicSpec) -> TopicFanout:
         lock = self._locks.setdefault(topic.name, asyncio.Lock())
         async with lock:
             if self._closed:

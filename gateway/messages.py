@@ -109,6 +109,8 @@ def _load_json(body: bytes | str) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest(f"{_JSON_ERROR}{error}") from error
+    except RecursionError as error:
+        raise BadRequest(f"{_JSON_ERROR}the JSON is nested too deeply") from error
 
 
 def _checked(request: ProduceRequest) -> ProduceRequest:

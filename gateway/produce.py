@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from auth.provider import Identity
-from gateway.errors import BadRequest, Unavailable
+from gateway.errors import BadRequest, PayloadTooLarge, Unavailable
 from gateway.headers import gateway_headers_for, reserved_header_keys
 from gateway.messages import (
     ProduceRequest,
@@ -80,9 +80,15 @@ def encode_requests(
     """The Kafka messages of ``requests``: message headers (none of them ``reserved``), then
     the ``configured`` headers, then ``extra`` ones that overwrite both."""
     reserved_keys = frozenset(reserved)
+    requests = list(requests)
     messages: list[WireMessage] = []
-    for request in requests:
-        check_message_headers(request.headers, reserved_keys)
+    for index, request in enumerate(requests):
+        try:
+            check_message_headers(request.headers, reserved_keys)
+        except BadRequest as error:
+            if len(requests) == 1:
+                raise
+            raise BadRequest(f"message [{index}]: {error.detail}") from error
         headers = {**request.headers, **configured, **(extra or {})}
         record = Record(request.value, request.key, headers)
         try:
@@ -99,6 +105,16 @@ def encode_requests(
     return messages
 
 
+_RECORD_OVERHEAD = 512
+"""Bytes of a produce request that are not the record's key, value and headers (batch and
+record framing, with a margin)."""
+
+
+def _size(message: WireMessage) -> int:
+    headers = sum(len(key.encode("utf-8")) + len(value) for key, value in message.headers)
+    return len(message.key or b"") + len(message.value or b"") + headers
+
+
 async def send_all(
     producer: Producer,
     topic: str,
@@ -106,7 +122,20 @@ async def send_all(
     settings: GatewaySettings,
 ) -> list[SendResult]:
     """Hand every message to the producer, then wait for all the acks (503 when Kafka fails or
-    does not acknowledge within ``produce_timeout``)."""
+    does not acknowledge within ``produce_timeout``).
+
+    Every message is checked against the producer's ``max_request_size`` first, so a record
+    Kafka would refuse is a 413 for the whole batch, before anything is written.
+    """
+    messages = list(messages)
+    limit = producer.max_request_size - _RECORD_OVERHEAD
+    for index, message in enumerate(messages):
+        size = _size(message)
+        if size > limit:
+            where = "the record" if len(messages) == 1 else f"message [{index}]"
+            raise PayloadTooLarge(
+                f"{where} is {size} bytes once encoded; Kafka takes records up to {limit} bytes"
+            )
 
     async def write() -> list[SendResult]:
         acks = [await producer.enqueue_message(topic, message) for message in messages]

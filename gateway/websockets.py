@@ -274,9 +274,9 @@ async def _serve(
     except GatewayError as error:
         return _refusal(error)
     events_topic = socket.call.spec.events_topic
-    if events_topic is not None:
-        await _event(runtime, socket, events_topic, "ClientConnected")
     try:
+        if events_topic is not None:
+            await _event(runtime, socket, events_topic, "ClientConnected")
         await websocket.accept(subprotocol=socket.subprotocol)
         runtime.metrics.websockets_open[kind] += 1
         try:
