@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.authn import Authenticator
 from gateway.errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
-from gateway.fanout import FanoutRegistry
+from gateway.fanout import FanoutClosed, FanoutRegistry, TopicFanout
 from gateway.metrics import METRICS_CONTENT_TYPE, GatewayMetrics, metrics_registry, render
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from gateway.produce import GatewayCall, produce
@@ -36,6 +36,7 @@ from gateway.structured import STRUCTURED_CONTENT_TYPE, structured_event
 from gateway.websockets import register_websockets
 from sluice.application.model import Application, TopicSpec
 from sluice.errors import KafkaError
+from sluice.kafka.admin import list_topics
 from sluice.kafka.client import KafkaSettings, Producer
 
 __all__ = ["GatewayRuntime", "create_app", "runtime_of"]
@@ -178,6 +179,7 @@ class GatewayRuntime:
                     self.kafka, self._topic_spec(topic), max_pending=self.settings.max_pending
                 )
                 try:
+                    await self._check_topic(topic)
                     await router.start()
                 except KafkaError as error:
                     raise Unavailable(
@@ -186,6 +188,23 @@ class GatewayRuntime:
                     ) from error
                 self._routers[topic] = router
             return router
+
+    async def fanout(self, topic: TopicSpec) -> TopicFanout:
+        """The shared consumer of ``topic`` (started on first use); 503 when it cannot be read."""
+        try:
+            if topic.name not in self.fanouts.fanouts:
+                await self._check_topic(topic.name)
+            return await self.fanouts.get(topic)
+        except (FanoutClosed, KafkaError) as error:
+            raise Unavailable(
+                f"cannot read topic {topic.name}: {error}", retry_after=self.settings.retry_after
+            ) from error
+
+    async def _check_topic(self, name: str) -> None:
+        # Without this a consumer waits for the metadata of a missing topic for its whole
+        # request timeout (about 40 s) before failing.
+        if name not in await list_topics(self.kafka):
+            raise KafkaError(f"topic {name} does not exist")
 
     def _topic_spec(self, topic: str) -> TopicSpec:
         for app in self.apps.values():

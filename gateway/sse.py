@@ -67,12 +67,12 @@ async def event_stream(
     app = runtime.apps[(call.tenant, call.application)]
     wanted = header_filter(spec, query.parameters, call.principal)
     position = _position(query.options.get("position"), last_event_id)
+    fanout = await runtime.fanout(app.topics.get(spec.topic) or TopicSpec(spec.topic))
     try:
-        fanout = await runtime.fanouts.get(app.topics.get(spec.topic) or TopicSpec(spec.topic))
         subscription = await fanout.subscribe(
             lambda consumed: wanted.matches(consumed.record.headers), position=position
         )
-    except (FanoutClosed, KafkaError) as error:
+    except FanoutClosed as error:
         raise Unavailable(
             f"cannot read topic {spec.topic}: {error}", retry_after=runtime.settings.retry_after
         ) from error

@@ -140,13 +140,13 @@ async def _open(
     subscription = None
     if consume_topic is not None:
         wanted = header_filter(spec, query.parameters, call.principal)
+        fanout = await runtime.fanout(_topic_spec(runtime, call, consume_topic))
         try:
-            fanout = await runtime.fanouts.get(_topic_spec(runtime, call, consume_topic))
             subscription = await fanout.subscribe(
                 lambda consumed: wanted.matches(consumed.record.headers),
                 position=_position(query.position),
             )
-        except (FanoutClosed, KafkaError) as error:
+        except FanoutClosed as error:
             raise Unavailable(
                 f"cannot read topic {consume_topic}: {error}",
                 retry_after=runtime.settings.retry_after,
