@@ -1,4 +1,9 @@
-"""``python -m benchmarks [t3] [--quick]``: starts its own broker, writes benchmarks/results/."""
+"""``python -m benchmarks [--scenario t1,t1b,w1,t4,t4b,w2,t3] [--quick]``.
+
+Starts its own broker (a local Kafka on a free port, in a temporary folder, stopped afterwards),
+runs the scenarios of spec/benchmarks.md, and writes ``benchmarks/results/<date>-<name>.json``
+and ``.md``. Every figure is a ratio against a baseline measured in the same run.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import os
 import platform
 import subprocess
 import tempfile
@@ -14,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import t3
+from benchmarks.harness import CLIENT_CPU, GATEWAY_CPU
+from benchmarks.report import markdown
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 
 RESULTS = Path(__file__).parent / "results"
+SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "t3")
 
 
-def environment() -> dict[str, Any]:
+def environment(pinned: bool) -> dict[str, Any]:
     cpu = "unknown"
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
@@ -33,65 +42,130 @@ def environment() -> dict[str, Any]:
         )
     except OSError:
         pass
-    versions = {name: metadata.version(name) for name in ("sluicegate", "aiokafka")}
+    names = ("sluicegate", "aiokafka", "quart", "hypercorn", "websockets", "aiohttp", "httpx")
+    versions = {name: metadata.version(name) for name in names}
+    try:
+        wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        versions["wrk"] = (wrk.stdout or wrk.stderr).split("[")[0].strip()
+    except OSError:
+        versions["wrk"] = "not installed"
+    pinning = (
+        f"gateway process taskset -c {GATEWAY_CPU}; benchmark driver, load generators "
+        f"(wrk, Python clients) and workers on CPU {CLIENT_CPU}; broker unpinned"
+        if pinned
+        else "none"
+    )
     return {
         "python": platform.python_version(),
         "cpu": cpu,
-        "pinning": "none",
+        "cpus": os.cpu_count(),
+        "pinning": pinning,
+        "broker": "sluice.kafka.local.LocalKafka (single broker, RF 1, loopback)",
         "versions": versions,
     }
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    records = 2000 if args.quick else args.records
-    repetitions = 1 if args.quick else args.repetitions
-    with tempfile.TemporaryDirectory(prefix="sluice-bench-kafka-") as data:
-        settings = LocalKafkaSettings(port=0, data_dir=Path(data))
+async def main_async(args: argparse.Namespace, chosen: list[str]) -> list[dict[str, Any]]:
+    quick = args.quick
+    repetitions = 1 if quick else args.repetitions
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        settings = LocalKafkaSettings(port=0, data_dir=Path(tmp) / "kafka")
         async with LocalKafka(settings) as kafka:
-            results = [
-                await t3.run(kafka.bootstrap_servers, records=records, repetitions=repetitions)
-            ]
-    return {
-        "date": datetime.date.today().isoformat(),
-        "quick": args.quick,
-        "environment": environment(),
-        "results": results,
-    }
+            bootstrap = kafka.bootstrap_servers
+            gateway_scenarios = [s for s in chosen if s != "t3"]
+            if gateway_scenarios:
+                from benchmarks.harness import APP_DIR
+                from sluice.application import plan_application
+                from sluice.application.loader import load_application
+                from sluice.kafka.admin import ensure_topics
+                from sluice.kafka.client import KafkaSettings
+
+                plan = plan_application(load_application(APP_DIR))
+                await ensure_topics(KafkaSettings(bootstrap), plan.topics)
+                # The broker stays unpinned; this process, and so the workers and Python
+                # load generators it starts, run on the CPU the gateway does not use.
+                affinity = os.sched_getaffinity(0)
+                if args.pin:
+                    os.sched_setaffinity(0, {int(CLIENT_CPU)})
+                try:
+                    results.extend(await _gateway(args, gateway_scenarios, bootstrap, Path(tmp)))
+                finally:
+                    os.sched_setaffinity(0, affinity)
+            if "t3" in chosen:
+                records = 2000 if quick else args.records
+                results.append(await t3.run(bootstrap, records=records, repetitions=repetitions))
+    return results
 
 
-def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        f"# Benchmarks {report['date']}{' (quick)' if report['quick'] else ''}",
-        "",
-        f"CPU: {report['environment']['cpu']}; Python {report['environment']['python']}",
-        "",
-        "| id | figure | baseline | ratio | target | met |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in report["results"]:
-        worker = r["worker_records_per_second"]
-        base = r["baseline_records_per_second"]
-        lines.append(
-            f"| {r['id']} | {worker['median']:.0f} rec/s ({worker['min']:.0f}-{worker['max']:.0f})"
-            f" | {base['median']:.0f} rec/s ({base['min']:.0f}-{base['max']:.0f}) "
-            f"| {r['ratio']:.2f} | {r['target']} | {'yes' if r['met'] else 'no'} |"
+async def _gateway(
+    args: argparse.Namespace, chosen: list[str], bootstrap: str, work: Path
+) -> list[dict[str, Any]]:
+    from benchmarks import http_scenarios, ws_scenarios
+
+    quick = args.quick
+    repetitions = 1 if quick else args.repetitions
+    seconds = 3 if quick else args.seconds
+    results: list[dict[str, Any]] = []
+    if "t1" in chosen or "t1b" in chosen:
+        print("T1/T1b: HTTP produce", flush=True)
+        pair = await http_scenarios.t1(bootstrap, seconds=seconds, repetitions=repetitions)
+        results.extend(r for r in pair if r["id"].lower() in chosen)
+    if "w1" in chosen:
+        print("W1: WebSocket produce", flush=True)
+        results.append(await ws_scenarios.w1(bootstrap, seconds=seconds, repetitions=repetitions))
+    if "t4" in chosen or "t4b" in chosen:
+        print("T4/T4b: service gateway", flush=True)
+        pair = await http_scenarios.t4(
+            bootstrap,
+            work,
+            seconds=seconds,
+            repetitions=repetitions,
+            timeout_requests=200 if quick else 1000,
         )
-    return "\n".join(lines) + "\n"
+        results.extend(r for r in pair if r["id"].lower() in chosen)
+    if "w2" in chosen:
+        print("W2: WebSocket fan-out", flush=True)
+        sizes = [100, 1000] if quick else [int(x) for x in args.w2_sizes.split(",")]
+        rates = [1.0, 5.0] if quick else [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
+        results.append(await ws_scenarios.w2(bootstrap, sizes, rates, 3 if quick else 5))
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("scenario", nargs="?", default="t3", choices=("t3",))
-    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument(
+        "--scenario",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, of {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument("--records", type=int, default=50_000, help="T3 records per run")
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8, help="length of each measurement")
+    parser.add_argument("--w2-sizes", default="1000,10000", help="W2 connection counts")
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small and once")
+    parser.add_argument("--name", help="result file stem (default: the scenarios)")
     args = parser.parse_args()
-    report = asyncio.run(main_async(args))
+    chosen = [s.strip().lower() for s in args.scenario.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}")
+    results = asyncio.run(main_async(args, chosen))
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "quick": args.quick,
+        "scenarios": chosen,
+        "environment": environment(args.pin and chosen != ["t3"]),
+        "results": results,
+    }
     RESULTS.mkdir(exist_ok=True)
-    stem = f"{report['date']}-{args.scenario}{'-quick' if args.quick else ''}"
+    name = args.name or ("all" if set(chosen) == set(SCENARIOS) else "-".join(chosen))
+    stem = f"{report['date']}-{name}{'-quick' if args.quick else ''}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(report))
     print(markdown(report))
+    print(f"written {RESULTS / stem}.json and .md")
 
 
 if __name__ == "__main__":

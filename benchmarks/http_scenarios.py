@@ -1,0 +1,374 @@
+"""T1, T1b (HTTP produce), T4 and T4b (service gateway round trips)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks.harness import (
+    Process,
+    WrkResult,
+    gateway,
+    gateway_url,
+    percentile,
+    spread,
+    state,
+    worker,
+    wrk,
+)
+
+RECORD = {"key": "k1", "value": {"question": "what is the answer?" * 8, "session": "s1", "n": 1}}
+ONE = json.dumps(RECORD).encode()
+BATCH = json.dumps([RECORD] * 100).encode()
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Peak:
+    variant: str
+    repetition: int
+    wrk: WrkResult
+    cpu_seconds: float
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu_seconds / max(1, self.wrk.requests)
+
+
+async def measure_peak(
+    variant: str, repetition: int, gw: Process, url: str, body: bytes, seconds: int, conns: int
+) -> Peak:
+    before = gw.cpu()
+    result = await wrk(url, body, JSON, seconds=seconds, connections=conns)
+    peak = Peak(variant, repetition, result, gw.cpu() - before)
+    print(
+        f"  {variant:14} #{repetition}: {result.requests_per_second:8.1f} req/s, "
+        f"non-2xx {result.non_2xx}, {peak.cpu_per_request * 1e6:.0f} us CPU/req",
+        flush=True,
+    )
+    return peak
+
+
+@dataclass(frozen=True)
+class OpenLoop:
+    rate: float
+    seconds: float
+    sent: int
+    ok: int
+    failed: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    cpu_seconds: float
+
+
+Call = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
+
+
+async def open_loop(gw: Process, call: Call, rate: float, seconds: float) -> OpenLoop:
+    """Requests started at fixed times (``rate`` per second), each latency measured from its
+    scheduled start, so a stall shows in the figures (no coordinated omission)."""
+    count = max(1, int(rate * seconds))
+    latencies: list[float] = []
+    failures = 0
+    connector = aiohttp.TCPConnector(limit=1000)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(i: int, due: float) -> None:
+            nonlocal failures
+            try:
+                ok = await call(session, i)
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if ok:
+                latencies.append(time.monotonic() - due)
+            else:
+                failures += 1
+
+        before = gw.cpu()
+        start = time.monotonic() + 0.05
+        tasks = []
+        for i in range(count):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+        cpu = gw.cpu() - before
+    ms = [x * 1000 for x in latencies]
+    return OpenLoop(
+        rate,
+        seconds,
+        count,
+        len(latencies),
+        failures,
+        percentile(ms, 0.5),
+        percentile(ms, 0.9),
+        percentile(ms, 0.99),
+        max(ms, default=float("nan")),
+        cpu,
+    )
+
+
+def _post(url: str, body: bytes) -> Call:
+    async def call(session: aiohttp.ClientSession, i: int) -> bool:
+        async with session.post(url, data=body, headers={"Content-Type": JSON}) as response:
+            await response.read()
+            return response.status == 200
+
+    return call
+
+
+async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str, Any]]:
+    peaks: list[Peak] = []
+    loops: list[OpenLoop] = []
+    async with gateway(bootstrap) as kafka_gw, gateway(bootstrap, noop=True) as noop_gw:
+        kafka_url = gateway_url(kafka_gw, "produce", "ingest")
+        noop_url = gateway_url(noop_gw, "produce", "ingest")
+        # Warm-up: connections, the producer's metadata, Quart's first-request work.
+        await wrk(kafka_url, ONE, JSON, seconds=2)
+        await wrk(noop_url, ONE, JSON, seconds=2)
+        await wrk(kafka_url, BATCH, JSON, seconds=2, connections=8)
+        for rep in range(repetitions):
+            order = [("noop", noop_gw, noop_url), ("kafka", kafka_gw, kafka_url)]
+            if rep % 2:
+                order.reverse()
+            for variant, gw, url in order:
+                peaks.append(await measure_peak(variant, rep, gw, url, ONE, seconds, 64))
+            peaks.append(
+                await measure_peak("kafka-batch100", rep, kafka_gw, kafka_url, BATCH, seconds, 8)
+            )
+            peak = next(p for p in peaks if p.variant == "kafka" and p.repetition == rep)
+            rate = 0.8 * peak.wrk.requests_per_second
+            loop = await open_loop(kafka_gw, _post(kafka_url, ONE), rate, seconds)
+            print(
+                f"  open loop {rate:.0f}/s #{rep}: p50 {loop.p50_ms:.1f} ms, p99 "
+                f"{loop.p99_ms:.1f} ms, failed {loop.failed}",
+                flush=True,
+            )
+            loops.append(loop)
+
+    def rates(variant: str, factor: float = 1) -> list[float]:
+        return [p.wrk.requests_per_second * factor for p in peaks if p.variant == variant]
+
+    def cpu(variant: str) -> dict[str, float]:
+        return spread([p.cpu_per_request for p in peaks if p.variant == variant])
+
+    kafka, noop = spread(rates("kafka")), spread(rates("noop"))
+    batch_records = spread(rates("kafka-batch100", 100))
+    ratio = kafka["median"] / noop["median"]
+    p99 = spread([x.p99_ms for x in loops])
+    batch_ratio = batch_records["median"] / kafka["median"]
+    generator = "wrk 4.1.0 -t1 (closed loop, keep-alive); aiohttp open loop for latency"
+    return [
+        {
+            "id": "T1",
+            "scenario": "HTTP produce: POST -> CloudEvent -> Kafka ack (acks=all) -> 200",
+            "baseline": "the same gateway app, producer replaced by a no-op (same run)",
+            "load_generator": generator,
+            "unit": "req/s",
+            "subject": kafka,
+            "baseline_figure": noop,
+            "ratio": ratio,
+            "cpu_seconds_per_request": {"subject": cpu("kafka"), "baseline": cpu("noop")},
+            "open_loop_80pct": [asdict(x) for x in loops],
+            "p99_ms_at_80pct": p99,
+            "target": ">= 0.6x baseline req/s; p99 <= 50 ms at 80% of peak (open loop)",
+            "met": ratio >= 0.6 and p99["median"] <= 50,
+            "samples": [{**asdict(p), "cpu_per_request": p.cpu_per_request} for p in peaks],
+        },
+        {
+            "id": "T1b",
+            "scenario": "HTTP batch produce: 100 records per POST (application/json array)",
+            "baseline": "T1 (single-record POSTs, same run)",
+            "load_generator": "wrk 4.1.0 -t1 -c8",
+            "unit": "records/s",
+            "subject": batch_records,
+            "baseline_figure": kafka,
+            "ratio": batch_ratio,
+            "cpu_seconds_per_request": {
+                "subject_per_record": {k: v / 100 for k, v in cpu("kafka-batch100").items()},
+                "baseline": cpu("kafka"),
+            },
+            "target": ">= 10x T1 records/s",
+            "met": batch_ratio >= 10,
+        },
+    ]
+
+
+def _service_call(url: str, timeout: float | None = None) -> Call:
+    query = f"?option:timeout={timeout:g}" if timeout is not None else ""
+
+    async def call(session: aiohttp.ClientSession, i: int) -> bool:
+        body = json.dumps({"value": {"n": i}})
+        async with session.post(url + query, data=body, headers={"Content-Type": JSON}) as response:
+            text = await response.text()
+            if response.status != 200:
+                return False
+            reply = json.loads(text)
+            value = reply.get("record", {}).get("value")
+            # Every reply must be the one of this request.
+            return isinstance(value, dict) and value.get("n") == i
+
+    return call
+
+
+async def _until_served(url: str, within: float = 120) -> None:
+    call = _service_call(url, timeout=5)
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                if await call(session, 1):
+                    return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"no reply from {url} within {within:.0f}s")
+
+
+async def t4(
+    bootstrap: str, work: Path, *, seconds: int, repetitions: int, timeout_requests: int
+) -> list[dict[str, Any]]:
+    peaks: list[Peak] = []
+    loops: list[OpenLoop] = []
+    async with (
+        gateway(bootstrap) as gw,
+        worker(bootstrap, "identity", work / "state-identity") as identity,
+        worker(bootstrap, "dropper", work / "state-dropper"),
+    ):
+        url = gateway_url(gw, "service", "echo")
+        naive = f"{gw.url}/bench/naive-service/svc-in/svc-out"
+        await _until_served(url)
+        body = json.dumps({"value": {"n": 1}}).encode()
+        await wrk(url, body, JSON, seconds=2, connections=16)
+        await wrk(naive, body, JSON, seconds=2, connections=16)
+        for rep in range(repetitions):
+            order = [("per-request", naive), ("shared", url)]
+            if rep % 2:
+                order.reverse()
+            for variant, target in order:
+                peaks.append(await measure_peak(variant, rep, gw, target, body, seconds, 16))
+            loop = await open_loop(gw, _service_call(url), 100, seconds)
+            print(
+                f"  T4 100/s #{rep}: p50 {loop.p50_ms:.1f} ms, p99 {loop.p99_ms:.1f} ms, "
+                f"failed {loop.failed}",
+                flush=True,
+            )
+            loops.append(loop)
+        identity_cpu = identity.cpu()
+        t4b = await _t4b(gw, timeout_requests)
+
+    shared = spread([p.wrk.requests_per_second for p in peaks if p.variant == "shared"])
+    naive_rate = spread([p.wrk.requests_per_second for p in peaks if p.variant == "per-request"])
+    ratio = shared["median"] / naive_rate["median"]
+    p50, p99 = spread([x.p50_ms for x in loops]), spread([x.p99_ms for x in loops])
+    failed = sum(x.failed for x in loops)
+    return [
+        {
+            "id": "T4",
+            "scenario": "service gateway (topics mode) round trip through a real identity "
+            "worker (python -m workers ... --executor identity)",
+            "baseline": "LangStream-style consumer per request (new AIOKafkaConsumer, assign, "
+            "seek_to_end, position, produce, read until the request id, close), served by "
+            "the same gateway process and the same worker",
+            "load_generator": "wrk 4.1.0 -t1 -c16 (throughput); aiohttp open loop at 100 req/s "
+            "with every reply matched to its request (latency)",
+            "unit": "req/s",
+            "subject": shared,
+            "baseline_figure": naive_rate,
+            "ratio": ratio,
+            "p50_ms_at_100rps": p50,
+            "p99_ms_at_100rps": p99,
+            "open_loop_failed_or_mismatched": failed,
+            "open_loop": [asdict(x) for x in loops],
+            "cpu_seconds_per_request": {
+                "subject": spread([p.cpu_per_request for p in peaks if p.variant == "shared"]),
+                "baseline": spread(
+                    [p.cpu_per_request for p in peaks if p.variant == "per-request"]
+                ),
+            },
+            "identity_worker_cpu_seconds_total": identity_cpu,
+            "target": "p50 <= 10 ms, p99 <= 30 ms at 100 req/s; >= 10x per-request-consumer "
+            "throughput",
+            "met": p50["median"] <= 10 and p99["median"] <= 30 and ratio >= 10 and failed == 0,
+            "samples": [{**asdict(p), "cpu_per_request": p.cpu_per_request} for p in peaks],
+        },
+        t4b,
+    ]
+
+
+async def _t4b(gw: Process, count: int) -> dict[str, Any]:
+    """Service calls through the dropping worker with ``option:timeout=2``: every dropped one
+    must be a 504 within timeout + 10%, and the pending map must be empty afterwards."""
+    timeout = 2.0
+    url = gateway_url(gw, "service", "lossy") + f"?option:timeout={timeout:g}"
+    await _until_served(gateway_url(gw, "service", "lossy"))
+    outcomes: list[tuple[int, int, float]] = []
+    rate = 50.0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:
+
+        async def one(i: int) -> None:
+            began = time.monotonic()
+            async with session.post(
+                url, data=json.dumps({"value": {"n": i}}), headers={"Content-Type": JSON}
+            ) as response:
+                await response.read()
+                outcomes.append((i, response.status, time.monotonic() - began))
+
+        start = time.monotonic()
+        tasks = []
+        peak_pending = 0
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        peak_pending = (await state(gw))["pending"]
+        await asyncio.gather(*tasks)
+    after = await state(gw)
+    timeouts = [(i, s, t) for i, s, t in outcomes if s == 504]
+    expected = [i for i in range(count) if i % 100 == 0]
+    wrong = [(i, s) for i, s, _ in outcomes if (s == 504) != (i % 100 == 0)]
+    late = [t / timeout for _, _, t in timeouts]
+    ok_latency = sorted(t * 1000 for _, s, t in outcomes if s == 200)
+    worst = max(late, default=float("nan"))
+    met = (
+        len(timeouts) == len(expected)
+        and not wrong
+        and all(1.0 <= x <= 1.1 for x in late)
+        and after["pending"] == 0
+    )
+    print(
+        f"  T4b: {len(timeouts)} timeouts of {count} (expected {len(expected)}), worst "
+        f"{worst:.3f}x timeout, pending after {after['pending']}",
+        flush=True,
+    )
+    return {
+        "id": "T4b",
+        "scenario": f"service timeouts: worker drops 1% (n % 100 == 0), option:timeout={timeout:g}"
+        f", {count} requests at {rate:g}/s",
+        "baseline": "T4 (the other 99% of requests, same gateway process)",
+        "requests": count,
+        "timeouts": len(timeouts),
+        "expected_timeouts": len(expected),
+        "unexpected_status": wrong[:20],
+        "timeout_elapsed_over_timeout": spread(late) if late else None,
+        "ok_p50_ms": percentile(ok_latency, 0.5),
+        "ok_p99_ms": percentile(ok_latency, 0.99),
+        "pending_during_run": peak_pending,
+        "pending_after": after["pending"],
+        "pending_check": "GET /bench/state on the gateway process (runtime.pending_count)",
+        "target": "timeouts within timeout + 10%; pending map returns to 0",
+        "met": met,
+    }

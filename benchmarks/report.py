@@ -1,0 +1,105 @@
+"""The Markdown table of a benchmark report (the JSON file has every sample)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fig(figure: dict[str, float], unit: str) -> str:
+    return f"{figure['median']:.0f} {unit} ({figure['min']:.0f}-{figure['max']:.0f})"
+
+
+def _cpu(result: dict[str, Any]) -> str:
+    cpu = result.get("cpu_seconds_per_request")
+    if not cpu:
+        return ""
+    parts = []
+    for name, figure in cpu.items():
+        parts.append(f"{name} {figure['median'] * 1e6:.0f} us")
+    return "; ".join(parts)
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    rid = r["id"]
+    if rid == "T3":
+        worker = r["worker_records_per_second"]
+        base = r["baseline_records_per_second"]
+        return [_fig(worker, "rec/s"), _fig(base, "rec/s"), f"{r['ratio']:.2f}", "", ""]
+    if rid == "T4b":
+        late = r["timeout_elapsed_over_timeout"]
+        worst = f"{late['max']:.3f}x timeout (median {late['median']:.3f}x)" if late else "n/a"
+        return [
+            f"{r['timeouts']}/{r['requests']} timeouts (expected {r['expected_timeouts']}); "
+            f"504 after {worst}; pending after: {r['pending_after']}",
+            f"T4 path: ok p50 {r['ok_p50_ms']:.1f} ms, p99 {r['ok_p99_ms']:.1f} ms",
+            "",
+            "",
+            "",
+        ]
+    if rid == "W2":
+        cells = []
+        for run in r["runs"]:
+            best = run["highest_sustained"]
+            rate = (
+                f"{best['rate_events_per_second']:g} ev/s = {best['frames_per_second']:.0f} "
+                f"frames/s, p99 {best['p99_s'] * 1000:.0f} ms"
+                if best
+                else "none sustained"
+            )
+            cells.append(
+                f"{run['connected']} conns: {run['kafka_consumers_in_gateway']} Kafka "
+                f"consumer(s), {run['rss_kib_per_connection']:.0f} KiB/conn, best {rate}"
+            )
+        return [
+            cells[-1],
+            cells[0],
+            f"{r['ratio_rss_per_connection']:.2f} (RSS/conn)",
+            "",
+            "",
+        ]
+    unit = r["unit"]
+    extra = ""
+    if rid == "T1":
+        p99 = r["p99_ms_at_80pct"]
+        extra = f"p99 at 80% of peak {p99['median']:.1f} ms ({p99['min']:.1f}-{p99['max']:.1f})"
+    if rid == "T4":
+        p50, p99 = r["p50_ms_at_100rps"], r["p99_ms_at_100rps"]
+        extra = f"at 100 req/s: p50 {p50['median']:.1f} ms, p99 {p99['median']:.1f} ms"
+    return [
+        _fig(r["subject"], unit),
+        _fig(r["baseline_figure"], unit),
+        f"{r['ratio']:.2f}",
+        extra,
+        _cpu(r),
+    ]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    lines = [
+        f"# Benchmarks {report['date']}{' (quick)' if report['quick'] else ''}",
+        "",
+        f"CPU: {env['cpu']} ({env.get('cpus')} CPUs); Python {env['python']}; {versions}",
+        "",
+        f"Pinning: {env['pinning']}. Broker: {env.get('broker', 'local')}.",
+        "",
+        "Figures: median of the repetitions (min-max); baseline measured in the same run, "
+        "alternating with the subject. CPU = gateway-process CPU-seconds per request/message.",
+        "",
+        "| id | figure | baseline | ratio | latency | gateway CPU per request | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        cells = _row(r)
+        lines.append(
+            f"| {r['id']} | "
+            + " | ".join(cells)
+            + f" | {r['target']} | {'yes' if r['met'] else 'no'} |"
+        )
+    lines.append("")
+    for r in report["results"]:
+        lines.append(f"- **{r['id']}**: {r['scenario']}. Baseline: {r['baseline']}.")
+        if "load_generator" in r:
+            lines.append(f"  Load: {r['load_generator']}.")
+    return "\n".join(lines) + "\n"
