@@ -90,8 +90,8 @@ def add_bench_routes(app: Quart, bootstrap: str) -> None:
         # request is produced, then read until a record carries the request id.
         request_id = str(uuid.uuid4())
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
         try:
+            await consumer.start()
             partitions = consumer.partitions_for_topic(target) or {0}
             tps = [TopicPartition(target, p) for p in partitions]
             consumer.assign(tps)
@@ -150,7 +150,16 @@ def main() -> None:
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--noop", action="store_true")
-    asyncio.run(serve(parser.parse_args()))
+    parser.add_argument("--profile", help="write cProfile statistics here on exit")
+    args = parser.parse_args()
+    if args.profile is None:
+        asyncio.run(serve(args))
+        return
+    import cProfile
+
+    with cProfile.Profile() as profile:
+        asyncio.run(serve(args))
+    profile.dump_stats(args.profile)
 
 
 if __name__ == "__main__":

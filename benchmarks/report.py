@@ -61,7 +61,11 @@ def _row(r: dict[str, Any]) -> list[str]:
     extra = ""
     if rid == "T1":
         p99 = r["p99_ms_at_80pct"]
-        extra = f"p99 at 80% of peak {p99['median']:.1f} ms ({p99['min']:.1f}-{p99['max']:.1f})"
+        base = r["baseline_p99_ms_same_rate"]
+        extra = (
+            f"p99 at 80% of peak {p99['median']:.1f} ms ({p99['min']:.1f}-{p99['max']:.1f}); "
+            f"no-op app at the same rate {base['median']:.1f} ms"
+        )
     if rid == "T4":
         p50, p99 = r["p50_ms_at_100rps"], r["p99_ms_at_100rps"]
         extra = f"at 100 req/s: p50 {p50['median']:.1f} ms, p99 {p99['median']:.1f} ms"

@@ -49,7 +49,9 @@ async def main(url: str, count: int) -> None:
 
     for start in range(0, count, 100):
         await asyncio.gather(*(connect() for _ in range(min(100, count - start))))
-    print(f"connected {len(sockets)}", flush=True)
+    response = sockets[0].response if sockets else None
+    extensions = response.headers.get("Sec-WebSocket-Extensions") if response else None
+    print(f"connected {len(sockets)} {json.dumps(extensions)}", flush=True)
     loop = asyncio.get_running_loop()
     while True:
         line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()

@@ -196,8 +196,11 @@ async def _fan_out(
                 )
                 clients.append(Clients(process))
             connected = 0
+            extensions = None
             for c in clients:
-                connected += int((await c.line(900)).split()[1])
+                _, count, negotiated = (await c.line(900)).split(" ", 2)
+                connected += int(count)
+                extensions = json.loads(negotiated)
             connect_seconds = time.monotonic() - began
             await asyncio.sleep(2)
             rss_after = gw.rss()
@@ -234,6 +237,7 @@ async def _fan_out(
         "connections": connections,
         "connected": connected,
         "client_processes": processes,
+        "negotiated_extensions": extensions,
         "connect_seconds": connect_seconds,
         "rss_kib_before": rss_before,
         "rss_kib_after": rss_after,
