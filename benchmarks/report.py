@@ -66,6 +66,9 @@ def _row(r: dict[str, Any]) -> list[str]:
             f"p99 at 80% of peak {p99['median']:.1f} ms ({p99['min']:.1f}-{p99['max']:.1f}); "
             f"no-op app at the same rate {base['median']:.1f} ms"
         )
+        for name, figure in r.get("p99_ms_by_fraction_of_peak", {}).items():
+            if "80%" not in name:
+                extra += f"; {name} p99 {figure['median']:.1f} ms"
     if rid == "T4":
         p50, p99 = r["p50_ms_at_100rps"], r["p99_ms_at_100rps"]
         extra = f"at 100 req/s: p50 {p50['median']:.1f} ms, p99 {p99['median']:.1f} ms"
