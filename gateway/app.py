@@ -76,6 +76,7 @@ class GatewayRuntime:
         self._routers: dict[str, ReplyRouter] = {}
         self._router_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._topic_checks: dict[str, asyncio.Future[None]] = {}
 
     def spawn(self, job: Coroutine[Any, Any, None]) -> None:
         """Run ``job`` in the background; :meth:`stop` waits for it before closing Kafka."""
@@ -201,8 +202,17 @@ class GatewayRuntime:
             ) from error
 
     async def _check_topic(self, name: str) -> None:
-        # Without this a consumer waits for the metadata of a missing topic for its whole
-        # request timeout (about 40 s) before failing.
+        """KafkaError when topic ``name`` does not exist. Without this a consumer waits for the
+        metadata of a missing topic for its whole request timeout (about 40 s) before failing.
+        One admin request per topic however many clients connect at once; a topic found once
+        is not asked about again."""
+        check = self._topic_checks.get(name)
+        if check is None or (check.done() and check.exception() is not None):
+            check = asyncio.ensure_future(self._topic_exists(name))
+            self._topic_checks[name] = check
+        await asyncio.shield(check)
+
+    async def _topic_exists(self, name: str) -> None:
         if name not in await list_topics(self.kafka):
             raise KafkaError(f"topic {name} does not exist")
 
