@@ -397,8 +397,8 @@ def create_app(
             content_type=request.headers.get("Content-Type"),
             body=body,
             settings=settings,
+            on_sent=runtime.metrics.count_produced,
         )
-        runtime.metrics.records_produced += 1
         wanted = request.accept_mimetypes.best_match([_JSON, STRUCTURED_CONTENT_TYPE], _JSON)
         if wanted == STRUCTURED_CONTENT_TYPE:
             return Response(structured_event(reply), content_type=STRUCTURED_CONTENT_TYPE)

@@ -36,6 +36,9 @@ class GatewayMetrics:
         self.records_produced = 0
         """Records acknowledged by Kafka for clients (HTTP and WebSocket)."""
 
+    def count_produced(self, records: int) -> None:
+        self.records_produced += records
+
 
 class _Collector(Collector):
     def __init__(self, runtime: GatewayRuntime) -> None:

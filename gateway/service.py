@@ -69,13 +69,16 @@ async def call_service(
     content_type: str | None,
     body: bytes,
     settings: GatewaySettings,
+    on_sent: Callable[[int], None] | None = None,
 ) -> ConsumedRecord:
     """Serve one HTTP request to a service gateway in topics mode: the reply record. ``path``
     is what follows the gateway id. Agent-id gateways are forwarded by
     :func:`gateway.proxy.forward` instead.
 
-    Every failure is a :class:`~gateway.errors.GatewayError`: 504 when no reply came within the
-    timeout, 503 when too many requests already wait or Kafka did not take the request.
+    ``on_sent`` is told how many records were written once Kafka acknowledged them (whatever
+    happens to the reply). Every failure is a :class:`~gateway.errors.GatewayError`: 504 when no
+    reply came within the timeout, 503 when too many requests already wait or Kafka did not take
+    the request.
     """
     spec = call.spec
     service = spec.service
@@ -118,6 +121,8 @@ async def call_service(
     except BaseException:
         pending.cancel()
         raise
+    if on_sent is not None:
+        on_sent(len(messages))
     try:
         reply = await pending.wait(query.timeout)
     except TimeoutError as error:

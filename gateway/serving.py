@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from hypercorn.asyncio import serve
@@ -84,12 +85,26 @@ async def serving(app: Quart, host: str, port: int) -> AsyncIterator[str]:
                 raise SluiceError(f"the gateway did not become ready on {base_url}")
         yield base_url
     finally:
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
         if not task.done():
             begin_shutdown(app)
             await _drain(runtime, settings.shutdown_grace)
             config.graceful_timeout = _IDLE_GRACE
-        stop.set()
-        await task
+            loop.set_exception_handler(_quiet_cancellations)
+        try:
+            stop.set()
+            await task
+        finally:
+            loop.set_exception_handler(previous)
+
+
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Hypercorn cancels the idle connections left after the drain; asyncio's stream callback
+    then reports each cancelled connection task as an error. Those are expected: not logged."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 async def _drain(runtime: GatewayRuntime, grace: float) -> None:
