@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from sluice.errors import SluiceError
 
 __all__ = ["InvalidProviderConfiguration", "ProviderConfig"]
@@ -46,6 +48,19 @@ class ProviderConfig:
             raise self.error(name, "cannot be blank")
         return value
 
+    def url(self, *names: str, required: bool = False, default: str | None = None) -> str | None:
+        """An absolute http(s) URL."""
+        value = self.string(*names, required=required, default=default)
+        if value is None:
+            return None
+        try:
+            parsed = httpx.URL(value)
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise self.error(names[0], f"must be an http(s) URL, not {value!r}")
+        return value
+
     def strings(self, *names: str, default: Sequence[str] = ()) -> tuple[str, ...]:
         name, value = self._get(*names)
         if value is None:
@@ -54,6 +69,8 @@ class ProviderConfig:
             return (value,)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error(name, "must be a string or a list of strings")
+        if any(not v.strip() for v in value):
+            raise self.error(name, "cannot contain a blank value")
         return tuple(value)
 
     def integers(self, *names: str, default: Sequence[int] = ()) -> tuple[int, ...]:

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from auth.config import InvalidProviderConfiguration
+from auth.google import GoogleProvider
 from auth.http import HttpProvider
+from auth.jwt import JwtProvider
 from auth.provider import AuthProvider
 
 __all__ = ["PROVIDER_NAMES", "build_provider"]
@@ -14,7 +16,9 @@ __all__ = ["PROVIDER_NAMES", "build_provider"]
 _Builder = Callable[[Mapping[str, Any], str], AuthProvider]
 
 _BUILDERS: dict[str, _Builder] = {
+    "google": lambda configuration, tenant: GoogleProvider(configuration),
     "http": lambda configuration, tenant: HttpProvider(configuration, tenant=tenant),
+    "jwt": lambda configuration, tenant: JwtProvider(configuration),
 }
 
 PROVIDER_NAMES = tuple(sorted(_BUILDERS))

@@ -1,0 +1,72 @@
+"""A stand-in for Google's JWKS endpoint: a real HTTP server on loopback serving keys made in
+the test, with a fetch counter and switches for failures and Cache-Control."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from joserfc.jwk import RSAKey
+from quart import Quart, Response
+
+from sluice.net import LOOPBACK, free_port
+
+
+@dataclass
+class JwksServer:
+    url: str
+    keys: list[RSAKey] = field(default_factory=list)
+    fetches: int = 0
+    status: int = 200
+    max_age: int | None = 600
+
+    def document(self) -> dict[str, Any]:
+        return {"keys": [key.as_dict(private=False) for key in self.keys]}
+
+
+def _app(server: JwksServer) -> Quart:
+    app = Quart(__name__)
+
+    @app.get("/certs")
+    async def certs() -> Response:
+        server.fetches += 1
+        if server.status != 200:
+            return Response("failing", status=server.status)
+        headers = {}
+        if server.max_age is not None:
+            headers["Cache-Control"] = f"public, max-age={server.max_age}"
+        return Response(
+            json.dumps(server.document()), content_type="application/json", headers=headers
+        )
+
+    return app
+
+
+@contextlib.asynccontextmanager
+async def jwks_server() -> AsyncIterator[JwksServer]:
+    port = free_port()
+    server = JwksServer(f"http://{LOOPBACK}:{port}/certs")
+    config = Config()
+    config.bind = [f"{LOOPBACK}:{port}"]
+    config.accesslog = None
+    config.loglevel = "WARNING"
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(_app(server), config, shutdown_trigger=stop.wait))
+    for _ in range(200):
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection(LOOPBACK, port)
+            writer.close()
+            await writer.wait_closed()
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield server
+    finally:
+        stop.set()
+        await task
