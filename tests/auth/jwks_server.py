@@ -3,19 +3,16 @@ the test, with a fetch counter and switches for failures and Cache-Control."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from joserfc.jwk import RSAKey
 from quart import Quart, Response
 
-from sluice.net import LOOPBACK, free_port
+from tests.loopback import serve_on_loopback
 
 
 @dataclass
@@ -50,23 +47,7 @@ def _app(server: JwksServer) -> Quart:
 
 @contextlib.asynccontextmanager
 async def jwks_server() -> AsyncIterator[JwksServer]:
-    port = free_port()
-    server = JwksServer(f"http://{LOOPBACK}:{port}/certs")
-    config = Config()
-    config.bind = [f"{LOOPBACK}:{port}"]
-    config.accesslog = None
-    config.loglevel = "WARNING"
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(_app(server), config, shutdown_trigger=stop.wait))
-    for _ in range(200):
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection(LOOPBACK, port)
-            writer.close()
-            await writer.wait_closed()
-            break
-        await asyncio.sleep(0.05)
-    try:
+    server = JwksServer("")
+    async with serve_on_loopback(_app(server)) as base_url:
+        server.url = f"{base_url}/certs"
         yield server
-    finally:
-        stop.set()
-        await task

@@ -7,16 +7,13 @@ makes the service answer 503, anything else is 401. Every call is recorded.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart, Response, jsonify, request
 
-from sluice.net import LOOPBACK, free_port
+from tests.loopback import serve_on_loopback
 
 PRINCIPALS = {
     "alice-token": {"subject": "alice", "email": "alice@example.com"},
@@ -52,23 +49,7 @@ def _app(server: IdentityServer) -> Quart:
 
 @contextlib.asynccontextmanager
 async def identity_server() -> AsyncIterator[IdentityServer]:
-    port = free_port()
-    server = IdentityServer(f"http://{LOOPBACK}:{port}")
-    config = Config()
-    config.bind = [f"{LOOPBACK}:{port}"]
-    config.accesslog = None
-    config.loglevel = "WARNING"
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(_app(server), config, shutdown_trigger=stop.wait))
-    for _ in range(200):
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection(LOOPBACK, port)
-            writer.close()
-            await writer.wait_closed()
-            break
-        await asyncio.sleep(0.05)
-    try:
+    server = IdentityServer("")
+    async with serve_on_loopback(_app(server)) as base_url:
+        server.url = base_url
         yield server
-    finally:
-        stop.set()
-        await task
