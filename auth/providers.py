@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from auth.config import InvalidProviderConfiguration
+from auth.github import GithubProvider
 from auth.google import GoogleProvider
 from auth.http import HttpProvider
 from auth.jwt import JwtProvider
@@ -16,6 +17,7 @@ __all__ = ["PROVIDER_NAMES", "build_provider"]
 _Builder = Callable[[Mapping[str, Any], str], AuthProvider]
 
 _BUILDERS: dict[str, _Builder] = {
+    "github": lambda configuration, tenant: GithubProvider(configuration),
     "google": lambda configuration, tenant: GoogleProvider(configuration),
     "http": lambda configuration, tenant: HttpProvider(configuration, tenant=tenant),
     "jwt": lambda configuration, tenant: JwtProvider(configuration),
