@@ -30,6 +30,8 @@ from workers.errors import ExecutorFailed, WorkerError
 from workers.health import HealthServer, WorkerMetrics
 from workers.loading import load_agent
 from workers.pull import PullExecutor, PullSettings
+from workers.push import PushExecutor, PushSettings
+from workers.push_app import PushServer
 from workers.service import ServiceHost
 from workers.sources import SourceExecutor, SourceSettings
 from workers.state import StateLock, default_state_root, state_directory
@@ -55,6 +57,11 @@ class WorkerSettings:
     health_port: int = 0
     service_port: int = 8000
     state_wait: float = 30.0
+    push: bool = False
+    """Push mode: events arrive over HTTP on ``host:port`` (Knative's KafkaSource), not by
+    polling the input topic."""
+    host: str = "0.0.0.0"
+    port: int = 8080
     fault_kill_after: int | None = None
     environ: dict[str, str] = field(default_factory=dict)
 
@@ -64,6 +71,7 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
         prog="python -m workers",
         description="Run one executor of a Sluice application (sluice run starts these).",
         epilog="environment: SLUICE_STATE_DIR (default for --state-dir); "
+        "PORT (default for --port, set by Knative); "
         "SLUICE_FAULT_KILL_AFTER=N (tests only: SIGKILL the worker after N finished records, "
         "before their offsets are committed)",
     )
@@ -77,7 +85,18 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
     parser.add_argument("--state-dir", type=Path)
     parser.add_argument("--health-port", type=int, default=0)
     parser.add_argument("--service-port", type=int, default=8000)
+    parser.add_argument(
+        "--push",
+        action="store_true",
+        help="push mode: receive the input events as CloudEvents over HTTP (KafkaSource) on "
+        "--port, with /healthz, /readyz and /metrics on the same port (--health-port is unused)",
+    )
+    parser.add_argument("--port", type=int, help="push mode: HTTP port (default: $PORT or 8080)")
+    parser.add_argument("--host", default="0.0.0.0", help="push mode: address to listen on")
     args = parser.parse_args(argv)
+    port = args.port
+    if port is None:
+        port = int(environ["PORT"]) if environ.get("PORT", "").isdigit() else 8080
     state_dir = args.state_dir or (
         Path(environ["SLUICE_STATE_DIR"]) if environ.get("SLUICE_STATE_DIR") else None
     )
@@ -93,6 +112,9 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
         state_root=state_dir or default_state_root(),
         health_port=args.health_port,
         service_port=args.service_port,
+        push=args.push,
+        host=args.host,
+        port=port,
         fault_kill_after=int(kill_after) if kill_after else None,
         environ=environ,
     )
@@ -168,6 +190,9 @@ async def _serve(
     kafka = KafkaSettings(settings.bootstrap_servers, options)
     source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
     metrics = WorkerMetrics(executor.id)
+    if settings.push:
+        await _serve_push(settings, app, plan, executor, stop, kafka, metrics)
+        return
     async with AsyncExitStack() as stack:
         producer = await stack.enter_async_context(Producer(kafka))
         topic_producer = SharedTopicProducer(producer, asyncio.get_running_loop(), source=source)
@@ -260,10 +285,7 @@ def _runner(
     if executor.component == "service":
         service = cast(LoadedService, loaded[0])
         return ServiceHost(service, port=settings.service_port, name=executor.id)
-    start = 1 if components[0] == "source" else 0
-    sink = cast(LoadedSink, loaded[-1]) if components[-1] == "sink" else None
-    end = len(loaded) - 1 if sink is not None else len(loaded)
-    chain = Chain([cast(LoadedProcessor, agent) for agent in loaded[start:end]], sink)
+    chain = _chain(executor, loaded)
     if components[0] == "source":
         return SourceExecutor(
             SourceSettings(executor.output_topic, executor.errors, source),
@@ -286,6 +308,10 @@ def _runner(
     def consumer(listener: RebalanceListener) -> Consumer:
         return Consumer(kafka, [input_topic], group_id=pull.group_id, listener=listener)
 
+    return PullExecutor(pull, consumer, producer, chain, _observer(metrics, executor.id))
+
+
+def _observer(metrics: WorkerMetrics, executor_id: str) -> Callable[[str, float], None]:
     def observe(kind: str, amount: float) -> None:
         if kind == "seconds":
             metrics.processed(amount)
@@ -296,9 +322,79 @@ def _runner(
         elif kind == "dead_letter":
             metrics.dead_lettered(int(amount))
         else:
-            metrics.error(executor.id, kind)
+            metrics.error(executor_id, kind)
 
-    return PullExecutor(pull, consumer, producer, chain, observe)
+    return observe
+
+
+def _chain(executor: Executor, loaded: list[LoadedAgent]) -> Chain:
+    """The processors (after a source, if any) and the sink the executor ends with, if any."""
+    components = [a.component for a in executor.agents]
+    start = 1 if components[0] == "source" else 0
+    sink = cast(LoadedSink, loaded[-1]) if components[-1] == "sink" else None
+    end = len(loaded) - 1 if sink is not None else len(loaded)
+    return Chain([cast(LoadedProcessor, agent) for agent in loaded[start:end]], sink)
+
+
+async def _serve_push(
+    settings: WorkerSettings,
+    app: Application,
+    plan: Plan,
+    executor: Executor,
+    stop: asyncio.Event,
+    kafka: KafkaSettings,
+    metrics: WorkerMetrics,
+) -> None:
+    """Push mode: the HTTP server listens first (liveness while agents initialise or wait for
+    their state lock), takes events once the agents are ready, and drains on ``stop``."""
+    if executor.component in ("source", "service") or executor.input_topic is None:
+        raise ExecutorFailed(
+            f"executor {executor.id} ({executor.component}) has no input topic: push mode is "
+            "for processors and sinks (run it without --push)"
+        )
+    input_topic = plan.topic(executor.input_topic) or TopicSpec(executor.input_topic)
+    source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    async with AsyncExitStack() as stack:
+        producer = await stack.enter_async_context(Producer(kafka))
+        server = PushServer(
+            input_topic,
+            port=settings.port,
+            host=settings.host,
+            metrics=metrics,
+            max_body=producer.max_request_size,
+        )
+        await stack.enter_async_context(server)
+        log.info("executor %s: push mode on %s:%d", executor.id, settings.host, server.port)
+        topic_producer = SharedTopicProducer(producer, asyncio.get_running_loop(), source=source)
+        try:
+            loaded = await _load_agents(stack, settings, app, executor, topic_producer)
+            push = PushExecutor(
+                PushSettings(
+                    input_topic=input_topic,
+                    output_topic=executor.output_topic,
+                    dead_letter_topic=executor.dead_letter_topic,
+                    errors=executor.errors,
+                    source=source,
+                ),
+                producer,
+                _chain(executor, loaded),
+                _observer(metrics, executor.id),
+                on_fatal=stop.set,
+            )
+            server.attach(push)
+            log.info(
+                "executor %s (%s): %s",
+                executor.id,
+                executor.component,
+                ", ".join(f"{a.id} ({a.type})" for a in executor.agents),
+            )
+            await stop.wait()
+        finally:
+            # Before the agents close and the producer flushes (the stack unwinds after this).
+            await server.stop()
+        if push.failure is not None:
+            raise ExecutorFailed(f"{push.failure}") from push.failure
+    log.info("executor %s stopped", executor.id)
 
 
 def _readiness(runner: Runner) -> Callable[[], str | None]:

@@ -1,0 +1,215 @@
+"""Push mode: an executor fed one event per HTTP request (Knative's KafkaSource), not by polling.
+
+The same chain and error policy as pull mode (:mod:`workers.pull`), with the answer taking the
+place of the offset commit: KafkaSource treats a 2xx as done and retries anything else, so an
+event is answered 2xx only once its effects are acknowledged by Kafka.
+
+======================================  =========================================================
+what happened                           answer (:class:`Answer`)
+======================================  =========================================================
+processed, outputs acknowledged         204, outcome ``done``
+the agent raised ``SkipRecord``         204, outcome ``skipped``
+failed, ``on-failure: skip``            204, outcome ``skipped``
+failed, ``on-failure: dead-letter``     204, outcome ``dead-lettered``, once the dead letter is
+                                        acknowledged
+failed, ``on-failure: fail``            500: KafkaSource retries it (``fail`` maps to a very
+                                        large retry count on Knative), the worker keeps serving
+malformed event                         400 (not retried by KafkaSource), after its dead letter
+                                        when ``on-failure: dead-letter``
+an output or dead letter not written    503 (Kafka unavailable; retried), or 500 when the agent
+                                        returned a record that cannot be encoded
+the agent raised ``FatalError``         500, and the worker stops (exit 1), as in pull mode
+======================================  =========================================================
+
+Agents are called one event at a time, as in pull mode (agents are not required to be
+reentrant); writing and acknowledging outputs is not serialised, so a slow acknowledgement does
+not hold the next event back. Per-partition order is KafkaSource's: with ``ordering: ordered`` it
+sends the next event of a partition only after this one's 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sluice.application.model import ErrorsSpec, TopicSpec
+from sluice.errors import KafkaError
+from sluice.events import Consumed, ConsumedRecord, Undecodable, UnencodableRecord
+from sluice.kafka.client import Producer, SendResult
+from sluice.record import Record
+from workers.chain import Chain
+from workers.deadletter import dead_letter
+from workers.errors import ExecutorFailed
+from workers.policy import Backoff, Done, Failed, Skipped, attempt
+from workers.pull import Observer
+
+__all__ = ["Answer", "Outcome", "PushExecutor", "PushSettings"]
+
+log = logging.getLogger("sluice.worker")
+
+Outcome = Literal["done", "skipped", "dead-lettered", "malformed", "failed", "unavailable"]
+
+_Write = Callable[[], Awaitable[asyncio.Future[SendResult]]]
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    input_topic: TopicSpec
+    """The topic KafkaSource reads for this executor: its schema decodes pushed values."""
+    output_topic: str | None
+    dead_letter_topic: str | None
+    errors: ErrorsSpec
+    source: str
+    """CloudEvent source of the outputs: ``/{tenant}/{application}/agents/{agent-id}``."""
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the push endpoint answers for one event; ``detail`` says why for non-2xx."""
+
+    status: int
+    outcome: Outcome
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class PushExecutor:
+    """Runs the chain for pushed events. ``failure`` is set once a ``FatalError`` was raised;
+    ``on_fatal`` is then called (the worker stops)."""
+
+    def __init__(
+        self,
+        settings: PushSettings,
+        producer: Producer,
+        chain: Chain,
+        observe: Observer | None = None,
+        on_fatal: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._chain = chain
+        self._observe = observe or (lambda _name, _count: None)
+        self._on_fatal = on_fatal or (lambda: None)
+        self._agents = asyncio.Lock()
+        self.failure: ExecutorFailed | None = None
+
+    @property
+    def settings(self) -> PushSettings:
+        return self._settings
+
+    async def handle(self, item: Consumed) -> Answer:
+        """Process one decoded event (see the module's table for the answers)."""
+        self._observe("in", 1)
+        if isinstance(item, Undecodable):
+            return await self._malformed(item)
+        what = f"event {item.event_id or '(no id)'} from {item.event_source or '?'}"
+        if self.failure is not None:
+            return Answer(500, "failed", f"the executor stopped: {self.failure}")
+        record = item.record
+        started = time.perf_counter()
+        try:
+            async with self._agents:
+                outcome = await attempt(
+                    lambda: self._chain.run(record),
+                    self._settings.errors,
+                    self._settings.backoff,
+                    what=what,
+                )
+        except ExecutorFailed as error:
+            log.error("%s", error)
+            self.failure = error
+            self._on_fatal()
+            return Answer(500, "failed", str(error))
+        self._observe("seconds", time.perf_counter() - started)
+        if isinstance(outcome, Done):
+            return await self._outputs(outcome.value)
+        if isinstance(outcome, Skipped):
+            return Answer(204, "skipped")
+        return await self._failed(item, outcome, what)
+
+    async def _outputs(self, records: list[Record]) -> Answer:
+        output = self._settings.output_topic
+        if output is None or not records:
+            return Answer(204, "done")
+        source = self._settings.source
+        writes: list[_Write] = [
+            (lambda r=r: self._producer.enqueue(output, r, source=source))  # type: ignore[misc]
+            for r in records
+        ]
+        failure = await self._write(writes, "output")
+        if failure is not None:
+            return failure
+        self._observe("out", len(records))
+        return Answer(204, "done")
+
+    async def _failed(self, item: ConsumedRecord, failed: Failed, what: str) -> Answer:
+        error = failed.error
+        self._observe("error", 1)
+        policy = self._settings.errors.on_failure
+        summary = (
+            f"{what} failed after {failed.attempts} attempt(s): {type(error).__name__}: {error}"
+        )
+        if policy == "skip":
+            log.warning("%s; skipped", summary)
+            return Answer(204, "skipped")
+        topic = self._dead_letter_topic()
+        if topic is not None:
+            log.warning("%s; sent to %s", summary, topic)
+            message = dead_letter(item, error, source=self._settings.source)
+            failure = await self._write(
+                [lambda: self._producer.enqueue_message(topic, message)], "dead letter"
+            )
+            if failure is not None:
+                return failure
+            self._observe("dead_letter", 1)
+            return Answer(204, "dead-lettered")
+        log.warning("%s; answered 500 for a retry (errors.on-failure is %s)", summary, policy)
+        return Answer(500, "failed", summary)
+
+    async def _malformed(self, item: Undecodable) -> Answer:
+        self._observe("undecodable", 1)
+        log.warning("malformed event: %s", item.reason)
+        topic = self._dead_letter_topic()
+        if topic is not None:
+            message = dead_letter(item, item.reason, source=self._settings.source)
+            failure = await self._write(
+                [lambda: self._producer.enqueue_message(topic, message)], "dead letter"
+            )
+            if failure is not None:
+                return failure
+            self._observe("dead_letter", 1)
+        return Answer(400, "malformed", item.reason)
+
+    def _dead_letter_topic(self) -> str | None:
+        if self._settings.errors.on_failure != "dead-letter":
+            return None
+        return self._settings.dead_letter_topic
+
+    async def _write(self, writes: list[_Write], what: str) -> Answer | None:
+        """Enqueue in order, then await every acknowledgement; None when all were written."""
+        acks: list[asyncio.Future[SendResult]] = []
+        problem: BaseException | None = None
+        try:
+            for write in writes:
+                acks.append(await write())
+        except (KafkaError, UnencodableRecord) as error:
+            problem = error
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        if problem is None:
+            problem = next((r for r in results if isinstance(r, BaseException)), None)
+        if problem is None:
+            return None
+        if isinstance(problem, asyncio.CancelledError):
+            raise problem
+        log.warning("%s not written: %s: %s", what, type(problem).__name__, problem)
+        if isinstance(problem, UnencodableRecord):
+            return Answer(500, "failed", f"{what} cannot be encoded: {problem}")
+        return Answer(503, "unavailable", f"{what} not acknowledged by Kafka: {problem}")
