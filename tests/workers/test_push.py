@@ -1,0 +1,467 @@
+"""Push mode end to end: a real worker process with ``--push``, events POSTed as KafkaSource
+sends them (binary CloudEvents with the record's plain Kafka headers as HTTP headers, or
+structured ones), outputs and dead letters read back from the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sluice.net import free_port
+from tests.workers.conftest import Worker, prepare, read_all
+from workers.state import StateLock, state_directory
+
+pytestmark = pytest.mark.kafka
+
+TOPICS = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+  - {{name: {out}, creation-mode: create-if-not-exists}}
+"""
+
+AGENTS = """
+import asyncio
+from sluice import Record
+from sluice.sdk import FatalError, Processor, SkipRecord
+
+
+class Tag(Processor):
+    async def process(self, record):
+        value = record.value
+        if value == "poison":
+            raise ValueError("cannot digest poison")
+        if value == "skip":
+            raise SkipRecord("not for us")
+        if value == "fatal":
+            raise FatalError("the model is gone")
+        if value == "slow":
+            await asyncio.sleep(2)
+        if value == "two":
+            return [record.with_value("two-1"), record.with_value("two-2")]
+        kind = type(value).__name__
+        tagged = {"got": value.hex() if isinstance(value, bytes) else value, "kind": kind}
+        return record.with_value(tagged).with_headers({"tagged": "yes"})
+"""
+
+StartPush = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+async def start_push(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[StartPush]:
+    """Start ``python -m workers APP --executor ID --push --port <free>``; ``Worker.health_port``
+    is the push port (it serves /readyz too)."""
+    workers: list[Worker] = []
+
+    async def start(
+        app_dir: Path, executor: str, *, ready: bool = True, state_dir: Path | None = None
+    ) -> Worker:
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "workers",
+            str(app_dir),
+            "--executor",
+            executor,
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--push",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--state-dir",
+            str(state_dir or tmp_path / "state"),
+            env=dict(os.environ),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output: list[str] = []
+
+        async def read() -> None:
+            assert process.stdout is not None
+            async for line in process.stdout:
+                output.append(line.decode("utf-8", "replace").rstrip())
+
+        worker = Worker(process, port, output, asyncio.create_task(read()))
+        workers.append(worker)
+        if ready:
+            await worker.ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.process.returncode is None:
+            worker.process.kill()
+            await worker.process.wait()
+        await worker.reader
+
+
+def push_app(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    errors: str = "{{on-failure: fail}}",
+    resources: str = "{{}}",
+) -> Path:
+    return app_factory(
+        {
+            "pipeline.yaml": TOPICS
+            + f"""
+pipeline:
+  - id: tag
+    type: python-processor
+    input: {{inp}}
+    output: {{out}}
+    errors: {errors}
+    resources: {resources}
+    configuration: {{{{className: agents.Tag}}}}
+""",
+            "python/agents.py": AGENTS.replace("{", "{{").replace("}", "}}"),
+        },
+        **topics,
+    )
+
+
+def binary_headers(
+    content_type: str | None = "text/plain; charset=utf-8",
+    *,
+    event_id: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """What KafkaSource sends for a Sluice record: its ``ce_`` headers as ``ce-`` HTTP
+    headers (percent-encoded), its plain Kafka headers as they are."""
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": event_id or str(uuid.uuid4()),
+        "ce-source": "/default/app/gateways/chat",
+        "ce-type": "ai.sluice.record",
+        "ce-time": "2026-11-24T01:02:03.456Z",
+    }
+    if content_type is not None:
+        headers["content-type"] = content_type
+    headers.update(extra)
+    return headers
+
+
+async def post(worker: Worker, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(
+            f"http://127.0.0.1:{worker.health_port}/", content=body, headers=headers
+        )
+
+
+async def test_binary_events_become_records_with_their_headers_and_outputs_land_in_kafka(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+
+    text = await post(
+        worker,
+        b"hello",
+        binary_headers(
+            event_id="e-1",
+            **{
+                "ce-partitionkey": "s%C3%A9ance-1",  # percent-encoded per the HTTP binding
+                "langstream-client-session-id": "s1",
+                "langstream-service-request-id": "r1",
+            },
+        ),
+    )
+    assert (text.status_code, text.headers["sluice-outcome"]) == (204, "done")
+    as_json = await post(
+        worker,
+        b'{"q": [1, 2]}',
+        binary_headers("application/json", **{"langstream-client-session-id": "s2"}),
+    )
+    assert as_json.status_code == 204
+    two = await post(worker, b"two", binary_headers(**{"langstream-client-session-id": "s3"}))
+    assert two.status_code == 204
+
+    got = await read_all(kafka_bootstrap, topics["out"], 4)
+    by_session = {}
+    for item in got:
+        by_session.setdefault(item.record.headers["langstream-client-session-id"], []).append(item)
+    [first] = by_session["s1"]
+    assert first.record.value == {"got": "hello", "kind": "str"}
+    assert first.record.key == "séance-1"
+    assert dict(first.record.headers) == {
+        "langstream-client-session-id": "s1",
+        "langstream-service-request-id": "r1",
+        "tagged": "yes",
+    }
+    assert first.event_source == f"/default/{app_dir.name}/agents/tag"
+    assert first.event_id != "e-1"  # a new id per agent output
+    [second] = by_session["s2"]
+    assert second.record.value == {"got": {"q": [1, 2]}, "kind": "dict"}
+    # Outputs of one event are written in order, each carrying the input's headers.
+    assert [r.record.value for r in by_session["s3"]] == ["two-1", "two-2"]
+    for item in got:  # transport headers of the HTTP request are not record headers
+        assert not {"host", "user-agent", "content-length", "accept"} & set(item.record.headers)
+
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"http://127.0.0.1:{worker.health_port}/metrics")).text
+    assert 'sluice_worker_records_in_total{executor="tag"} 3.0' in metrics
+    assert 'sluice_worker_records_out_total{executor="tag"} 4.0' in metrics
+    assert await worker.stop() == 0
+
+
+async def test_structured_events_are_accepted(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    base = {"specversion": "1.0", "source": "/elsewhere", "type": "com.example.ask"}
+    events = [
+        {**base, "id": "j", "data": {"q": 1}, "partitionkey": "k1"},
+        {**base, "id": "t", "datacontenttype": "text/plain", "data": "plain text"},
+        {**base, "id": "b", "data_base64": "AAH/"},
+    ]
+    for event in events:
+        response = await post(
+            worker,
+            json.dumps(event).encode(),
+            {"content-type": "application/cloudevents+json; charset=utf-8", "x-trace": "t1"},
+        )
+        assert response.status_code == 204, response.text
+    got = await read_all(kafka_bootstrap, topics["out"], 3)
+    by_kind = {r.record.value["kind"]: r for r in got}
+    assert {kind: r.record.value["got"] for kind, r in by_kind.items()} == {
+        "dict": {"q": 1},
+        "str": "plain text",
+        "bytes": "0001ff",  # data_base64 is bytes
+    }
+    assert by_kind["dict"].record.key == "k1"
+    assert all(r.record.headers["x-trace"] == "t1" for r in got)
+    assert await worker.stop() == 0
+
+
+async def test_failing_agent_answers_500_and_keeps_serving(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics, "{{on-failure: fail, retries: 1}}")
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    for _ in range(2):  # KafkaSource retries it: each delivery fails again
+        failed = await post(worker, b"poison", binary_headers())
+        assert failed.status_code == 500
+        assert failed.headers["content-type"] == "application/problem+json"
+        problem = failed.json()
+        assert problem["status"] == 500
+        assert "ValueError: cannot digest poison" in problem["detail"]
+        assert "2 attempt(s)" in problem["detail"]
+        assert len(failed.content) <= 1024  # what KafkaSource keeps for the dead-letter sink
+    ok = await post(worker, b"fine", binary_headers())
+    assert ok.status_code == 204
+    [out] = await read_all(kafka_bootstrap, topics["out"], 1, settle=0.5)
+    assert out.record.value == {"got": "fine", "kind": "str"}
+    assert worker.process.returncode is None
+    assert await worker.stop() == 0
+
+
+async def test_dead_letter_is_acknowledged_before_the_2xx(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics, "{{on-failure: dead-letter}}")
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    response = await post(
+        worker,
+        b"poison",
+        binary_headers(event_id="p-1", **{"langstream-client-session-id": "s9"}),
+    )
+    assert (response.status_code, response.headers["sluice-outcome"]) == (204, "dead-lettered")
+    [dead] = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 1)
+    assert dead.record.value == "poison"
+    assert dead.event_id == "p-1"
+    assert dead.event_source == "/default/app/gateways/chat"
+    headers = dead.record.headers
+    assert headers["error-class"] == "builtins.ValueError"
+    assert headers["error-message"] == "cannot digest poison"
+    assert headers["origin-topic"] == topics["inp"]
+    assert headers["langstream-client-session-id"] == "s9"
+    assert await read_all(kafka_bootstrap, topics["out"], 0, settle=0.5) == []
+
+    # A malformed event is a 400 (not retried by KafkaSource) and goes to the dead letters too.
+    malformed = await post(worker, b"no type", {"ce-specversion": "1.0", "ce-id": "m-1"})
+    assert malformed.status_code == 400
+    assert "source, type" in malformed.json()["detail"]
+    got = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 2)
+    assert got[1].record.value == "no type"
+    assert got[1].record.headers["error-class"] == "sluice.Undecodable"
+    assert await worker.stop() == 0
+
+
+async def test_skip_answers_2xx_without_output(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics, "{{on-failure: skip}}")
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    for value in (b"poison", b"skip"):  # the policy, and SkipRecord from the agent
+        response = await post(worker, value, binary_headers())
+        assert (response.status_code, response.headers["sluice-outcome"]) == (204, "skipped")
+    assert (await post(worker, b"after", binary_headers())).status_code == 204
+    got = await read_all(kafka_bootstrap, topics["out"], 1, settle=1)
+    assert [r.record.value for r in got] == [{"got": "after", "kind": "str"}]
+    assert await worker.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "reason"),
+    [
+        (b"x", {"content-type": "text/plain"}, "not a CloudEvent"),
+        (b"x", {k: v for k, v in binary_headers().items() if k != "ce-id"}, "attribute(s) id"),
+        (b"{oops", binary_headers("application/json"), "not valid JSON"),
+        (b"x", binary_headers(**{"ce-time": "yesterday"}), "invalid CloudEvent"),
+        (b"[1]", {"content-type": "application/cloudevents+json"}, "JSON object"),
+        (b"{", {"content-type": "application/cloudevents+json"}, "not valid JSON"),
+    ],
+    ids=["no-ce", "no-id", "bad-json-data", "bad-time", "structured-array", "structured-json"],
+)
+async def test_malformed_events_are_400(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+    body: bytes,
+    headers: dict[str, str],
+    reason: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)  # on-failure: fail: a 400 is still the answer
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    response = await post(worker, body, headers)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert reason in response.json()["detail"]
+    assert worker.process.returncode is None
+    assert await worker.stop() == 0
+
+
+async def test_health_readiness_limits_and_unknown_paths(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    base = f"http://127.0.0.1:{worker.health_port}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(f"{base}/healthz")).json() == {"status": "ok"}
+        assert (await client.get(f"{base}/readyz")).json() == {"status": "ready"}
+        assert (await client.get(f"{base}/nothing")).status_code == 404
+        assert (await client.get(f"{base}/")).status_code == 405
+    # Refused from its Content-Length, before the body is read (a client sending a body that
+    # large would see the connection closed under it).
+    reader, writer = await asyncio.open_connection("127.0.0.1", worker.health_port)
+    head = "".join(f"{k}: {v}\r\n" for k, v in binary_headers().items())
+    writer.write(f"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2000000\r\n{head}\r\n".encode())
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"413"
+    assert await worker.stop() == 0
+
+
+async def test_sigterm_finishes_the_event_in_flight_and_stops_being_ready(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    base = f"http://127.0.0.1:{worker.health_port}"
+    slow = asyncio.create_task(post(worker, b"slow", binary_headers()))
+    await asyncio.sleep(0.5)  # the agent is sleeping on it
+    worker.process.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    async with httpx.AsyncClient(timeout=5) as client:
+        try:
+            ready = (await client.get(f"{base}/readyz")).status_code
+        except httpx.HTTPError:
+            ready = None  # already closed for new connections: not ready either
+    assert ready in (503, None)
+    response = await slow
+    assert response.status_code == 204
+    [out] = await read_all(kafka_bootstrap, topics["out"], 1)
+    assert out.record.value == {"got": "slow", "kind": "str"}
+    assert await worker.exited() == 0
+
+
+async def test_fatal_error_answers_500_and_stops_the_worker(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    response = await post(worker, b"fatal", binary_headers())
+    assert response.status_code == 500
+    assert "FatalError" in response.json()["detail"]
+    assert await worker.exited() == 1
+
+
+async def test_live_but_not_ready_while_the_state_directory_is_locked(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    app_dir = push_app(app_factory, topics, resources="{{disk: {{enabled: true, size: 64M}}}}")
+    await prepare(app_dir, kafka_bootstrap)
+    state = tmp_path / "push-state"
+    directory = state_directory(state, "default", app_dir.name, "tag")
+    async with StateLock(directory):  # another worker of the same agent, during a rollout
+        worker = await start_push(app_dir, "tag", ready=False, state_dir=state)
+        base = f"http://127.0.0.1:{worker.health_port}"
+        async with httpx.AsyncClient(timeout=5) as client:
+            for _ in range(100):
+                try:
+                    live = await client.get(f"{base}/healthz")
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            assert live.status_code == 200
+            readiness = await client.get(f"{base}/readyz")
+            assert readiness.status_code == 503
+            assert readiness.json()["reason"] == "the agents are starting"
+            refused = await post(worker, b"early", binary_headers())
+            assert refused.status_code == 503
+    await worker.ready()
+    assert (await post(worker, b"later", binary_headers())).status_code == 204
+    assert await worker.stop() == 0
