@@ -4,9 +4,10 @@ Push mode must treat a delivered event exactly like the record pull mode would h
 the topic, so an HTTP request is turned back into the Kafka message it came from and decoded by
 :func:`sluice.events.from_kafka` (same value, key, header and poison rules):
 
-- **binary** content mode (any ``ce-`` header): the attributes are decoded by the SDK's HTTP
-  binding (percent-decoding, ``time`` parsing, attribute validation) and become ``ce_`` headers;
-  ``Content-Type`` is ``datacontenttype``; the body is the Kafka value, byte for byte.
+- **binary** content mode (``ce-`` headers, a Content-Type that is no CloudEvents format): the
+  attributes are decoded by the SDK's HTTP binding (percent-decoding, ``time`` parsing,
+  attribute validation) and become ``ce_`` headers; ``Content-Type`` is ``datacontenttype``;
+  the body is the Kafka value, byte for byte.
 - **structured** content mode (``Content-Type: application/cloudevents+json``): the event is
   read by the SDK's JSON format; ``data`` is re-encoded per ``datacontenttype`` (JSON values as
   JSON, strings as UTF-8 text), ``data_base64`` is the bytes. Without ``datacontenttype``,
@@ -18,8 +19,9 @@ the topic, so an HTTP request is turned back into the Kafka message it came from
   are case-insensitive); values are decoded as UTF-8.
 
 Anything else is malformed: a request with neither ``ce-`` headers nor a structured content
-type, a batch, a missing required attribute (``id``, ``source``, ``type``, ``specversion``: the
-SDK would invent an id and a time), an invalid attribute or data that does not decode. It comes
+type, a batch (``application/cloudevents-batch+json``) or another event format, a missing
+required attribute (``id``, ``source``, ``type``, ``specversion``: the SDK would invent an id
+and a time), an invalid attribute or data that does not decode. It comes
 back as :class:`~sluice.events.Undecodable` carrying the would-be Kafka message, so a dead letter
 holds what was delivered.
 
@@ -92,6 +94,7 @@ TRANSPORT_HEADERS: Final = frozenset(
 """Header names (lower case) that are not record headers."""
 
 _CE_HTTP_PREFIX: Final = "ce-"
+_CLOUDEVENTS_MEDIA: Final = "application/cloudevents"
 _REQUIRED: Final = ("id", "source", "type", "specversion")
 _FORMAT: Final = JSONFormat()
 
@@ -119,10 +122,14 @@ def from_http(headers: Iterable[tuple[bytes, bytes]], body: bytes, *, topic: Top
     plain = _plain_headers(fields)
     content_type = dict(fields).get("content-type", b"")
     try:
-        if any(name.startswith(_CE_HTTP_PREFIX) for name, _ in fields):
-            message = _from_binary(fields, body, plain)
-        elif _media(_text(content_type)) == STRUCTURED_CONTENT_TYPE:
+        media = _media(_text(content_type))
+        # The HTTP binding decides by Content-Type first: a structured event may carry ce- too.
+        if media == STRUCTURED_CONTENT_TYPE:
             message = _from_structured(body, plain)
+        elif media.startswith(_CLOUDEVENTS_MEDIA):
+            raise _Malformed(f"unsupported CloudEvents format {media} (batches are not supported)")
+        elif any(name.startswith(_CE_HTTP_PREFIX) for name, _ in fields):
+            message = _from_binary(fields, body, plain)
         else:
             raise _Malformed(
                 "not a CloudEvent: no ce- headers and Content-Type is not "

@@ -16,8 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sluice.application.model import TopicSpec
+from sluice.events import ConsumedRecord, Undecodable
 from sluice.net import free_port
 from tests.workers.conftest import Worker, prepare, read_all
+from workers.push_events import from_http
 from workers.state import StateLock, state_directory
 
 pytestmark = pytest.mark.kafka
@@ -235,10 +238,15 @@ async def test_structured_events_are_accepted(
         {**base, "id": "b", "data_base64": "AAH/"},
     ]
     for event in events:
+        # The Content-Type decides: ce- headers next to a structured event are not the event.
         response = await post(
             worker,
             json.dumps(event).encode(),
-            {"content-type": "application/cloudevents+json; charset=utf-8", "x-trace": "t1"},
+            {
+                "content-type": "application/cloudevents+json; charset=utf-8",
+                "x-trace": "t1",
+                "ce-id": "ignored",
+            },
         )
         assert response.status_code == 204, response.text
     got = await read_all(kafka_bootstrap, topics["out"], 3)
@@ -342,8 +350,17 @@ async def test_skip_answers_2xx_without_output(
         (b"x", binary_headers(**{"ce-time": "yesterday"}), "invalid CloudEvent"),
         (b"[1]", {"content-type": "application/cloudevents+json"}, "JSON object"),
         (b"{", {"content-type": "application/cloudevents+json"}, "not valid JSON"),
+        (b"[]", {"content-type": "application/cloudevents-batch+json"}, "batches"),
     ],
-    ids=["no-ce", "no-id", "bad-json-data", "bad-time", "structured-array", "structured-json"],
+    ids=[
+        "no-ce",
+        "no-id",
+        "bad-json-data",
+        "bad-time",
+        "structured-array",
+        "structured-json",
+        "batch",
+    ],
 )
 async def test_malformed_events_are_400(
     app_factory: Callable[..., Path],
@@ -465,3 +482,39 @@ async def test_live_but_not_ready_while_the_state_directory_is_locked(
     await worker.ready()
     assert (await post(worker, b"later", binary_headers())).status_code == 204
     assert await worker.stop() == 0
+
+
+def raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode(), v.encode()) for k, v in headers.items()]
+
+
+def test_transport_headers_are_not_record_headers() -> None:
+    headers = binary_headers(
+        **{
+            "Host": "worker.default.svc",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "1",
+            "Transfer-Encoding": "chunked",
+            "User-Agent": "Vert.x-WebClient/4",
+            "X-Forwarded-For": "10.0.0.1",
+            "Langstream-Client-Session-Id": "s1",
+            "ce_stray": "kafka-style",
+            "traceparent": "00-abc-def-01",
+        }
+    )
+    item = from_http(raw(headers), b"v", topic=TopicSpec("in"))
+    assert isinstance(item, ConsumedRecord)
+    assert dict(item.record.headers) == {
+        "langstream-client-session-id": "s1",
+        "traceparent": "00-abc-def-01",
+    }
+
+
+def test_a_malformed_event_keeps_what_was_delivered_for_its_dead_letter() -> None:
+    item = from_http(
+        raw({"content-type": "application/json", "session": "s1"}), b"{}", topic=TopicSpec("in")
+    )
+    assert isinstance(item, Undecodable)
+    assert (item.topic, item.partition, item.offset) == ("in", -1, -1)
+    assert item.message.value == b"{}"
+    assert dict(item.message.headers) == {"content-type": b"application/json", "session": b"s1"}
