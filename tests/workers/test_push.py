@@ -18,6 +18,8 @@ import pytest
 
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord, Undecodable
+from sluice.kafka.admin import ensure_topics
+from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
 from tests.workers.conftest import Worker, prepare, read_all
 from workers.push_events import from_http
@@ -48,6 +50,8 @@ class Tag(Processor):
             raise FatalError("the model is gone")
         if value == "slow":
             await asyncio.sleep(2)
+        if value == "unencodable":
+            return record.with_value({"a set": {1, 2}})
         if value == "two":
             return [record.with_value("two-1"), record.with_value("two-2")]
         kind = type(value).__name__
@@ -65,7 +69,12 @@ async def start_push(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Star
     workers: list[Worker] = []
 
     async def start(
-        app_dir: Path, executor: str, *, ready: bool = True, state_dir: Path | None = None
+        app_dir: Path,
+        executor: str,
+        *,
+        ready: bool = True,
+        state_dir: Path | None = None,
+        instance: Path | None = None,
     ) -> Worker:
         port = free_port()
         process = await asyncio.create_subprocess_exec(
@@ -84,6 +93,7 @@ async def start_push(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Star
             "127.0.0.1",
             "--state-dir",
             str(state_dir or tmp_path / "state"),
+            *(["-i", str(instance)] if instance is not None else []),
             env=dict(os.environ),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -279,6 +289,10 @@ async def test_failing_agent_answers_500_and_keeps_serving(
         assert "ValueError: cannot digest poison" in problem["detail"]
         assert "2 attempt(s)" in problem["detail"]
         assert len(failed.content) <= 1024  # what KafkaSource keeps for the dead-letter sink
+    # An output Kafka cannot take (not JSON) is a 500 too, not a crash.
+    unencodable = await post(worker, b"unencodable", binary_headers())
+    assert unencodable.status_code == 500
+    assert "cannot be encoded" in unencodable.json()["detail"]
     ok = await post(worker, b"fine", binary_headers())
     assert ok.status_code == 204
     [out] = await read_all(kafka_bootstrap, topics["out"], 1, settle=0.5)
@@ -320,6 +334,43 @@ async def test_dead_letter_is_acknowledged_before_the_2xx(
     got = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 2)
     assert got[1].record.value == "no type"
     assert got[1].record.headers["error-class"] == "sluice.Undecodable"
+    assert await worker.stop() == 0
+
+
+async def test_kafka_not_taking_the_output_is_503_and_a_redelivery_succeeds(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    missing = topics["out"] + "-later"
+    app_dir = push_app(app_factory, {**topics, "out": missing})
+    pipeline = app_dir / "pipeline.yaml"
+    pipeline.write_text(
+        pipeline.read_text().replace(
+            f"{{name: {missing}, creation-mode: create-if-not-exists}}",
+            f"{{name: {missing}, creation-mode: none}}",
+        )
+    )
+    await prepare(app_dir, kafka_bootstrap)
+    # The output topic is missing (the broker does not auto-create topics): no ack comes.
+    instance = tmp_path / "instance.yaml"
+    instance.write_text(
+        "instance:\n  streamingCluster:\n    type: kafka\n    configuration:\n"
+        "      admin: {request.timeout.ms: 1500}\n"
+    )
+    worker = await start_push(app_dir, "tag", instance=instance)
+    response = await post(worker, b"q", binary_headers(event_id="q-1"))
+    assert (response.status_code, response.headers["sluice-outcome"]) == (503, "unavailable")
+    assert "not acknowledged by Kafka" in response.json()["detail"]
+    await ensure_topics(
+        KafkaSettings(kafka_bootstrap), [TopicSpec(missing, creation_mode="create-if-not-exists")]
+    )
+    again = await post(worker, b"q", binary_headers(event_id="q-1"))  # KafkaSource's retry
+    assert again.status_code == 204
+    [out] = await read_all(kafka_bootstrap, missing, 1)
+    assert out.record.value == {"got": "q", "kind": "str"}
     assert await worker.stop() == 0
 
 
