@@ -203,6 +203,7 @@ class PushServer:
 def _answer(answer: Answer) -> Response:
     if answer.ok:
         response = Response(b"", answer.status)
+        del response.headers["content-type"]  # no body, and no reply event for Knative
         response.headers[_OUTCOME_HEADER] = answer.outcome
         return response
     titles = {400: "Malformed CloudEvent", 500: "Processing Failed", 503: "Service Unavailable"}

@@ -195,6 +195,7 @@ async def test_binary_events_become_records_with_their_headers_and_outputs_land_
         ),
     )
     assert (text.status_code, text.headers["sluice-outcome"]) == (204, "done")
+    assert "content-type" not in text.headers  # no reply event
     as_json = await post(
         worker,
         b'{"q": [1, 2]}',
