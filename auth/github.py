@@ -30,6 +30,8 @@ __all__ = ["GITHUB_API_URL", "GithubProvider"]
 GITHUB_API_URL: Final = "https://api.github.com"
 _MAX_ENTRIES: Final = 10_000
 _DEFAULT_RETRY: Final = 60
+MAX_GITHUB_TOKEN_LENGTH: Final = 255
+"""GitHub's documented upper bound for its token formats."""
 
 
 def _retry_after(response: httpx.Response) -> int:
@@ -82,6 +84,10 @@ class GithubProvider:
 
     async def authenticate(self, token: str) -> Identity:
         check_token(token)
+        if len(token) > MAX_GITHUB_TOKEN_LENGTH:
+            raise AuthenticationFailed(
+                f"the credentials are longer than a GitHub token ({MAX_GITHUB_TOKEN_LENGTH})"
+            )
         key = fingerprint(token)
         now = self._clock.monotonic()
         cached = self._cache.get(key)

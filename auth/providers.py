@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from auth.clock import SYSTEM_CLOCK, Clock
 from auth.config import InvalidProviderConfiguration
 from auth.github import GithubProvider
 from auth.google import GoogleProvider
@@ -14,20 +15,23 @@ from auth.provider import AuthProvider
 
 __all__ = ["PROVIDER_NAMES", "build_provider"]
 
-_Builder = Callable[[Mapping[str, Any], str], AuthProvider]
+_Builder = Callable[[Mapping[str, Any], str, Clock], AuthProvider]
 
 _BUILDERS: dict[str, _Builder] = {
-    "github": lambda configuration, tenant: GithubProvider(configuration),
-    "google": lambda configuration, tenant: GoogleProvider(configuration),
-    "http": lambda configuration, tenant: HttpProvider(configuration, tenant=tenant),
-    "jwt": lambda configuration, tenant: JwtProvider(configuration),
+    "github": lambda configuration, tenant, clock: GithubProvider(configuration, clock=clock),
+    "google": lambda configuration, tenant, clock: GoogleProvider(configuration, clock=clock),
+    "http": lambda configuration, tenant, clock: HttpProvider(configuration, tenant=tenant),
+    "jwt": lambda configuration, tenant, clock: JwtProvider(configuration, clock=clock),
 }
 
 PROVIDER_NAMES = tuple(sorted(_BUILDERS))
 
 
-def build_provider(name: str, configuration: Mapping[str, Any], *, tenant: str) -> AuthProvider:
-    """The provider ``name`` with its ``configuration``, for gateways of ``tenant``.
+def build_provider(
+    name: str, configuration: Mapping[str, Any], *, tenant: str, clock: Clock = SYSTEM_CLOCK
+) -> AuthProvider:
+    """The provider ``name`` with its ``configuration``, for gateways of ``tenant``; ``clock``
+    is the time its token expiries and caches go by.
 
     Raises :class:`~auth.config.InvalidProviderConfiguration` when the name is unknown or the
     configuration is wrong; nothing is contacted until the first token arrives.
@@ -37,4 +41,4 @@ def build_provider(name: str, configuration: Mapping[str, Any], *, tenant: str) 
         raise InvalidProviderConfiguration(
             f"unknown authentication provider {name!r}; known: {', '.join(PROVIDER_NAMES)}"
         )
-    return builder(configuration, tenant)
+    return builder(configuration, tenant, clock)

@@ -20,9 +20,19 @@ import httpx
 from quart import Quart, Response, has_request_context, request, websocket
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from auth.clock import SYSTEM_CLOCK, Clock
 from gateway.authn import Authenticator
-from gateway.errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable
+from gateway.errors import (
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 from gateway.fanout import FanoutClosed, FanoutRegistry, TopicFanout
+from gateway.limits import FailureLimiter
 from gateway.metrics import METRICS_CONTENT_TYPE, GatewayMetrics, metrics_registry, render
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from gateway.produce import GatewayCall, produce
@@ -58,6 +68,8 @@ class GatewayRuntime:
         kafka: KafkaSettings,
         settings: GatewaySettings,
         service_urls: Mapping[ServiceKey, str] | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.apps = dict(apps)
         self.kafka = kafka
@@ -66,7 +78,12 @@ class GatewayRuntime:
         self._http: httpx.AsyncClient | None = None
         self.producer = Producer(kafka)
         self.fanouts = FanoutRegistry(kafka)
-        self.auth = Authenticator(self.apps, settings.test_provider)
+        self.auth = Authenticator(self.apps, settings.test_provider, clock=clock)
+        self.auth_failures = (
+            None
+            if settings.auth_failure_burst is None
+            else FailureLimiter(settings.auth_failures_per_second, settings.auth_failure_burst)
+        )
         self.metrics = GatewayMetrics()
         self.closing = asyncio.Event()
         """Set when shutdown begins: WebSockets close with 1001, event streams end."""
@@ -130,19 +147,48 @@ class GatewayRuntime:
             )
 
     async def authenticate(
-        self, call: GatewayCall, *, authorization: str | None, subprotocols: Sequence[str] = ()
+        self,
+        call: GatewayCall,
+        *,
+        client: str | None,
+        authorization: str | None,
+        subprotocols: Sequence[str] = (),
     ) -> GatewayCall:
         """``call`` with the caller's identity, after its query is validated.
 
         400 for a bad query or credentials given two ways, 401 when the gateway's provider
-        rejects them, 503 when the provider cannot be reached.
+        rejects them, 429 when ``client`` (its address) failed too often lately, 503 when the
+        provider cannot be reached.
         """
         query = call.query(self.settings)
         credentials = find_credentials(
             query, authorization=authorization, subprotocols=subprotocols
         )
-        identity = await self.auth.identify(call.tenant, call.application, call.spec, credentials)
+        limiter = self.auth_failures if call.spec.authentication is not None else None
+        if limiter is not None and client is not None and not limiter.allows(client):
+            raise TooManyRequests(
+                "too many failed authentications from this client; retry later",
+                retry_after=limiter.retry_after,
+            )
+        try:
+            identity = await self.auth.identify(
+                call.tenant, call.application, call.spec, credentials
+            )
+        except Unauthorized:
+            if limiter is not None and client is not None and credentials is not None:
+                limiter.failed(client)
+            raise
         return replace(call, identity=identity)
+
+    def client_of(self, remote_addr: str | None, headers: Mapping[str, str]) -> str | None:
+        """Who a request comes from, for per-client limits: the trusted proxy's header when
+        ``client_ip_header`` is set (its first address), else the peer address."""
+        name = self.settings.client_ip_header
+        if name is not None:
+            forwarded = headers.get(name, "").split(",")[0].strip()
+            if forwarded:
+                return forwarded
+        return remote_addr
 
     def call(
         self,
@@ -272,15 +318,17 @@ def create_app(
     settings: GatewaySettings,
     *,
     service_urls: Mapping[ServiceKey, str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Quart:
     """The gateway for ``apps``, keyed by (tenant, application id).
 
     ``service_urls`` maps (tenant, application, agent id) to the base URL of a running service
-    agent, where its agent-id service gateways forward.
+    agent, where its agent-id service gateways forward. ``clock`` is the time the
+    authentication providers check token expiry and cache lifetimes against.
     """
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    runtime = GatewayRuntime(apps, kafka, settings, service_urls)
+    runtime = GatewayRuntime(apps, kafka, settings, service_urls, clock=clock)
     app.extensions[_EXTENSION] = runtime
 
     @app.before_serving
@@ -317,7 +365,11 @@ def create_app(
 
     async def _authenticated(kind: str, tenant: str, application: str, gateway: str) -> GatewayCall:
         call = runtime.call(kind, tenant, application, gateway)
-        return await runtime.authenticate(call, authorization=request.headers.get("Authorization"))
+        return await runtime.authenticate(
+            call,
+            client=runtime.client_of(request.remote_addr, request.headers),
+            authorization=request.headers.get("Authorization"),
+        )
 
     registry = metrics_registry(runtime)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from auth.clock import SYSTEM_CLOCK, Clock
 from auth.config import InvalidProviderConfiguration
 from auth.provider import AuthenticationFailed, AuthProvider, Identity, ProviderUnavailable
 from auth.providers import build_provider
@@ -39,7 +40,10 @@ class Authenticator:
         self,
         apps: Mapping[tuple[str, str], Application],
         test_provider: AuthenticationSpec | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self._providers: dict[_Key, AuthProvider] = {}
         self._test_spec = test_provider
         self._test: dict[str, AuthProvider] = {}
@@ -49,7 +53,7 @@ class Authenticator:
                 if auth is None:
                     continue
                 self._providers[(tenant, application, spec.id)] = _build(
-                    auth, tenant, f"gateway {spec.id} of application {application}"
+                    auth, tenant, f"gateway {spec.id} of application {application}", clock
                 )
 
     def _test_provider(self, tenant: str) -> AuthProvider | None:
@@ -57,7 +61,7 @@ class Authenticator:
             return None
         provider = self._test.get(tenant)
         if provider is None:
-            provider = _build(self._test_spec, tenant, "the gateway's test provider")
+            provider = _build(self._test_spec, tenant, "the gateway's test provider", self._clock)
             self._test[tenant] = provider
         return provider
 
@@ -101,9 +105,9 @@ class Authenticator:
             await provider.aclose()
 
 
-def _build(spec: AuthenticationSpec, tenant: str, where: str) -> AuthProvider:
+def _build(spec: AuthenticationSpec, tenant: str, where: str, clock: Clock) -> AuthProvider:
     try:
-        return build_provider(spec.provider, spec.configuration, tenant=tenant)
+        return build_provider(spec.provider, spec.configuration, tenant=tenant, clock=clock)
     except InvalidProviderConfiguration as error:
         raise InvalidProviderConfiguration(f"{where}: {error}") from error
 

@@ -21,6 +21,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
@@ -100,6 +101,19 @@ class Unavailable(GatewayError, RuntimeError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
     def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class TooManyRequests(GatewayError, RuntimeError):
+    """The client is over a rate limit, e.g. too many failed authentications (429).
+
+    ``retry_after`` is the number of seconds it should wait, sent as ``Retry-After``.
+    """
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
 

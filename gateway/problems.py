@@ -5,7 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import TypedDict
 
-from gateway.errors import GatewayError, Unauthorized, Unavailable
+from gateway.errors import GatewayError, TooManyRequests, Unauthorized, Unavailable
 
 __all__ = ["PROBLEM_CONTENT_TYPE", "ProblemDetails", "problem", "problem_for"]
 
@@ -43,11 +43,12 @@ def problem(
 def problem_for(error: GatewayError, instance: str) -> tuple[int, ProblemDetails, dict[str, str]]:
     """The status, body and response headers that answer ``error`` on request path ``instance``.
 
-    The headers hold the problem's Content-Type and, for a 503 that knows it, ``Retry-After``;
+    The headers hold the problem's Content-Type and, for a 429 or a 503 that knows it,
+    ``Retry-After``;
     for a 401, ``WWW-Authenticate``.
     """
     headers = {"Content-Type": PROBLEM_CONTENT_TYPE}
-    if isinstance(error, Unavailable) and error.retry_after is not None:
+    if isinstance(error, Unavailable | TooManyRequests) and error.retry_after is not None:
         headers["Retry-After"] = str(max(0, error.retry_after))
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = error.challenge

@@ -214,8 +214,7 @@ def find_credentials(
     if authorization is not None:
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer":
-            if not token.strip():
-                raise BadRequest("the Authorization header has an empty Bearer token")
+            # An empty token is the provider's to refuse (401), like an empty credentials=.
             found.append(("the Authorization header", Credentials(token.strip())))
     protocols = [p.strip() for p in subprotocols]
     if BEARER_SUBPROTOCOL in protocols:

@@ -41,6 +41,15 @@ class GatewaySettings:
     """The provider that checks ``test-credentials``; None: test mode answers 401."""
     shutdown_grace: float = 35.0
     """Seconds in-flight requests get to finish when the gateway stops."""
+    auth_failure_burst: int | None = 100
+    """Failed authentications one client (IP address) may have at once before it is refused
+    with 429; None: no limit."""
+    auth_failures_per_second: float = 1.0
+    """Failed authentications per second a client regains after its burst."""
+    client_ip_header: str | None = None
+    """A header set by a trusted proxy that names the client (``X-Forwarded-For``: its first
+    address); None: the connection's peer address. Behind Knative every request comes from the
+    queue-proxy, so set it there."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
@@ -57,5 +66,11 @@ class GatewaySettings:
             raise ValueError("max_message_bytes must be at least 1")
         if self.messages_per_second <= 0 or self.message_burst < 1:
             raise ValueError("messages_per_second must be greater than 0 and message_burst >= 1")
+        if self.auth_failure_burst is not None and (
+            self.auth_failure_burst < 1 or self.auth_failures_per_second <= 0
+        ):
+            raise ValueError(
+                "auth_failure_burst must be at least 1 and auth_failures_per_second greater than 0"
+            )
         if self.ping_interval is not None and self.ping_interval <= 0:
             raise ValueError("ping_interval must be greater than 0 (or None for no pings)")

@@ -119,6 +119,7 @@ async def _open(
     check_origin(websocket.headers.get("Origin"), runtime.settings.allowed_origins)
     call = await runtime.authenticate(
         call,
+        client=runtime.client_of(websocket.remote_addr, websocket.headers),
         authorization=websocket.headers.get("Authorization"),
         subprotocols=websocket.requested_subprotocols,
     )
