@@ -84,6 +84,19 @@ class KubeApi:
         """A new ``kubernetes.client.ApiClient``; close it (or use it in ``with``) when done."""
         return k8s_client.ApiClient(self.configuration())
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS context that trusts this server's CA only."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def http_client(self, timeout: float = 30.0) -> httpx.Client:
+        """An ``httpx.Client`` with ``base_url=host``, the admin token and TLS verified."""
+        return httpx.Client(
+            base_url=self.host,
+            headers={"Authorization": f"Bearer {self.token}"},
+            verify=self.ssl_context(),
+            timeout=timeout,
+        )
+
 
 # ---- certificates and keys ---------------------------------------------------------------------
 
@@ -190,7 +203,10 @@ def _write_kubeconfig(path: Path, host: str, ca_file: Path, token: str) -> None:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "sluice-test", "cluster": {"server": host, "certificate-authority": str(ca_file)}}
+            {
+                "name": "sluice-test",
+                "cluster": {"server": host, "certificate-authority": str(ca_file)},
+            }
         ],
         "users": [{"name": ADMIN_USER, "user": {"token": token}}],
         "contexts": [
@@ -371,39 +387,53 @@ def without_conversion_webhook(crd: dict[str, Any]) -> dict[str, Any]:
     return crd
 
 
-def _wait_established(api: k8s_client.ApiextensionsV1Api, name: str) -> None:
+def _check(response: httpx.Response, what: str) -> dict[str, Any]:
+    if response.is_error:
+        raise KubeApiError(f"{what}: HTTP {response.status_code}: {response.text[:2000]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _wait_established(http: httpx.Client, name: str) -> None:
+    path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        crd = api.read_custom_resource_definition(name)
-        conditions = (crd.status.conditions if crd.status else None) or []
-        if any(c.type == "Established" and c.status == "True" for c in conditions):
+        crd = _check(http.get(path), f"reading CRD {name}")
+        conditions = crd.get("status", {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
             return
         time.sleep(0.1)
     raise KubeApiError(f"CRD {name} was not Established within {START_TIMEOUT:.0f} s")
 
 
-def install_manifests(api_client: k8s_client.ApiClient, directory: Path = CRDS_DIR) -> list[str]:
+def install_manifests(http: httpx.Client, directory: Path = CRDS_DIR) -> list[str]:
     """Create the CRDs (and ConfigMaps, with their namespaces) found in ``directory``.
 
-    Waits until every CRD is Established; returns the CRD names.
+    ``http`` is a client of the server (``KubeApi.http_client()``). The manifests are sent as they
+    are, except for conversion webhooks. Waits until every CRD is Established; returns their names.
     """
-    extensions = k8s_client.ApiextensionsV1Api(api_client)
-    core = k8s_client.CoreV1Api(api_client)
     crds: list[str] = []
     namespaces: set[str] = set()
     for manifest in _load_manifests(directory):
         kind = manifest.get("kind")
+        name = manifest.get("metadata", {}).get("name")
         if kind == "CustomResourceDefinition":
-            extensions.create_custom_resource_definition(without_conversion_webhook(manifest))
-            crds.append(manifest["metadata"]["name"])
+            response = http.post(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                json=without_conversion_webhook(manifest),
+            )
+            _check(response, f"creating CRD {name}")
+            crds.append(name)
         elif kind == "ConfigMap" and manifest.get("apiVersion") == "v1":
             namespace = manifest["metadata"].get("namespace", "default")
             if namespace not in namespaces and namespace != "default":
-                core.create_namespace({"metadata": {"name": namespace}})
+                response = http.post("/api/v1/namespaces", json={"metadata": {"name": namespace}})
+                _check(response, f"creating namespace {namespace}")
                 namespaces.add(namespace)
-            core.create_namespaced_config_map(namespace, manifest)
-    for name in crds:
-        _wait_established(extensions, name)
+            response = http.post(f"/api/v1/namespaces/{namespace}/configmaps", json=manifest)
+            _check(response, f"creating ConfigMap {namespace}/{name}")
+    for crd in crds:
+        _wait_established(http, crd)
     return crds
 
 
@@ -432,8 +462,8 @@ def running_apiserver(assets: Path, *, crds: Path | None = CRDS_DIR) -> Iterator
             host=host, token=token, ca_file=ca_file, kubeconfig=kubeconfig, etcd_url=etcd_url
         )
         if crds is not None:
-            with api.client() as api_client:
-                install_manifests(api_client, crds)
+            with api.http_client() as http:
+                install_manifests(http, crds)
         yield api
     finally:
         for process in reversed(processes):
