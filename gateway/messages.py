@@ -151,9 +151,11 @@ def parse_produce_request(body: bytes | str) -> ProduceRequest:
 
 
 def check_message_headers(headers: Mapping[str, str], configured: Collection[str]) -> None:
-    """Reject a message header that the gateway sets itself (``configured`` keys)."""
+    """Reject a message header that the gateway sets itself (``configured`` keys), in any
+    letter case: agents may read headers case-insensitively, as HTTP does."""
+    lowered = {name.lower() for name in configured}
     for name in headers:
-        if name in configured:
+        if name.lower() in lowered:
             raise BadRequest(f"Header {name} is configured as parameter-level header.")
 
 

@@ -22,6 +22,8 @@ class JwksServer:
     fetches: int = 0
     status: int = 200
     max_age: int | None = 600
+    body: str | None = None
+    """Served instead of the keys when set (invalid JSON, an empty key set...)."""
 
     def document(self) -> dict[str, Any]:
         return {"keys": [key.as_dict(private=False) for key in self.keys]}
@@ -38,9 +40,8 @@ def _app(server: JwksServer) -> Quart:
         headers = {}
         if server.max_age is not None:
             headers["Cache-Control"] = f"public, max-age={server.max_age}"
-        return Response(
-            json.dumps(server.document()), content_type="application/json", headers=headers
-        )
+        body = server.body if server.body is not None else json.dumps(server.document())
+        return Response(body, content_type="application/json", headers=headers)
 
     return app
 

@@ -6,42 +6,15 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
 from auth.google import GoogleProvider
 from auth.provider import AuthenticationFailed, ProviderUnavailable
+from tests.auth.google_tokens import CLIENT_ID, FakeClock, b64, claims, new_key, sign
 from tests.auth.jwks_server import JwksServer, jwks_server
-
-CLIENT_ID = "client-1.apps.googleusercontent.com"
-
-
-class FakeClock:
-    """Wall and monotonic time that tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-        self.mono = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        self.mono += seconds
-
-
-def new_key(kid: str) -> RSAKey:
-    return RSAKey.generate_key(2048, parameters={"kid": kid})
 
 
 @pytest.fixture
@@ -64,30 +37,6 @@ async def provider(server: JwksServer, clock: FakeClock) -> AsyncIterator[Google
     )
     yield google
     await google.aclose()
-
-
-def claims(clock: FakeClock, **changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "iss": "https://accounts.google.com",
-        "aud": CLIENT_ID,
-        "sub": "1234567890",
-        "email": "alice@example.com",
-        "email_verified": True,
-        "name": "Alice",
-        "hd": "example.com",
-        "iat": int(clock.now) - 10,
-        "exp": int(clock.now) + 3600,
-    }
-    base.update(changes)
-    return {key: value for key, value in base.items() if value is not None}
-
-
-def sign(key: RSAKey, payload: dict[str, Any], **header: Any) -> str:
-    return jwt.encode({"alg": "RS256", "kid": key.kid, **header}, payload, key)
-
-
-def b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
 async def test_g00_a_valid_token_gives_the_principal(
