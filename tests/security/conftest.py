@@ -105,6 +105,13 @@ def gateways_yaml(topic: str, out_topic: str, jwks: str, cold: str, fresh: str, 
             _produce("github-in", topic, _github(github), "login"),
             _produce("github-check", topic, _github(github, check)),
             _produce("github-ghes", topic, _github(f"{github}/api/v3"), "login"),
+            _produce("github-email", topic, _github(github), "email"),
+            _produce("github-down", topic, _github("http://127.0.0.1:9"), "login"),
+            f"""
+  - id: google-session
+    type: produce
+    topic: {topic}
+    parameters: [sessionId]{_google(jwks)}""",
             f"""
   - id: google-out
     type: consume
