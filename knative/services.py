@@ -1,0 +1,189 @@
+"""Knative Services: one per executor, and the gateway.
+
+========================  ==========================================  ============================
+executor component        the worker runs                             scaling
+========================  ==========================================  ============================
+processor, sink           push mode on :8080 (a KafkaSource posts     min-scale 0, max-scale =
+                          each event; :mod:`knative.eventing`)        parallelism x maxScaleFactor
+source                    pull mode (a read loop: no request ever     min-scale = max-scale =
+                          arrives); health and metrics on :8080       parallelism (always on)
+service (python-service)  the agent's HTTP server on :8000, as in     min-scale 0, max-scale =
+                          LangStream; worker health on :8081          parallelism x maxScaleFactor
+========================  ==========================================  ============================
+
+An executor with a disk runs exactly one pod (min-scale = max-scale = 1, :mod:`knative.storage`).
+Per-partition order is the default: ``containerConcurrency: 1``, so a pod works on one event at a
+time and Knative adds pods (up to max-scale) as partitions deliver concurrently. An executor
+whose agents all set ``configuration.concurrency: N`` (N > 1) opts out: its KafkaSource is
+``unordered`` and a pod takes the smallest N at once. camel-source executors use the
+``camelImage``.
+
+The gateway (``<app>-gateway``, when the application has gateways) runs ``python -m gateway`` with
+the same folder, instance and secrets, on :8080, always on (min-scale 1, its WebSockets and
+reply consumers need a warm process) and ``timeoutSeconds: 600`` (Knative's default maximum) for
+long service waits and WebSockets. It reaches python-service agents (agent-id service gateways)
+through their cluster-local URLs, one ``--service-url AGENT_ID=URL`` argument per service
+executor, e.g. ``--service-url chat=http://my-app-chat.tenant.svc.cluster.local``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from knative.labels import AGENTS, Manifest, labels, metadata
+from knative.names import executor_name, gateway_name, service_url
+from knative.pods import (
+    HTTP_PORT,
+    app_arguments,
+    app_mounts,
+    app_volumes,
+    http_probe,
+    pod_template,
+    resources,
+)
+from knative.scope import Scope
+from knative.storage import STATE_ROOT, state_volumes
+from sluice.application.plan import Executor
+
+__all__ = [
+    "GATEWAY_TIMEOUT_SECONDS",
+    "MAX_SCALE",
+    "MIN_SCALE",
+    "SERVICE_HEALTH_PORT",
+    "SERVICE_PORT",
+    "executor_concurrency",
+    "executor_service",
+    "gateway_service",
+    "service_urls",
+]
+
+MIN_SCALE: Final = "autoscaling.knative.dev/min-scale"
+MAX_SCALE: Final = "autoscaling.knative.dev/max-scale"
+SERVICE_PORT: Final = 8000
+SERVICE_HEALTH_PORT: Final = 8081
+GATEWAY_TIMEOUT_SECONDS: Final = 600
+_WORKER: Final = ["python", "-m", "workers"]
+_GATEWAY: Final = ["python", "-m", "gateway"]
+
+
+def executor_concurrency(executor: Executor) -> int:
+    """Events one pod of the executor takes at once: 1 (ordered) unless every agent opted into
+    ``configuration.concurrency`` above 1. Values are checked by :func:`concurrency_problem`."""
+    values = [_concurrency(agent.configuration.get("concurrency", 1)) for agent in executor.agents]
+    return min(values) if values else 1
+
+
+def concurrency_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"concurrency must be a whole number of at least 1, got {value!r}"
+    return None
+
+
+def _concurrency(value: Any) -> int:
+    return value if concurrency_problem(value) is None else 1
+
+
+def _scale(executor: Executor, scope: Scope) -> tuple[int, int]:
+    parallelism = executor.resources.parallelism
+    if executor.disks:
+        return 1, 1
+    if executor.component == "source":
+        return parallelism, parallelism
+    return 0, parallelism * scope.settings.max_scale_factor
+
+
+def executor_service(scope: Scope, executor: Executor) -> Manifest:
+    name = executor_name(scope.app, executor.id)
+    object_labels = labels(scope.app, executor.id, executor.component)
+    low, high = _scale(executor, scope)
+    disk_volumes, disk_mounts = state_volumes(scope, executor)
+    args = [*app_arguments(scope), "--executor", executor.id]
+    image = scope.settings.image
+    probes: dict[str, Any] = {}
+    spec: dict[str, Any] = {}
+    if executor.component == "service":
+        args += ["--service-port", str(SERVICE_PORT), "--health-port", str(SERVICE_HEALTH_PORT)]
+        port = SERVICE_PORT
+    elif executor.component == "source":
+        args += ["--health-port", str(HTTP_PORT)]
+        port = HTTP_PORT
+        # Queue-proxy probes readiness from inside the pod; the pull-mode health server listens
+        # on the loopback interface only, so there is no kubelet liveness probe.
+        probes["readinessProbe"] = http_probe("/readyz")
+        if any(agent.type == "camel-source" for agent in executor.agents):
+            image = scope.settings.source_image
+    else:
+        args += ["--push", "--port", str(HTTP_PORT)]
+        port = HTTP_PORT
+        probes["readinessProbe"] = http_probe("/readyz")
+        probes["livenessProbe"] = http_probe("/healthz")
+        spec["containerConcurrency"] = executor_concurrency(executor)
+    if disk_mounts:
+        args += ["--state-dir", STATE_ROOT]
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": image,
+        "command": list(_WORKER),
+        "args": args,
+        "ports": [{"name": "http1", "containerPort": port}],
+        "resources": resources(executor.resources.size),
+        **probes,
+        "volumeMounts": [*app_mounts(scope), *disk_mounts],
+    }
+    template = pod_template(
+        scope,
+        object_labels,
+        {MIN_SCALE: str(low), MAX_SCALE: str(high)},
+        container,
+        [*app_volumes(scope), *disk_volumes],
+        **spec,
+    )
+    agents = ",".join(agent.id for agent in executor.agents)
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": metadata(name, scope.namespace, object_labels, {AGENTS: agents}),
+        "spec": {"template": template},
+    }
+
+
+def service_urls(scope: Scope, executors: Sequence[Executor]) -> dict[str, str]:
+    """Agent id -> cluster-local URL of every python-service executor."""
+    return {
+        executor.id: service_url(executor_name(scope.app, executor.id), scope.namespace)
+        for executor in sorted(executors, key=lambda e: e.id)
+        if executor.component == "service"
+    }
+
+
+def gateway_service(scope: Scope, urls: dict[str, str]) -> Manifest:
+    object_labels = labels(scope.app, "", "gateway")
+    args = [*app_arguments(scope), "--port", str(HTTP_PORT)]
+    for agent_id, url in sorted(urls.items()):
+        args += ["--service-url", f"{agent_id}={url}"]
+    container = {
+        "name": "gateway",
+        "image": scope.settings.image,
+        "command": list(_GATEWAY),
+        "args": args,
+        "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
+        "resources": resources(1),
+        "readinessProbe": http_probe("/readyz"),
+        "livenessProbe": http_probe("/healthz"),
+        "volumeMounts": app_mounts(scope),
+    }
+    template = pod_template(
+        scope,
+        object_labels,
+        {MIN_SCALE: "1", MAX_SCALE: str(scope.settings.gateway_max_scale)},
+        container,
+        app_volumes(scope),
+        timeoutSeconds=GATEWAY_TIMEOUT_SECONDS,
+    )
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": metadata(gateway_name(scope.app), scope.namespace, object_labels),
+        "spec": {"template": template},
+    }
