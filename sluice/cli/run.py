@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluice.application import Application, Plan, plan_application
+from sluice.application.model import AuthenticationSpec
 from sluice.errors import SluiceError
 from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
@@ -78,16 +79,59 @@ def register(
         help="browser origin (scheme://host[:port]) allowed to open WebSockets; repeat for "
         "more (default: any origin; set it when a browser app is served)",
     )
+    run.add_argument(
+        "--test-auth",
+        metavar="PROVIDER",
+        help="provider (google, github, jwt, http) that checks test-credentials on gateways "
+        "with allow-test-mode: true (default: none, test credentials are refused)",
+    )
+    run.add_argument(
+        "--test-auth-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="configuration of the --test-auth provider (e.g. clientId=...); repeat for more",
+    )
     run.set_defaults(handler=_run)
+
+
+def test_provider(args: argparse.Namespace) -> AuthenticationSpec | None:
+    """The gateway's test provider from ``--test-auth`` / ``--test-auth-config``; SluiceError
+    naming the flag when they are wrong."""
+    if args.test_auth is None:
+        if args.test_auth_config:
+            raise SluiceError("--test-auth-config needs --test-auth PROVIDER")
+        return None
+    configuration: dict[str, str] = {}
+    for item in args.test_auth_config:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SluiceError(f"--test-auth-config {item!r}: expected KEY=VALUE")
+        configuration[key.strip()] = value
+    spec = AuthenticationSpec(args.test_auth, configuration=configuration)
+    from auth.config import InvalidProviderConfiguration
+    from auth.providers import build_provider
+
+    try:
+        provider = build_provider(spec.provider, spec.configuration, tenant=args.tenant)
+    except InvalidProviderConfiguration as error:
+        raise SluiceError(f"--test-auth: {error}") from None
+    asyncio.run(provider.aclose())
+    return spec
 
 
 def _run(args: argparse.Namespace) -> int:
     from sluice.cli.app import load
 
+    console = Console(stderr=True)
+    try:
+        args.test_provider = test_provider(args)
+    except SluiceError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
     app = load(args)
     if app is None:
         return 1
-    console = Console(stderr=True)
     try:
         return asyncio.run(_cancellable(_serve(app, args, console)))
     except SluiceError as exc:
@@ -163,7 +207,7 @@ async def _gateway(
     served = create_app(
         {(args.tenant, app.name): app},
         kafka,
-        GatewaySettings(allowed_origins=origins),
+        GatewaySettings(allowed_origins=origins, test_provider=args.test_provider),
         service_urls=service_urls,
     )
     async with serving(served, args.gateway_host, args.gateway_port) as base_url:

@@ -14,7 +14,7 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +55,11 @@ class Running:
 
 
 @asynccontextmanager
-async def sluice_run(app: Path, bootstrap: str, tmp_path: Path) -> AsyncIterator[Running]:
-    """``sluice run`` of ``app`` as my-tenant/my-app on the test broker, until the block ends
-    (then Ctrl-C, which must exit 0)."""
+async def sluice_run(
+    app: Path, bootstrap: str, tmp_path: Path, extra: Sequence[str] = ()
+) -> AsyncIterator[Running]:
+    """``sluice run`` of ``app`` as my-tenant/my-app on the test broker with ``extra``
+    arguments, until the block ends (then Ctrl-C, which must exit 0)."""
     instance = tmp_path / "instance.yaml"
     instance.write_text(
         "instance:\n"
@@ -82,6 +84,7 @@ async def sluice_run(app: Path, bootstrap: str, tmp_path: Path) -> AsyncIterator
         str(tmp_path / "state"),
         "--gateway-port",
         str(free_port()),
+        *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
