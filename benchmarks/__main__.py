@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--scenario t1,t1b,w1,t4,t4b,w2,t3] [--quick]``.
+"""``python -m benchmarks [--scenario t1,t1b,w1,t4,t4b,w2,t3,a1] [--quick]``.
 
 Starts its own broker (a local Kafka on a free port, in a temporary folder, stopped afterwards),
 runs the scenarios of spec/benchmarks.md, and writes ``benchmarks/results/<date>-<name>.json``
@@ -25,7 +25,7 @@ from benchmarks.report import markdown
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "t3")
+SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "t3", "a1")
 
 
 def environment(pinned: bool) -> dict[str, Any]:
@@ -73,7 +73,7 @@ async def main_async(args: argparse.Namespace, chosen: list[str]) -> list[dict[s
         settings = LocalKafkaSettings(port=0, data_dir=Path(tmp) / "kafka")
         async with LocalKafka(settings) as kafka:
             bootstrap = kafka.bootstrap_servers
-            gateway_scenarios = [s for s in chosen if s != "t3"]
+            gateway_scenarios = [s for s in chosen if s not in ("t3", "a1")]
             if gateway_scenarios:
                 from benchmarks.harness import APP_DIR
                 from sluice.application import plan_application
@@ -92,6 +92,18 @@ async def main_async(args: argparse.Namespace, chosen: list[str]) -> list[dict[s
                     results.extend(await _gateway(args, gateway_scenarios, bootstrap, Path(tmp)))
                 finally:
                     os.sched_setaffinity(0, affinity)
+            if "a1" in chosen:
+                from benchmarks.auth_flood import a1
+
+                results.append(
+                    await a1(
+                        bootstrap,
+                        Path(tmp) / "a1",
+                        bad=1000 if quick else 10_000,
+                        valid=100 if quick else 1000,
+                        repetitions=repetitions,
+                    )
+                )
             if "t3" in chosen:
                 records = 2000 if quick else args.records
                 results.append(await t3.run(bootstrap, records=records, repetitions=repetitions))
@@ -157,7 +169,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "quick": args.quick,
         "scenarios": chosen,
-        "environment": environment(args.pin and chosen != ["t3"]),
+        "environment": environment(args.pin and bool(set(chosen) - {"t3", "a1"})),
         "results": results,
     }
     RESULTS.mkdir(exist_ok=True)

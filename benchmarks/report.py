@@ -36,6 +36,20 @@ def _row(r: dict[str, Any]) -> list[str]:
             "",
             "",
         ]
+    if rid == "A1":
+        flood, base = r["valid_p99_ms_flood"], r["valid_p99_ms_baseline"]
+        run = r["runs"][-1]
+        return [
+            f"valid users' p99 under the flood {flood['median']:.1f} ms "
+            f"({flood['min']:.1f}-{flood['max']:.1f}), p50 {r['valid_p50_ms_flood']['median']:.1f}"
+            " ms",
+            f"valid alone p99 {base['median']:.1f} ms ({base['min']:.1f}-{base['max']:.1f})",
+            f"{r['ratio_p99_flood_over_baseline']:.2f} (p99)",
+            f"last run: {run['flood_requests_per_second']:.0f} req/s, "
+            f"{run['server_errors']} 5xx, {run['records_written_during_flood']} records, "
+            f"{run['jwks_fetches_during_flood']} JWKS fetches (bound {run['jwks_fetch_bound']})",
+            "",
+        ]
     if rid == "W2":
         cells = []
         for run in r["runs"]:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import httpx
 from quart import Quart, Response, has_request_context, request, websocket
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from auth.clock import SYSTEM_CLOCK, Clock
@@ -180,7 +181,7 @@ class GatewayRuntime:
             raise
         return replace(call, identity=identity)
 
-    def client_of(self, remote_addr: str | None, headers: Mapping[str, str]) -> str | None:
+    def client_of(self, remote_addr: str | None, headers: Headers) -> str | None:
         """Who a request comes from, for per-client limits: the trusted proxy's header when
         ``client_ip_header`` is set (its first address), else the peer address."""
         name = self.settings.client_ip_header

@@ -80,6 +80,14 @@ def register(
         "more (default: any origin; set it when a browser app is served)",
     )
     run.add_argument(
+        "--auth-failure-limit",
+        type=int,
+        default=100,
+        metavar="N",
+        help="failed authentications a client (IP address) may have in a row before it gets "
+        "429 (then one more per second); 0: no limit (default: 100)",
+    )
+    run.add_argument(
         "--test-auth",
         metavar="PROVIDER",
         help="provider (google, github, jwt, http) that checks test-credentials on gateways "
@@ -126,6 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         args.test_provider = test_provider(args)
+        if args.auth_failure_limit < 0:
+            raise SluiceError("--auth-failure-limit must be 0 (no limit) or more")
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
@@ -207,7 +217,11 @@ async def _gateway(
     served = create_app(
         {(args.tenant, app.name): app},
         kafka,
-        GatewaySettings(allowed_origins=origins, test_provider=args.test_provider),
+        GatewaySettings(
+            allowed_origins=origins,
+            test_provider=args.test_provider,
+            auth_failure_burst=args.auth_failure_limit or None,
+        ),
         service_urls=service_urls,
     )
     async with serving(served, args.gateway_host, args.gateway_port) as base_url:
