@@ -114,8 +114,12 @@ def _structural(node: Any) -> Any:
 
 @cache
 def _crd_validator(group: str, kind: str, version: str) -> Any:
+    """A validator for ``group/version`` ``kind``; None when the CRD does not serve it."""
     crd = yaml.safe_load((CRDS / CRD_FILES[(group, kind)]).read_text(encoding="utf-8"))
-    [served] = [v for v in crd["spec"]["versions"] if v["name"] == version and v["served"]]
+    versions = crd["spec"]["versions"]
+    served = next((v for v in versions if v["name"] == version and v["served"]), None)
+    if served is None:
+        return None
     schema = _structural(copy.deepcopy(served["schema"]["openAPIV3Schema"]))
     schema["properties"]["apiVersion"] = {"const": f"{group}/{version}"}
     schema["properties"]["kind"] = {"const": crd["spec"]["names"]["kind"]}
@@ -139,6 +143,8 @@ def problems(manifest: dict[str, Any]) -> list[str]:
     if (group, kind) not in CRD_FILES:
         return [f"no schema for {api_version} {kind}"]
     validator = _crd_validator(group, kind, version)
+    if validator is None:
+        return [f"{kind}: version {version!r} is not served by the CRD"]
     found = [
         f"{kind} {'.'.join(str(p) for p in error.absolute_path)}: {error.message}"
         for error in validator.iter_errors(manifest)
