@@ -15,13 +15,14 @@ An executor with a disk runs exactly one pod (min-scale = max-scale = 1, :mod:`k
 Per-partition order is the default: ``containerConcurrency: 1``, so a pod works on one event at a
 time and Knative adds pods (up to max-scale) as partitions deliver concurrently. An executor
 whose agents all set ``configuration.concurrency: N`` (N > 1) opts out: its KafkaSource is
-``unordered`` and a pod takes the smallest N at once. camel-source executors use the
-``camelImage``.
+``unordered`` and a pod takes the smallest N at once. Push-mode Services allow requests of
+``timeoutSeconds: 600`` (Knative's default maximum) so that an event retried inside the worker
+is not cut and redelivered while it still runs. camel-source executors use the ``camelImage``.
 
 The gateway (``<app>-gateway``, when the application has gateways) runs ``python -m gateway`` with
 the same folder, instance and secrets, on :8080, always on (min-scale 1, its WebSockets and
-reply consumers need a warm process) and ``timeoutSeconds: 600`` (Knative's default maximum) for
-long service waits and WebSockets. It reaches python-service agents (agent-id service gateways)
+reply consumers need a warm process) and ``timeoutSeconds: 600`` for long service waits and
+WebSockets. It reaches python-service agents (agent-id service gateways)
 through their cluster-local URLs, one ``--service-url AGENT_ID=URL`` argument per service
 executor, e.g. ``--service-url chat=http://my-app-chat.tenant.svc.cluster.local``.
 """
@@ -47,11 +48,11 @@ from knative.storage import STATE_ROOT, state_volumes
 from sluice.application.plan import Executor
 
 __all__ = [
-    "GATEWAY_TIMEOUT_SECONDS",
     "MAX_SCALE",
     "MIN_SCALE",
     "SERVICE_HEALTH_PORT",
     "SERVICE_PORT",
+    "TIMEOUT_SECONDS",
     "executor_concurrency",
     "executor_service",
     "gateway_service",
@@ -62,7 +63,9 @@ MIN_SCALE: Final = "autoscaling.knative.dev/min-scale"
 MAX_SCALE: Final = "autoscaling.knative.dev/max-scale"
 SERVICE_PORT: Final = 8000
 SERVICE_HEALTH_PORT: Final = 8081
-GATEWAY_TIMEOUT_SECONDS: Final = 600
+TIMEOUT_SECONDS: Final = 600
+"""Knative's default maximum request duration: an event whose agent retries (or calls a slow
+model) must not be cut at the default 300 s and redelivered while it still runs."""
 _WORKER: Final = ["python", "-m", "workers"]
 _GATEWAY: Final = ["python", "-m", "gateway"]
 
@@ -119,6 +122,7 @@ def executor_service(scope: Scope, executor: Executor) -> Manifest:
         probes["readinessProbe"] = http_probe("/readyz")
         probes["livenessProbe"] = http_probe("/healthz")
         spec["containerConcurrency"] = executor_concurrency(executor)
+        spec["timeoutSeconds"] = TIMEOUT_SECONDS
     if disk_mounts:
         args += ["--state-dir", STATE_ROOT]
     container: dict[str, Any] = {
@@ -179,7 +183,7 @@ def gateway_service(scope: Scope, urls: dict[str, str]) -> Manifest:
         {MIN_SCALE: "1", MAX_SCALE: str(scope.settings.gateway_max_scale)},
         container,
         app_volumes(scope),
-        timeoutSeconds=GATEWAY_TIMEOUT_SECONDS,
+        timeoutSeconds=TIMEOUT_SECONDS,
     )
     return {
         "apiVersion": "serving.knative.dev/v1",
