@@ -15,8 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from gateway.options import add_gateway_arguments, gateway_settings
 from sluice.application import Application, Plan, plan_application
-from sluice.application.model import AuthenticationSpec
 from sluice.errors import SluiceError
 from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
@@ -71,61 +71,8 @@ def register(
         default=8091,
         help="port of the gateway (default: 8091, as LangStream)",
     )
-    run.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=None,
-        metavar="ORIGIN",
-        help="browser origin (scheme://host[:port]) allowed to open WebSockets; repeat for "
-        "more (default: any origin; set it when a browser app is served)",
-    )
-    run.add_argument(
-        "--auth-failure-limit",
-        type=int,
-        default=100,
-        metavar="N",
-        help="failed authentications a client (IP address) may have in a row before it gets "
-        "429 (then one more per second); 0: no limit (default: 100)",
-    )
-    run.add_argument(
-        "--test-auth",
-        metavar="PROVIDER",
-        help="provider (google, github, jwt, http) that checks test-credentials on gateways "
-        "with allow-test-mode: true (default: none, test credentials are refused)",
-    )
-    run.add_argument(
-        "--test-auth-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="configuration of the --test-auth provider (e.g. clientId=...); repeat for more",
-    )
+    add_gateway_arguments(run)
     run.set_defaults(handler=_run)
-
-
-def test_provider(args: argparse.Namespace) -> AuthenticationSpec | None:
-    """The gateway's test provider from ``--test-auth`` / ``--test-auth-config``; SluiceError
-    naming the flag when they are wrong."""
-    if args.test_auth is None:
-        if args.test_auth_config:
-            raise SluiceError("--test-auth-config needs --test-auth PROVIDER")
-        return None
-    configuration: dict[str, str] = {}
-    for item in args.test_auth_config:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SluiceError(f"--test-auth-config {item!r}: expected KEY=VALUE")
-        configuration[key.strip()] = value
-    spec = AuthenticationSpec(args.test_auth, configuration=configuration)
-    from auth.config import InvalidProviderConfiguration
-    from auth.providers import build_provider
-
-    try:
-        provider = build_provider(spec.provider, spec.configuration, tenant=args.tenant)
-    except InvalidProviderConfiguration as error:
-        raise SluiceError(f"--test-auth: {error}") from None
-    asyncio.run(provider.aclose())
-    return spec
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -133,9 +80,7 @@ def _run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     try:
-        args.test_provider = test_provider(args)
-        if args.auth_failure_limit < 0:
-            raise SluiceError("--auth-failure-limit must be 0 (no limit) or more")
+        args.gateway_settings = gateway_settings(args)
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
@@ -211,18 +156,9 @@ async def _gateway(
     service gateways forward to ``service_urls`` (by tenant, application and agent id)."""
     from gateway.app import create_app
     from gateway.serving import serving
-    from gateway.settings import GatewaySettings
 
-    origins = tuple(args.allowed_origin) if args.allowed_origin else None
     served = create_app(
-        {(args.tenant, app.name): app},
-        kafka,
-        GatewaySettings(
-            allowed_origins=origins,
-            test_provider=args.test_provider,
-            auth_failure_burst=args.auth_failure_limit or None,
-        ),
-        service_urls=service_urls,
+        {(args.tenant, app.name): app}, kafka, args.gateway_settings, service_urls=service_urls
     )
     async with serving(served, args.gateway_host, args.gateway_port) as base_url:
         try:
