@@ -124,7 +124,7 @@ def executor_service(scope: Scope, executor: Executor) -> Manifest:
         spec["containerConcurrency"] = executor_concurrency(executor)
         spec["timeoutSeconds"] = TIMEOUT_SECONDS
     if disk_mounts:
-        args += ["--state-dir", STATE_ROOT]
+        args += ["--state-dir", STATE_ROOT, "--state-volumes"]
     container: dict[str, Any] = {
         "name": "worker",
         "image": image,

@@ -34,7 +34,12 @@ from workers.push import PushExecutor, PushSettings
 from workers.push_app import PushServer
 from workers.service import ServiceHost
 from workers.sources import SourceExecutor, SourceSettings
-from workers.state import StateLock, default_state_root, state_directory
+from workers.state import (
+    StateLock,
+    default_state_root,
+    state_directory,
+    volume_state_directory,
+)
 from workers.supervisor import SUPERVISOR_PID_ENV
 from workers.topic_producer import SharedTopicProducer
 
@@ -57,6 +62,8 @@ class WorkerSettings:
     health_port: int = 0
     service_port: int = 8000
     state_wait: float = 30.0
+    state_volumes: bool = False
+    """Each agent's state directory is a volume at ``<state_root>/<agent-id>`` (Knative)."""
     push: bool = False
     """Push mode: events arrive over HTTP on ``host:port`` (Knative's KafkaSource), not by
     polling the input topic."""
@@ -83,6 +90,12 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
     parser.add_argument("--tenant", default="default")
     parser.add_argument("--app-id")
     parser.add_argument("--state-dir", type=Path)
+    parser.add_argument(
+        "--state-volumes",
+        action="store_true",
+        help="each agent's state directory is a volume mounted at STATE_DIR/AGENT_ID, shared "
+        "by the pods of a rollout: the lock file is inside it (Knative)",
+    )
     parser.add_argument("--health-port", type=int, default=0)
     parser.add_argument("--service-port", type=int, default=8000)
     parser.add_argument(
@@ -110,6 +123,7 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
         tenant=args.tenant,
         app_id=args.app_id,
         state_root=state_dir or default_state_root(),
+        state_volumes=args.state_volumes,
         health_port=args.health_port,
         service_port=args.service_port,
         push=args.push,
@@ -224,8 +238,12 @@ async def _load_agents(
     for agent in executor.agents:
         directory = None
         if agent.disk is not None:
-            path = state_directory(settings.state_root, settings.tenant, app.name, agent.id)
-            directory = await stack.enter_async_context(StateLock(path, wait=settings.state_wait))
+            if settings.state_volumes:
+                path = volume_state_directory(settings.state_root, agent.id)
+            else:
+                path = state_directory(settings.state_root, settings.tenant, app.name, agent.id)
+            lock = StateLock(path, wait=settings.state_wait, inside=settings.state_volumes)
+            directory = await stack.enter_async_context(lock)
         context = AgentContext(
             agent_id=agent.id,
             tenant=settings.tenant,

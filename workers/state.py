@@ -9,7 +9,8 @@ old one stopped, or two ``sluice run`` of the same application), so the worker h
 The lock file is a sibling of the directory,
 ``<state-root>/<tenant>/<application>/.<agent-id>.lock``, not a file inside it: the agent's
 directory holds only the agent's own files, and an agent that empties its directory cannot delete
-the lock from under itself. The file holds the pid of the
+the lock from under itself (on Knative, where each directory is a volume of its own, the lock file
+is ``.sluice.lock`` inside it: see :func:`volume_state_directory`). The file holds the pid of the
 process holding the lock, for the error message of the next one. It is never deleted: unlinking a
 lock file while another process waits on it would let two processes each hold "the" lock.
 
@@ -46,6 +47,17 @@ def state_directory(root: Path, tenant: str, application: str, agent_id: str) ->
     return root / tenant / application / agent_id
 
 
+def volume_state_directory(root: Path, agent_id: str) -> Path:
+    """``<root>/<agent-id>``: on Knative each agent's directory is a volume mounted there
+    (knative/storage.py), shared by the pods of a rollout, so its lock file goes inside it."""
+    _check_segment("agent id", agent_id)
+    return root / agent_id
+
+
+VOLUME_LOCK_FILE = ".sluice.lock"
+"""The lock file inside a volume state directory; agents must leave it alone."""
+
+
 def _check_segment(what: str, part: str) -> None:
     if not part:
         problem = "must not be empty"
@@ -62,8 +74,9 @@ def _check_segment(what: str, part: str) -> None:
 class StateLock:
     """Exclusive use of a state directory by this process, for as long as the lock is held.
 
-    Creates the directory. ``wait`` is how many seconds to keep retrying while another process
-    holds the lock (a rollout overlapping the old worker) before raising
+    Creates the directory. ``inside`` puts the lock file in the directory (a volume shared by
+    the pods of a rollout) rather than beside it. ``wait`` is how many seconds to keep retrying
+    while another process holds the lock (a rollout overlapping the old worker) before raising
     :class:`~workers.errors.StateDirectoryBusy`; 0 fails at once. A lock that is never released
     is held until the process exits. Use it as ``with`` (the wait
     sleeps the thread) or ``async with`` (the wait sleeps the task)::
@@ -72,9 +85,11 @@ class StateLock:
             ...  # directory is ours until the block ends or the process dies
     """
 
-    def __init__(self, directory: Path, *, wait: float = 0.0) -> None:
+    def __init__(self, directory: Path, *, wait: float = 0.0, inside: bool = False) -> None:
         self.directory = directory
-        self.lock_file = directory.parent / f".{directory.name}.lock"
+        self.lock_file = (
+            directory / VOLUME_LOCK_FILE if inside else directory.parent / f".{directory.name}.lock"
+        )
         self.wait = wait
         self._fd: int | None = None
 

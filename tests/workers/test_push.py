@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,7 @@ from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
 from tests.workers.conftest import Worker, prepare, read_all
 from workers.push_events import from_http
-from workers.state import StateLock, state_directory
+from workers.state import StateLock, state_directory, volume_state_directory
 
 pytestmark = pytest.mark.kafka
 
@@ -75,6 +75,7 @@ async def start_push(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Star
         ready: bool = True,
         state_dir: Path | None = None,
         instance: Path | None = None,
+        extra: Sequence[str] = (),
     ) -> Worker:
         port = free_port()
         process = await asyncio.create_subprocess_exec(
@@ -94,6 +95,7 @@ async def start_push(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Star
             "--state-dir",
             str(state_dir or tmp_path / "state"),
             *(["-i", str(instance)] if instance is not None else []),
+            *extra,
             env=dict(os.environ),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -504,19 +506,24 @@ async def test_fatal_error_answers_500_and_stops_the_worker(
     assert await worker.exited() == 1
 
 
+@pytest.mark.parametrize("volumes", [False, True], ids=["local-layout", "knative-volumes"])
 async def test_live_but_not_ready_while_the_state_directory_is_locked(
     app_factory: Callable[..., Path],
     topics: dict[str, str],
     start_push: StartPush,
     kafka_bootstrap: str,
     tmp_path: Path,
+    volumes: bool,
 ) -> None:
     app_dir = push_app(app_factory, topics, resources="{{disk: {{enabled: true, size: 64M}}}}")
     await prepare(app_dir, kafka_bootstrap)
     state = tmp_path / "push-state"
-    directory = state_directory(state, "default", app_dir.name, "tag")
-    async with StateLock(directory):  # another worker of the same agent, during a rollout
-        worker = await start_push(app_dir, "tag", ready=False, state_dir=state)
+    if volumes:  # on Knative: <state>/<agent-id> is the volume, the lock file is inside it
+        directory, extra = volume_state_directory(state, "tag"), ["--state-volumes"]
+    else:
+        directory, extra = state_directory(state, "default", app_dir.name, "tag"), []
+    async with StateLock(directory, inside=volumes):  # the old pod, during a rollout
+        worker = await start_push(app_dir, "tag", ready=False, state_dir=state, extra=extra)
         base = f"http://127.0.0.1:{worker.health_port}"
         async with httpx.AsyncClient(timeout=5) as client:
             for _ in range(100):
@@ -534,6 +541,9 @@ async def test_live_but_not_ready_while_the_state_directory_is_locked(
     await worker.ready()
     assert (await post(worker, b"later", binary_headers())).status_code == 204
     assert await worker.stop() == 0
+    if volumes:
+        assert (directory / ".sluice.lock").exists()
+        assert sorted(p.name for p in state.iterdir()) == ["tag"]
 
 
 def raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
