@@ -41,9 +41,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     plan.set_defaults(handler=_plan)
 
-    from sluice.cli import run
+    from sluice.cli import deploy, run
 
     run.register(commands, _app_arguments)
+    deploy.register(commands, _app_arguments)
 
 
 def _app_arguments(parser: argparse.ArgumentParser) -> None:

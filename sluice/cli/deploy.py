@@ -1,0 +1,283 @@
+"""``sluice manifests``, ``sluice deploy``, ``sluice delete`` and ``sluice image``: an application
+on Kubernetes with Knative (spec/knative.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from sluice.application import Application, plan_application
+from sluice.errors import SluiceError
+
+ArgumentAdder = Callable[[argparse.ArgumentParser], None]
+
+DOCKERFILE = """\
+# Written by `sluice image`: the application's code on top of the Sluice image.
+FROM {base}
+COPY python/ /app/python/
+{requirements}"""
+REQUIREMENTS = (
+    "RUN pip install --no-cache-dir --target /app/python/lib -r /app/python/requirements.txt\n"
+)
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], app_arguments: ArgumentAdder
+) -> None:
+    manifests = commands.add_parser(
+        "manifests",
+        help="print the Kubernetes objects that run the application on Knative",
+        description="Generate the Secret, ConfigMap, PersistentVolumeClaims, KafkaSinks, Knative "
+        "Services and KafkaSources of the application (nothing is contacted).",
+    )
+    app_arguments(manifests)
+    manifests.add_argument("-n", "--namespace", help="namespace (default: from instance.yaml)")
+    manifests.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    manifests.set_defaults(handler=_manifests)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="create the topics and apply the application's objects to a cluster",
+        description="Create the application's topics (Kafka admin client), check Knative's "
+        "config-features when disks are used, then server-side apply every object (field "
+        "manager sluice). Applying again changes nothing; a changed application updates only "
+        "what changed.",
+    )
+    app_arguments(deploy)
+    _cluster_arguments(deploy)
+    deploy.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change (a diff against the live objects); change nothing",
+    )
+    deploy.add_argument("--wait", action="store_true", help="wait until every object is ready")
+    deploy.add_argument(
+        "--timeout", type=float, default=300, help="seconds --wait waits (default: 300)"
+    )
+    deploy.add_argument(
+        "--skip-topics",
+        action="store_true",
+        help="do not create topics (when Kafka is not reachable from here)",
+    )
+    deploy.set_defaults(handler=_deploy)
+
+    delete = commands.add_parser(
+        "delete",
+        help="delete the application's objects from a cluster (by label)",
+        description="Delete every object labelled sluice.dev/application=<app> in the "
+        "namespace. Topics and the namespace stay.",
+    )
+    delete.add_argument("app", metavar="APP", help="the application id (or its folder)")
+    _cluster_arguments(delete)
+    delete.set_defaults(handler=_delete)
+
+    image = commands.add_parser(
+        "image",
+        help="write the Dockerfile of the application's image",
+        description="Write APP_DIR/Dockerfile: the Sluice image with the application's python/ "
+        "folder and its requirements.txt installed, and print the build command. Name the "
+        "result in instance.yaml: computeCluster.configuration.image.",
+    )
+    image.add_argument("app", metavar="APP_DIR", type=Path)
+    image.add_argument("-t", "--tag", help="image name (default: <folder>:latest)")
+    image.add_argument("--from", dest="base", help="the Sluice image (default: sluice:<version>)")
+    image.set_defaults(handler=_image)
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--namespace", help="namespace (default: from instance.yaml)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube)")
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+
+
+def _load(args: argparse.Namespace) -> tuple[Application, list[dict[str, Any]]] | None:
+    """The application and its objects; None after printing why not."""
+    from knative import KnativeError, build_manifests, read_app_files, settings_from_instance
+    from sluice.cli.app import load
+
+    app = load(args)
+    if app is None:
+        return None
+    try:
+        settings = settings_from_instance(app.instance, namespace=args.namespace)
+        files = read_app_files(
+            args.app, instance=args.instance, secrets=args.secrets, environ=dict(os.environ)
+        )
+        return app, build_manifests(plan_application(app), app, files, settings)
+    except KnativeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def _manifests(args: argparse.Namespace) -> int:
+    from knative import to_yaml
+
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    _, objects = loaded
+    if args.output == "json":
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
+    else:
+        print(to_yaml(objects), end="")
+    return 0
+
+
+def _api(args: argparse.Namespace) -> Any:
+    from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    config: Any = kube_config  # untyped upstream
+
+    try:
+        if (
+            args.kubeconfig
+            or os.environ.get("KUBECONFIG")
+            or Path("~/.kube/config").expanduser().exists()
+        ):
+            return config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
+        config.load_incluster_config()
+        from kubernetes.client import ApiClient
+
+        return ApiClient()
+    except (ConfigException, OSError) as error:
+        raise SluiceError(f"cannot reach the cluster: {error}") from None
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    console = Console(stderr=True, soft_wrap=True)
+    loaded = _load(args)
+    if loaded is None:
+        return 1
+    app, objects = loaded
+    try:
+        return _deploy_objects(args, console, app, objects)
+    except SluiceError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        return 1
+
+
+def _deploy_objects(
+    args: argparse.Namespace, console: Console, app: Application, objects: list[dict[str, Any]]
+) -> int:
+    from knative import check_features, requires_persistent_volumes
+    from knative.cluster import apply_objects, ensure_namespace, features_data
+
+    namespace = objects[0]["metadata"]["namespace"]
+    with _api(args) as api:
+        if requires_persistent_volumes(objects):
+            check_features(features_data(api))
+        if not args.skip_topics and not args.dry_run:
+            _create_topics(app, console)
+        if ensure_namespace(api, namespace, dry_run=args.dry_run):
+            console.print(f"namespace {namespace}: created", highlight=False)
+
+        def report(change: Any) -> None:
+            console.print(f"{change.title}: {change.action}", highlight=False)
+            if args.dry_run:
+                for line in change.diff:
+                    print(line)
+
+        verb = "would be applied" if args.dry_run else "applied"
+        with console.status(f"applying {len(objects)} objects to namespace {namespace}"):
+            changes = apply_objects(api, objects, dry_run=args.dry_run, progress=report)
+        counts = {a: sum(c.action == a for c in changes) for a in ("created", "configured")}
+        console.print(
+            f"{app.name}: {len(changes)} objects {verb} in {namespace} "
+            f"({counts['created']} created, {counts['configured']} configured, "
+            f"{len(changes) - sum(counts.values())} unchanged)",
+            highlight=False,
+        )
+        if args.wait and not args.dry_run:
+            return _wait(api, objects, args.timeout, console)
+    return 0
+
+
+def _create_topics(app: Application, console: Console) -> None:
+    from sluice.kafka.admin import ensure_topics
+    from sluice.kafka.client import KafkaSettings
+
+    bootstrap = app.instance.bootstrap_servers
+    if not bootstrap:
+        raise SluiceError(
+            "instance.yaml names no Kafka (streamingCluster.configuration.admin."
+            "bootstrap.servers): the topics cannot be created (or pass --skip-topics)"
+        )
+    options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
+    plan = plan_application(app)
+    with console.status(f"creating {len(plan.topics)} topics on {bootstrap}"):
+        created = asyncio.run(ensure_topics(KafkaSettings(bootstrap, options), plan.topics))
+    console.print(f"topics: {len(created)} created, {len(plan.topics)} in all", highlight=False)
+
+
+def _wait(api: Any, objects: list[dict[str, Any]], timeout: float, console: Console) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from knative.cluster import readiness
+
+    deadline = time.monotonic() + timeout
+    columns = (TextColumn("waiting for readiness"), BarColumn(), TextColumn("{task.completed}"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("ready", total=len(objects))
+        while True:
+            states = readiness(api, objects)
+            done = sum(ready for ready, _ in states.values())
+            progress.update(task, completed=done)
+            if done == len(objects):
+                console.print(f"all {done} objects are ready")
+                return 0
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(2)
+    waiting = [f"{name} ({why})" for name, (ready, why) in sorted(states.items()) if not ready]
+    console.print(
+        f"[red]error:[/red] not ready after {timeout:g} s: " + "; ".join(waiting), highlight=False
+    )
+    return 1
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from knative.cluster import delete_application
+
+    console = Console(stderr=True, soft_wrap=True)
+    name = Path(args.app).name if Path(args.app).is_dir() else args.app
+    namespace = args.namespace or "default"
+    try:
+        with _api(args) as api:
+            deleted = delete_application(api, name, namespace)
+    except SluiceError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        return 1
+    for title in deleted:
+        console.print(f"{title}: deleted", highlight=False)
+    console.print(f"{name}: {len(deleted)} objects deleted from {namespace}", highlight=False)
+    return 0
+
+
+def _image(args: argparse.Namespace) -> int:
+    from sluice import __version__
+
+    app_dir: Path = args.app
+    if not (app_dir / "python").is_dir():
+        print(
+            f"error: {app_dir} has no python/ folder: nothing to add to the image", file=sys.stderr
+        )
+        return 1
+    base = args.base or f"sluice:{__version__}"
+    requirements = REQUIREMENTS if (app_dir / "python" / "requirements.txt").exists() else ""
+    dockerfile = app_dir / "Dockerfile"
+    dockerfile.write_text(DOCKERFILE.format(base=base, requirements=requirements))
+    tag = args.tag or f"{app_dir.resolve().name}:latest"
+    print(f"wrote {dockerfile}")
+    print(f"build it with:  docker build -t {tag} {app_dir}")
+    print(f"then set computeCluster.configuration.image: {tag} in instance.yaml")
+    return 0
