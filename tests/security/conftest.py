@@ -187,3 +187,14 @@ def restore(guarded: Guarded) -> Iterator[Guarded]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def gateway_log(caplog: pytest.LogCaptureFixture, guarded: Guarded) -> str:
+    """Every captured log message but the test client's own request lines (httpx logs the URLs
+    it calls at INFO, the websockets client its request at DEBUG): what the gateway logged."""
+    return "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if not (record.name == "httpx" and guarded.url in record.getMessage())
+        and not record.name.startswith("websockets.client")
+    )

@@ -16,7 +16,7 @@ from gateway.settings import GatewaySettings
 from sluice.kafka.client import KafkaSettings
 from tests.auth.github_server import CLIENT_ID, OCTOCAT
 from tests.gateway.acceptance_support import assert_problem
-from tests.security.conftest import USER_HEADER, Guarded, bearer, guarded_gateway
+from tests.security.conftest import USER_HEADER, Guarded, bearer, gateway_log, guarded_gateway
 
 pytestmark = pytest.mark.kafka
 
@@ -218,10 +218,6 @@ async def test_H13_no_token_or_user_body_in_the_logs(
         for token in (good, bad):
             await post(guarded, client, token)
             await post(guarded, client, token, "github-check")
-    logged = "\n".join(
-        record.getMessage()
-        for record in caplog.records
-        if not (record.name == "httpx" and guarded.url in record.getMessage())
-    )
+    logged = gateway_log(caplog, guarded)
     for secret in (good, bad, good.removeprefix("gho_"), "Mona Secretname", "583231"):
         assert secret not in logged

@@ -23,7 +23,7 @@ from joserfc.jwk import ECKey, OKPKey
 
 from tests.auth.google_tokens import CLIENT_ID, b64, claims, new_key, raw_sign, sign
 from tests.gateway.acceptance_support import assert_problem
-from tests.security.conftest import USER_HEADER, Guarded, bearer
+from tests.security.conftest import USER_HEADER, Guarded, bearer, gateway_log
 
 pytestmark = pytest.mark.kafka
 
@@ -67,6 +67,20 @@ async def accepted(
     response = await client.post(guarded.http(gateway), headers=bearer(token), json={"value": "x"})
     assert response.status_code == 200, response.text
     return response
+
+
+MISSING = object()
+
+
+def with_claim(guarded: Guarded, name: str, value: Any) -> str:
+    """A token signed by the real key whose claim ``name`` is ``value`` (any JSON), or absent
+    for ``MISSING``."""
+    payload = claims(guarded.clock)
+    if value is MISSING:
+        del payload[name]
+    else:
+        payload[name] = value
+    return raw_sign(guarded.jwks.keys[0], {"alg": "RS256", "kid": "k1"}, payload)
 
 
 def fetches(guarded: Guarded) -> int:
@@ -284,17 +298,10 @@ async def test_G20_times_that_are_not_numbers(guarded: Guarded, client: httpx.As
 
 @pytest.mark.parametrize(
     "issuer",
-    ["https://evil", "accounts.google.com.evil", "HTTPS://ACCOUNTS.GOOGLE.COM", None, 7, ["x"]],
+    ["https://evil", "accounts.google.com.evil", "HTTPS://ACCOUNTS.GOOGLE.COM", MISSING, 7, ["x"]],
 )
 async def test_G21_wrong_issuers(guarded: Guarded, client: httpx.AsyncClient, issuer: Any) -> None:
-    payload = claims(guarded.clock)
-    if issuer is None:
-        del payload["iss"]
-    else:
-        payload["iss"] = issuer
-    await token_refused(
-        guarded, client, raw_sign(guarded.jwks.keys[0], {"alg": "RS256", "kid": "k1"}, payload)
-    )
+    await token_refused(guarded, client, with_claim(guarded, "iss", issuer))
 
 
 async def test_G22_both_google_issuer_spellings(
@@ -306,19 +313,12 @@ async def test_G22_both_google_issuer_spellings(
 
 @pytest.mark.parametrize(
     "audience",
-    ["someone-else", "MISSING", "", [], [f"other-{n}" for n in range(100)], [1, 2], [CLIENT_ID, 3]],
+    ["someone-else", MISSING, "", [], [f"other-{n}" for n in range(100)], [1, 2], [CLIENT_ID, 3]],
 )
 async def test_G23_wrong_audiences(
     guarded: Guarded, client: httpx.AsyncClient, audience: Any
 ) -> None:
-    payload = claims(guarded.clock)
-    if audience == "MISSING":
-        del payload["aud"]
-    else:
-        payload["aud"] = audience
-    await token_refused(
-        guarded, client, raw_sign(guarded.jwks.keys[0], {"alg": "RS256", "kid": "k1"}, payload)
-    )
+    await token_refused(guarded, client, with_claim(guarded, "aud", audience))
 
 
 async def test_G24_several_audiences_need_azp_to_be_ours(
@@ -330,16 +330,9 @@ async def test_G24_several_audiences_need_azp_to_be_ours(
     await accepted(guarded, client, valid(guarded, aud=audiences, azp=CLIENT_ID))
 
 
-@pytest.mark.parametrize("subject", [None, "", 42, ["a"]])
+@pytest.mark.parametrize("subject", [MISSING, "", 42, ["a"]])
 async def test_G25_bad_subjects(guarded: Guarded, client: httpx.AsyncClient, subject: Any) -> None:
-    payload = claims(guarded.clock)
-    if subject is None:
-        del payload["sub"]
-    else:
-        payload["sub"] = subject
-    await token_refused(
-        guarded, client, raw_sign(guarded.jwks.keys[0], {"alg": "RS256", "kid": "k1"}, payload)
-    )
+    await token_refused(guarded, client, with_claim(guarded, "sub", subject))
 
 
 async def test_G26_the_hosted_domain_must_match(
@@ -547,13 +540,7 @@ async def test_G37_no_token_in_logs_or_error_bodies(
                 guarded.http(gateway), params={"credentials": token}, json={"value": "x"}
             )
             bodies.append(response.text + json.dumps(dict(response.headers)))
-    # The test's own client logs the URLs it calls (httpx, INFO): not the gateway's logs.
-    logged = [
-        record.getMessage()
-        for record in caplog.records
-        if not (record.name == "httpx" and guarded.url in record.getMessage())
-    ]
-    text = "\n".join(logged) + "".join(bodies)
+    text = gateway_log(caplog, guarded) + "".join(bodies)
     for token in tokens:
         for part in {token, *token.split(".")} - {""}:
             if len(part) >= 16:

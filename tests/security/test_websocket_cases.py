@@ -17,7 +17,7 @@ from gateway.settings import GatewaySettings
 from sluice.kafka.client import KafkaSettings
 from tests.auth.google_tokens import claims, sign
 from tests.gateway.acceptance_support import receive_json, refusal
-from tests.security.conftest import ORIGIN, USER_HEADER, Guarded, guarded_gateway
+from tests.security.conftest import ORIGIN, USER_HEADER, Guarded, gateway_log, guarded_gateway
 
 pytestmark = pytest.mark.kafka
 
@@ -138,13 +138,8 @@ async def test_W6_a_token_in_the_query_is_accepted_and_never_logged(
     async with connect(guarded.ws("produce", "google-in", f"?credentials={secret}")) as socket:
         await socket.send(json.dumps({"value": "w6"}))
         assert (await receive_json(socket))["status"] == "OK"
-    # The gateway writes no access log (a query may carry credentials), and nothing else logs
-    # it. The test's own client logs its request line at DEBUG: not the gateway's log.
-    logged = "\n".join(
-        record.getMessage()
-        for record in caplog.records
-        if not record.name.startswith("websockets.client")
-    )
+    # The gateway writes no access log (a query may carry credentials), and nothing else logs it.
+    logged = gateway_log(caplog, guarded)
     assert secret not in logged
     assert secret.split(".")[2] not in logged
 
