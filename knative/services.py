@@ -163,7 +163,10 @@ def service_urls(scope: Scope, executors: Sequence[Executor]) -> dict[str, str]:
 
 def gateway_service(scope: Scope, urls: dict[str, str]) -> Manifest:
     object_labels = labels(scope.app, "", "gateway")
+    # Every request reaches the gateway from the pod's queue-proxy: the client is the first
+    # address of X-Forwarded-For (for the per-client limit of failed authentications).
     args = [*app_arguments(scope), "--port", str(HTTP_PORT)]
+    args += ["--client-ip-header", "X-Forwarded-For"]
     for agent_id, url in sorted(urls.items()):
         args += ["--service-url", f"{agent_id}={url}"]
     container = {
