@@ -10,6 +10,7 @@ HTML and never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections.abc import Coroutine, Mapping, Sequence
@@ -182,13 +183,18 @@ class GatewayRuntime:
         return replace(call, identity=identity)
 
     def client_of(self, remote_addr: str | None, headers: Headers) -> str | None:
-        """Who a request comes from, for per-client limits: the trusted proxy's header when
-        ``client_ip_header`` is set (its first address), else the peer address."""
+        """Who a request comes from, for per-client limits: with ``client_ip_header`` set, the
+        right-most public address of that header (the one the cluster's edge proxy appended:
+        addresses a client wrote itself stand to its left), else its left-most; without it,
+        the peer address."""
         name = self.settings.client_ip_header
         if name is not None:
-            forwarded = headers.get(name, "").split(",")[0].strip()
-            if forwarded:
-                return forwarded
+            addresses = [a.strip() for a in headers.get(name, "").split(",") if a.strip()]
+            for address in reversed(addresses):
+                if _public(address):
+                    return address
+            if addresses:
+                return addresses[0]
         return remote_addr
 
     def call(
@@ -269,6 +275,14 @@ class GatewayRuntime:
             if spec is not None:
                 return spec
         return TopicSpec(topic)
+
+
+def _public(address: str) -> bool:
+    """Whether ``address`` is a global IP address (not private, loopback or link-local)."""
+    try:
+        return ipaddress.ip_address(address).is_global
+    except ValueError:
+        return False
 
 
 def runtime_of(app: Quart) -> GatewayRuntime:

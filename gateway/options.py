@@ -33,8 +33,8 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--client-ip-header",
         metavar="HEADER",
-        help="header a trusted proxy sets to the client's address (its first address counts), "
-        "e.g. X-Forwarded-For behind Knative (default: the connection's peer address)",
+        help="header a trusted proxy sets to the client's address (its right-most public "
+        "address counts), e.g. X-Forwarded-For behind Knative (default: the peer address)",
     )
     parser.add_argument(
         "--test-auth",

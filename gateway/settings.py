@@ -47,9 +47,9 @@ class GatewaySettings:
     auth_failures_per_second: float = 1.0
     """Failed authentications per second a client regains after its burst."""
     client_ip_header: str | None = None
-    """A header set by a trusted proxy that names the client (``X-Forwarded-For``: its first
-    address); None: the connection's peer address. Behind Knative every request comes from the
-    queue-proxy, so set it there."""
+    """A header set by a trusted proxy that names the client (``X-Forwarded-For``: its
+    right-most public address, which the edge proxy appended); None: the connection's peer
+    address. Behind Knative every request comes from the queue-proxy, so set it there."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:

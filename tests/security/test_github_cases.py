@@ -221,3 +221,36 @@ async def test_H13_no_token_or_user_body_in_the_logs(
     logged = gateway_log(caplog, guarded)
     for secret in (good, bad, good.removeprefix("gho_"), "Mona Secretname", "583231"):
         assert secret not in logged
+
+
+@pytest.fixture(scope="module")
+async def proxied(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Guarded]:
+    """A limited gateway behind a proxy that appends the client's address to X-Forwarded-For."""
+    settings = GatewaySettings(
+        auth_failure_burst=3, auth_failures_per_second=0.01, client_ip_header="X-Forwarded-For"
+    )
+    directory = tmp_path_factory.mktemp("proxied") / "app"
+    async with guarded_gateway(KafkaSettings(kafka_bootstrap), directory, settings) as running:
+        yield running
+
+
+async def test_H7_behind_a_proxy_each_client_has_its_own_limit_and_cannot_spoof_another(
+    proxied: Guarded, client: httpx.AsyncClient
+) -> None:
+    async def attempt(forwarded: str) -> int:
+        response = await client.post(
+            proxied.http("github-in"),
+            headers={**bearer(f"gho_{secrets.token_hex(16)}"), "X-Forwarded-For": forwarded},
+            json={"value": "x"},
+        )
+        return response.status_code
+
+    for _ in range(3):
+        assert await attempt("93.184.216.34") == 401
+    assert await attempt("93.184.216.34") == 429
+    # What a client writes itself stands left of what the edge proxy appended: no way out.
+    assert await attempt("151.101.1.69, 93.184.216.34") == 429
+    assert await attempt("93.184.216.34, 10.0.0.5") == 429  # an internal hop after the edge
+    assert await attempt("151.101.1.69") == 401  # another client keeps its own budget
