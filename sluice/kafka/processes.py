@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import socket
 import time
 from pathlib import Path
 
+from sluice import jvm
 from sluice.errors import LocalKafkaError
 
 __all__ = [
@@ -119,24 +119,7 @@ def check_port(port: int) -> int:
 
 async def run(argv: list[str], *, within: float, cwd: Path | None = None) -> tuple[int, str]:
     """Run a short command; its exit code and its stdout and stderr together."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=cwd,
-        )
-    except OSError as exc:
-        raise LocalKafkaError(f"could not run {argv[0]}: {exc}") from exc
-    try:
-        stdout, _ = await asyncio.wait_for(process.communicate(), within)
-    except TimeoutError:
-        process.kill()
-        await process.communicate()
-        raise LocalKafkaError(f"{Path(argv[0]).name} did not finish within {within:g} s") from None
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(errors="replace")
+    return await jvm.run(argv, within=within, cwd=cwd, error=LocalKafkaError)
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -149,6 +132,4 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def last_lines(text: str, lines: int = LOG_TAIL_LINES) -> str:
     """The last non-blank lines of command output, without colours, indented."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # Maven's colours
-    kept = [line for line in text.splitlines() if line.strip()][-lines:]
-    return "\n".join(f"  {line}" for line in kept) or "  (no output)"
+    return jvm.last_lines(text, lines)
