@@ -26,3 +26,7 @@ class StateDirectoryBusy(WorkerError, RuntimeError):
 
 class ExecutorFailed(WorkerError, RuntimeError):
     """``errors.on-failure: fail`` (or a FatalError) stopped the executor; exit non-zero."""
+
+
+class CamelSourceError(WorkerError, RuntimeError):
+    """A camel-source agent could not get its jars, Java, or a running Camel route."""

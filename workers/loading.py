@@ -4,6 +4,7 @@
 ``python-service`` import ``configuration.className`` (``module.Class``) with the application's
 ``python/`` and ``python/lib`` folders at the front of ``sys.path``, as LangStream did, make an
 instance with no arguments and adapt it to its component's protocol (``workers.adapters``).
+``camel-source`` runs a Camel route in a JVM child (``workers.camel``).
 Every failure is an :class:`AgentLoadError` naming the agent, the class and what went wrong.
 """
 
@@ -21,6 +22,7 @@ from sluice.sdk import AgentContext
 from workers.adapters import adapt
 from workers.agents import LoadedAgent
 from workers.builtin import BUILTIN_AGENTS
+from workers.camel import CamelSettings, CamelSource
 from workers.errors import AgentLoadError
 
 PYTHON_AGENT_TYPES = frozenset(
@@ -31,12 +33,17 @@ _MISSING = object()
 
 
 def load_agent(
-    agent: PlannedAgent, context: AgentContext, *, code_dirs: Sequence[Path]
+    agent: PlannedAgent,
+    context: AgentContext,
+    *,
+    code_dirs: Sequence[Path],
+    camel: CamelSettings | None = None,
 ) -> LoadedAgent:
     """The agent, ready for ``init(config)``; raises :class:`AgentLoadError` if it cannot be.
 
     ``code_dirs`` are the folders user code is imported from (the application's ``python/``
-    and ``python/lib``); they go to the front of ``sys.path`` once.
+    and ``python/lib``); they go to the front of ``sys.path`` once. ``camel`` says how
+    ``camel-source`` agents run their JVM (defaults if None).
     """
     if agent.type in PYTHON_AGENT_TYPES:
         class_name = _class_name(agent)
@@ -46,7 +53,7 @@ def load_agent(
     if builtin is not None:
         return builtin()
     if agent.type == "camel-source":
-        raise AgentLoadError(agent.id, None, "camel-source is not available yet")
+        return CamelSource(agent.id, camel or CamelSettings())
     if agent.type in AGENT_TYPES:
         raise AgentLoadError(
             agent.id, None, f"agent type {agent.type} is not implemented by Sluice yet"

@@ -25,6 +25,7 @@ from sluice.errors import SluiceError
 from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
 from sluice.sdk import AgentContext
 from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSink, LoadedSource
+from workers.camel import CamelSettings
 from workers.chain import Chain
 from workers.errors import ExecutorFailed, WorkerError
 from workers.health import HealthServer, WorkerMetrics
@@ -70,6 +71,10 @@ class WorkerSettings:
     host: str = "0.0.0.0"
     port: int = 8080
     fault_kill_after: int | None = None
+    java_home: Path | None = None
+    """``JAVA_HOME``: the Java that camel-source agents run on (else ``java`` on PATH)."""
+    camel_cache_dir: Path | None = None
+    """``SLUICE_CAMEL_CACHE_DIR``: where camel-source jar sets are kept (else the user cache)."""
     environ: dict[str, str] = field(default_factory=dict)
 
 
@@ -80,7 +85,9 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
         epilog="environment: SLUICE_STATE_DIR (default for --state-dir); "
         "PORT (default for --port, set by Knative); "
         "SLUICE_FAULT_KILL_AFTER=N (tests only: SIGKILL the worker after N finished records, "
-        "before their offsets are committed)",
+        "before their offsets are committed); JAVA_HOME (the Java of camel-source agents, else "
+        "java on PATH); SLUICE_CAMEL_CACHE_DIR (where camel-source jars are kept, else the user "
+        "cache folder)",
     )
     parser.add_argument("app_dir", type=Path, metavar="APP_DIR")
     parser.add_argument("--executor", required=True, help="executor id (from sluice plan)")
@@ -130,6 +137,12 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
         host=args.host,
         port=port,
         fault_kill_after=int(kill_after) if kill_after else None,
+        java_home=Path(environ["JAVA_HOME"]) if environ.get("JAVA_HOME") else None,
+        camel_cache_dir=(
+            Path(environ["SLUICE_CAMEL_CACHE_DIR"])
+            if environ.get("SLUICE_CAMEL_CACHE_DIR")
+            else None
+        ),
         environ=environ,
     )
 
@@ -234,6 +247,11 @@ async def _load_agents(
     topic_producer: SharedTopicProducer,
 ) -> list[LoadedAgent]:
     code_dirs = [settings.app_dir / "python", settings.app_dir / "python" / "lib"]
+    camel = CamelSettings(
+        java_home=settings.java_home,
+        cache_dir=settings.camel_cache_dir,
+        dependencies=app.dependencies,
+    )
     loaded: list[LoadedAgent] = []
     for agent in executor.agents:
         directory = None
@@ -254,7 +272,7 @@ async def _load_agents(
             topic_producer=topic_producer,
         )
         _export_environment(agent.configuration.get("environment"))
-        instance = load_agent(agent, context, code_dirs=code_dirs)
+        instance = load_agent(agent, context, code_dirs=code_dirs, camel=camel)
         await instance.init(_agent_config(app, agent.configuration))
         await instance.start()
         stack.push_async_callback(_close, agent.id, instance)

@@ -75,15 +75,19 @@ async def serve_asgi(
     shutdown_trigger: Callable[[], Awaitable[object]],
     logger: logging.Logger,
     graceful_timeout: float = 3.0,
+    keep_alive_timeout: float | None = None,
 ) -> None:
     """Serve ``app`` with Hypercorn on ``sock`` until ``shutdown_trigger`` returns.
 
+    ``keep_alive_timeout`` (seconds an idle connection stays open) defaults to Hypercorn's.
     Closes ``sock`` in the end, whether Hypercorn got to use it or not.
     """
     config = _BoundConfig(sock)
     config.errorlog = logger
     config.accesslog = None
     config.graceful_timeout = graceful_timeout
+    if keep_alive_timeout is not None:
+        config.keep_alive_timeout = keep_alive_timeout
     try:
         # Hypercorn types scopes as TypedDicts; the SDK's ASGIApp takes plain mappings.
         framework = cast("ASGIFramework", app)

@@ -16,6 +16,7 @@ from sluice.application.plan import PlannedAgent
 from sluice.record import Record
 from sluice.sdk import AgentContext
 from workers.builtin import Identity
+from workers.camel import CamelSource
 from workers.errors import AgentLoadError
 from workers.loading import add_code_dirs, load_agent
 
@@ -289,9 +290,15 @@ def test_a_sluice_processor_used_as_a_sink(write: Write, code_dirs: list[Path]) 
     assert str(error).endswith("Agent has no write() method, which a sink needs")
 
 
-def test_camel_source_is_not_available_yet() -> None:
-    error = load_error(planned("camel-source", **{"component-uri": "timer:t"}), [])
-    assert str(error) == "agent my-agent: camel-source is not available yet"
+async def test_camel_source_loads_and_checks_its_configuration() -> None:
+    agent = load_agent(planned("camel-source"), context(), code_dirs=[])
+    assert isinstance(agent, CamelSource)
+    with pytest.raises(AgentLoadError) as caught:
+        await agent.init({})
+    assert str(caught.value) == (
+        "agent my-agent: camel-source: configuration.component-uri is required "
+        "(a Camel URI such as timer:tick)"
+    )
 
 
 def test_a_known_type_sluice_does_not_implement_yet() -> None:
