@@ -28,6 +28,8 @@ test: lint
 	if [ $$status -eq 5 ]; then echo "error: pytest ran no test" >&2; exit 1; fi; exit $$status
 
 # Benchmarks (spec/benchmarks.md): each figure against a baseline measured in the same run.
-# Results go to benchmarks/results/. BENCH_ARGS="--quick" for a smoke run.
+# Results (<date>.json, .md, .png) go to benchmarks/results/. BENCH_ARGS="--quick" for a smoke
+# run (< 2 min). Peaks need wrk (Debian package); without it a slower Python client stands in.
 bench: install
+	@command -v wrk >/dev/null || echo "bench: wrk not found (apt-get install wrk): peaks come from a Python client" >&2
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -1,9 +1,12 @@
 """The gateway under test, in its own process so its CPU time and RSS can be read from /proc.
 
-``python -m benchmarks.gateway_server --app DIR --bootstrap-servers B --port P [--noop]``
+``python -m benchmarks.gateway_server --app DIR --bootstrap-servers B --port P [--noop]
+[--server hypercorn|uvicorn] [--loop auto|asyncio]``
 
 The real app of :func:`gateway.app.create_app` served by :func:`gateway.serving.serving` (the
-Hypercorn configuration of ``sluice run``), plus three benchmark-only routes:
+Hypercorn configuration of ``sluice run``) on the loop of :func:`sluice.eventloop.run` (uvloop
+when installed; ``--loop asyncio`` for the plain one), or by Uvicorn (``--server uvicorn``: the
+extra rows measuring whether Hypercorn is the ceiling), plus three benchmark-only routes:
 
 - ``GET /bench/state``: the service pending map, the fan-out subscribers per topic and the
   aiokafka consumers alive in the process (counted through the garbage collector);
@@ -32,6 +35,7 @@ from quart import Quart, Response, websocket
 from gateway.app import create_app, runtime_of
 from gateway.serving import serving
 from gateway.settings import GatewaySettings
+from sluice import eventloop
 from sluice.application.loader import load_application
 from sluice.kafka.client import KafkaSettings, Producer, SendResult
 from sluice.record import Record
@@ -137,11 +141,39 @@ async def serve(args: argparse.Namespace) -> None:
     if args.noop:
         runtime_of(app).producer = NoopProducer(KafkaSettings(args.bootstrap_servers))
     add_bench_routes(app, args.bootstrap_servers)
+    if args.server == "uvicorn":
+        await _uvicorn(app, args.port, settings)
+        return
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with serving(app, "127.0.0.1", args.port) as base_url:
         print(f"ready {base_url}", flush=True)
         await stop.wait()
+
+
+async def _uvicorn(app: Quart, port: int, settings: GatewaySettings) -> None:
+    """The same app under Uvicorn (its own SIGTERM handling; no drain: a benchmark ends it)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=settings.ping_interval,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped while starting")
+        await asyncio.sleep(0.05)
+    print(f"ready http://127.0.0.1:{port}", flush=True)
+    await task
 
 
 def main() -> None:
@@ -150,15 +182,26 @@ def main() -> None:
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--noop", action="store_true")
+    parser.add_argument("--server", choices=("hypercorn", "uvicorn"), default="hypercorn")
+    parser.add_argument(
+        "--loop", choices=("auto", "asyncio"), default="auto", help="auto: uvloop when installed"
+    )
     parser.add_argument("--profile", help="write cProfile statistics here on exit")
     args = parser.parse_args()
+
+    def run() -> None:
+        if args.loop == "asyncio":
+            asyncio.run(serve(args))
+        else:
+            eventloop.run(serve(args))
+
     if args.profile is None:
-        asyncio.run(serve(args))
+        run()
         return
     import cProfile
 
     with cProfile.Profile() as profile:
-        asyncio.run(serve(args))
+        run()
     profile.dump_stats(args.profile)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import statistics
 import sys
@@ -25,6 +26,8 @@ TENANT = "default"
 GATEWAY_CPU = "0"
 """The gateway process is pinned here (``taskset``); load generators go to ``CLIENT_CPU``."""
 CLIENT_CPU = "1"
+SERVER_OPTIONS: list[str] = []
+"""Extra ``benchmarks.gateway_server`` options for every gateway started (``--loop asyncio``)."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -74,7 +77,9 @@ class Process:
 
 
 @contextlib.asynccontextmanager
-async def gateway(bootstrap: str, *, noop: bool = False) -> AsyncIterator[Process]:
+async def gateway(
+    bootstrap: str, *, noop: bool = False, server: str = "hypercorn"
+) -> AsyncIterator[Process]:
     """A gateway process serving the benchmark app (pinned to ``GATEWAY_CPU``)."""
     port = free_port()
     log_path = Path(tempfile.mkstemp(prefix="sluice-bench-gw-", suffix=".log")[1])
@@ -90,6 +95,9 @@ async def gateway(bootstrap: str, *, noop: bool = False) -> AsyncIterator[Proces
         "--port",
         str(port),
         *(["--noop"] if noop else []),
+        "--server",
+        server,
+        *SERVER_OPTIONS,
     ]
     with log_path.open("wb") as log:  # noqa: ASYNC230 (once, before the measurement)
         process = await asyncio.create_subprocess_exec(
@@ -167,10 +175,19 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
 async def wrk(
-    url: str, body: bytes, content_type: str, *, seconds: int, connections: int = 64
+    url: str, body: bytes, content_type: str, *, seconds: float, connections: int = 64
 ) -> WrkResult:
-    """Closed-loop peak with ``wrk -t1 -c<connections>`` POSTing ``body`` (keep-alive)."""
+    """Closed-loop peak with ``wrk -t1 -c<connections>`` POSTing ``body`` (keep-alive).
+
+    Without wrk (it is a Debian package, not a Python one) an aiohttp closed loop with the same
+    number of connections stands in: slower, so only good for a smoke run."""
+    if not have_wrk():
+        return await _aiohttp_closed_loop(url, body, content_type, seconds, connections)
     with tempfile.TemporaryDirectory(prefix="sluice-bench-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         (Path(tmp) / "body").write_bytes(body)
@@ -185,7 +202,7 @@ async def wrk(
             "wrk",
             "-t1",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{max(1, round(seconds))}s",
             "--latency",
             "-s",
             str(script),
@@ -218,3 +235,45 @@ def gateway_url(gw: Process, kind: str, gateway_id: str, *, ws: bool = False) ->
     if ws:
         return f"{gw.url.replace('http', 'ws', 1)}/v1/{kind}/{TENANT}/{APP}/{gateway_id}"
     return f"{gw.url}/api/gateways/{kind}/{TENANT}/{APP}/{gateway_id}"
+
+
+async def _aiohttp_closed_loop(
+    url: str, body: bytes, content_type: str, seconds: float, connections: int
+) -> WrkResult:
+    import time
+
+    import aiohttp
+
+    latencies: list[float] = []
+    non_2xx = errors = 0
+    deadline = time.monotonic() + seconds
+    headers = {"Content-Type": content_type}
+    connector = aiohttp.TCPConnector(limit=connections)
+    began = time.monotonic()
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            nonlocal non_2xx, errors
+            while time.monotonic() < deadline:
+                start = time.monotonic()
+                try:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                        if response.status >= 400:
+                            non_2xx += 1
+                except (aiohttp.ClientError, OSError):
+                    errors += 1
+                    continue
+                latencies.append((time.monotonic() - start) * 1000)
+
+        await asyncio.gather(*(client() for _ in range(connections)))
+    elapsed = time.monotonic() - began
+    return WrkResult(
+        requests=len(latencies) + non_2xx,
+        seconds=elapsed,
+        requests_per_second=(len(latencies) + non_2xx) / elapsed,
+        non_2xx=non_2xx,
+        errors=errors,
+        p50_ms=percentile(latencies, 0.5),
+        p99_ms=percentile(latencies, 0.99),
+    )

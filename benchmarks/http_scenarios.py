@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -23,6 +24,7 @@ from benchmarks.harness import (
     worker,
     wrk,
 )
+from benchmarks.loadgen import HttpClient
 
 RECORD = {"key": "k1", "value": {"question": "what is the answer?" * 8, "session": "s1", "n": 1}}
 ONE = json.dumps(RECORD).encode()
@@ -45,7 +47,7 @@ class Peak:
 
 
 async def measure_peak(
-    variant: str, repetition: int, gw: Process, url: str, body: bytes, seconds: int, conns: int
+    variant: str, repetition: int, gw: Process, url: str, body: bytes, seconds: float, conns: int
 ) -> Peak:
     before = gw.cpu()
     result = await wrk(url, body, JSON, seconds=seconds, connections=conns)
@@ -72,7 +74,7 @@ class OpenLoop:
     cpu_seconds: float
 
 
-Call = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
+Call = Callable[[HttpClient, int], Awaitable[bool]]
 
 
 async def open_loop(gw: Process, call: Call, rate: float, seconds: float) -> OpenLoop:
@@ -81,15 +83,14 @@ async def open_loop(gw: Process, call: Call, rate: float, seconds: float) -> Ope
     count = max(1, int(rate * seconds))
     latencies: list[float] = []
     failures = 0
-    connector = aiohttp.TCPConnector(limit=1000)
 
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with HttpClient(gw.url, limit=1000) as session:
 
         async def one(i: int, due: float) -> None:
             nonlocal failures
             try:
                 ok = await call(session, i)
-            except (aiohttp.ClientError, TimeoutError):
+            except (OSError, ValueError, asyncio.IncompleteReadError):
                 ok = False
             if ok:
                 latencies.append(time.monotonic() - due)
@@ -123,15 +124,26 @@ async def open_loop(gw: Process, call: Call, rate: float, seconds: float) -> Ope
 
 
 def _post(url: str, body: bytes) -> Call:
-    async def call(session: aiohttp.ClientSession, i: int) -> bool:
-        async with session.post(url, data=body, headers={"Content-Type": JSON}) as response:
-            await response.read()
-            return response.status == 200
+    target = urlsplit(url)._replace(scheme="", netloc="").geturl()
+    prepared: bytes | None = None
+
+    async def call(client: HttpClient, i: int) -> bool:
+        nonlocal prepared
+        if prepared is None:
+            prepared = client.prepare("POST", target, body, JSON)
+        status, _ = await client.send(prepared)
+        return status == 200
 
     return call
 
 
-async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str, Any]]:
+async def t1(
+    bootstrap: str,
+    *,
+    seconds: float,
+    repetitions: int,
+    fractions: tuple[float, ...] = LATENCY_FRACTIONS,
+) -> list[dict[str, Any]]:
     peaks: list[Peak] = []
     loops: list[OpenLoop] = []
     noop_loops: list[OpenLoop] = []
@@ -140,9 +152,10 @@ async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str
         kafka_url = gateway_url(kafka_gw, "produce", "ingest")
         noop_url = gateway_url(noop_gw, "produce", "ingest")
         # Warm-up: connections, the producer's metadata, Quart's first-request work.
-        await wrk(kafka_url, ONE, JSON, seconds=2)
-        await wrk(noop_url, ONE, JSON, seconds=2)
-        await wrk(kafka_url, BATCH, JSON, seconds=2, connections=8)
+        warm = min(2.0, seconds)
+        await wrk(kafka_url, ONE, JSON, seconds=warm)
+        await wrk(noop_url, ONE, JSON, seconds=warm)
+        await wrk(kafka_url, BATCH, JSON, seconds=warm, connections=8)
         for rep in range(repetitions):
             order = [("noop", noop_gw, noop_url), ("kafka", kafka_gw, kafka_url)]
             if rep % 2:
@@ -156,7 +169,7 @@ async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str
             # 80% of this repetition's peak, then lower fractions (where the Python open-loop
             # client and the broker, sharing the other core, are no longer saturated); each rate
             # also against the no-op app: the framework's own latency at that load.
-            for fraction in LATENCY_FRACTIONS:
+            for fraction in fractions:
                 rate = fraction * peak.wrk.requests_per_second
                 for variant, gw, url in order:
                     loop = await open_loop(gw, _post(url, ONE), rate, seconds)
@@ -165,7 +178,7 @@ async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str
                         f"{loop.p50_ms:.1f} ms, p99 {loop.p99_ms:.1f} ms, failed {loop.failed}",
                         flush=True,
                     )
-                    if fraction == LATENCY_FRACTIONS[0]:
+                    if fraction == fractions[0]:
                         (loops if variant == "kafka" else noop_loops).append(loop)
                     ladder.append({"variant": variant, "fraction": fraction, **asdict(loop)})
 
@@ -180,7 +193,10 @@ async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str
     ratio = kafka["median"] / noop["median"]
     p99 = spread([x.p99_ms for x in loops])
     batch_ratio = batch_records["median"] / kafka["median"]
-    generator = "wrk 4.1.0 -t1 (closed loop, keep-alive); aiohttp open loop for latency"
+    generator = (
+        "wrk -t1 (closed loop, keep-alive); open loop for latency: benchmarks.loadgen "
+        "(asyncio keep-alive HTTP/1.1 client)"
+    )
     return [
         {
             "id": "T1",
@@ -205,7 +221,7 @@ async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str
                         if x["variant"] == variant and x["fraction"] == fraction
                     ]
                 )
-                for fraction in LATENCY_FRACTIONS
+                for fraction in fractions
                 for variant in ("kafka", "noop")
             },
             "target": ">= 0.6x baseline req/s; p99 <= 50 ms at 80% of peak (open loop)",
@@ -233,17 +249,17 @@ async def t1(bootstrap: str, *, seconds: int, repetitions: int) -> list[dict[str
 
 def _service_call(url: str, timeout: float | None = None) -> Call:
     query = f"?option:timeout={timeout:g}" if timeout is not None else ""
+    target = urlsplit(url + query)._replace(scheme="", netloc="").geturl()
 
-    async def call(session: aiohttp.ClientSession, i: int) -> bool:
-        body = json.dumps({"value": {"n": i}})
-        async with session.post(url + query, data=body, headers={"Content-Type": JSON}) as response:
-            text = await response.text()
-            if response.status != 200:
-                return False
-            reply = json.loads(text)
-            value = reply.get("record", {}).get("value")
-            # Every reply must be the one of this request.
-            return isinstance(value, dict) and value.get("n") == i
+    async def call(client: HttpClient, i: int) -> bool:
+        body = json.dumps({"value": {"n": i}}).encode()
+        status, text = await client.send(client.prepare("POST", target, body, JSON))
+        if status != 200:
+            return False
+        reply = json.loads(text)
+        value = reply.get("record", {}).get("value")
+        # Every reply must be the one of this request.
+        return isinstance(value, dict) and value.get("n") == i
 
     return call
 
@@ -251,19 +267,20 @@ def _service_call(url: str, timeout: float | None = None) -> Call:
 async def _until_served(url: str, within: float = 120) -> None:
     call = _service_call(url, timeout=5)
     deadline = time.monotonic() + within
-    async with aiohttp.ClientSession() as session:
+    parts = urlsplit(url)
+    async with HttpClient(f"{parts.scheme}://{parts.netloc}") as client:
         while time.monotonic() < deadline:
             try:
-                if await call(session, 1):
+                if await call(client, 1):
                     return
-            except aiohttp.ClientError:
+            except (OSError, asyncio.IncompleteReadError):
                 pass
             await asyncio.sleep(0.5)
     raise RuntimeError(f"no reply from {url} within {within:.0f}s")
 
 
 async def t4(
-    bootstrap: str, work: Path, *, seconds: int, repetitions: int, timeout_requests: int
+    bootstrap: str, work: Path, *, seconds: float, repetitions: int, timeout_requests: int
 ) -> list[dict[str, Any]]:
     peaks: list[Peak] = []
     loops: list[OpenLoop] = []
@@ -276,8 +293,9 @@ async def t4(
         naive = f"{gw.url}/bench/naive-service/svc-in/svc-out"
         await _until_served(url)
         body = json.dumps({"value": {"n": 1}}).encode()
-        await wrk(url, body, JSON, seconds=2, connections=16)
-        await wrk(naive, body, JSON, seconds=2, connections=16)
+        warm = min(2.0, seconds)
+        await wrk(url, body, JSON, seconds=warm, connections=16)
+        await wrk(naive, body, JSON, seconds=warm, connections=16)
         for rep in range(repetitions):
             order = [("per-request", naive), ("shared", url)]
             if rep % 2:
@@ -307,7 +325,8 @@ async def t4(
             "baseline": "LangStream-style consumer per request (new AIOKafkaConsumer, assign, "
             "seek_to_end, position, produce, read until the request id, close), served by "
             "the same gateway process and the same worker",
-            "load_generator": "wrk 4.1.0 -t1 -c16 (throughput); aiohttp open loop at 100 req/s "
+            "load_generator": "wrk -t1 -c16 (throughput); benchmarks.loadgen open loop at "
+            "100 req/s "
             "with every reply matched to its request (latency)",
             "unit": "req/s",
             "subject": shared,
@@ -396,4 +415,46 @@ async def _t4b(gw: Process, count: int) -> dict[str, Any]:
         "pending_check": "GET /bench/state on the gateway process (runtime.pending_count)",
         "target": "timeouts within timeout + 10%; pending map returns to 0",
         "met": met,
+    }
+
+
+C1_CLIENTS = (1, 10, 100)
+"""C1's concurrency levels (closed-loop clients, one keep-alive connection each)."""
+
+
+async def c1(bootstrap: str, *, seconds: float, repetitions: int) -> dict[str, Any]:
+    """Gateway CPU-seconds per 1,000 HTTP produce requests at 1, 10 and 100 concurrent
+    clients: the cost of a request must not grow with the load (flat within 2x)."""
+    peaks: list[Peak] = []
+    async with gateway(bootstrap) as gw:
+        url = gateway_url(gw, "produce", "ingest")
+        await wrk(url, ONE, JSON, seconds=min(2.0, seconds), connections=max(C1_CLIENTS))
+        for rep in range(repetitions):
+            # Rotated, so no level always runs first (or right after the heaviest).
+            shift = rep % len(C1_CLIENTS)
+            for clients in C1_CLIENTS[shift:] + C1_CLIENTS[:shift]:
+                peaks.append(await measure_peak(f"c{clients}", rep, gw, url, ONE, seconds, clients))
+
+    def of(clients: int) -> list[Peak]:
+        return [p for p in peaks if p.variant == f"c{clients}"]
+
+    per_1k = {f"{n} clients": spread([p.cpu_per_request * 1000 for p in of(n)]) for n in C1_CLIENTS}
+    medians = [figure["median"] for figure in per_1k.values()]
+    ratio = max(medians) / min(medians)
+    return {
+        "id": "C1",
+        "scenario": "cost growth: gateway CPU-seconds per 1,000 HTTP produce requests at "
+        + ", ".join(str(n) for n in C1_CLIENTS)
+        + " concurrent clients (closed loop)",
+        "baseline": "itself: the highest cost against the lowest",
+        "load_generator": f"wrk -t1 -c<clients>, {seconds:g} s per level, levels rotated",
+        "cpu_seconds_per_1k": per_1k,
+        "requests_per_second": {
+            f"{n} clients": spread([p.wrk.requests_per_second for p in of(n)]) for n in C1_CLIENTS
+        },
+        "p99_ms": {f"{n} clients": spread([p.wrk.p99_ms for p in of(n)]) for n in C1_CLIENTS},
+        "ratio": ratio,
+        "target": "flat within 2x (highest / lowest CPU-seconds per 1k requests <= 2)",
+        "met": ratio <= 2,
+        "samples": [{**asdict(p), "cpu_per_request": p.cpu_per_request} for p in peaks],
     }

@@ -50,6 +50,23 @@ def _row(r: dict[str, Any]) -> list[str]:
             f"{run['jwks_fetches_during_flood']} JWKS fetches (bound {run['jwks_fetch_bound']})",
             "",
         ]
+    if rid == "C1":
+        cells = [
+            f"{name}: {figure['median']:.2f} s ({figure['min']:.2f}-{figure['max']:.2f})"
+            for name, figure in r["cpu_seconds_per_1k"].items()
+        ]
+        rates = ", ".join(
+            f"{name} {figure['median']:.0f} req/s"
+            for name, figure in r["requests_per_second"].items()
+        )
+        p99 = ", ".join(f"{name} {figure['median']:.1f} ms" for name, figure in r["p99_ms"].items())
+        return [
+            "CPU-s per 1k requests: " + "; ".join(cells),
+            "itself (lowest level)",
+            f"{r['ratio']:.2f} (highest/lowest)",
+            f"wrk p99: {p99}",
+            rates,
+        ]
     if rid == "W2":
         cells = []
         for run in r["runs"]:
@@ -95,6 +112,21 @@ def _row(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _load(env: dict[str, Any]) -> list[str]:
+    before, after = env.get("load_before"), env.get("load_after")
+    if not before or not after:
+        return []
+    return [
+        "Load average (1, 5, 15 min) before the run "
+        + ", ".join(f"{x:.2f}" for x in before)
+        + "; after "
+        + ", ".join(f"{x:.2f}" for x in after)
+        + f"; event loop: {env.get('event_loop', 'asyncio')}; load generator: "
+        + f"{env.get('load_generator', 'wrk')}.",
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
@@ -103,6 +135,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"CPU: {env['cpu']} ({env.get('cpus')} CPUs); Python {env['python']}; {versions}",
         "",
+        *_load(env),
         f"Pinning: {env['pinning']}. Broker: {env.get('broker', 'local')}.",
         "",
         "Figures: median of the repetitions (min-max); baseline measured in the same run, "
@@ -119,6 +152,8 @@ def markdown(report: dict[str, Any]) -> str:
             + f" | {r['target']} | {'yes' if r['met'] else 'no'} |"
         )
     lines.append("")
+    if report.get("chart"):
+        lines += [f"![latency percentiles and ratios]({report['chart']})", ""]
     for r in report["results"]:
         lines.append(f"- **{r['id']}**: {r['scenario']}. Baseline: {r['baseline']}.")
         if "load_generator" in r:

@@ -54,13 +54,14 @@ async def _drive(url: str, connections: int, seconds: float, check: bool) -> tup
     return sum(counts), sum(bad)
 
 
-async def w1(bootstrap: str, *, seconds: int, repetitions: int) -> dict[str, Any]:
+async def w1(bootstrap: str, *, seconds: float, repetitions: int) -> dict[str, Any]:
     samples: list[WsSample] = []
     async with gateway(bootstrap) as gw:
         produce = gateway_url(gw, "produce", "ingest", ws=True)
         echo = gw.url.replace("http", "ws", 1) + "/bench/echo"
-        await _drive(produce, 50, 2, True)
-        await _drive(echo, 50, 2, False)
+        warm = min(2.0, seconds)
+        await _drive(produce, 50, warm, True)
+        await _drive(echo, 50, warm, False)
         for rep in range(repetitions):
             order = [("echo", echo), ("produce", produce)]
             if rep % 2:
