@@ -45,6 +45,7 @@ from gateway.service import call_service, push_reply
 from gateway.settings import GatewaySettings
 from gateway.sse import event_stream
 from gateway.structured import STRUCTURED_CONTENT_TYPE, structured_event
+from gateway.ui import register_ui
 from gateway.websockets import register_websockets
 from sluice.application.model import Application, TopicSpec
 from sluice.errors import KafkaError
@@ -472,4 +473,5 @@ def create_app(
         return _json_response(push_reply(reply))
 
     register_websockets(app, runtime)
+    register_ui(app, runtime)
     return app

@@ -50,6 +50,9 @@ class GatewaySettings:
     """A header set by a trusted proxy that names the client (``X-Forwarded-For``: its
     right-most public address, which the edge proxy appended); None: the connection's peer
     address. Behind Knative every request comes from the queue-proxy, so set it there."""
+    ui: bool = False
+    """Serve the chat web page of every application at ``/ui/{tenant}/{application}``
+    (:mod:`gateway.ui`); off by default."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:

@@ -8,15 +8,17 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from gateway.options import add_gateway_arguments, gateway_settings
 from sluice.application import Application, Plan, plan_application
+from sluice.cli.summary import Worker, summary_lines
 from sluice.errors import SluiceError
 from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
@@ -71,21 +73,26 @@ def register(
         default=8091,
         help="port of the gateway (default: 8091, as LangStream)",
     )
+    run.add_argument(
+        "--ui",
+        action="store_true",
+        help="serve the chat web page at /ui/TENANT/APP (for applications with a chat gateway)",
+    )
     add_gateway_arguments(run)
     run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sluice.cli.app import load
+    from sluice.cli.app import check_runtime, load
 
     console = Console(stderr=True)
     try:
-        args.gateway_settings = gateway_settings(args)
+        args.gateway_settings = replace(gateway_settings(args), ui=args.ui)
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
     app = load(args)
-    if app is None:
+    if app is None or not check_runtime(app):
         return 1
     try:
         return asyncio.run(_cancellable(_serve(app, args, console)))
@@ -107,7 +114,14 @@ async def _cancellable(job: Coroutine[Any, Any, int]) -> int:
 
 
 async def _serve(app: Application, args: argparse.Namespace, console: Console) -> int:
+    started = time.monotonic()
     plan = plan_application(app)
+    _done(
+        console,
+        f"application {args.tenant}/{app.name}: {len(app.agents)} agent(s) in "
+        f"{len(plan.executors)} executor(s), {len(plan.topics)} topic(s), "
+        f"{len(app.gateways)} gateway(s)",
+    )
     async with _kafka(app, args, console) as bootstrap:
         from sluice.kafka.admin import ensure_topics
 
@@ -115,19 +129,38 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
         settings = KafkaSettings(bootstrap, options)
         with console.status("creating topics"):
             await ensure_topics(settings, plan.topics)
+        created = [t.name for t in plan.topics if t.creation_mode == "create-if-not-exists"]
+        _done(console, f"topics: {', '.join(created) or 'none to create'}")
         supervisor, children = _workers(app, plan, args, bootstrap)
         await supervisor.start()
         try:
             await _wait_ready(console, children)
-            _print_plan(console, app, plan, args.tenant, bootstrap, supervisor, children)
             service_urls = {
                 (args.tenant, app.name, child.name): f"http://127.0.0.1:{child.service_port}"
                 for child in children
                 if child.service_port is not None
             }
             async with _gateway(app, settings, args, console, service_urls) as base_url:
-                _print_gateways(console, app, args.tenant, base_url)
+                _done(console, f"gateway: {base_url}")
+                workers = [
+                    Worker(c.name, supervisor.pid(c.name), c.health_port, c.service_port)
+                    for c in children
+                ]
+                lines = summary_lines(
+                    app,
+                    plan,
+                    tenant=args.tenant,
+                    base_url=base_url,
+                    bootstrap=bootstrap,
+                    workers=workers,
+                    ui=args.ui,
+                    elapsed=time.monotonic() - started,
+                )
+                console.print(f"[bold green]{lines[0]}[/bold green]", highlight=False)
+                for line in lines[1:]:
+                    console.print(line, highlight=False, soft_wrap=True, markup=False)
                 console.print("Press Ctrl-C to stop.")
+                # One line each for scripts (and tests) that wait for `sluice run` on stdout.
                 for child in children:
                     print(
                         f"worker: {child.name} pid={supervisor.pid(child.name)} "
@@ -142,6 +175,11 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
                 await supervisor.stop()
     console.print("stopped")
     return 0
+
+
+def _done(console: Console, what: str) -> None:
+    """One finished start-up step."""
+    console.print(f"[green]✔[/green] {what}", highlight=False, soft_wrap=True)
 
 
 @contextlib.asynccontextmanager
@@ -167,55 +205,13 @@ async def _gateway(
             console.print("stopping the gateway", highlight=False)
 
 
-def _print_gateways(console: Console, app: Application, tenant: str, base_url: str) -> None:
-    """Ready-to-paste requests for the application's gateways."""
-    from gateway.query import required_parameters
-
-    for spec in app.gateways:
-        params = "&".join(f"param:{p}=s1" for p in required_parameters(spec))
-        query = f"?{params}" if params else ""
-        if spec.type == "produce":
-            url = f"{base_url}/api/gateways/produce/{tenant}/{app.name}/{spec.id}{query}"
-            console.print(
-                f"[bold]{spec.id}[/bold] (produce): curl -X POST -H "
-                f"'Content-Type: application/json' -d '{{\"value\": \"hello\"}}' "
-                f"'{url}'",
-                highlight=False,
-                soft_wrap=True,
-            )
-        elif spec.type == "service" and spec.service and spec.service.agent_id is None:
-            url = f"{base_url}/api/gateways/service/{tenant}/{app.name}/{spec.id}"
-            console.print(
-                f"[bold]{spec.id}[/bold] (service): curl -X POST -H "
-                f"'Content-Type: application/json' -d '{{\"value\": \"hello\"}}' '{url}'",
-                highlight=False,
-                soft_wrap=True,
-            )
-        elif spec.type in ("consume", "chat"):
-            ws = base_url.replace("http://", "ws://", 1)
-            console.print(
-                f"[bold]{spec.id}[/bold] ({spec.type}, WebSocket): "
-                f"{ws}/v1/{spec.type}/{tenant}/{app.name}/{spec.id}{query}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        else:
-            url = f"{base_url}/api/gateways/service/{tenant}/{app.name}/{spec.id}/{query}"
-            console.print(
-                f"[bold]{spec.id}[/bold] (service, proxy to agent "
-                f"{spec.service.agent_id if spec.service else '?'}): curl '{url}'",
-                highlight=False,
-                soft_wrap=True,
-            )
-
-
 @contextlib.asynccontextmanager
 async def _kafka(
     app: Application, args: argparse.Namespace, console: Console
 ) -> AsyncIterator[str]:
     configured = app.instance.bootstrap_servers
     if configured:
-        console.print(f"Kafka: {configured} (from the instance)")
+        _done(console, f"Kafka: {configured} (from the instance)")
         yield configured
         return
     from sluice.kafka.local import LocalKafka, LocalKafkaSettings, broker_status
@@ -229,14 +225,14 @@ async def _kafka(
     running = broker_status(settings.resolved_data_dir())
     if running.running and running.bootstrap_servers:
         # A broker from `sluice kafka start` owns this data folder: use it, leave it running.
-        console.print(f"Kafka: {running.bootstrap_servers} (the local broker already running)")
+        _done(console, f"Kafka: {running.bootstrap_servers} (the local broker already running)")
         yield running.bootstrap_servers
         return
     with console.status("starting the local Kafka broker (first start downloads its jars)"):
         kafka = LocalKafka(settings)
         await kafka.start()
     try:
-        console.print(f"Kafka: {kafka.bootstrap_servers} (local broker, stops with this command)")
+        _done(console, f"Kafka: {kafka.bootstrap_servers} (local broker, stops with this command)")
         yield kafka.bootstrap_servers
     finally:
         with console.status("stopping the local Kafka broker"):
@@ -303,35 +299,8 @@ async def _wait_ready(console: Console, children: list[ChildSpec], within: float
             f"[yellow]not ready after {within:.0f}s:[/yellow] {', '.join(pending)} "
             "(see their log lines above)"
         )
-
-
-def _print_plan(
-    console: Console,
-    app: Application,
-    plan: Plan,
-    tenant: str,
-    bootstrap: str,
-    supervisor: Supervisor,
-    children: list[ChildSpec],
-) -> None:
-    table = Table(title=f"{tenant}/{app.name}", title_justify="left")
-    for column in ("executor", "agents", "input", "output", "pid", "health / service"):
-        table.add_column(column)
-    for executor, child in zip(plan.executors, children, strict=True):
-        where = f"http://127.0.0.1:{child.health_port}/metrics"
-        if child.service_port is not None:
-            where += f"\nservice http://127.0.0.1:{child.service_port}"
-        table.add_row(
-            executor.id,
-            ", ".join(f"{a.id} ({a.type})" for a in executor.agents),
-            executor.input_topic or "-",
-            executor.output_topic or "-",
-            str(supervisor.pid(executor.id) or "-"),
-            where,
-        )
-    console.print(table)
-    created = [t.name for t in plan.topics if t.creation_mode == "create-if-not-exists"]
-    console.print(f"topics on {bootstrap}: {', '.join(created) or 'none to create'}")
+    elif children:
+        _done(console, f"{len(children)} worker(s) ready: {', '.join(c.name for c in children)}")
 
 
 async def _until_interrupted() -> None:

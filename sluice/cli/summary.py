@@ -1,0 +1,127 @@
+"""What ``sluice run`` prints once everything is up: where things are, and a request to try
+for each gateway. Pure functions from the application and its addresses to lines of text."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway.query import required_parameters
+from sluice.application import Application, Plan
+from sluice.application.model import GatewaySpec
+
+__all__ = ["Worker", "gateway_examples", "summary_lines", "ui_url"]
+
+_DEFAULT_URL = "http://127.0.0.1:8091"
+_DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A running executor: its process id and ports."""
+
+    executor: str
+    pid: int | None
+    health_port: int | None
+    service_port: int | None = None
+
+
+def ui_url(base_url: str, tenant: str, app: Application) -> str | None:
+    """The chat page of ``app``, or None when it has no chat gateway."""
+    if not any(spec.type == "chat" for spec in app.gateways):
+        return None
+    return f"{base_url}/ui/{tenant}/{app.name}"
+
+
+def _client_flags(spec: GatewaySpec, tenant: str, base_url: str) -> list[str]:
+    flags = [f"-p {shlex.quote(f'{p}=s1')}" for p in required_parameters(spec)]
+    if spec.authentication is not None:
+        flags.append('-c "$TOKEN"')
+    if tenant != _DEFAULT_TENANT:
+        flags.append(f"--tenant {shlex.quote(tenant)}")
+    if base_url != _DEFAULT_URL:
+        flags.append(f"-u {base_url}")
+    return flags
+
+
+def _curl(spec: GatewaySpec, url: str, *, post: bool) -> str:
+    words = ["curl"]
+    if post:
+        words += ["-X POST", "-H 'Content-Type: application/json'", '-d \'{"value": "hello"}\'']
+    if spec.authentication is not None:
+        words.append('-H "Authorization: Bearer $TOKEN"')
+    words.append(shlex.quote(url))
+    return " ".join(words)
+
+
+def gateway_examples(app: Application, tenant: str, base_url: str) -> list[tuple[str, str]]:
+    """For each gateway, ``(title, command)``: a curl request or a ``sluice gateway`` command
+    that works as printed (``$TOKEN`` stands for the credentials of a guarded gateway)."""
+    examples: list[tuple[str, str]] = []
+    for spec in app.gateways:
+        params = "&".join(f"param:{p}=s1" for p in required_parameters(spec))
+        query = f"?{params}" if params else ""
+        flags = " ".join(_client_flags(spec, tenant, base_url))
+        client = f"sluice gateway {spec.type} {shlex.quote(app.name)} {spec.id} {flags}".strip()
+        path = f"{tenant}/{app.name}/{spec.id}"
+        if spec.type == "produce":
+            url = f"{base_url}/api/gateways/produce/{path}{query}"
+            examples.append((f"{spec.id} (produce)", _curl(spec, url, post=True)))
+        elif spec.type == "service" and spec.service is not None and spec.service.agent_id:
+            url = f"{base_url}/api/gateways/service/{path}/{query}"
+            title = f"{spec.id} (service, proxy to agent {spec.service.agent_id})"
+            examples.append((title, _curl(spec, url, post=False)))
+        elif spec.type == "service":
+            url = f"{base_url}/api/gateways/service/{path}{query}"
+            examples.append((f"{spec.id} (service)", _curl(spec, url, post=True)))
+        elif spec.type == "consume":
+            examples.append((f"{spec.id} (consume)", client))
+        else:
+            examples.append((f"{spec.id} (chat)", client))
+    return examples
+
+
+def summary_lines(
+    app: Application,
+    plan: Plan,
+    *,
+    tenant: str,
+    base_url: str,
+    bootstrap: str,
+    workers: Sequence[Worker],
+    ui: bool,
+    elapsed: float,
+) -> list[str]:
+    """The summary block: application, Kafka, gateway, chat page, workers, then a request to
+    try for each gateway."""
+    lines = [f"Ready in {elapsed:.1f} s: {tenant}/{app.name}", f"  kafka     {bootstrap}"]
+    lines.append(f"  gateway   {base_url}  (/healthz, /readyz, /metrics)")
+    page = ui_url(base_url, tenant, app) if ui else None
+    if page is not None:
+        lines.append(f"  chat page {page}")
+    by_executor: Mapping[str, Worker] = {w.executor: w for w in workers}
+    for executor in plan.executors:
+        worker = by_executor.get(executor.id)
+        agents = ", ".join(f"{a.id} ({a.type})" for a in executor.agents)
+        flow = f"{executor.input_topic or '-'} -> {executor.output_topic or '-'}"
+        where = ""
+        if worker is not None:
+            where = f", pid {worker.pid or '-'}"
+            if worker.health_port is not None:
+                where += f", metrics http://127.0.0.1:{worker.health_port}/metrics"
+            if worker.service_port is not None:
+                where += f", service http://127.0.0.1:{worker.service_port}"
+        lines.append(f"  worker    {executor.id}: {agents}, {flow}{where}")
+    examples = gateway_examples(app, tenant, base_url)
+    if examples:
+        lines.append("Try it:")
+        for title, command in examples:
+            lines.append(f"  {title}:")
+            lines.append(f"    {command}")
+    if any(spec.authentication is not None for spec in app.gateways):
+        lines.append(
+            "  ($TOKEN: a token of the gateway's provider; with allow-test-mode and --test-auth, "
+            "-tc TOKEN / test-credentials=TOKEN)"
+        )
+    return lines
