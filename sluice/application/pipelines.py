@@ -162,6 +162,11 @@ def _agent(
     kind = AGENT_TYPES.get(agent_type)
     if kind is not None and kind.needs_class_name and not configuration.get("className"):
         node.error(f"{agent_type} needs configuration.className (module.Class)", "configuration")
+    if agent_type == "camel-source" and not configuration.get("component-uri"):
+        node.error(
+            "camel-source needs configuration.component-uri (a Camel URI such as timer:tick)",
+            "configuration",
+        )
     own = _resources(node.child("resources"))
     merged = {**resources, **own, "disk": {**resources.get("disk", {}), **own.get("disk", {})}}
     disk = merged.pop("disk")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -78,7 +80,7 @@ def load(args: argparse.Namespace) -> Application | None:
 
 def _validate(args: argparse.Namespace) -> int:
     app = load(args)
-    if app is None:
+    if app is None or not check_runtime(app):
         return 1
     plan = plan_application(app)
     print(
@@ -86,6 +88,21 @@ def _validate(args: argparse.Namespace) -> int:
         f"{len(plan.topics)} topic(s), {len(app.gateways)} gateway(s)"
     )
     return 0
+
+
+def check_runtime(app: Application) -> bool:
+    """What the agents need on this machine (Java for camel-source); print problems."""
+    from workers.camel import CamelSettings
+    from workers.camel.preflight import check_camel
+
+    java_home = os.environ.get("JAVA_HOME")
+    settings = CamelSettings(java_home=Path(java_home) if java_home else None)
+    findings = asyncio.run(check_camel(app, settings))
+    for warning in findings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in findings.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return not findings.errors
 
 
 def _plan(args: argparse.Namespace) -> int:
