@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APP ?= examples/counter
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint bench chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,17 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The chat page's browser test drives Debian's chromium package: installed when missing
+# (apt-get as root, else through sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium </dev/null; }
+
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest ran no test" >&2; exit 1; fi; exit $$status
 
