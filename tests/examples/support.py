@@ -131,8 +131,8 @@ async def receive_json(socket: ClientConnection, timeout: float = 30) -> Any:  #
 
 
 async def run_cli(
-    *args: str, stdin: bytes | None = None, timeout: float = 60
-) -> tuple[int, str, str]:  # noqa: ASYNC109
+    *args: str, stdin: bytes | None = None, within: float = 60
+) -> tuple[int, str, str]:
     """``sluice ARGS...`` as a user types it; (exit status, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -145,6 +145,6 @@ async def run_cli(
         env={**os.environ, "NO_COLOR": "1"},
         cwd=ROOT,
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=timeout)
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=within)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
