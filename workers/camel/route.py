@@ -6,12 +6,13 @@ answers 200 once Kafka acknowledged the record, so the exchange completes, and t
 commits (the file component moves or deletes the file, a queue acknowledges its message...)
 only then; any other answer fails the exchange and the component keeps or redelivers its input.
 
-The document is the message's headers with two more entries: ``SluiceCamelBody``, the body,
-and ``SluiceCamelBodyClass``, its Java class. Bodies Jackson cannot write as they are (files,
-streams, stream caches) are read into bytes first, which Jackson writes as base64 (class
-``[B``); strings, numbers, maps and other objects are written as JSON. Headers are written by
-Jackson too: numbers and booleans stay typed, dates become epoch milliseconds, and beans with
-no properties an empty object instead of a failure.
+The document is the message's headers with more entries: ``SluiceCamelBody``, the body, and
+``SluiceCamelBodyClass``, its Java class. Binary bodies (bytes, files, streams, stream caches)
+are read into bytes, which Jackson writes as base64 (class ``[B``); strings, numbers, booleans,
+maps and lists are JSON as they are; any other object is first written to JSON text from its
+properties, as LangStream did, and flagged with ``SluiceCamelBodyJson``. Headers are written by
+Jackson too: numbers and booleans stay typed, dates become epoch milliseconds, and objects
+become ``{}`` (see ``_HEADER_FEATURES``).
 
 A second route posts ``/started`` once, when the Camel context has started, so the worker knows
 the endpoint was resolved and is consuming.
@@ -27,6 +28,7 @@ import yaml
 __all__ = [
     "BODY",
     "BODY_CLASS",
+    "BODY_JSON",
     "EXCHANGE_PATH",
     "ROUTE_ID",
     "STARTED_PATH",
@@ -39,9 +41,11 @@ STARTED_PATH = "/started"
 ROUTE_ID = "sluice-camel-source"
 BODY = "SluiceCamelBody"
 BODY_CLASS = "SluiceCamelBodyClass"
+BODY_JSON = "SluiceCamelBodyJson"
 
 #: Bodies to read into bytes before Jackson sees them.
 _BINARY = (
+    "byte[]",
     "org.apache.camel.component.file.GenericFile",
     "org.apache.camel.StreamCache",
     "java.io.InputStream",
@@ -49,6 +53,26 @@ _BINARY = (
     "java.io.File",
     "java.nio.file.Path",
     "java.nio.ByteBuffer",
+)
+
+#: Bodies that are JSON values as they are; any other object is written by Jackson from its
+#: properties, as LangStream did.
+_PLAIN = (
+    "java.lang.CharSequence",
+    "java.lang.Number",
+    "java.lang.Boolean",
+    "java.util.Map",
+    "java.util.Collection",
+)
+
+#: A body object is written from its getters (an object without any is ``{}``).
+_BODY_FEATURES = "FAIL_ON_EMPTY_BEANS"
+#: Header values are written without looking into objects: a header holding a scheduler, a
+#: connection or a callback (Quartz, Kafka...) must not fail the exchange or leak its internals;
+#: such values become ``{}``, which the worker leaves out. Maps, lists, dates, numbers, strings
+#: and bytes are written as usual.
+_HEADER_FEATURES = (
+    "FAIL_ON_EMPTY_BEANS,AUTO_DETECT_GETTERS,AUTO_DETECT_IS_GETTERS,AUTO_DETECT_FIELDS"
 )
 
 #: Timeouts of the bridge's HTTP calls, in ms: the answer comes when Kafka acknowledged the
@@ -59,6 +83,10 @@ _ANSWER_TIMEOUT_MS = 3_600_000
 
 def _simple(expression: str) -> dict[str, Any]:
     return {"expression": {"simple": {"expression": expression}}}
+
+
+def _constant(value: str) -> dict[str, Any]:
+    return {"expression": {"constant": {"expression": value}}}
 
 
 def route_yaml(endpoint_uri: str, port: int) -> str:
@@ -73,21 +101,27 @@ def route_yaml(endpoint_uri: str, port: int) -> str:
         "responseTimeout": _ANSWER_TIMEOUT_MS,
     }
     binary = " || ".join(f"${{body}} is '{name}'" for name in _BINARY)
+    plain = " && ".join(f"${{body}} !is '{name}'" for name in _PLAIN)
     steps: list[dict[str, Any]] = [
         {
             "choice": {
                 "when": [
+                    {**_simple(binary), "steps": [{"convertBodyTo": {"type": "byte[]"}}]},
                     {
-                        **_simple(binary),
-                        "steps": [{"convertBodyTo": {"type": "byte[]"}}],
-                    }
+                        **_simple(f"${{body}} != null && {plain}"),
+                        "steps": [
+                            {"marshal": {"json": _jackson(_BODY_FEATURES)}},
+                            {"convertBodyTo": {"type": "java.lang.String", "charset": "UTF-8"}},
+                            {"setHeader": {"name": BODY_JSON, **_constant("true")}},
+                        ],
+                    },
                 ]
             }
         },
         {"setHeader": {"name": BODY_CLASS, **_simple("${bodyType}")}},
         {"setHeader": {"name": BODY, **_simple("${body}")}},
         {"setBody": _simple("${headers}")},
-        {"marshal": {"json": {"library": "Jackson", "disableFeatures": "FAIL_ON_EMPTY_BEANS"}}},
+        {"marshal": {"json": _jackson(_HEADER_FEATURES)}},
         {"removeHeaders": {"pattern": "SluiceCamel*"}},
         {"to": {"uri": base + EXCHANGE_PATH, "parameters": http}},
     ]
@@ -106,6 +140,11 @@ def route_yaml(endpoint_uri: str, port: int) -> str:
         },
     ]
     return yaml.safe_dump(routes, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def _jackson(features: str) -> dict[str, Any]:
+    """A Jackson data format with its own mapper (no shared one to reconfigure)."""
+    return {"library": "Jackson", "useDefaultObjectMapper": False, "disableFeatures": features}
 
 
 def main_properties(route_file: Path, name: str) -> str:
