@@ -73,6 +73,7 @@ async def sluice_run(
     *,
     state_dir: Path | None = None,
     delete_topics_after: bool = True,
+    environ: dict[str, str] | None = None,
 ) -> AsyncIterator[Example]:
     """``sluice run APP_DIR`` until the block ends; then Ctrl-C, which must exit 0."""
     process = await asyncio.create_subprocess_exec(
@@ -90,7 +91,7 @@ async def sluice_run(
         *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, **(environ or {}), "NO_COLOR": "1"},
         cwd=ROOT,
     )
     running = Example(app_dir.name, process)
