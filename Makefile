@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APP ?= examples/counter
+# --ui: the chat page at /ui/default/APP for applications with a chat gateway.
+RUN_ARGS ?= --ui
 
 .PHONY: install run test lint bench chromium
 
@@ -15,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install
-	$(BIN)/sluice run $(APP)
+	$(BIN)/sluice run $(APP) $(RUN_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
