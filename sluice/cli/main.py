@@ -12,14 +12,21 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sluice.cli import app, gateway, kafka
+    from sluice.cli import app, gateway, init, kafka
 
     parser = argparse.ArgumentParser(
         prog="sluice",
         description="Run real-time AI pipelines as event streams on Kafka (LangStream-compatible).",
+        epilog="start here:\n"
+        "  sluice init my-app            a new application from a template\n"
+        "  sluice run my-app             run it here (a local Kafka, its workers, the gateway)\n"
+        "  sluice gateway --help         talk to its gateways\n"
+        "`sluice COMMAND --help` tells more about each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"sluice {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    init.register(commands)
     app.register(commands)
     kafka.register(commands)
     gateway.register(commands)
