@@ -3,7 +3,8 @@
 A value that is exactly one placeholder takes the referenced value with its type (a mapping, a
 number...); a placeholder inside a longer text is replaced by its text (JSON for non-strings,
 nothing for null). Legacy mustache placeholders with another root (``{{ value.question }}``) are
-left alone: they belong to agent prompt templates.
+left alone: they belong to agent prompt templates, as are ``${...}`` holding a colon, which are
+Camel simple expressions (``move: done/${file:name}`` in camel-source options).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from sluice.application.yamlfile import YamlPath
 
-_DOLLAR = r"\$\{\s*(?P<d>[^{}]*?)\s*\}"
+# A colon never appears in secrets.* or globals.* references: ${file:name} or
+# ${date:now:yyyyMMdd} are Camel simple expressions (camel-source options), left for Camel.
+_DOLLAR = r"\$\{\s*(?P<d>[^{}:]*?)\s*\}"
 _MUSTACHE = r"\{\{\{?\s*(?P<m>(?:secrets|globals)\.[^{}]*?)\s*\}?\}\}"
 PLACEHOLDER = re.compile(f"{_DOLLAR}|{_MUSTACHE}")
 ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")

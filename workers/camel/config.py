@@ -1,10 +1,15 @@
 """A camel-source agent's configuration, as LangStream defined it, and its endpoint URI.
 
 ``component-uri`` (required) is the Camel endpoint to consume from; ``component-options`` are
-appended to it as query parameters, each value URL-encoded (``?`` or ``&`` chosen from the URI),
-so secrets and regular expressions need no escaping by hand; ``key-header`` names the Camel
+appended to it as query parameters (``?`` or ``&`` chosen from the URI), each value encoded so
+that Camel reads it back exactly, so secrets and regular expressions need no escaping by hand
+(LangStream URL-encoded them, which Camel undoes before splitting the query: a ``&`` or ``+`` in
+a value broke the URI; Camel's ``RAW(...)`` does not); ``key-header`` names the Camel
 header whose value becomes the record key; ``max-buffered-records`` (default 100) bounds the
 exchanges waiting for the worker to read them.
+
+Camel simple expressions such as ``${file:name}`` pass through Sluice's placeholders (those
+hold no colon), so ``move: done/${file:name}`` works as in a Camel route.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ __all__ = ["DEFAULT_MAX_BUFFERED", "CamelSourceConfig", "parse_config"]
 
 DEFAULT_MAX_BUFFERED = 100
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-~*:/,@]*")
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,12 @@ class CamelSourceConfig:
     def endpoint_uri(self) -> str:
         """``component-uri`` with ``component-options`` appended, values URL-encoded.
 
-        >>> CamelSourceConfig("file:in", (("include", "a+b.*"),)).endpoint_uri
-        'file:in?include=a%2Bb.*'
+        >>> CamelSourceConfig("file:in", (("delay", "10"), ("include", "a+b.*"))).endpoint_uri
+        'file:in?delay=10&include=RAW(a+b.*)'
         """
         uri = self.component_uri
         for name, value in self.component_options:
-            uri += ("&" if "?" in uri else "?") + f"{name}={quote_plus(value, safe='*')}"
+            uri += ("&" if "?" in uri else "?") + f"{name}={_encode(value)}"
         return uri
 
 
@@ -75,6 +81,23 @@ def parse_config(agent_id: str, config: Mapping[str, Any]) -> CamelSourceConfig:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise fail(f"max-buffered-records must be a whole number of at least 1, not {size!r}")
     return CamelSourceConfig(uri, pairs, key_header, size)
+
+
+def _encode(value: str) -> str:
+    """A query parameter value Camel reads back exactly.
+
+    Camel decodes a URI's query before splitting it into options, so a percent-encoded ``&``
+    would still end the option and ``+`` would turn into a space; its ``RAW(...)`` syntax takes
+    a value verbatim (``RAW{...}`` when the value has a closing parenthesis). Plain values stay
+    as they are.
+    """
+    if _PLAIN.fullmatch(value):
+        return value
+    if ")" in value and "}" not in value:
+        return f"RAW{{{value}}}"
+    if ")" not in value:
+        return f"RAW({value})"
+    return quote_plus(value, safe="*")  # both brackets: the best Camel's syntax allows
 
 
 def _option_text(value: Any) -> str:
