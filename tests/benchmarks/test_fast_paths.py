@@ -87,3 +87,126 @@ def test_generated_attributes_look_like_the_sdk_ones() -> None:
     time = dict(message.headers)["ce_time"].decode()
     assert time.endswith("Z")
     assert datetime.fromisoformat(time.replace("Z", "+00:00")).tzinfo is not None
+
+
+def _binding(message: events.WireMessage) -> list[tuple[str, bytes]]:
+    return [
+        (n, v) for n, v in message.headers if n.lower().startswith("ce_") or n == "content-type"
+    ]
+
+
+@pytest.mark.parametrize(("value", "key"), list(itertools.product(VALUES, KEYS)))
+def test_reading_attributes_equals_the_sdk_path(value: Any, key: Any) -> None:
+    for time in TIMES:
+        message = to_kafka(Record(value, key=key, headers=HEADERS[1]), source="/s", time=time)
+        fast = events._plain_binding(_binding(message))
+        assert fast is not None
+        reference = events._sdk_attributes(_binding(message))
+        assert fast == reference
+        assert fast["time"].isoformat() == reference["time"].isoformat()
+
+
+ODD_BINDINGS = [
+    [("CE_ID", b"1"), ("ce_source", b"/s"), ("Ce_Type", b"t"), ("ce_specversion", b"1.0")],
+    [("ce_id", b"1"), ("ce_source", b"/s"), ("ce_type", b"t"), ("ce_specversion", b"0.3")],
+    [("ce_id", b""), ("ce_source", b"/s"), ("ce_type", b"t"), ("ce_specversion", b"1.0")],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_time", b"2026-01-01T00:00:00"),
+    ],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_time", b"20260101T000000Z"),
+    ],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_time", b"yesterday"),
+    ],
+    [("ce_id", b"\xff"), ("ce_source", b"/s"), ("ce_type", b"t"), ("ce_specversion", b"1.0")],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_my_ext", b"x"),
+    ],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_data", b"x"),
+    ],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_subject", b""),
+    ],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("content-type", b""),
+    ],
+    [
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_time", b"2026-01-01T00:00:00.5+02:00"),
+        ("ce_subject", b"sub"),
+        ("ce_ext1", b"v"),
+    ],
+]
+
+
+@pytest.mark.parametrize("binding", ODD_BINDINGS)
+def test_odd_attributes_read_like_the_sdk(binding: list[tuple[str, bytes]]) -> None:
+    message = events.WireMessage(None, b"x", tuple(binding))
+    fast = events.from_kafka(message, topic="t", partition=0, offset=1)
+    try:
+        reference: Any = events._sdk_attributes(binding)
+    except events._Poison as poison:
+        reference = str(poison)
+    if isinstance(reference, str):
+        assert isinstance(fast, events.Undecodable)
+        assert fast.reason == reference
+    else:
+        assert isinstance(fast, events.ConsumedRecord)
+        assert fast.event_id == reference["id"]
+        assert fast.event_source == reference["source"]
+        assert fast.event_type == reference["type"]
+        if "time" in dict(binding) or "ce_time" in dict(binding):
+            assert fast.event_time == reference["time"]
+
+
+def test_shared_push_frames_equal_a_frame_built_per_socket() -> None:
+    import json
+
+    from gateway.messages import encode_offset, push_frame, push_message
+
+    records = [
+        events.ConsumedRecord(Record({"n": n}, key=f"k{n}", headers={"h": "v"}), "t", n % 2, n)
+        for n in range(600)
+    ]
+    positions = [{0: 5, 1: 7}, {1: 7, 0: 5}, {0: 6}, {}]
+    for _ in range(2):  # the second round reads the cache (and what it evicted)
+        for consumed in records:
+            for position in positions:
+                expected = json.dumps(push_message(consumed, encode_offset(position)))
+                assert push_frame(consumed, position) == expected
+    # An equal record that is another object never gets a frame built for the first one.
+    twin = events.ConsumedRecord(Record({"n": 0}, key="k0", headers={"h": "other"}), "t", 0, 0)
+    assert '"other"' in push_frame(twin, {0: 1})
