@@ -32,7 +32,7 @@ class WsSample:
     bad_replies: int
 
 
-async def _drive(url: str, connections: int, seconds: float, check: bool) -> tuple[int, int]:
+async def drive(url: str, connections: int, seconds: float, check: bool = True) -> tuple[int, int]:
     """Each connection sends a frame and waits for its answer, until ``seconds`` pass."""
     deadline = time.monotonic() + seconds
     counts = [0] * connections
@@ -60,15 +60,15 @@ async def w1(bootstrap: str, *, seconds: float, repetitions: int) -> dict[str, A
         produce = gateway_url(gw, "produce", "ingest", ws=True)
         echo = gw.url.replace("http", "ws", 1) + "/bench/echo"
         warm = min(2.0, seconds)
-        await _drive(produce, 50, warm, True)
-        await _drive(echo, 50, warm, False)
+        await drive(produce, 50, warm, True)
+        await drive(echo, 50, warm, False)
         for rep in range(repetitions):
             order = [("echo", echo), ("produce", produce)]
             if rep % 2:
                 order.reverse()
             for variant, url in order:
                 before, began = gw.cpu(), time.monotonic()
-                count, bad = await _drive(url, 50, seconds, variant == "produce")
+                count, bad = await drive(url, 50, seconds, variant == "produce")
                 elapsed = time.monotonic() - began
                 sample = WsSample(
                     variant, rep, count, elapsed, count / elapsed, gw.cpu() - before, bad
