@@ -73,7 +73,8 @@ def gateway_examples(app: Application, tenant: str, base_url: str) -> list[tuple
             title = f"{spec.id} (service, proxy to agent {spec.service.agent_id})"
             examples.append((title, _curl(spec, url, post=False)))
         elif spec.type == "service":
-            url = f"{base_url}/api/gateways/service/{path}{query}"
+            # Parameters of a service gateway are optional (the brief calls it without them).
+            url = f"{base_url}/api/gateways/service/{path}"
             examples.append((f"{spec.id} (service)", _curl(spec, url, post=True)))
         elif spec.type == "consume":
             examples.append((f"{spec.id} (consume)", client))
@@ -116,9 +117,7 @@ def summary_lines(
     examples = gateway_examples(app, tenant, base_url)
     if examples:
         lines.append("Try it:")
-        for title, command in examples:
-            lines.append(f"  {title}:")
-            lines.append(f"    {command}")
+        lines += [f"  {title}: {command}" for title, command in examples]
     if any(spec.authentication is not None for spec in app.gateways):
         lines.append(
             "  ($TOKEN: a token of the gateway's provider; with allow-test-mode and --test-auth, "

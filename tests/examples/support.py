@@ -52,15 +52,18 @@ class Example:
         return "\n".join(self.lines)
 
 
-def instance_file(directory: Path, bootstrap: str) -> Path:
+def instance_file(directory: Path, bootstrap: str, globals_: dict[str, str] | None = None) -> Path:
     path = directory / "instance.yaml"
-    path.write_text(
+    text = (
         "instance:\n"
         "  streamingCluster:\n"
         "    type: kafka\n"
         "    configuration:\n"
         f"      admin: {{bootstrap.servers: '{bootstrap}'}}\n"
     )
+    if globals_:
+        text += "  globals:\n" + "".join(f"    {k}: {json.dumps(v)}\n" for k, v in globals_.items())
+    path.write_text(text)
     return path
 
 
@@ -74,6 +77,7 @@ async def sluice_run(
     state_dir: Path | None = None,
     delete_topics_after: bool = True,
     environ: dict[str, str] | None = None,
+    globals_: dict[str, str] | None = None,
 ) -> AsyncIterator[Example]:
     """``sluice run APP_DIR`` until the block ends; then Ctrl-C, which must exit 0."""
     process = await asyncio.create_subprocess_exec(
@@ -83,7 +87,7 @@ async def sluice_run(
         "run",
         str(app_dir),
         "-i",
-        str(instance_file(tmp_path, bootstrap)),
+        str(instance_file(tmp_path, bootstrap, globals_)),
         "--state-dir",
         str(state_dir or tmp_path / "state"),
         "--gateway-port",
@@ -115,7 +119,7 @@ async def sluice_run(
         if drain is not None:
             await drain
         if delete_topics_after:
-            topics = load_application(app_dir).topics
+            topics = load_application(app_dir, instance=tmp_path / "instance.yaml").topics
             await delete_topics(KafkaSettings(bootstrap), list(topics))
     assert code == 0, running.output
 
