@@ -244,6 +244,7 @@
       state.opened = true;
       state.attempts = 0;
       setStatus("online", "connected");
+      if ($("test-credentials").value.trim()) $("who").textContent = "Signed in with test credentials.";
       enableComposer(true);
       $("connect").hidden = true;
       $("disconnect").hidden = false;
