@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -48,6 +49,7 @@ __all__ = [
     "parse_http_body",
     "parse_produce_request",
     "produce_response",
+    "push_frame",
     "push_message",
 ]
 
@@ -184,6 +186,30 @@ def push_message(consumed: ConsumedRecord, offset_token: str) -> PushMessage:
         },
         "offset": offset_token,
     }
+
+
+_FRAME_CACHE_SIZE = 256
+_frames: OrderedDict[tuple[int, tuple[tuple[int, int], ...]], tuple[ConsumedRecord, str]] = (
+    OrderedDict()
+)
+
+
+def push_frame(consumed: ConsumedRecord, positions: Mapping[int, int]) -> str:
+    """The JSON text of :func:`push_message` for ``consumed`` with the offset token of
+    ``positions``, built once and shared by every socket that pushes the same record from the
+    same positions (all the unfiltered subscribers of a topic): a fan-out to N sockets encodes
+    each record once, not N times. The last few hundred frames are kept."""
+    key = (id(consumed), tuple(sorted(positions.items())))
+    entry = _frames.get(key)
+    # The entry holds the record itself, so its id cannot be reused while the entry lives.
+    if entry is not None and entry[0] is consumed:
+        _frames.move_to_end(key)
+        return entry[1]
+    text = json.dumps(push_message(consumed, encode_offset(positions)))
+    _frames[key] = (consumed, text)
+    if len(_frames) > _FRAME_CACHE_SIZE:
+        _frames.popitem(last=False)
+    return text
 
 
 def encode_offset(partition_offsets: Mapping[int, int]) -> str:

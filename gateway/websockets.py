@@ -40,10 +40,9 @@ from gateway.limits import TokenBucket
 from gateway.messages import (
     ProduceResponse,
     decode_offset,
-    encode_offset,
     parse_produce_request,
     produce_response,
-    push_message,
+    push_frame,
 )
 from gateway.origins import check_origin
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem_for
@@ -51,7 +50,6 @@ from gateway.produce import GatewayCall, encode_requests, send_all
 from gateway.query import BEARER_SUBPROTOCOL
 from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
-from sluice.events import ConsumedRecord
 
 if TYPE_CHECKING:
     from gateway.app import GatewayRuntime
@@ -226,17 +224,13 @@ async def _closing(closing: asyncio.Event) -> _Close:
 async def _push(subscription: Subscription) -> _Close:
     try:
         async for consumed in subscription:
-            await websocket.send(json.dumps(_frame(consumed, subscription)))
+            await websocket.send(push_frame(consumed, subscription.positions))
     except SlowConsumer as error:
         return _Close(CLOSE_POLICY, str(error))
     except KafkaError as error:
         logger.error("reading topic %s for a socket failed", subscription.topic, exc_info=error)
         return _Close(CLOSE_INTERNAL, "the gateway failed to read the topic")
     return _Close(CLOSE_SHUTDOWN, "the gateway is shutting down")
-
-
-def _frame(consumed: ConsumedRecord, subscription: Subscription) -> object:
-    return push_message(consumed, encode_offset(subscription.positions))
 
 
 async def _run(runtime: GatewayRuntime, socket: _Socket, closing: asyncio.Event) -> None:
