@@ -55,7 +55,11 @@ async def ask(page: Page, question: str) -> None:
 
 
 async def test_sign_in_ask_and_watch_the_answer_stream(
-    chat: Example, jwks: JwksServer, kafka_bootstrap: str, tmp_path: Path
+    chat: Example,
+    jwks: JwksServer,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     token = sign(jwks.keys[0], claims(FakeClock(), sub="browser-user"))
     page_url = f"{chat.gateway}/ui/{TENANT}/chat?gateway=my-chat"
@@ -110,7 +114,8 @@ async def test_sign_in_ask_and_watch_the_answer_stream(
         await page.screenshot(path=str(screenshot), full_page=True)
         assert errors == []
     kept = keep_artifact(screenshot)
-    print(f"\nchat page screenshot: {screenshot} (kept as {kept})")
+    with capsys.disabled():  # shown in the test log even when the test passes
+        print(f"\nchat page screenshot: {screenshot} (kept as {kept})")
 
     # The questions were written as the signed-in user: the test principal's subject is the
     # token's sha256. The token itself was neither written nor logged.
