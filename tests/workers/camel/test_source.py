@@ -193,7 +193,7 @@ async def test_sigkill_mid_way_loses_no_file(
         tmp_path,
         {
             "component-uri": f"file:{inbox}",
-            # Five files per poll, polls 100 ms apart: the kill lands mid-way.
+            # Five files per poll, polls 200 ms apart: the kill lands mid-way.
             "component-options": {
                 "move": "done/${file:name}",
                 "maxMessagesPerPoll": 5,
@@ -296,7 +296,7 @@ async def test_one_buffered_record_slow_kafka_and_a_kill(
     start_worker: StartWorker, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
-    contents = make_files(inbox, 12)
+    contents = make_files(inbox, 20)
     app, topic = write_app(
         tmp_path,
         {
