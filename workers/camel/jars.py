@@ -3,11 +3,12 @@
 The core set (``pom.xml`` in this package) holds camel-main, the YAML DSL, the HTTP and Jackson
 pieces of the bridge, and the ``timer``, ``file`` and ``log`` components. The application's
 ``configuration.yaml`` ``dependencies`` are added to it: Maven coordinates
-(``group:artifact[:version]``; a Camel artifact without a version gets the one of the Camel
-BOM), or, as LangStream wrote them, URLs of jars in a Maven repository (``.../maven2/group
-path/artifact/version/artifact-version.jar``), which are turned into coordinates so that Maven
-also brings the jar's own dependencies and checks what it downloads. Each distinct set is
-resolved once with Maven into ``<cache>/camel-<version>-<digest>`` (:mod:`sluice.jvm`).
+(``group:artifact[:version]``; a Camel artifact always gets the version of the Camel BOM, as
+Camel's jars only work with the core of their own release), or, as LangStream wrote them, URLs
+of jars in a Maven repository (``.../maven2/group path/artifact/version/artifact-version.jar``),
+which are turned into coordinates so that Maven also brings the jar's own dependencies and
+checks what it downloads. Each distinct set is resolved once with Maven into
+``<cache>/camel-<version>-<digest>`` (:mod:`sluice.jvm`).
 
 Which URI schemes the jars provide is read from the jars themselves (Camel's
 ``META-INF/services/org/apache/camel/component/<scheme>`` entries), so an unknown scheme is
@@ -20,7 +21,7 @@ import hashlib
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,13 +33,16 @@ from workers.camel.settings import CamelSettings
 from workers.errors import CamelSourceError
 
 __all__ = [
+    "CAMEL_GROUP",
     "Coordinates",
     "camel_classpath",
     "camel_pom",
     "component_schemes",
     "coordinates",
+    "managed",
 ]
 
+CAMEL_GROUP = "org.apache.camel"
 _MARK = "<!-- dependencies of the application -->"
 _SERVICES = "META-INF/services/org/apache/camel/component/"
 _PART = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -117,6 +121,18 @@ def _from_url(url: str) -> Coordinates:
     return Coordinates(".".join(group), artifact, version, classifier)
 
 
+def managed(wanted: Coordinates, camel_version: str) -> Coordinates:
+    """``wanted``, with the version left to the Camel BOM if it is a Camel artifact.
+
+    Camel's jars only work with the core of the same release, so a component an application
+    lists with another version (as LangStream applications did, for LangStream's Camel) is
+    taken at ``camel_version``.
+    """
+    if wanted.group == CAMEL_GROUP and wanted.version not in (None, camel_version):
+        return replace(wanted, version=None)
+    return wanted
+
+
 def camel_pom(dependencies: Iterable[Coordinates]) -> bytes:
     """The core pom with ``dependencies`` added."""
     template = (resources.files("workers.camel") / "pom.xml").read_text(encoding="utf-8")
@@ -129,7 +145,7 @@ async def camel_classpath(settings: CamelSettings, progress: Progress | None = N
     wanted: list[Coordinates] = []
     for dependency in settings.dependencies:
         try:
-            wanted.append(coordinates(dependency))
+            wanted.append(managed(coordinates(dependency), settings.camel_version))
         except ValueError as error:
             name = f" ({dependency.name})" if dependency.name else ""
             raise CamelSourceError(f"configuration.yaml dependency{name}: {error}") from None

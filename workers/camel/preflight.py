@@ -2,7 +2,8 @@
 
 Java 17+ must be there (a missing Java is an error for a local run, a warning when the
 application deploys to Knative, whose image brings its own JRE), and every
-``configuration.yaml`` dependency must be Maven coordinates or a Maven repository URL.
+``configuration.yaml`` dependency must be Maven coordinates or a Maven repository URL (a Camel
+artifact of another release is a warning: it is used at Sluice's Camel version).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from sluice.application import Application
 from sluice.errors import SluiceError
 from sluice.jvm import find_java
-from workers.camel.jars import coordinates
+from workers.camel.jars import coordinates, managed
 from workers.camel.settings import CamelSettings
 
 __all__ = ["Findings", "check_camel"]
@@ -31,11 +32,17 @@ async def check_camel(app: Application, settings: CamelSettings) -> Findings:
     if not agents:
         return findings
     for dependency in app.dependencies:
+        name = f" ({dependency.name})" if dependency.name else ""
         try:
-            coordinates(dependency)
+            wanted = coordinates(dependency)
         except ValueError as error:
-            name = f" ({dependency.name})" if dependency.name else ""
             findings.errors.append(f"configuration.yaml dependency{name}: {error}")
+            continue
+        if managed(wanted, settings.camel_version) != wanted:
+            findings.warnings.append(
+                f"configuration.yaml dependency{name}: {wanted} is used at version "
+                f"{settings.camel_version}, the Camel release Sluice runs"
+            )
     try:
         await find_java(settings.java, settings.java_home)
     except SluiceError as error:

@@ -15,6 +15,7 @@ from workers.camel.jars import (
     camel_pom,
     component_schemes,
     coordinates,
+    managed,
 )
 from workers.camel.settings import CamelSettings
 from workers.errors import CamelSourceError
@@ -122,3 +123,12 @@ def test_component_schemes_come_from_the_jars(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jar"
     broken.write_text("not a zip")
     assert component_schemes([jar, broken]) == {"x", "xs"}
+
+
+def test_camel_artifacts_follow_the_camel_release() -> None:
+    old = Coordinates("org.apache.camel", "camel-github", "4.1.0")
+    assert managed(old, "4.22.0") == Coordinates("org.apache.camel", "camel-github")
+    same = Coordinates("org.apache.camel", "camel-quartz", "4.22.0")
+    assert managed(same, "4.22.0") == same
+    other = Coordinates("org.eclipse.mylyn.github", "org.eclipse.egit.github.core", "2.1.5")
+    assert managed(other, "4.22.0") == other

@@ -79,6 +79,7 @@ async def test_knative_deployments_only_warn_and_dependencies_are_checked(tmp_pa
         {
             "dependencies": [
                 "org.apache.camel:camel-quartz",
+                "org.apache.camel:camel-timer:4.8.0",
                 {"name": "site", "url": "https://example.com/x.jar"},
             ]
         },
@@ -95,7 +96,12 @@ async def test_knative_deployments_only_warn_and_dependencies_are_checked(tmp_pa
     assert knative.errors == [
         "configuration.yaml dependency (site): https://example.com/x.jar: only jars in a Maven repository (.../maven2/<group path>/<artifact>/<version>/<artifact>-<version>.jar) or maven coordinates (group:artifact:version) can be used"
     ]
-    assert knative.warnings[0].endswith("(needed to run it here, not in the image)")
+    assert knative.warnings == [
+        "configuration.yaml dependency: org.apache.camel:camel-timer:4.8.0 is used at version "
+        "4.22.0, the Camel release Sluice runs",
+        f"camel-source agent timer: Java was not found (JAVA_HOME={tmp_path / 'no-jdk'}); Java "
+        "17+ is required, install a JDK or set JAVA_HOME (needed to run it here, not in the image)",
+    ]
 
 
 @pytest.mark.usefixtures("camel_jars")
