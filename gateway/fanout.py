@@ -200,7 +200,7 @@ class Subscription:
         """Hand a record of the shared stream over, without ever waiting."""
         if self._ended or record.offset < self._live_from.get(record.partition, 0):
             return
-        if not self.accepts(record):
+        if self._matches is not _everything and not self.accepts(record):
             return
         if self._held is not None:
             if len(self._held) >= self._max_queue:

@@ -142,7 +142,10 @@ async def _open(
         fanout = await runtime.fanout(_topic_spec(runtime, call, consume_topic))
         try:
             subscription = await fanout.subscribe(
-                lambda consumed: wanted.matches(consumed.record.headers),
+                # No filter: the fan-out skips the per-record call for this socket.
+                (lambda consumed: wanted.matches(consumed.record.headers))
+                if wanted.expected
+                else None,
                 position=_position(query.position),
             )
         except FanoutClosed as error:
