@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gateway.options import add_gateway_arguments, gateway_settings
 from sluice.errors import SluiceError
+from sluice.eventloop import run
 
 __all__ = ["main", "parse_service_urls"]
 
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
-        asyncio.run(_serve(args, dict(os.environ)))
+        run(_serve(args, dict(os.environ)))  # on uvloop when it is installed
     except SluiceError as error:
         log.error("%s", error)
         return 1
