@@ -24,10 +24,16 @@ DOCKERFILE = """\
 # Written by `sluice image`: the application's code on top of the Sluice image.
 FROM {base}
 COPY python/ /app/python/
-{requirements}"""
+{requirements}{camel}"""
 REQUIREMENTS = (
     "RUN pip install --no-cache-dir --target /app/python/lib -r /app/python/requirements.txt\n"
 )
+CAMEL = """\
+# camel-source: the Camel jars (core set + configuration.yaml dependencies) resolved now, so
+# the workers start without Maven or network (SLUICE_CAMEL_CACHE_DIR is set by the base image).
+COPY . /tmp/app/
+RUN python -m workers.camel /tmp/app && rm -rf /tmp/app
+"""
 
 
 def register(
@@ -263,6 +269,24 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _uses_camel(app_dir: Path) -> bool:
+    """Whether a pipeline file of ``app_dir`` has a camel-source agent (read as plain YAML: the
+    image is built without instance or secrets)."""
+    import yaml
+
+    for path in sorted(app_dir.glob("*.yaml")):
+        try:
+            document = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        pipeline = document.get("pipeline") if isinstance(document, dict) else None
+        if isinstance(pipeline, list) and any(
+            isinstance(agent, dict) and agent.get("type") == "camel-source" for agent in pipeline
+        ):
+            return True
+    return False
+
+
 def _image(args: argparse.Namespace) -> int:
     from sluice import __version__
 
@@ -272,10 +296,13 @@ def _image(args: argparse.Namespace) -> int:
             f"error: {app_dir} has no python/ folder: nothing to add to the image", file=sys.stderr
         )
         return 1
-    base = args.base or f"sluice:{__version__}"
+    camel = _uses_camel(app_dir)
+    base = args.base or f"sluice{'-camel' if camel else ''}:{__version__}"
     requirements = REQUIREMENTS if (app_dir / "python" / "requirements.txt").exists() else ""
     dockerfile = app_dir / "Dockerfile"
-    dockerfile.write_text(DOCKERFILE.format(base=base, requirements=requirements))
+    dockerfile.write_text(
+        DOCKERFILE.format(base=base, requirements=requirements, camel=CAMEL if camel else "")
+    )
     tag = args.tag or f"{app_dir.resolve().name}:latest"
     print(f"wrote {dockerfile}")
     print(f"build it with:  docker build -t {tag} {app_dir}")
