@@ -29,7 +29,7 @@ from sluice.eventloop import loop_name, run
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "c1", "t3", "a1")
+SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "c1", "t3", "a1", "u1")
 
 
 def environment(pinned: bool) -> dict[str, Any]:
@@ -179,6 +179,11 @@ async def _gateway(
         # Events per second on the topic; each is delivered to every connection.
         rates = [1.0, 5.0] if quick else [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
         results.append(await ws_scenarios.w2(bootstrap, sizes, rates, 2 if quick else 10))
+    if "u1" in chosen:
+        print("U1: the same app under Uvicorn", flush=True)
+        results.append(
+            await http_scenarios.servers(bootstrap, seconds=seconds, repetitions=repetitions)
+        )
     if "c1" in chosen:
         print("C1: cost growth with concurrency", flush=True)
         results.append(await http_scenarios.c1(bootstrap, seconds=seconds, repetitions=repetitions))

@@ -135,8 +135,11 @@ async def serve(args: argparse.Namespace) -> None:
         messages_per_second=1e9,
         message_burst=10**9,
     )
+    options = dict(item.split("=", 1) for item in args.kafka_option)
     app = create_app(
-        {(TENANT, application.name): application}, KafkaSettings(args.bootstrap_servers), settings
+        {(TENANT, application.name): application},
+        KafkaSettings(args.bootstrap_servers, options),
+        settings,
     )
     if args.noop:
         runtime_of(app).producer = NoopProducer(KafkaSettings(args.bootstrap_servers))
@@ -183,6 +186,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--noop", action="store_true")
     parser.add_argument("--server", choices=("hypercorn", "uvicorn"), default="hypercorn")
+    parser.add_argument(
+        "--kafka-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Kafka client property of the gateway (linger.ms=2...); repeat",
+    )
     parser.add_argument(
         "--loop", choices=("auto", "asyncio"), default="auto", help="auto: uvloop when installed"
     )

@@ -264,7 +264,7 @@ def _service_call(url: str, timeout: float | None = None) -> Call:
     return call
 
 
-async def _until_served(url: str, within: float = 120) -> None:
+async def until_served(url: str, within: float = 120) -> None:
     call = _service_call(url, timeout=5)
     deadline = time.monotonic() + within
     parts = urlsplit(url)
@@ -291,7 +291,7 @@ async def t4(
     ):
         url = gateway_url(gw, "service", "echo")
         naive = f"{gw.url}/bench/naive-service/svc-in/svc-out"
-        await _until_served(url)
+        await until_served(url)
         body = json.dumps({"value": {"n": 1}}).encode()
         warm = min(2.0, seconds)
         await wrk(url, body, JSON, seconds=warm, connections=16)
@@ -357,7 +357,7 @@ async def _t4b(gw: Process, count: int) -> dict[str, Any]:
     must be a 504 within timeout + 10%, and the pending map must be empty afterwards."""
     timeout = 2.0
     url = gateway_url(gw, "service", "lossy") + f"?option:timeout={timeout:g}"
-    await _until_served(gateway_url(gw, "service", "lossy"))
+    await until_served(gateway_url(gw, "service", "lossy"))
     outcomes: list[tuple[int, int, float]] = []
     rate = 50.0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:
@@ -457,4 +457,88 @@ async def c1(bootstrap: str, *, seconds: float, repetitions: int) -> dict[str, A
         "target": "flat within 2x (highest / lowest CPU-seconds per 1k requests <= 2)",
         "met": ratio <= 2,
         "samples": [{**asdict(p), "cpu_per_request": p.cpu_per_request} for p in peaks],
+    }
+
+
+async def servers(bootstrap: str, *, seconds: float, repetitions: int) -> dict[str, Any]:
+    """The same app under Hypercorn and under Uvicorn, alternating: HTTP produce (Kafka and
+    no-op producer) peaks and WebSocket produce / echo rates. Informational: which server costs
+    less per request, for the README's advice."""
+    from benchmarks.ws_scenarios import drive
+
+    rows: list[dict[str, Any]] = []
+    for rep in range(repetitions):
+        order = ["hypercorn", "uvicorn"] if rep % 2 == 0 else ["uvicorn", "hypercorn"]
+        for server in order:
+            async with (
+                gateway(bootstrap, server=server) as kafka_gw,
+                gateway(bootstrap, noop=True, server=server) as noop_gw,
+            ):
+                kafka_url = gateway_url(kafka_gw, "produce", "ingest")
+                noop_url = gateway_url(noop_gw, "produce", "ingest")
+                warm = min(2.0, seconds)
+                await wrk(kafka_url, ONE, JSON, seconds=warm)
+                await wrk(noop_url, ONE, JSON, seconds=warm)
+                noop = await measure_peak(
+                    f"{server}-noop", rep, noop_gw, noop_url, ONE, seconds, 64
+                )
+                kafka = await measure_peak(
+                    f"{server}-kafka", rep, kafka_gw, kafka_url, ONE, seconds, 64
+                )
+                ws = {}
+                for variant, url in (
+                    ("echo", kafka_gw.url.replace("http", "ws", 1) + "/bench/echo"),
+                    ("produce", gateway_url(kafka_gw, "produce", "ingest", ws=True)),
+                ):
+                    await drive(url, 50, warm, check=False)
+                    before, began = kafka_gw.cpu(), time.monotonic()
+                    count, _ = await drive(url, 50, seconds, check=False)
+                    elapsed = time.monotonic() - began
+                    ws[variant] = {
+                        "messages_per_second": count / elapsed,
+                        "cpu_per_message": (kafka_gw.cpu() - before) / max(1, count),
+                    }
+                    print(
+                        f"  {server:9} WS {variant:8} #{rep}: {count / elapsed:8.0f} msgs/s",
+                        flush=True,
+                    )
+            rows.append(
+                {
+                    "server": server,
+                    "repetition": rep,
+                    "http_noop_rps": noop.wrk.requests_per_second,
+                    "http_noop_cpu_per_request": noop.cpu_per_request,
+                    "http_kafka_rps": kafka.wrk.requests_per_second,
+                    "http_kafka_cpu_per_request": kafka.cpu_per_request,
+                    "http_kafka_p99_ms": kafka.wrk.p99_ms,
+                    "ws_echo_mps": ws["echo"]["messages_per_second"],
+                    "ws_echo_cpu_per_message": ws["echo"]["cpu_per_message"],
+                    "ws_produce_mps": ws["produce"]["messages_per_second"],
+                    "ws_produce_cpu_per_message": ws["produce"]["cpu_per_message"],
+                }
+            )
+
+    def of(server: str, name: str) -> dict[str, float]:
+        return spread([r[name] for r in rows if r["server"] == server])
+
+    figures = {
+        server: {name: of(server, name) for name in rows[0] if name not in ("server", "repetition")}
+        for server in ("hypercorn", "uvicorn")
+    }
+    ratio = (
+        figures["uvicorn"]["http_kafka_rps"]["median"]
+        / figures["hypercorn"]["http_kafka_rps"]["median"]
+    )
+    return {
+        "id": "U1",
+        "scenario": "the same gateway app under Uvicorn (extra row): HTTP produce peaks (Kafka "
+        "and no-op producer, wrk -c64) and WebSocket produce / echo (50 sockets)",
+        "baseline": "Hypercorn (what sluice run and python -m gateway serve with), same run, "
+        "alternating",
+        "load_generator": "wrk -t1 -c64; python websockets client",
+        "servers": figures,
+        "ratio": ratio,
+        "target": "none: informs which server to use when",
+        "met": None,
+        "samples": rows,
     }

@@ -65,18 +65,27 @@ class HttpClient:
     async def send(self, request: bytes) -> tuple[int, bytes]:
         """Send a prepared request; its status and body. OSError when the connection fails."""
         async with self._slots:
-            connection = self._idle.pop() if self._idle else await self._connect()
-            try:
-                connection.writer.write(request)
-                status, body, keep = await _response(connection.reader)
-            except BaseException:
-                self._drop(connection)
-                raise
-            if keep:
-                self._idle.append(connection)
-            else:
-                self._drop(connection)
-            return status, body
+            while True:
+                reused = bool(self._idle)
+                connection = self._idle.pop() if reused else await self._connect()
+                try:
+                    connection.writer.write(request)
+                    status, body, keep = await _response(connection.reader)
+                except _Closed:
+                    self._drop(connection)
+                    if reused:
+                        # The server closed this idle connection (keep-alive timeout) before
+                        # reading the request: send it again on another one.
+                        continue
+                    raise
+                except BaseException:
+                    self._drop(connection)
+                    raise
+                if keep:
+                    self._idle.append(connection)
+                else:
+                    self._drop(connection)
+                return status, body
 
     async def _connect(self) -> _Connection:
         reader, writer = await asyncio.open_connection(self._host, self._port)
@@ -89,11 +98,19 @@ class HttpClient:
         connection.writer.close()
 
 
+class _Closed(ConnectionResetError):
+    """The server closed the connection before answering anything."""
+
+
 async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as error:
-        raise ConnectionResetError("the server closed the connection") from error
+        if not error.partial:
+            raise _Closed("the server closed the connection") from error
+        raise ConnectionResetError("the server closed the connection mid-answer") from error
+    except ConnectionResetError as error:
+        raise _Closed("the server reset the connection") from error
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     length = None

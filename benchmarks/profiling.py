@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import shutil
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import gateway, gateway_url, wrk
-from benchmarks.http_scenarios import BATCH, JSON, ONE
+from benchmarks.harness import gateway, gateway_url, worker, wrk
+from benchmarks.http_scenarios import BATCH, JSON, ONE, until_served
 from sluice.eventloop import run
 
 __all__ = ["Profile", "read_collapsed"]
@@ -168,7 +170,6 @@ async def _fan(args: argparse.Namespace, url: str, spy: Callable[[], Awaitable[N
 async def _t3(args: argparse.Namespace, raw: Path) -> None:
     """Sample a real worker (python -m workers) reading a pre-filled topic."""
     import signal
-    import tempfile
     import uuid
 
     from benchmarks.t3 import AGENT, APP, fill
@@ -236,9 +237,19 @@ async def profile(args: argparse.Namespace) -> Profile:
     if args.scenario == "t3":
         await _t3(args, raw)
         return read_collapsed(raw.read_text())
-    async with gateway(args.bootstrap_servers, noop=noop, server=args.server) as gw:
+    async with contextlib.AsyncExitStack() as stack:
+        gw = await stack.enter_async_context(
+            gateway(args.bootstrap_servers, noop=noop, server=args.server)
+        )
         kind, gateway_id = {"t4": ("service", "echo")}.get(args.scenario, ("produce", "ingest"))
         url = gateway_url(gw, kind, gateway_id)
+        if args.scenario == "t4":
+            # T4's identity worker answers the service requests.
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sluice-prof-"))
+            await stack.enter_async_context(
+                worker(args.bootstrap_servers, "identity", Path(tmp) / "state")
+            )
+            await until_served(url)
         ws = gateway_url(gw, "produce", "ingest", ws=True)
         if args.scenario == "w1-echo":
             ws = gw.url.replace("http", "ws", 1) + "/bench/echo"

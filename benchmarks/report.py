@@ -67,6 +67,29 @@ def _row(r: dict[str, Any]) -> list[str]:
             f"wrk p99: {p99}",
             rates,
         ]
+    if rid == "U1":
+        u, h = r["servers"]["uvicorn"], r["servers"]["hypercorn"]
+
+        def pair(name: str, unit: str, scale: float = 1) -> str:
+            return f"{u[name]['median'] * scale:.0f} vs {h[name]['median'] * scale:.0f} {unit}"
+
+        return [
+            "Uvicorn vs Hypercorn: HTTP produce "
+            + pair("http_kafka_rps", "req/s")
+            + ", no-op "
+            + pair("http_noop_rps", "req/s")
+            + "; WS produce "
+            + pair("ws_produce_mps", "msgs/s")
+            + ", echo "
+            + pair("ws_echo_mps", "msgs/s"),
+            "Hypercorn (same run)",
+            f"{r['ratio']:.2f} (HTTP produce req/s)",
+            "HTTP produce wrk p99 " + pair("http_kafka_p99_ms", "ms"),
+            "HTTP produce "
+            + pair("http_kafka_cpu_per_request", "us", 1e6)
+            + ", WS produce "
+            + pair("ws_produce_cpu_per_message", "us", 1e6),
+        ]
     if rid == "W2":
         cells = []
         for run in r["runs"]:
@@ -112,6 +135,10 @@ def _row(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _met(met: bool | None) -> str:
+    return "n/a" if met is None else "yes" if met else "no"
+
+
 def _load(env: dict[str, Any]) -> list[str]:
     before, after = env.get("load_before"), env.get("load_after")
     if not before or not after:
@@ -147,9 +174,7 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["results"]:
         cells = _row(r)
         lines.append(
-            f"| {r['id']} | "
-            + " | ".join(cells)
-            + f" | {r['target']} | {'yes' if r['met'] else 'no'} |"
+            f"| {r['id']} | " + " | ".join(cells) + f" | {r['target']} | {_met(r['met'])} |"
         )
     lines.append("")
     if report.get("chart"):
