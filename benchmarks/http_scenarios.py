@@ -30,6 +30,7 @@ RECORD = {"key": "k1", "value": {"question": "what is the answer?" * 8, "session
 ONE = json.dumps(RECORD).encode()
 BATCH = json.dumps([RECORD] * 100).encode()
 JSON = "application/json"
+PEAK_CONNECTIONS = 64
 LATENCY_FRACTIONS = (0.8, 0.5, 0.25)
 """Open-loop rates, as fractions of the repetition's closed-loop peak; 0.8 is the target's."""
 
@@ -77,14 +78,16 @@ class OpenLoop:
 Call = Callable[[HttpClient, int], Awaitable[bool]]
 
 
-async def open_loop(gw: Process, call: Call, rate: float, seconds: float) -> OpenLoop:
+async def open_loop(
+    gw: Process, call: Call, rate: float, seconds: float, connections: int = 1000
+) -> OpenLoop:
     """Requests started at fixed times (``rate`` per second), each latency measured from its
     scheduled start, so a stall shows in the figures (no coordinated omission)."""
     count = max(1, int(rate * seconds))
     latencies: list[float] = []
     failures = 0
 
-    async with HttpClient(gw.url, limit=1000) as session:
+    async with HttpClient(gw.url, limit=connections) as session:
 
         async def one(i: int, due: float) -> None:
             nonlocal failures
@@ -152,7 +155,7 @@ async def t1(
         kafka_url = gateway_url(kafka_gw, "produce", "ingest")
         noop_url = gateway_url(noop_gw, "produce", "ingest")
         # Warm-up: connections, the producer's metadata, Quart's first-request work.
-        warm = min(2.0, seconds)
+        warm = min(2.0, seconds / 2)
         await wrk(kafka_url, ONE, JSON, seconds=warm)
         await wrk(noop_url, ONE, JSON, seconds=warm)
         await wrk(kafka_url, BATCH, JSON, seconds=warm, connections=8)
@@ -161,7 +164,9 @@ async def t1(
             if rep % 2:
                 order.reverse()
             for variant, gw, url in order:
-                peaks.append(await measure_peak(variant, rep, gw, url, ONE, seconds, 64))
+                peaks.append(
+                    await measure_peak(variant, rep, gw, url, ONE, seconds, PEAK_CONNECTIONS)
+                )
             peaks.append(
                 await measure_peak("kafka-batch100", rep, kafka_gw, kafka_url, BATCH, seconds, 8)
             )
@@ -172,7 +177,9 @@ async def t1(
             for fraction in fractions:
                 rate = fraction * peak.wrk.requests_per_second
                 for variant, gw, url in order:
-                    loop = await open_loop(gw, _post(url, ONE), rate, seconds)
+                    # Over the peak's 64 connections (as wrk2 -c64 -R does): requests queue for
+                    # a connection, their latency still counted from their scheduled time.
+                    loop = await open_loop(gw, _post(url, ONE), rate, seconds, PEAK_CONNECTIONS)
                     print(
                         f"  open loop {variant} {fraction:.0%} {rate:.0f}/s #{rep}: p50 "
                         f"{loop.p50_ms:.1f} ms, p99 {loop.p99_ms:.1f} ms, failed {loop.failed}",
@@ -194,8 +201,9 @@ async def t1(
     p99 = spread([x.p99_ms for x in loops])
     batch_ratio = batch_records["median"] / kafka["median"]
     generator = (
-        "wrk -t1 (closed loop, keep-alive); open loop for latency: benchmarks.loadgen "
-        "(asyncio keep-alive HTTP/1.1 client)"
+        "wrk -t1 -c64 (closed loop, keep-alive); open loop for latency: benchmarks.loadgen "
+        "(asyncio keep-alive HTTP/1.1 client) over 64 connections, latency from each request's "
+        "scheduled time"
     )
     return [
         {
@@ -293,7 +301,7 @@ async def t4(
         naive = f"{gw.url}/bench/naive-service/svc-in/svc-out"
         await until_served(url)
         body = json.dumps({"value": {"n": 1}}).encode()
-        warm = min(2.0, seconds)
+        warm = min(2.0, seconds / 2)
         await wrk(url, body, JSON, seconds=warm, connections=16)
         await wrk(naive, body, JSON, seconds=warm, connections=16)
         for rep in range(repetitions):
@@ -428,7 +436,7 @@ async def c1(bootstrap: str, *, seconds: float, repetitions: int) -> dict[str, A
     peaks: list[Peak] = []
     async with gateway(bootstrap) as gw:
         url = gateway_url(gw, "produce", "ingest")
-        await wrk(url, ONE, JSON, seconds=min(2.0, seconds), connections=max(C1_CLIENTS))
+        await wrk(url, ONE, JSON, seconds=min(2.0, seconds / 2), connections=max(C1_CLIENTS))
         for rep in range(repetitions):
             # Rotated, so no level always runs first (or right after the heaviest).
             shift = rep % len(C1_CLIENTS)
@@ -476,7 +484,7 @@ async def servers(bootstrap: str, *, seconds: float, repetitions: int) -> dict[s
             ):
                 kafka_url = gateway_url(kafka_gw, "produce", "ingest")
                 noop_url = gateway_url(noop_gw, "produce", "ingest")
-                warm = min(2.0, seconds)
+                warm = min(2.0, seconds / 2)
                 await wrk(kafka_url, ONE, JSON, seconds=warm)
                 await wrk(noop_url, ONE, JSON, seconds=warm)
                 noop = await measure_peak(

@@ -59,7 +59,7 @@ async def w1(bootstrap: str, *, seconds: float, repetitions: int) -> dict[str, A
     async with gateway(bootstrap) as gw:
         produce = gateway_url(gw, "produce", "ingest", ws=True)
         echo = gw.url.replace("http", "ws", 1) + "/bench/echo"
-        warm = min(2.0, seconds)
+        warm = min(2.0, seconds / 2)
         await drive(produce, 50, warm, True)
         await drive(echo, 50, warm, False)
         for rep in range(repetitions):
