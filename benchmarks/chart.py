@@ -108,7 +108,7 @@ def draw(report: dict[str, Any], path: Path) -> None:
     if ratios:
         # Each ratio as a fraction of its target: 1 is the target, right of it is met.
         labels = [
-            f"{rid}\n{value:.2f} ({op} {threshold:g})" for rid, value, threshold, op in ratios
+            f"{rid}\n{value:.3g} ({op} {threshold:g})" for rid, value, threshold, op in ratios
         ]
         scores = [
             value / threshold if op == ">=" else threshold / max(value, 1e-9)

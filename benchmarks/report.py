@@ -24,7 +24,7 @@ def _row(r: dict[str, Any]) -> list[str]:
     if rid == "T3":
         worker = r["worker_records_per_second"]
         base = r["baseline_records_per_second"]
-        return [_fig(worker, "rec/s"), _fig(base, "rec/s"), f"{r['ratio']:.2f}", "", ""]
+        return [_fig(worker, "rec/s"), _fig(base, "rec/s"), f"{r['ratio']:.3g}", "", ""]
     if rid == "T4b":
         late = r["timeout_elapsed_over_timeout"]
         worst = f"{late['max']:.3f}x timeout (median {late['median']:.3f}x)" if late else "n/a"
@@ -63,7 +63,7 @@ def _row(r: dict[str, Any]) -> list[str]:
         return [
             "CPU-s per 1k requests: " + "; ".join(cells),
             "itself (lowest level)",
-            f"{r['ratio']:.2f} (highest/lowest)",
+            f"{r['ratio']:.3g} (highest/lowest)",
             f"wrk p99: {p99}",
             rates,
         ]
@@ -83,7 +83,7 @@ def _row(r: dict[str, Any]) -> list[str]:
             + ", echo "
             + pair("ws_echo_mps", "msgs/s"),
             "Hypercorn (same run)",
-            f"{r['ratio']:.2f} (HTTP produce req/s)",
+            f"{r['ratio']:.3g} (HTTP produce req/s)",
             "HTTP produce wrk p99 " + pair("http_kafka_p99_ms", "ms"),
             "HTTP produce "
             + pair("http_kafka_cpu_per_request", "us", 1e6)
@@ -129,7 +129,7 @@ def _row(r: dict[str, Any]) -> list[str]:
     return [
         _fig(r["subject"], unit),
         _fig(r["baseline_figure"], unit),
-        f"{r['ratio']:.2f}",
+        f"{r['ratio']:.3g}",
         extra,
         _cpu(r),
     ]
