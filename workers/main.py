@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from sluice import eventloop
 from sluice.application import Application, Executor, load_application, plan_application
 from sluice.application.model import TopicSpec
 from sluice.application.plan import Plan
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
-        asyncio.run(run_worker(settings))
+        eventloop.run(run_worker(settings))
     except (SluiceError, WorkerError) as error:
         log.error("%s", error)
         return 1

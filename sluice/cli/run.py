@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from gateway.options import add_gateway_arguments, gateway_settings
+from sluice import eventloop
 from sluice.application import Application, Plan, plan_application
 from sluice.cli.summary import Worker, summary_lines
 from sluice.errors import SluiceError
@@ -95,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     if app is None or not check_runtime(app):
         return 1
     try:
-        return asyncio.run(_cancellable(_serve(app, args, console)))
+        return eventloop.run(_cancellable(_serve(app, args, console)))
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
