@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -25,7 +24,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from workers.service import bind_socket, serve_asgi
+from workers.service import BackgroundServer
 
 log = logging.getLogger("sluice.health")
 
@@ -132,38 +131,21 @@ class HealthServer:
         readiness: ReadinessCheck = always_ready,
         metrics: WorkerMetrics | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
         self._readiness = readiness
         self._metrics = metrics
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._server = BackgroundServer(self._app, name="health", logger=log, host=host, port=port)
+
+    @property
+    def port(self) -> int:
+        """The port (the bound one once started)."""
+        return self._server.port
 
     async def start(self) -> None:
         """Bind and listen: connections made after this are answered."""
-        sock = bind_socket(self.host, self.port)
-        try:
-            sock.listen()
-            self.port = sock.getsockname()[1]
-        except BaseException:
-            sock.close()
-            raise
-        self._task = asyncio.create_task(
-            serve_asgi(
-                self._app,
-                sock,
-                shutdown_trigger=self._stopping.wait,
-                logger=log,
-                graceful_timeout=1,
-            ),
-            name=f"health-{self.port}",
-        )
+        await self._server.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
+        await self._server.stop()
 
     async def __aenter__(self) -> HealthServer:
         await self.start()

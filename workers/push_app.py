@@ -39,7 +39,7 @@ from sluice.application.model import TopicSpec
 from workers.health import WorkerMetrics
 from workers.push import Answer, PushExecutor
 from workers.push_events import from_http
-from workers.service import bind_socket, serve_asgi
+from workers.service import BackgroundServer
 
 __all__ = ["PROBLEM_CONTENT_TYPE", "PushServer"]
 
@@ -65,8 +65,6 @@ class PushServer:
         max_body: int = 1_048_576,
         drain_timeout: float = 30.0,
     ) -> None:
-        self.host = host
-        self.port = port
         self._topic = topic
         self._metrics = metrics
         self._max_body = max_body
@@ -76,9 +74,20 @@ class PushServer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.app = self._make_app()
+        self._server = BackgroundServer(
+            self.app,
+            name="push",
+            logger=log,
+            host=host,
+            port=port,
+            graceful_timeout=drain_timeout,
+        )
+
+    @property
+    def port(self) -> int:
+        """The port (the bound one once started)."""
+        return self._server.port
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -98,23 +107,7 @@ class PushServer:
 
     async def start(self) -> None:
         """Bind and listen: connections made after this are answered."""
-        sock = bind_socket(self.host, self.port)
-        try:
-            sock.listen()
-            self.port = sock.getsockname()[1]
-        except BaseException:
-            sock.close()
-            raise
-        self._task = asyncio.create_task(
-            serve_asgi(
-                self.app,
-                sock,
-                shutdown_trigger=self._stopping.wait,
-                logger=log,
-                graceful_timeout=self._drain_timeout,
-            ),
-            name=f"push-{self.port}",
-        )
+        await self._server.start()
 
     async def stop(self) -> None:
         """Drain (refuse new events, finish those in flight), then close. Idempotent."""
@@ -129,10 +122,7 @@ class PushServer:
                     self._in_flight,
                     self._drain_timeout,
                 )
-        self._stopping.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
+        await self._server.stop()
 
     async def __aenter__(self) -> PushServer:
         await self.start()

@@ -101,6 +101,61 @@ async def serve_asgi(
         sock.close()
 
 
+class BackgroundServer:
+    """``app`` served by Hypercorn on ``host:port`` (0: a free port) in a background task, from
+    :meth:`start` (bound and listening when it returns; ``port`` is then the real one) until
+    :meth:`stop`. The worker's health, push and Camel bridge servers are made of one."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        name: str,
+        logger: logging.Logger,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        graceful_timeout: float = 1.0,
+        keep_alive_timeout: float | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._app = app
+        self._name = name
+        self._logger = logger
+        self._graceful_timeout = graceful_timeout
+        self._keep_alive_timeout = keep_alive_timeout
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Bind and listen: connections made after this are answered."""
+        sock = bind_socket(self.host, self.port)
+        try:
+            sock.listen()
+            self.port = sock.getsockname()[1]
+        except BaseException:
+            sock.close()
+            raise
+        self._task = asyncio.create_task(
+            serve_asgi(
+                self._app,
+                sock,
+                shutdown_trigger=self._stopping.wait,
+                logger=self._logger,
+                graceful_timeout=self._graceful_timeout,
+                keep_alive_timeout=self._keep_alive_timeout,
+            ),
+            name=f"{self._name}-{self.port}",
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, let Hypercorn finish within its graceful timeout. Idempotent."""
+        self._stopping.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+
+
 @dataclass(frozen=True)
 class _Ended:
     """How one run of the service ended while it should have kept running."""

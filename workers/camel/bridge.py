@@ -23,7 +23,7 @@ from typing import Any
 from sluice.record import Record
 from workers.camel.exchange import InvalidExchange, to_record
 from workers.camel.route import EXCHANGE_PATH, STARTED_PATH
-from workers.service import bind_socket, serve_asgi
+from workers.service import BackgroundServer
 
 __all__ = ["Bridge"]
 
@@ -62,38 +62,23 @@ class Bridge:
         self._open: set[_Pending] = set()
         self._taken: dict[int, _Pending] = {}
         self._closed: str | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._server = BackgroundServer(
+            self._app, name="camel-bridge", logger=log, keep_alive_timeout=_KEEP_ALIVE
+        )
         #: Set by the route once its Camel context started; cleared before each JVM start.
         self.started = asyncio.Event()
-        self.port = 0
+
+    @property
+    def port(self) -> int:
+        """The bridge's port on 127.0.0.1 (once started)."""
+        return self._server.port
 
     async def start(self) -> None:
-        sock = bind_socket("127.0.0.1", 0)
-        try:
-            sock.listen()
-            self.port = sock.getsockname()[1]
-        except BaseException:
-            sock.close()
-            raise
-        self._task = asyncio.create_task(
-            serve_asgi(
-                self._app,
-                sock,
-                shutdown_trigger=self._stopping.wait,
-                logger=log,
-                graceful_timeout=1,
-                keep_alive_timeout=_KEEP_ALIVE,
-            ),
-            name=f"camel-bridge-{self.port}",
-        )
+        await self._server.start()
 
     async def stop(self) -> None:
         self.close("the worker is stopping")
-        self._stopping.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
+        await self._server.stop()
 
     async def __aenter__(self) -> Bridge:
         await self.start()
