@@ -1,4 +1,5 @@
-"""Session-wide fixtures: the Kafka broker every Kafka-touching test uses."""
+"""Shared fixtures: the Kafka broker every Kafka-touching test uses, and a stand-in for
+Google's JWKS endpoint."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
+
+from tests.auth.jwks_server import JwksServer, jwks_server
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +23,13 @@ async def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     settings = LocalKafkaSettings(port=0, data_dir=tmp_path_factory.mktemp("kafka"))
     async with LocalKafka(settings) as kafka:
         yield kafka.bootstrap_servers
+
+
+@pytest.fixture
+async def jwks() -> AsyncIterator[JwksServer]:
+    """A local JWKS endpoint publishing one RSA key made for the test (kid ``k1``)."""
+    from tests.auth.google_tokens import new_key
+
+    async with jwks_server() as server:
+        server.keys.append(new_key("k1"))
+        yield server

@@ -15,8 +15,8 @@ from playwright.async_api import Page, Route
 
 from sluice.application.model import TopicSpec
 from sluice.kafka.client import KafkaSettings
-from tests.auth.google_tokens import CLIENT_ID, FakeClock, claims, new_key, sign
-from tests.auth.jwks_server import JwksServer, jwks_server
+from tests.auth.google_tokens import CLIENT_ID, FakeClock, claims, sign
+from tests.auth.jwks_server import JwksServer
 from tests.examples.browser import chromium, keep_artifact
 from tests.examples.support import EXAMPLES, TENANT, Example, sluice_run
 from tests.examples.test_chat import expected_answer
@@ -25,13 +25,6 @@ from tests.gateway.acceptance_support import TopicProbe
 pytestmark = pytest.mark.kafka
 
 CHAT = EXAMPLES / "chat"
-
-
-@pytest.fixture
-async def jwks() -> AsyncIterator[JwksServer]:
-    async with jwks_server() as server:
-        server.keys.append(new_key("test-1"))
-        yield server
 
 
 @pytest.fixture

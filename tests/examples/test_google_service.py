@@ -12,20 +12,13 @@ import httpx
 import pytest
 
 from tests.auth.google_tokens import CLIENT_ID, FakeClock, claims, new_key, sign
-from tests.auth.jwks_server import JwksServer, jwks_server
+from tests.auth.jwks_server import JwksServer
 from tests.examples.support import EXAMPLES, Example, sluice_run
 
 pytestmark = pytest.mark.kafka
 
 APP = EXAMPLES / "google-service" / "notes-app"
 SECRETS = EXAMPLES / "google-service" / "secrets.yaml"
-
-
-@pytest.fixture
-async def jwks() -> AsyncIterator[JwksServer]:
-    async with jwks_server() as server:
-        server.keys.append(new_key("google-1"))
-        yield server
 
 
 @pytest.fixture
@@ -67,7 +60,7 @@ async def test_each_user_sees_their_own_notes(notes: Example, jwks: JwksServer) 
 
         # No token, or one Google did not sign: 401 from the gateway, the service never asked.
         assert (await http.get(f"{base}/notes")).status_code == 401
-        forged = sign(new_key("google-1"), claims(FakeClock(), sub="alice-id"))
+        forged = sign(new_key(jwks.keys[0].kid or ""), claims(FakeClock(), sub="alice-id"))
         response = await http.get(f"{base}/notes", headers={"Authorization": f"Bearer {forged}"})
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"

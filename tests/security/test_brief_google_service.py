@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.auth.google_tokens import CLIENT_ID, FakeClock, claims, new_key, sign
-from tests.auth.jwks_server import JwksServer, jwks_server
+from tests.auth.jwks_server import JwksServer
 from tests.gateway.acceptance_support import assert_problem
 from tests.gateway.test_acceptance_brief import Running, sluice_run
 
@@ -21,13 +21,6 @@ pytestmark = pytest.mark.kafka
 
 APP = Path(__file__).parent / "apps" / "google-service"
 SERVICE = "/api/gateways/service/my-tenant/my-app/my-service"
-
-
-@pytest.fixture
-async def jwks() -> AsyncIterator[JwksServer]:
-    async with jwks_server() as server:
-        server.keys.append(new_key("google-1"))
-        yield server
 
 
 @pytest.fixture
@@ -92,7 +85,7 @@ async def test_the_service_gets_the_subject_and_never_the_token(
         # No token, a forged one: 401 before anything reaches the service.
         response = await client.get(f"{SERVICE}/ask", params={"param:sessionId": "s1"})
         assert_problem(response, 401)
-        forged = sign(new_key("google-1"), claims(FakeClock(), sub=subject))
+        forged = sign(new_key(jwks.keys[0].kid or ""), claims(FakeClock(), sub=subject))
         response = await client.get(
             f"{SERVICE}/ask",
             params={"param:sessionId": "s1"},
