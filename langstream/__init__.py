@@ -1,23 +1,23 @@
 """LangStream's Python agent API, so LangStream agents run on Sluice unchanged.
 
-``from langstream import SimpleRecord, Processor, AgentContext`` works as it did on LangStream
-0.4. Classes need not subclass anything here: the Sluice runtime adapts them once, when it loads
-them. New code should use ``from sluice import ...`` instead.
+The same modules and names as the published ``langstream-ai`` 0.4 package (``langstream.api``
+and ``langstream.util``), plus the later ``TopicProducer``. Classes need not subclass anything
+here: the Sluice runtime adapts them once, when it loads them. New code should use
+``from sluice import ...`` instead.
 """
 
 from langstream.api import (
     Agent,
     AgentContext,
-    AvroValue,
     Processor,
     Record,
     RecordType,
     Service,
-    SimpleRecord,
     Sink,
     Source,
     TopicProducer,
 )
+from langstream.util import AvroValue, SimpleRecord
 
 __all__ = [
     "Agent",

@@ -27,8 +27,9 @@ from typing import Any, cast
 
 from langstream.api import AgentContext as LangStreamAgentContext
 from langstream.api import Record as LangStreamRecord
-from langstream.api import RecordType, SimpleRecord
+from langstream.api import RecordType
 from langstream.api import TopicProducer as LangStreamTopicProducerABC
+from langstream.util import SimpleRecord
 from sluice.application.model import ComponentType
 from sluice.record import Record
 from sluice.sdk import Agent, AgentContext, ASGIApp, Service, TopicProducer
