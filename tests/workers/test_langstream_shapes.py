@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import langstream
 from langstream import SimpleRecord
 from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.plan import PlannedAgent
@@ -189,6 +190,8 @@ def test_langstream_context_has_the_sluice_context_attributes(context: AgentCont
     assert wrapped.get_persistent_state_directory() == context.get_persistent_state_directory()
     assert (wrapped.agent_id, wrapped.tenant, wrapped.application) == ("agent-1", "default", "app")
     assert wrapped.get_topic_producer() is wrapped.get_topic_producer()
+    assert isinstance(wrapped, langstream.AgentContext)
+    assert isinstance(wrapped.get_topic_producer(), langstream.TopicProducer)
 
 
 # LangStream sources and sinks -------------------------------------------------------------------
@@ -207,6 +210,26 @@ async def test_a_source_reading_dicts_gets_commit_once_per_record(
     await source.commit(second)
     assert [(r.value(), r.key()) for r in user.committed] == [(0, "0"), (1, "1"), (2, "2")]
     assert all(isinstance(r, SimpleRecord) for r in user.committed)
+
+
+async def test_a_source_keeps_the_records_it_read_in_a_set(context: AgentContext) -> None:
+    source, user = await loaded("python-source", "ls_agents.Pending", context, count=3)
+    batch = await source.read()
+    assert [r.value for r in batch] == ["same", "same", "same"]
+    assert len(user.pending) == 3
+    await source.commit(batch[:2])
+    assert len(user.pending) == 1
+    assert [r in user.pending for r in user.committed] == [False, False]
+    await source.commit(batch[2:])
+    assert user.pending == set()
+
+
+async def test_langstream_code_prints_records_as_langstream_did(context: AgentContext) -> None:
+    agent = await processor("ls_agents.Describe", context)
+    given = Record("v", key="k", headers={"h": "1"}, origin="in", timestamp=5)
+    assert await agent.process(given) == [
+        Record("SimpleRecord(value=v, key=k, origin=in,timestamp=5, headers=[('h', '1')])")
+    ]
 
 
 async def test_permanent_failure_gets_the_record_read_returned(context: AgentContext) -> None:

@@ -248,3 +248,28 @@ class AsyncMain:
 
 class NoHooks:
     pass
+
+
+class Pending(Source):
+    """Keeps the records it read in a set until commit() hands each back (identity hashing)."""
+
+    def init(self, config, context):
+        self.left = [SimpleRecord("same") for _ in range(config.get("count", 3))]
+        self.pending = set()
+        self.committed = []
+
+    def read(self):
+        batch, self.left = self.left, []
+        self.pending.update(batch)
+        return batch
+
+    def commit(self, record):
+        self.pending.remove(record)
+        self.committed.append(record)
+
+
+class Describe(Processor):
+    """Outputs str() of the record it was given, as LangStream agents log it."""
+
+    def process(self, record):
+        return [(str(record),)]
