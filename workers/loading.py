@@ -11,6 +11,7 @@ Every failure is an :class:`AgentLoadError` naming the agent, the class and what
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 from collections.abc import Sequence
@@ -83,6 +84,10 @@ def instantiate(agent_id: str, class_name: str, code_dirs: Sequence[Path]) -> ob
                 class_name,
                 f"module {module_name} not found (searched {searched} and the installed packages)",
             ) from None
+        if error.name is not None:
+            raise AgentLoadError(
+                agent_id, class_name, _missing_library(module_name, error.name, code_dirs)
+            ) from error
         raise AgentLoadError(
             agent_id, class_name, f"importing module {module_name} raised {_describe(error)}"
         ) from error
@@ -122,6 +127,59 @@ def _class_name(agent: PlannedAgent) -> str:
             agent.id, value, f"invalid className {value!r}: expected 'module.ClassName'"
         )
     return value
+
+
+def _missing_library(module_name: str, missing: str, code_dirs: Sequence[Path]) -> str:
+    """What to do when user code imports a library that is not installed."""
+    top = missing.partition(".")[0]
+    requirements = Path(code_dirs[0]).absolute() / "requirements.txt" if code_dirs else None
+    where = (
+        f"python/requirements.txt ({requirements})" if requirements else "python/requirements.txt"
+    )
+    if top != missing and _importable(top):
+        message = (
+            f"module {module_name} imports {missing}, which the installed {top} does not have: "
+            f"pin a version of it that has it in {where}"
+        )
+    else:
+        message = (
+            f"module {module_name} imports {missing}, which is not installed: add the library "
+            f"that provides {top} to {where}"
+        )
+    if requirements is not None and requirements.is_file():
+        message += " (its environment is rebuilt when the file changes)"
+    if top in LANGSTREAM_BUNDLE:
+        message += (
+            f"; LangStream's runtime bundled {top}: for applications without "
+            "python/requirements.txt, pip install 'sluicegate[langstream]' installs that bundle"
+        )
+    return message
+
+
+LANGSTREAM_BUNDLE = frozenset(
+    {
+        "openai",
+        "langchain",
+        "langchain_community",
+        "langchain_openai",
+        "langchain_core",
+        "langserve",
+        "fastapi",
+        "uvicorn",
+        "boto3",
+        "llama_index",
+        "cassio",
+        "unstructured",
+    }
+)
+"""Top-level modules of the libraries LangStream's runtime bundled (the ``langstream`` extra)."""
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _is_prefix(missing: str, module_name: str) -> bool:

@@ -33,7 +33,6 @@ from workers.health import HealthServer, WorkerMetrics
 from workers.loading import load_agent
 from workers.pull import PullExecutor, PullSettings
 from workers.push import PushExecutor, PushSettings
-from workers.push_app import PushServer
 from workers.service import ServiceHost
 from workers.sources import SourceExecutor, SourceSettings
 from workers.state import (
@@ -391,6 +390,10 @@ async def _serve_push(
         )
     input_topic = plan.topic(executor.input_topic) or TopicSpec(executor.input_topic)
     source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    # Imported here: Quart is for push mode only, so an application environment for pull mode
+    # (sluice.environments) need not contain it and may pin Quart's dependencies (click...).
+    from workers.push_app import PushServer
+
     async with AsyncExitStack() as stack:
         producer = await stack.enter_async_context(Producer(kafka))
         server = PushServer(

@@ -244,12 +244,15 @@ def _workers(
     app: Application, plan: Plan, args: argparse.Namespace, bootstrap: str
 ) -> tuple[Supervisor, list[ChildSpec]]:
     """One worker process per executor; services get a free port the gateway will proxy to."""
+    from sluice.cli.environment import worker_python
+
     children: list[ChildSpec] = []
+    python = worker_python(app, Path(args.app))
     for executor in plan.executors:
         health_port = free_port()
         service_port = free_port() if executor.component == "service" else None
         argv = [
-            sys.executable,
+            python,
             "-m",
             "workers",
             str(args.app),

@@ -207,15 +207,51 @@ def test_import_raising(write: Write, code_dirs: list[Path]) -> None:
     assert "Traceback" not in str(error)
 
 
-def test_a_missing_dependency_is_an_import_error_not_a_missing_module(
+def test_a_missing_dependency_names_it_and_the_requirements_file(
     write: Write, code_dirs: list[Path]
 ) -> None:
     module = write("import a_dependency_not_installed\n")
     error = load_error(planned(className=f"{module}.Agent"), code_dirs)
-    assert str(error).endswith(
-        f"importing module {module} raised ModuleNotFoundError: "
-        "No module named 'a_dependency_not_installed'"
+    assert str(error) == (
+        f"agent my-agent (className {module}.Agent): module {module} imports "
+        "a_dependency_not_installed, which is not installed: add the library that provides "
+        f"a_dependency_not_installed to python/requirements.txt ({code_dirs[0] / 'requirements.txt'})"
     )
+    assert isinstance(error.__cause__, ModuleNotFoundError)
+
+
+def test_a_missing_library_of_langstreams_bundle_names_the_extra(
+    write: Write, code_dirs: list[Path]
+) -> None:
+    # cassio: in LangStream's bundle (the langstream extra), not in Sluice's dev environment.
+    module = write("import cassio.table\n")
+    error = load_error(planned(className=f"{module}.Agent"), code_dirs)
+    assert f"module {module} imports cassio, which is not installed" in str(error)
+    assert "LangStream's runtime bundled cassio" in str(error)
+    assert "pip install 'sluicegate[langstream]' installs that bundle" in str(error)
+
+
+def test_with_requirements_it_says_the_environment_follows_the_file(
+    write: Write, code_dirs: list[Path], app_dir: Path
+) -> None:
+    (app_dir / "python" / "requirements.txt").write_text("requests\n")
+    module = write("import a_dependency_not_installed\n")
+    error = load_error(planned(className=f"{module}.Agent"), code_dirs)
+    assert str(error).endswith(
+        f"to python/requirements.txt ({app_dir / 'python' / 'requirements.txt'}) "
+        "(its environment is rebuilt when the file changes)"
+    )
+
+
+def test_a_missing_submodule_of_an_installed_library_asks_for_another_version(
+    write: Write, code_dirs: list[Path]
+) -> None:
+    module = write("from yaml.no_such_submodule import thing\n")
+    error = load_error(planned(className=f"{module}.Agent"), code_dirs)
+    assert (
+        f"module {module} imports yaml.no_such_submodule, which the installed yaml does not "
+        "have: pin a version of it that has it in python/requirements.txt"
+    ) in str(error)
 
 
 def test_syntax_error(write: Write, code_dirs: list[Path]) -> None:

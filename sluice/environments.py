@@ -1,0 +1,329 @@
+"""Application environments: a virtual environment per ``python/requirements.txt``.
+
+LangStream's runtime image bundled the libraries its examples import; an application declared
+its own extra ones in ``python/requirements.txt``. Installing those into Sluice's interpreter
+would let a user's pin replace a library Sluice itself needs (a user's ``httpx`` pin broke
+``openai`` that way), and an old pin (``fastapi==0.63.0`` needs ``pydantic<2``) could not be
+installed beside Sluice's CLI and gateway at all. So an application with
+``python/requirements.txt`` gets its own virtual environment, and its worker processes run on
+that environment's interpreter:
+
+* It holds the user's requirements resolved *together with* the worker's own runtime
+  requirements (:data:`WORKER_DISTRIBUTIONS`, at the ranges Sluice's installed metadata
+  declares). A pin that cannot coexist with the worker is refused when the environment is
+  built, with uv's explanation and the Sluice requirement it conflicts with, instead of
+  breaking a worker at run time. The CLI- and gateway-only libraries (Quart, httpx, pydantic,
+  rich, kubernetes...) are not in it: the worker's pull mode does not import them, so an
+  application may pin other versions of them.
+* Sluice's own packages the worker and user code import (:data:`SLUICE_PACKAGES`) are
+  symbolic links in its ``site-packages`` to where they are installed, refreshed on every use,
+  so the environment always runs the Sluice that starts it (an editable checkout included).
+* It lives in the user cache (``platformdirs``, as the Kafka and Camel jar caches), under a key
+  hashed from the requirements file's bytes, the worker requirements and the Python
+  interpreter, so it is built once (uv: a resolver and installer with its own download cache)
+  and reused without the network until one of those changes. Applications with identical
+  requirements share it. A file lock serialises builds of one key; a marker written last
+  tells a complete environment from an interrupted build, which is redone.
+
+An application without ``python/requirements.txt`` builds nothing: its workers run on Sluice's
+interpreter as before and see what is installed there (``sluicegate[langstream]`` installs
+LangStream's bundle for them). ``python/lib`` (LangStream's vendored libraries) stays on
+``sys.path`` in both cases. Requirements that point at local files are read relative to
+``python/``; only the requirements file's own bytes are hashed, so edit it (or delete the
+environment) to pick up a changed local package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from sluice.errors import SluiceError
+
+__all__ = [
+    "LAYOUT",
+    "SLUICE_PACKAGES",
+    "WORKER_DISTRIBUTIONS",
+    "AppEnvironment",
+    "EnvironmentBuildFailed",
+    "default_root",
+    "ensure_environment",
+    "environment_key",
+    "plan_environment",
+    "requirements_file",
+    "worker_requirements",
+]
+
+LAYOUT = "1"
+"""Bumped when the layout of an environment changes, so old ones are not reused."""
+
+WORKER_DISTRIBUTIONS = frozenset(
+    {
+        "aiokafka",
+        "cloudevents",
+        "hypercorn",
+        "pyyaml",
+        "prometheus-client",
+        "platformdirs",
+        "uvloop",
+    }
+)
+"""What ``python -m workers`` imports in pull mode (``sluice run``), by normalised name."""
+
+SLUICE_PACKAGES = ("sluice", "workers", "langstream")
+"""Sluice's own packages made importable in an application environment."""
+
+_COMPLETE = ".sluice-environment.json"
+
+
+class EnvironmentBuildFailed(SluiceError, RuntimeError):
+    """An application's Python environment could not be built; the message says why."""
+
+
+@dataclass(frozen=True)
+class AppEnvironment:
+    """Where an application's environment is (or will be), and what it is built from."""
+
+    path: Path
+    key: str
+    requirements: Path
+    worker_requirements: tuple[str, ...]
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / _COMPLETE).is_file()
+
+
+def default_root() -> Path:
+    """The user cache folder environments are kept in."""
+    return platformdirs.user_cache_path("sluice") / "python-envs"
+
+
+def requirements_file(app_dir: Path) -> Path | None:
+    """``APP_DIR/python/requirements.txt`` if the application has one."""
+    path = Path(app_dir) / "python" / "requirements.txt"
+    return path if path.is_file() else None
+
+
+def worker_requirements() -> tuple[str, ...]:
+    """The worker's runtime requirements at the ranges Sluice's own metadata declares."""
+    try:
+        declared = importlib.metadata.requires("sluicegate") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise EnvironmentBuildFailed(
+            "Sluice's package metadata (sluicegate) is not installed: install Sluice with pip "
+            "to run applications that have python/requirements.txt"
+        ) from None
+    found = [r for r in declared if _name(r) in WORKER_DISTRIBUTIONS and "extra ==" not in r]
+    return tuple(sorted(found, key=_name))
+
+
+def environment_key(
+    requirements: bytes, worker: Sequence[str], interpreter: str, layout: str = LAYOUT
+) -> str:
+    """The cache key of an environment: everything whose change needs a rebuild."""
+    digest = hashlib.sha256()
+    for part in (layout.encode(), interpreter.encode(), "\n".join(worker).encode(), requirements):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()[:24]
+
+
+def plan_environment(app_dir: Path, root: Path | None = None) -> AppEnvironment | None:
+    """The environment of the application in ``app_dir``; None when it has no requirements."""
+    requirements = requirements_file(app_dir)
+    if requirements is None:
+        return None
+    worker = worker_requirements()
+    key = environment_key(requirements.read_bytes(), worker, _interpreter())
+    return AppEnvironment((root or default_root()) / key, key, requirements.absolute(), worker)
+
+
+def ensure_environment(environment: AppEnvironment, *, uv: str | None = None) -> bool:
+    """Build ``environment`` unless a complete one exists; True if it was built now.
+
+    Raises :class:`EnvironmentBuildFailed` with uv's explanation when the requirements cannot be
+    resolved or installed (a conflicting pin names the Sluice requirement it conflicts with).
+    """
+    environment.path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(environment.path.parent / f"{environment.key}.lock"):
+        built = False
+        if not environment.complete:
+            shutil.rmtree(environment.path, ignore_errors=True)
+            try:
+                _build(environment, uv or _find_uv())
+            except BaseException:
+                shutil.rmtree(environment.path, ignore_errors=True)
+                raise
+            built = True
+        _link_sluice(environment)
+        if built:
+            marker = {
+                "requirements": str(environment.requirements),
+                "worker": list(environment.worker_requirements),
+                "interpreter": _interpreter(),
+            }
+            (environment.path / _COMPLETE).write_text(json.dumps(marker, indent=2) + "\n")
+        return built
+
+
+def _build(environment: AppEnvironment, uv: str) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    _uv(
+        [uv, "venv", "--quiet", "--no-project", "--python", sys.executable, str(environment.path)],
+        cwd=environment.path.parent,
+        env=env,
+        what=f"creating the virtual environment {environment.path}",
+    )
+    worker_file = environment.path / "sluice-worker-requirements.txt"
+    worker_file.write_text("".join(f"{r}\n" for r in environment.worker_requirements))
+    shutil.copyfile(environment.requirements, environment.path / "requirements.txt")
+    try:
+        _uv(
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(environment.python),
+                "-r",
+                str(environment.requirements),
+                "-r",
+                str(worker_file),
+            ],
+            # Relative paths in the requirements file are the application's python/ files.
+            cwd=environment.requirements.parent,
+            env=env,
+            what=f"installing {environment.requirements}",
+        )
+    except EnvironmentBuildFailed as error:
+        raise _explain(environment, str(error)) from None
+
+
+def _uv(argv: list[str], *, cwd: Path, env: dict[str, str], what: str) -> None:
+    try:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise EnvironmentBuildFailed(f"{what}: cannot run uv ({error})") from None
+    if done.returncode != 0:
+        output = done.stderr.strip() or done.stdout.strip() or f"exit status {done.returncode}"
+        raise EnvironmentBuildFailed(output)
+
+
+def _explain(environment: AppEnvironment, output: str) -> EnvironmentBuildFailed:
+    """uv's message, headed by what failed and which Sluice requirement conflicts, if one."""
+    mentioned = _normalise(output)
+    conflicting = [
+        r
+        for r in environment.worker_requirements
+        if re.search(rf"(?<![a-z0-9-]){re.escape(_name(r))}(?![a-z0-9-])", mentioned)
+    ]
+    if "no solution found" in output.lower() or "unsatisfiable" in output.lower():
+        head = f"the requirements in {environment.requirements} cannot be installed"
+        if conflicting:
+            names = ", ".join(_specifier(r) for r in conflicting)
+            head += f": they conflict with what Sluice's worker needs ({names})"
+        else:
+            head += " together"
+    else:
+        head = f"building the Python environment from {environment.requirements} failed"
+    return EnvironmentBuildFailed(f"{head}. uv said:\n{_indent(output)}")
+
+
+def _link_sluice(environment: AppEnvironment) -> None:
+    """Sluice's packages as links in the environment's site-packages, to this installation."""
+    site = _site_packages(environment)
+    for package in SLUICE_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        if not locations:
+            raise EnvironmentBuildFailed(f"Sluice's package {package} is not importable")
+        link = site / package
+        target = Path(locations[0]).resolve()
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            continue
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():
+            raise EnvironmentBuildFailed(
+                f"{environment.requirements} installs a package named {package}, which is "
+                "Sluice's own: remove it from the requirements"
+            )
+        link.symlink_to(target, target_is_directory=True)
+
+
+def _site_packages(environment: AppEnvironment) -> Path:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = environment.path / "lib" / version / "site-packages"
+    if not site.is_dir():
+        raise EnvironmentBuildFailed(
+            f"{environment.path} has no {site.relative_to(environment.path)}"
+        )
+    return site
+
+
+def _find_uv() -> str:
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        found = shutil.which("uv")
+        if found is None:
+            raise EnvironmentBuildFailed(
+                "uv is not installed (pip install uv): it builds the Python environments of "
+                "applications that have python/requirements.txt"
+            ) from None
+        return found
+    return str(find_uv_bin())
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _interpreter() -> str:
+    base = getattr(sys, "_base_executable", sys.executable)
+    return f"{sys.implementation.name} {sysconfig.get_python_version()} {sys.version} {base}"
+
+
+def _name(requirement: str) -> str:
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return _normalise(match.group(1)) if match else ""
+
+
+def _specifier(requirement: str) -> str:
+    return requirement.split(";", 1)[0].strip()
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"[-_.]+", "-", text).lower()
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
