@@ -1,7 +1,10 @@
 """Who is calling: credentials from the request, checked by the gateway's provider.
 
-Providers are built once, when the gateway app is created (spec/auth.md): a configuration error
-stops the gateway from starting instead of failing every request. Test credentials go to the
+Providers are built once, when the gateway app is created. A gateway whose provider cannot be
+built (a google provider without ``clientId``...) answers every request but test-mode ones with
+500 naming the gateway and the setting, and is logged at start; the application's other gateways
+serve. LangStream builds the provider per request and fails that gateway alone too, but answers
+400, which blames the client for the server's configuration. Test credentials go to the
 server's own test provider (``GatewaySettings.test_provider``), never the application's, and give
 the synthetic principal of :func:`auth.testmode.test_identity`.
 
@@ -11,6 +14,7 @@ LangStream), and a header that needs a principal field answers 401.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from auth.clock import SYSTEM_CLOCK, Clock
@@ -18,7 +22,7 @@ from auth.config import InvalidProviderConfiguration
 from auth.provider import AuthenticationFailed, AuthProvider, Identity, ProviderUnavailable
 from auth.providers import build_provider
 from auth.testmode import test_identity
-from gateway.errors import Unauthorized, Unavailable
+from gateway.errors import GatewayError, Unauthorized, Unavailable
 from gateway.query import Credentials
 from sluice.application.model import Application, AuthenticationSpec, GatewaySpec
 
@@ -26,14 +30,17 @@ __all__ = ["NO_TEST_PROVIDER", "Authenticator"]
 
 NO_TEST_PROVIDER = "No test auth provider specified"
 
+logger = logging.getLogger(__name__)
+
 _Key = tuple[str, str, str]
 
 
 class Authenticator:
     """The providers of every authenticated gateway of ``apps``, and the server's test provider.
 
-    Building contacts nobody; a wrong provider configuration raises
-    :class:`~auth.config.InvalidProviderConfiguration` naming the gateway.
+    Building contacts nobody; a gateway whose provider configuration is wrong is logged and
+    answers 500 naming it (:meth:`identify`); a wrong test provider raises
+    :class:`~auth.config.InvalidProviderConfiguration` on first use.
     """
 
     def __init__(
@@ -45,6 +52,7 @@ class Authenticator:
     ) -> None:
         self._clock = clock
         self._providers: dict[_Key, AuthProvider] = {}
+        self._broken: dict[_Key, str] = {}
         self._test_spec = test_provider
         self._test: dict[str, AuthProvider] = {}
         for (tenant, application), app in apps.items():
@@ -52,9 +60,13 @@ class Authenticator:
                 auth = spec.authentication
                 if auth is None:
                     continue
-                self._providers[(tenant, application, spec.id)] = _build(
-                    auth, tenant, f"gateway {spec.id} of application {application}", clock
-                )
+                key = (tenant, application, spec.id)
+                where = f"gateway {spec.id} of application {application}"
+                try:
+                    self._providers[key] = _build(auth, tenant, where, clock)
+                except InvalidProviderConfiguration as error:
+                    self._broken[key] = str(error)
+                    logger.error("%s; its requests answer 500 until it is fixed", error)
 
     def _test_provider(self, tenant: str) -> AuthProvider | None:
         if self._test_spec is None:
@@ -75,11 +87,16 @@ class Authenticator:
         """The identity behind ``credentials`` for gateway ``spec``; None for an open gateway.
 
         :class:`~gateway.errors.Unauthorized` when credentials are missing or rejected,
-        :class:`~gateway.errors.Unavailable` when the identity provider cannot answer.
+        :class:`~gateway.errors.Unavailable` when the identity provider cannot answer, a
+        :class:`~gateway.errors.GatewayError` (500) when the gateway's provider is misconfigured
+        (test credentials still go to the test provider, as in LangStream).
         """
         auth = spec.authentication
         if auth is None:
             return None
+        broken = self._broken.get((tenant, application, spec.id))
+        if broken is not None and not (credentials is not None and credentials.test):
+            raise GatewayError(f"the gateway is misconfigured: {broken}")
         if credentials is None:
             raise Unauthorized(
                 f"gateway {spec.id} needs credentials: an Authorization: Bearer header or the "

@@ -49,8 +49,8 @@ def read_app_files(
 ) -> AppFiles:
     """Read an application folder (already validated by ``load_application``) for the cluster.
 
-    ``environ`` resolves ``${NAME}`` references in instance.yaml and secrets.yaml, as
-    ``load_application`` did with the same mapping.
+    ``environ`` resolves ``${NAME}`` references in instance.yaml and secrets.yaml, and their
+    ``<file:...>`` references are inlined, as ``load_application`` did with the same mapping.
     """
     app_dir = Path(directory)
     application = {
@@ -69,7 +69,7 @@ def read_app_files(
 
 def _document(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    resolution = resolve_environment(data, environ)
+    resolution = resolve_environment(data, environ, directory=path.parent)
     if resolution.errors:
         raise ManifestError(
             [

@@ -16,16 +16,30 @@ class SluiceError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an application, located as precisely as known."""
+    """One thing wrong with an application, located as precisely as known.
+
+    ``subject`` names what the problem is about when it is inside a gateway or an agent
+    (``gateway "ask"``, ``agent "counter"``), as LangStream names them, and ``subject_path`` is
+    the start of ``path`` that this subject covers: the text then reads ``gateway "ask"
+    (gateways.yaml:4) topic: ...`` instead of ``gateways.yaml:4 gateways[3].topic: ...``, since a
+    position in a list is hard to find. ``path`` keeps the whole YAML path either way.
+    """
 
     file: str
     path: str
     message: str
     line: int | None = None
+    subject: str = ""
+    subject_path: str = ""
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where} {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        path = self.path
+        if self.subject:
+            if self.subject_path and path.startswith(self.subject_path):
+                path = path[len(self.subject_path) :].lstrip(".")
+            where = f"{self.subject} ({where})"
+        return f"{where} {path}: {self.message}" if path else f"{where}: {self.message}"
 
 
 class InvalidApplication(SluiceError, ValueError):

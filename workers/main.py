@@ -290,7 +290,7 @@ def _export_environment(entries: Any) -> None:
 def _agent_config(app: Application, configuration: Any) -> dict[str, Any]:
     """The agent's configuration plus ``resources`` and ``globals``, as LangStream passed them."""
     config = dict(configuration)
-    config.setdefault("resources", {r.name: dict(r.configuration) for r in app.resources})
+    config.setdefault("resources", {r.id: dict(r.configuration) for r in app.resources})
     config.setdefault("globals", dict(app.globals))
     return config
 

@@ -24,7 +24,7 @@ from sluice.application.placeholders import (
     resolve,
     resolve_environment,
 )
-from sluice.application.reader import Node, Report, did_you_mean
+from sluice.application.reader import Node, Report, did_you_mean, locate
 from sluice.application.settings_files import (
     configuration_globals,
     parse_configuration,
@@ -44,12 +44,14 @@ IGNORED_FILES = ("archetype.yaml",)
 class _Loading:
     report: Report
 
-    def read(self, path: Path, name: str) -> YamlFile | None:
+    def read(self, path: Path, name: str, kind: str) -> YamlFile | None:
         try:
-            return load_yaml(path, name)
+            file = load_yaml(path, name)
         except YamlSyntaxError as exc:
             self.report.problems.append(exc.problem)
             return None
+        file.kind = kind
+        return file
 
     def node(self, file: YamlFile, resolution: Resolution | None = None) -> Node:
         data = file.data if resolution is None else resolution.value
@@ -57,16 +59,21 @@ class _Loading:
         return Node(file, (), data, self.report, secret_paths)
 
     def resolve(self, file: YamlFile, context: PlaceholderContext) -> Resolution:
-        resolution = resolve(file.data, context)
-        for path, message in resolution.errors:
-            Node(file, path, None, self.report).error(message)
-        return resolution
+        return self.report_resolution(file, resolve(file.data, context))
 
-    def environment(self, file: YamlFile, environ: Mapping[str, str]) -> YamlFile:
-        resolution = resolve_environment(file.data, environ)
+    def environment(self, file: YamlFile, environ: Mapping[str, str], path: Path) -> YamlFile:
+        """instance.yaml or secrets.yaml as LangStream's CLI reads them: environment references
+        substituted, ``<file:...>`` references inlined relative to the file's folder."""
+        resolution = resolve_environment(file.data, environ, directory=path.parent)
+        self.report_resolution(file, resolution)
+        return YamlFile(file.name, resolution.value, file.lines, file.kind)
+
+    def report_resolution(self, file: YamlFile, resolution: Resolution) -> Resolution:
         for path, message in resolution.errors:
-            Node(file, path, None, self.report).error(message)
-        return YamlFile(file.name, resolution.value, file.lines)
+            self.report.problems.append(locate(file, path, message))
+        for path, message in resolution.warnings:
+            self.report.warnings.append(str(locate(file, path, message)))
+        return resolution
 
 
 def load_application(
@@ -94,7 +101,7 @@ def load_application(
     if secrets is not None:
         secrets_file = _separate_file(loading, app_dir, Path(secrets), "secrets.yaml")
         if secrets_file is not None:
-            secrets_file = loading.environment(secrets_file, env)
+            secrets_file = loading.environment(secrets_file, env, Path(secrets))
             secrets_data = parse_secrets(loading.node(secrets_file))
 
     instance_spec = InstanceSpec()
@@ -121,8 +128,8 @@ def load_application(
 
     config_file = _optional(loading, app_dir, "configuration.yaml")
     config_globals = configuration_globals(loading.node(config_file)) if config_file else {}
-    if instance_file is not None:
-        instance_file = loading.environment(instance_file, env)
+    if instance_file is not None and instance is not None:
+        instance_file = loading.environment(instance_file, env, Path(instance))
         instance_context = PlaceholderContext(secrets_data, config_globals)
         instance_spec = parse_instance(
             loading.node(instance_file, loading.resolve(instance_file, instance_context))
@@ -141,7 +148,7 @@ def load_application(
     for path in files:
         if path.suffix != ".yaml" or path.name in (*SPECIAL_FILES, *SEPARATE_FILES, *IGNORED_FILES):
             continue
-        file = loading.read(path, path.name)
+        file = loading.read(path, path.name, "pipeline")
         if file is None:
             continue
         pipeline, declared = parse_pipeline_file(
@@ -183,7 +190,7 @@ def load_application(
 
 def _optional(loading: _Loading, app_dir: Path, name: str) -> YamlFile | None:
     path = app_dir / name
-    return loading.read(path, name) if path.is_file() else None
+    return loading.read(path, name, Path(name).stem) if path.is_file() else None
 
 
 def _separate_file(loading: _Loading, app_dir: Path, path: Path, kind: str) -> YamlFile | None:
@@ -198,7 +205,7 @@ def _separate_file(loading: _Loading, app_dir: Path, path: Path, kind: str) -> Y
                 Problem(shown, "", f"the {kind} file must not be inside the application folder")
             )
         return None
-    return loading.read(path, shown)
+    return loading.read(path, shown, Path(kind).stem)
 
 
 def _merge_topics(topics: list[ParsedTopic]) -> dict[str, TopicSpec]:

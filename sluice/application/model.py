@@ -155,11 +155,15 @@ class GatewaySpec:
 
 @dataclass(frozen=True)
 class ResourceSpec:
-    """An entry of ``configuration.resources`` (an AI service, a datasource...)."""
+    """An entry of ``configuration.resources`` (an AI service, a datasource...).
+
+    ``id`` is how agents name it (its ``id``, else its ``name``, as LangStream keys resources).
+    """
 
     type: str
-    name: str
+    id: str
     configuration: Mapping[str, Any] = field(default_factory=dict)
+    name: str | None = None
 
 
 @dataclass(frozen=True)

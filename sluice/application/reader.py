@@ -43,16 +43,14 @@ class Node:
     # -- reporting -----------------------------------------------------------------------------
 
     def error(self, message: str, key: PathKey | None = None) -> None:
-        path = self.path if key is None else (*self.path, key)
-        self.report.problems.append(
-            Problem(self.file.name, format_path(path), message, self.file.line(path))
-        )
+        self.report.problems.append(self.problem(message, key))
 
     def warn(self, message: str, key: PathKey | None = None) -> None:
-        path = self.path if key is None else (*self.path, key)
-        line = self.file.line(path)
-        where = self.file.name if line is None else f"{self.file.name}:{line}"
-        self.report.warnings.append(f"{where} {format_path(path)}: {message}")
+        self.report.warnings.append(str(self.problem(message, key)))
+
+    def problem(self, message: str, key: PathKey | None = None) -> Problem:
+        """A problem at this node (or its child ``key``), naming its gateway or agent."""
+        return locate(self.file, self.path if key is None else (*self.path, key), message)
 
     def show(self, value: Any, key: PathKey | None = None) -> str:
         """A value for an error message, hidden when it came from a secret."""
@@ -186,6 +184,39 @@ class Node:
         if len(present) > 1:
             self.error(f"use only one of {' / '.join(present)}", present[1])
         return present[0] if present else None
+
+
+# Lists whose items a problem names by id, as LangStream does: file kind -> (key, noun, keys).
+_SUBJECTS = {
+    "gateways": ("gateways", "gateway", ("id",)),
+    "pipeline": ("pipeline", "agent", ("id", "name")),
+}
+
+
+def locate(file: YamlFile, path: YamlPath, message: str) -> Problem:
+    """A problem at ``path`` of ``file``, with its line and the gateway or agent it is in."""
+    problem = Problem(file.name, format_path(path), message, file.line(path))
+    subject = _subject(file, path)
+    if subject is None:
+        return problem
+    return Problem(
+        problem.file, problem.path, message, problem.line, subject, format_path(path[:2])
+    )
+
+
+def _subject(file: YamlFile, path: YamlPath) -> str | None:
+    """``gateway "ask"`` / ``agent "counter"`` (by id, else name, else position)."""
+    entry = _SUBJECTS.get(file.kind)
+    if entry is None or len(path) < 2 or path[0] != entry[0] or not isinstance(path[1], int):
+        return None
+    key, noun, names = entry
+    items = file.data.get(key) if isinstance(file.data, dict) else None
+    item = items[path[1]] if isinstance(items, list) and path[1] < len(items) else None
+    for name in names:
+        value = item.get(name) if isinstance(item, dict) else None
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return f'{noun} "{value}"'
+    return f"{noun} #{path[1] + 1}"
 
 
 def _kind(value: Any) -> str:

@@ -81,21 +81,29 @@ def parse_configuration(root: Node) -> tuple[list[ResourceSpec], list[Dependency
     if defaults.is_mapping(optional=True):
         defaults.check_keys(("globals",))
         defaults.mapping("globals")
-    resources: list[ResourceSpec] = []
-    names: set[str] = set()
+    # Keyed as LangStream keys them: by id, else name; a later resource with the same key
+    # replaces the earlier one there, so it does here, with a warning.
+    resources: dict[str, tuple[ResourceSpec, Node]] = {}
     for item in node.child("resources").items("a list of resources"):
         if not item.is_mapping("a resource (a mapping with type, name and configuration)"):
             continue
         item.check_keys(("type", "name", "id", "configuration"))
         kind = item.string("type", required=True)
-        name = item.string("name") or item.string("id")
-        if name is None:
-            item.error("a resource needs a name (or id)")
-        elif name in names:
-            item.error(f'duplicate resource name "{name}"', "name")
-        if kind and name:
-            names.add(name)
-            resources.append(ResourceSpec(kind, name, item.mapping("configuration")))
+        name = item.string("name")
+        key = item.string("id") or name
+        if key is None:
+            item.error("a resource needs an id or a name")
+            continue
+        previous = resources.get(key)
+        if previous is not None:
+            line = previous[1].file.line(previous[1].path)
+            where = f"{previous[1].file.name}:{line}" if line else previous[1].file.name
+            item.warn(
+                f'resource "{key}" is declared again (first at {where}): this one replaces it, '
+                "as in LangStream (resources are keyed by id, else name)"
+            )
+        if kind:
+            resources[key] = (ResourceSpec(kind, key, item.mapping("configuration"), name), item)
     dependencies: list[DependencySpec] = []
     for item in node.child("dependencies").items("a list of dependencies"):
         if isinstance(item.value, str):
@@ -115,4 +123,4 @@ def parse_configuration(root: Node) -> tuple[list[ResourceSpec], list[Dependency
         if dependency.url is None and dependency.maven is None:
             item.error("a dependency needs a url or maven coordinates (group:artifact:version)")
         dependencies.append(dependency)
-    return resources, dependencies
+    return [spec for spec, _ in resources.values()], dependencies

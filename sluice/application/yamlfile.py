@@ -28,11 +28,16 @@ def format_path(path: YamlPath) -> str:
 
 @dataclass
 class YamlFile:
-    """A parsed YAML document and the line (1-based) where each of its values starts."""
+    """A parsed YAML document and the line (1-based) where each of its values starts.
+
+    ``kind`` says which file of an application it is (``pipeline``, ``gateways``...), so
+    problems inside one of its gateways or agents can name it.
+    """
 
     name: str
     data: Any
     lines: dict[YamlPath, int] = field(default_factory=dict)
+    kind: str = ""
 
     def line(self, path: YamlPath) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""

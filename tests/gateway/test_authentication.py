@@ -100,6 +100,16 @@ gateways:
     consume-options:
       filters:
         headers:{user}
+  - id: no-client-id
+    type: produce
+    topic: {inputs}
+    authentication:
+      provider: google
+      allow-test-mode: true
+      configuration:
+        clientId: ""
+    produce-options:
+      headers:{user}
   - id: secure-service
     type: service{_authentication(identity_url, True)}
     service-options:
@@ -269,6 +279,43 @@ async def test_an_identity_service_that_fails_is_503_with_retry_after(
     body = assert_problem(response, 503)
     assert int(response.headers["Retry-After"]) > 0
     assert "cannot be reached" in str(body["detail"])
+
+
+@pytest.mark.parametrize("credentials", [None, "alice-token"])
+async def test_a_misconfigured_provider_fails_only_its_gateway_with_500(
+    secured: Secured, client: httpx.AsyncClient, credentials: str | None
+) -> None:
+    # LangStream loads the application and fails this gateway's requests alone; Sluice too,
+    # with 500 (the server's configuration, not the client's request, is wrong).
+    marker = uuid.uuid4().hex
+    response = await client.post(
+        secured.http("produce", "no-client-id"),
+        headers=bearer(credentials) if credentials else {},
+        json={"value": marker},
+    )
+    body = assert_problem(response, 500)
+    detail = str(body["detail"])
+    assert detail.startswith("the gateway is misconfigured: gateway no-client-id of application")
+    assert "configuration.clientId" in detail
+    ok = await client.post(
+        secured.http("produce", "secure-in"), headers=bearer("alice-token"), json={"value": "y"}
+    )
+    assert ok.status_code == 200, ok.text
+    await assert_not_written(secured, marker)
+
+
+async def test_test_credentials_work_on_a_gateway_with_a_misconfigured_provider(
+    secured: Secured, client: httpx.AsyncClient
+) -> None:
+    marker = uuid.uuid4().hex
+    response = await client.post(
+        secured.http("produce", "no-client-id"),
+        params={"test-credentials": "alice-token"},
+        json={"value": marker},
+    )
+    assert response.status_code == 200, response.text
+    record = await read_until(secured.kafka, secured.inputs, lambda i: i.record.value == marker)
+    assert record.record.headers["user"] == fingerprint("alice-token")
 
 
 async def test_test_credentials_need_a_gateway_that_allows_test_mode(

@@ -29,8 +29,21 @@ def test_environment_references_are_resolved(write_app: WriteApp, tmp_path: Path
     secrets.write_text("secrets:\n  - id: openai\n    data: {key: '${OPENAI_KEY}'}\n")
     files = read_app_files(app, secrets=secrets, environ={"OPENAI_KEY": "sk-1"})
     assert files.secrets == {"secrets": [{"id": "openai", "data": {"key": "sk-1"}}]}
+    # An unset variable is kept as written, as LangStream's CLI keeps it (load_application warns).
+    files = read_app_files(app, secrets=secrets, environ={})
+    assert files.secrets == {"secrets": [{"id": "openai", "data": {"key": "${OPENAI_KEY}"}}]}
+
+
+def test_file_references_are_inlined(write_app: WriteApp, tmp_path: Path) -> None:
+    app = write_app({"pipeline.yaml": "pipeline: []\n"})
+    (tmp_path / "account.json").write_text('{"a": 1}')
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("secrets:\n  - id: g\n    data: {json: '<file:account.json>'}\n")
+    files = read_app_files(app, secrets=secrets)
+    assert files.secrets == {"secrets": [{"id": "g", "data": {"json": '{"a": 1}'}}]}
+    (tmp_path / "account.json").unlink()
     with pytest.raises(ManifestError) as caught:
-        read_app_files(app, secrets=secrets, environ={})
+        read_app_files(app, secrets=secrets)
     [problem] = caught.value.problems
-    assert problem.path == "secrets[0].data.key"
-    assert "OPENAI_KEY" in problem.message
+    assert problem.path == "secrets[0].data.json"
+    assert "<file:account.json>: cannot read" in problem.message
