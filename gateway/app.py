@@ -38,7 +38,7 @@ from gateway.limits import FailureLimiter
 from gateway.metrics import METRICS_CONTENT_TYPE, GatewayMetrics, metrics_registry, render
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
 from gateway.produce import GatewayCall, produce
-from gateway.proxy import ServiceKey, forward, is_proxy
+from gateway.proxy import ServiceKey, ServiceRoutes, forward, is_proxy
 from gateway.query import find_credentials
 from gateway.replies import ReplyRouter
 from gateway.service import call_service, push_reply
@@ -77,9 +77,14 @@ class GatewayRuntime:
         self.apps = dict(apps)
         self.kafka = kafka
         self.settings = settings
-        self.service_urls = dict(service_urls or {})
+        # ServiceRoutes given by `sluice run` stay shared: it updates them while this serves.
+        self.service_urls = (
+            service_urls if isinstance(service_urls, ServiceRoutes) else ServiceRoutes(service_urls)
+        )
         self._http: httpx.AsyncClient | None = None
-        self.producer = Producer(kafka)
+        # A record the client was answered 503 for should not linger in the producer and be
+        # written long after: the producer gives up on a batch when the client's deadline ends.
+        self.producer = Producer(kafka, request_timeout_ms=round(settings.produce_timeout * 1000))
         self.fanouts = FanoutRegistry(kafka)
         self.auth = Authenticator(self.apps, settings.test_provider, clock=clock)
         self.auth_failures = (
@@ -339,8 +344,9 @@ def create_app(
     """The gateway for ``apps``, keyed by (tenant, application id).
 
     ``service_urls`` maps (tenant, application, agent id) to the base URL of a running service
-    agent, where its agent-id service gateways forward. ``clock`` is the time the
-    authentication providers check token expiry and cache lifetimes against.
+    agent, where its agent-id service gateways forward; a :class:`~gateway.proxy.ServiceRoutes`
+    is used as it is, so its owner can change the routes while the gateway serves. ``clock``
+    is the time the authentication providers check token expiry and cache lifetimes against.
     """
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

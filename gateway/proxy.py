@@ -6,11 +6,17 @@ bodies are streamed. Hop-by-hop headers are dropped both ways, and ``Host`` / ``
 are left to the next hop to recompute. The gateway's configured headers (produce-options, e.g.
 the session id from ``param:sessionId``) are added to the forwarded request and overwrite a
 client header of the same name. The upstream status, headers and body come back as they are.
+
+Where each service answers is a :class:`ServiceRoutes`, which may change while the gateway
+serves: ``sluice run`` learns the port a service listens on once it is up, and marks a service
+down (with the reason) while its worker is not running. A request to a service that is down, or
+that refuses the connection, is answered 503 naming the agent, not 502: nothing failed in the
+middle of a call, the service is just not there (yet).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Final
 from urllib.parse import quote
 
@@ -26,6 +32,7 @@ from gateway.settings import GatewaySettings
 __all__ = [
     "HOP_BY_HOP",
     "ServiceKey",
+    "ServiceRoutes",
     "forward",
     "is_proxy",
     "request_headers",
@@ -51,6 +58,46 @@ HOP_BY_HOP: Final = frozenset(
         "content-length",
     }
 )
+
+
+class ServiceRoutes(Mapping[ServiceKey, str]):
+    """The base URL of each running service agent, by (tenant, application, agent id), and
+    why each known service that has no URL now is down. Changed in place while the gateway
+    serves (by the one event loop, so no lock is needed).
+
+    >>> routes = ServiceRoutes({("t", "a", "s1"): "http://127.0.0.1:8000"})
+    >>> routes.down(("t", "a", "s1"), "ModuleNotFoundError: No module named 'x'")
+    >>> routes.get(("t", "a", "s1")), routes.reason(("t", "a", "s1"))
+    (None, "ModuleNotFoundError: No module named 'x'")
+    """
+
+    def __init__(self, urls: Mapping[ServiceKey, str] | None = None) -> None:
+        self._urls: dict[ServiceKey, str] = dict(urls or {})
+        self._reasons: dict[ServiceKey, str] = {}
+
+    def up(self, key: ServiceKey, base_url: str) -> None:
+        """The service answers at ``base_url`` from now on."""
+        self._urls[key] = base_url
+        self._reasons.pop(key, None)
+
+    def down(self, key: ServiceKey, reason: str) -> None:
+        """The service is not running, because of ``reason`` (said to its callers)."""
+        self._urls.pop(key, None)
+        self._reasons[key] = reason
+
+    def reason(self, key: ServiceKey) -> str | None:
+        """Why the service is down, if it is and that is known."""
+        return self._reasons.get(key)
+
+    def __getitem__(self, key: ServiceKey) -> str:
+        return self._urls[key]
+
+    def __iter__(self) -> Iterator[ServiceKey]:
+        return iter(self._urls)
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
 
 _CONNECT_TIMEOUT: Final = 5.0
 # Characters kept as they are when the decoded rest of the path is quoted again.
@@ -121,9 +168,14 @@ def target_url(base_url: str, rest: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(rest, safe=_PATH_SAFE)}"
 
 
+def _not_running(agent: str, reason: str | None, settings: GatewaySettings) -> Unavailable:
+    detail = f"service {agent} is not running" + (f": {reason}" if reason else "")
+    return Unavailable(detail, retry_after=settings.retry_after)
+
+
 async def forward(
     client: httpx.AsyncClient,
-    service_urls: Mapping[ServiceKey, str],
+    routes: ServiceRoutes,
     call: GatewayCall,
     *,
     method: str,
@@ -135,17 +187,18 @@ async def forward(
     """Forward one request to the service agent of ``call``; stream its answer back.
 
     Every failure before the upstream answers is a :class:`~gateway.errors.GatewayError`: 503
-    when the agent is not
-    running, 502 when it refused the connection or failed, 504 when it did not answer in time.
+    when the agent is not running (down in ``routes``, or refusing connections), 502 when it
+    failed after accepting the connection, 504 when it did not answer in time.
     """
     spec = call.spec
     service = spec.service
     assert service is not None and service.agent_id is not None
     agent = service.agent_id
     query = call.query(settings)
-    base_url = service_urls.get((call.tenant, call.application, agent))
+    key = (call.tenant, call.application, agent)
+    base_url = routes.get(key)
     if base_url is None:
-        raise Unavailable(f"service {agent} is not running", retry_after=settings.retry_after)
+        raise _not_running(agent, routes.reason(key), settings)
     configured = gateway_headers_for(spec, dict(query.parameters), call.principal)
     upstream_request = client.build_request(
         method,
@@ -157,6 +210,8 @@ async def forward(
     )
     try:
         upstream = await client.send(upstream_request, stream=True)
+    except httpx.ConnectError as error:
+        raise _not_running(agent, f"nothing accepts connections at {base_url}", settings) from error
     except httpx.TimeoutException as error:
         raise GatewayTimeout(
             f"service {agent} did not answer within {query.timeout:g} s"

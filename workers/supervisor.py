@@ -1,7 +1,9 @@
 """Child processes for ``sluice run``: one worker per executor, output prefixed, restarts.
 
 A worker that exits non-zero (``errors.on-failure: fail``, a crash, a kill) is started again
-with backoff, the way Kubernetes restarts a pod, so the failed record is redelivered.
+with backoff, the way Kubernetes restarts a pod, so the failed record is redelivered. The
+supervisor remembers the last error line each child printed (a traceback's exception line or an
+``ERROR``/``CRITICAL`` log line), so ``sluice run`` can say why a worker is not running.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -33,11 +36,50 @@ class ChildSpec:
     service_port: int | None = None
 
 
+_LOG_ERROR = re.compile(r"(?:ERROR|CRITICAL) \S+: (.+)")
+"""A log line at error level, as the workers format them (``LEVEL logger: message``)."""
+
+
+class ErrorLines:
+    """Follows the output of one process and keeps its last error line: the exception line
+    that ends a traceback, or the message of an ``ERROR``/``CRITICAL`` log line.
+
+    >>> lines = ErrorLines()
+    >>> for line in ["Traceback (most recent call last):", '  File "m.py", line 1',
+    ...              "    import nope", "ModuleNotFoundError: No module named 'nope'", "bye"]:
+    ...     lines.feed(line)
+    >>> lines.last_error, lines.last_line
+    ("ModuleNotFoundError: No module named 'nope'", 'bye')
+    """
+
+    def __init__(self) -> None:
+        self.last_error: str | None = None
+        self.last_line: str | None = None
+        self._in_traceback = False
+
+    def feed(self, line: str) -> None:
+        if not line.strip():
+            return
+        self.last_line = line
+        if line.startswith("Traceback (most recent call last):"):
+            self._in_traceback = True
+        elif self._in_traceback and not line[0].isspace():
+            # The first line at the margin after the frames: "SomeError: message".
+            self._in_traceback = False
+            self.last_error = line
+        elif not self._in_traceback and (match := _LOG_ERROR.fullmatch(line)):
+            self.last_error = match.group(1)
+
+
 @dataclass
 class _Child:
     spec: ChildSpec
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    exits: int = 0
+    """Times the process ended with a non-zero code (or a signal)."""
+    last_code: int | None = None
+    output: ErrorLines = field(default_factory=ErrorLines)
     task: asyncio.Task[None] | None = None
 
 
@@ -70,6 +112,21 @@ class Supervisor:
     def restarts(self, name: str) -> int:
         return self._children[name].restarts
 
+    def failures(self, name: str) -> int:
+        """How many times the child ended with a non-zero code (it may be running again)."""
+        return self._children[name].exits
+
+    def why_failed(self, name: str) -> str | None:
+        """Why the child is probably not running: its last error line, else its last line of
+        output, else its exit code; None if it never printed anything nor failed."""
+        child = self._children[name]
+        output = child.output
+        if output.last_error is not None:
+            return output.last_error
+        if output.last_line is not None:
+            return output.last_line
+        return None if child.last_code is None else f"exited with code {child.last_code}"
+
     async def start(self) -> None:
         for child in self._children.values():
             child.task = asyncio.create_task(self._keep_running(child), name=child.spec.name)
@@ -81,9 +138,11 @@ class Supervisor:
             code = await self._run_once(child)
             if self._stopping.is_set():
                 return
+            child.last_code = code
             if code == 0:
                 self._printer(child.spec.name, "exited")
                 return
+            child.exits += 1
             if time.monotonic() - started > 60:
                 delay = self._backoff[0]  # it ran fine for a while: start over from short waits
             self._printer(child.spec.name, f"exited with code {code}; restarting in {delay:.0f}s")
@@ -104,7 +163,9 @@ class Supervisor:
         child.process = process
         assert process.stdout is not None
         async for raw in process.stdout:
-            self._printer(child.spec.name, raw.decode("utf-8", "replace").rstrip("\n"))
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            child.output.feed(line)
+            self._printer(child.spec.name, line)
         return await process.wait()
 
     async def stop(self) -> None:

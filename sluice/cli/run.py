@@ -7,23 +7,30 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 from rich.console import Console
 
 from gateway.options import add_gateway_arguments, gateway_settings
 from sluice import eventloop
 from sluice.application import Application, Plan, plan_application
 from sluice.cli.summary import Worker, summary_lines
+from sluice.cli.watch import Status, WorkerWatch
 from sluice.errors import SluiceError
 from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
 from workers.supervisor import ChildSpec, Supervisor
+
+if TYPE_CHECKING:
+    # Imported when the gateway starts: Quart is too slow to import for every command.
+    from gateway.proxy import ServiceRoutes
 
 ArgumentAdder = Callable[[argparse.ArgumentParser], None]
 
@@ -133,20 +140,25 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
         created = [t.name for t in plan.topics if t.creation_mode == "create-if-not-exists"]
         _done(console, f"topics: {', '.join(created) or 'none to create'}")
         supervisor, children = _workers(app, plan, args, bootstrap)
+        services = {
+            e.id: (args.tenant, app.name, e.agents[0].id)
+            for e in plan.executors
+            if e.component == "service"
+        }
+        from gateway.proxy import ServiceRoutes
+
+        watch = WorkerWatch(supervisor, children, services, ServiceRoutes())
         await supervisor.start()
         try:
-            await _wait_ready(console, children)
-            service_urls = {
-                (args.tenant, app.name, child.name): f"http://127.0.0.1:{child.service_port}"
-                for child in children
-                if child.service_port is not None
-            }
-            async with _gateway(app, settings, args, console, service_urls) as base_url:
+            # The gateway needs Kafka, not the workers: it serves now, and the watch routes
+            # each service gateway once its worker is up.
+            async with (
+                _gateway(app, settings, args, console, watch.routes) as base_url,
+                httpx.AsyncClient(timeout=2) as client,
+            ):
                 _done(console, f"gateway: {base_url}")
-                workers = [
-                    Worker(c.name, supervisor.pid(c.name), c.health_port, c.service_port)
-                    for c in children
-                ]
+                await _wait_settled(console, watch, client, children)
+                workers = [_worker(watch, supervisor, c, _SETTLE_WITHIN) for c in children]
                 lines = summary_lines(
                     app,
                     plan,
@@ -157,20 +169,31 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
                     ui=args.ui,
                     elapsed=time.monotonic() - started,
                 )
-                console.print(f"[bold green]{lines[0]}[/bold green]", highlight=False)
-                for line in lines[1:]:
-                    console.print(line, highlight=False, soft_wrap=True, markup=False)
+                for line in lines:
+                    style = _STYLES.get(line.style, "")
+                    if line is lines[0] and line.style == "problem":
+                        style = "bold red"
+                    console.print(
+                        line.text, style=style, highlight=False, soft_wrap=True, markup=False
+                    )
                 console.print("Press Ctrl-C to stop.")
                 # One line each for scripts (and tests) that wait for `sluice run` on stdout.
                 for child in children:
                     print(
-                        f"worker: {child.name} pid={supervisor.pid(child.name)} "
+                        f"worker: {child.name} pid={supervisor.pid(child.name) or '-'} "
                         f"health={child.health_port}",
                         flush=True,
                     )
                 print(f"gateway: {base_url}", flush=True)
                 print(f"ready: kafka={bootstrap}", flush=True)
-                await _until_interrupted()
+                watch.on_change = _Reporter(console, started)
+                follower = asyncio.create_task(watch.follow(client))
+                try:
+                    await _until_interrupted()
+                finally:
+                    follower.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await follower
         finally:
             with console.status("stopping the workers"):
                 await supervisor.stop()
@@ -189,10 +212,11 @@ async def _gateway(
     kafka: KafkaSettings,
     args: argparse.Namespace,
     console: Console,
-    service_urls: Mapping[tuple[str, str, str], str],
+    service_urls: ServiceRoutes,
 ) -> AsyncIterator[str]:
     """The gateway (Quart under Hypercorn) in this process, until the block ends; agent-id
-    service gateways forward to ``service_urls`` (by tenant, application and agent id)."""
+    service gateways forward to ``service_urls`` (by tenant, application and agent id), which
+    change while it serves."""
     from gateway.app import create_app
     from gateway.serving import serving
 
@@ -282,29 +306,109 @@ def _workers(
     return Supervisor(children), children
 
 
-async def _wait_ready(console: Console, children: list[ChildSpec], within: float = 120) -> None:
-    """Until every worker's /readyz answers 200 (a worker that keeps failing is reported)."""
-    import httpx
+_LANGSTREAM_SERVICE_PORT = 8000
 
-    pending = {c.name: f"http://127.0.0.1:{c.health_port}/readyz" for c in children}
-    deadline = asyncio.get_running_loop().time() + within
-    async with httpx.AsyncClient(timeout=2) as client:
-        with console.status(f"starting {len(pending)} worker(s)") as status:
-            while pending and asyncio.get_running_loop().time() < deadline:
-                for name, url in list(pending.items()):
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(url)).status_code == 200:
-                            del pending[name]
-                status.update(f"starting worker(s): {', '.join(pending)}")
-                if pending:
-                    await asyncio.sleep(0.2)
-    if pending:
-        console.print(
-            f"[yellow]not ready after {within:.0f}s:[/yellow] {', '.join(pending)} "
-            "(see their log lines above)"
-        )
-    elif children:
-        _done(console, f"{len(children)} worker(s) ready: {', '.join(c.name for c in children)}")
+
+def _service_ports(plan: Plan) -> dict[str, int]:
+    """The port each python-service executor is given (its PORT), by executor id.
+
+    LangStream gives every service port 8000 and applications hard-code it (``uvicorn.run(app,
+    port=8000)``), so the first service gets 8000 when nothing here listens there; the others
+    get free ports. The gateway routes to the port a service really listens on either way.
+    """
+    ports: dict[str, int] = {}
+    for executor in plan.executors:
+        if executor.component != "service":
+            continue
+        if not ports and _port_is_free(_LANGSTREAM_SERVICE_PORT):
+            ports[executor.id] = _LANGSTREAM_SERVICE_PORT
+        else:
+            ports[executor.id] = free_port(avoid=_LANGSTREAM_SERVICE_PORT)
+    return ports
+
+
+def _port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` on every address and on loopback now."""
+    for host in ("0.0.0.0", "127.0.0.1"):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As servers do: a connection of a past run in TIME_WAIT does not make it busy.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+_SETTLE_WITHIN = 60.0
+"""Seconds the summary waits for a worker that is neither ready nor failed."""
+
+_STYLES = {"title": "bold green", "problem": "red"}
+
+
+async def _wait_settled(
+    console: Console, watch: WorkerWatch, client: httpx.AsyncClient, children: list[ChildSpec]
+) -> None:
+    """Until every worker is ready or has failed at least once (``_SETTLE_WITHIN`` at most)."""
+    if not children:
+        return
+    deadline = time.monotonic() + _SETTLE_WITHIN
+    with console.status(f"starting {len(children)} worker(s)") as status:
+        while True:
+            await watch.poll(client)
+            pending = [c.name for c in children if watch.status(c.name).state == "starting"]
+            if not pending or time.monotonic() >= deadline:
+                break
+            status.update(f"starting worker(s): {', '.join(pending)}")
+            await asyncio.sleep(0.2)
+    ready = [c.name for c in children if watch.status(c.name).state == "ready"]
+    if len(ready) == len(children):
+        _done(console, f"{len(children)} worker(s) ready: {', '.join(ready)}")
+
+
+def _worker(watch: WorkerWatch, supervisor: Supervisor, child: ChildSpec, waited: float) -> Worker:
+    status = watch.status(child.name)
+    reason = status.reason
+    if status.state == "starting":
+        reason = f"not ready after {waited:.0f} s ({reason})"
+    return Worker(
+        child.name,
+        supervisor.pid(child.name),
+        child.health_port,
+        status.service_port,
+        running=status.state == "ready",
+        reason=reason,
+    )
+
+
+class _Reporter:
+    """After the summary: a line when a worker becomes ready late, or stops running."""
+
+    def __init__(self, console: Console, started: float) -> None:
+        self._console = console
+        self._started = started
+        self._reported: dict[str, str] = {}
+        """The state last reported of each worker that is not ready."""
+
+    def __call__(self, name: str, previous: Status, status: Status) -> None:
+        if status.state == "ready":
+            self._reported.pop(name, None)
+            port = f", service on port {status.service_port}" if status.service_port else ""
+            after = time.monotonic() - self._started
+            _done(self._console, f"worker {name} is ready ({after:.1f} s after the start{port})")
+            return
+        said = self._reported.get(name)
+        # Once per stop: not a line for each restart of a worker that keeps failing.
+        if said is None or (said == "starting" and status.state == "failed"):
+            self._reported[name] = status.state
+            what = "not running" if status.state == "failed" else "not ready"
+            self._console.print(
+                f"worker {name} is {what}: {status.reason}",
+                style="red",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
 
 
 async def _until_interrupted() -> None:

@@ -1,17 +1,19 @@
-"""What ``sluice run`` prints once everything is up: where things are, and a request to try
-for each gateway. Pure functions from the application and its addresses to lines of text."""
+"""What ``sluice run`` prints once its workers are up or have failed: where things are, which
+executors are not running and why, and a request to try for each gateway. Pure functions from
+the application and its addresses to lines of text."""
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.query import required_parameters
 from sluice.application import Application, Plan
 from sluice.application.model import GatewaySpec
 
-__all__ = ["Worker", "gateway_examples", "summary_lines", "ui_url"]
+__all__ = ["Line", "Worker", "gateway_examples", "summary_lines", "ui_url"]
 
 _DEFAULT_URL = "http://127.0.0.1:8091"
 _DEFAULT_TENANT = "default"
@@ -19,12 +21,23 @@ _DEFAULT_TENANT = "default"
 
 @dataclass(frozen=True)
 class Worker:
-    """A running executor: its process id and ports."""
+    """An executor's worker: its process id and ports, and whether it runs. ``reason``: why
+    it is not running (its last error line), when it is not."""
 
     executor: str
     pid: int | None
     health_port: int | None
     service_port: int | None = None
+    running: bool = True
+    reason: str | None = None
+
+
+class Line(NamedTuple):
+    """A line of the summary and how to show it: ``"title"`` (all is running), ``"problem"``
+    (something is not) or ``""`` (plain)."""
+
+    text: str
+    style: str = ""
 
 
 def ui_url(base_url: str, tenant: str, app: Application) -> str | None:
@@ -93,34 +106,59 @@ def summary_lines(
     workers: Sequence[Worker],
     ui: bool,
     elapsed: float,
-) -> list[str]:
-    """The summary block: application, Kafka, gateway, chat page, workers, then a request to
-    try for each gateway."""
-    lines = [f"Ready in {elapsed:.1f} s: {tenant}/{app.name}", f"  kafka     {bootstrap}"]
-    lines.append(f"  gateway   {base_url}  (/healthz, /readyz, /metrics)")
+) -> list[Line]:
+    """The summary block: application, Kafka, gateway, chat page, workers, the executors that
+    are not running and why, then a request to try for each gateway.
+
+    The first line says "Ready" only when every executor runs.
+    """
+    by_executor: Mapping[str, Worker] = {w.executor: w for w in workers}
+    down = [
+        (executor, by_executor[executor.id])
+        for executor in plan.executors
+        if executor.id in by_executor and not by_executor[executor.id].running
+    ]
+    where = f"{tenant}/{app.name}"
+    if down:
+        title = Line(
+            f"Started in {elapsed:.1f} s: {where}, but {len(down)} of {len(plan.executors)} "
+            "executor(s) not running",
+            "problem",
+        )
+    else:
+        title = Line(f"Ready in {elapsed:.1f} s: {where}", "title")
+    lines = [title, Line(f"  kafka     {bootstrap}")]
+    lines.append(Line(f"  gateway   {base_url}  (/healthz, /readyz, /metrics)"))
     page = ui_url(base_url, tenant, app) if ui else None
     if page is not None:
-        lines.append(f"  chat page {page}")
-    by_executor: Mapping[str, Worker] = {w.executor: w for w in workers}
+        lines.append(Line(f"  chat page {page}"))
     for executor in plan.executors:
         worker = by_executor.get(executor.id)
         agents = ", ".join(f"{a.id} ({a.type})" for a in executor.agents)
         flow = f"{executor.input_topic or '-'} -> {executor.output_topic or '-'}"
-        where = ""
+        place = ""
         if worker is not None:
-            where = f", pid {worker.pid or '-'}"
+            place = f", pid {worker.pid or '-'}"
             if worker.health_port is not None:
-                where += f", metrics http://127.0.0.1:{worker.health_port}/metrics"
-            if worker.service_port is not None:
-                where += f", service http://127.0.0.1:{worker.service_port}"
-        lines.append(f"  worker    {executor.id}: {agents}, {flow}{where}")
+                place += f", metrics http://127.0.0.1:{worker.health_port}/metrics"
+            if worker.service_port is not None and worker.running:
+                place += f", service http://127.0.0.1:{worker.service_port}"
+        lines.append(Line(f"  worker    {executor.id}: {agents}, {flow}{place}"))
+    if down:
+        lines.append(Line("Not running (restarted with backoff, picked up once ready):", "problem"))
+        for executor, worker in down:
+            agents = ", ".join(f"{a.id} ({a.type})" for a in executor.agents)
+            reason = worker.reason or "no reason known (see its log lines above)"
+            lines.append(Line(f"  {executor.id} [{agents}]: {reason}", "problem"))
     examples = gateway_examples(app, tenant, base_url)
     if examples:
-        lines.append("Try it:")
-        lines += [f"  {title}: {command}" for title, command in examples]
+        lines.append(Line("Try it:"))
+        lines += [Line(f"  {title}: {command}") for title, command in examples]
     if any(spec.authentication is not None for spec in app.gateways):
         lines.append(
-            "  ($TOKEN: a token of the gateway's provider; with allow-test-mode and --test-auth, "
-            "-tc TOKEN / test-credentials=TOKEN)"
+            Line(
+                "  ($TOKEN: a token of the gateway's provider; with allow-test-mode and "
+                "--test-auth, -tc TOKEN / test-credentials=TOKEN)"
+            )
         )
     return lines

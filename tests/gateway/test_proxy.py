@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.proxy import request_headers, response_headers, target_url
+from gateway.proxy import ServiceRoutes, request_headers, response_headers, target_url
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.kafka.client import KafkaSettings
@@ -206,10 +206,43 @@ async def test_an_upstream_404_stays_404(proxy: Proxy, client: httpx.AsyncClient
     assert response.json() == {"error": "no such thing"}
 
 
-async def test_a_service_that_is_down_is_502(proxy: Proxy, client: httpx.AsyncClient) -> None:
+async def test_a_service_that_refuses_connections_is_503(
+    proxy: Proxy, client: httpx.AsyncClient
+) -> None:
     response = await client.get(f"{proxy.service_url('down-service')}/x")
-    body = assert_problem(response, 502)
-    assert "down-agent" in str(body["detail"])
+    body = assert_problem(response, 503)
+    assert str(body["detail"]).startswith("service down-agent is not running: nothing accepts")
+    assert response.headers["Retry-After"]
+
+
+async def test_routes_change_while_the_gateway_serves(
+    kafka_bootstrap: str, tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    application = load_application(write_app(tmp_path / "app"))
+    key = (TENANT, APP_ID, "my-agent")
+    routes = ServiceRoutes()
+    gateway = create_app(
+        {(TENANT, APP_ID): application},
+        KafkaSettings(kafka_bootstrap),
+        GatewaySettings(),
+        service_urls=routes,
+    )
+    async with (
+        served(gateway, free_port(), "/readyz") as url,
+        served(UPSTREAM, free_port(), "/healthz") as upstream,
+    ):
+        proxy = Proxy(url)
+        body = assert_problem(await client.get(proxy.service_url()), 503)
+        assert body["detail"] == "service my-agent is not running"
+        routes.up(key, upstream)
+        response = await client.get(f"{proxy.service_url()}/late")
+        assert response.status_code == 200, response.text
+        assert response.json()["path"] == "/late"
+        routes.down(key, "ModuleNotFoundError: No module named 'langserve'")
+        body = assert_problem(await client.get(proxy.service_url()), 503)
+        assert body["detail"] == (
+            "service my-agent is not running: ModuleNotFoundError: No module named 'langserve'"
+        )
 
 
 async def test_an_agent_not_running_is_503(proxy: Proxy, client: httpx.AsyncClient) -> None:
