@@ -165,7 +165,7 @@ def load_application(
         )
 
     declared_topics = _merge_topics(topics)
-    _check_agents(pipelines, declared_topics)
+    unsupported = _check_agents(pipelines, declared_topics)
     _check_gateways(gateways, declared_topics, pipelines)
     _check_python_folder(app_dir, loading.report, pipelines)
 
@@ -185,6 +185,7 @@ def load_application(
         instance=instance_spec,
         globals=globals_,
         warnings=tuple(loading.report.warnings),
+        unsupported=tuple(unsupported),
     )
 
 
@@ -233,7 +234,13 @@ def _check_topic(node: Node, key: str, name: str | None, topics: Mapping[str, To
         node.error(f'topic "{name}" is not declared{did_you_mean(name, topics)}', key)
 
 
-def _check_agents(pipelines: list[ParsedPipeline], topics: Mapping[str, TopicSpec]) -> None:
+def _check_agents(
+    pipelines: list[ParsedPipeline], topics: Mapping[str, TopicSpec]
+) -> list[Problem]:
+    """Check the agents; return those of a type Sluice cannot run yet (not an error here:
+    LangStream accepts them, and planning them is fine)."""
+    unsupported: list[Problem] = []
+    runnable = ", ".join(sorted(name for name, kind in AGENT_TYPES.items() if kind.runnable))
     seen: dict[str, str] = {}
     for pipeline in pipelines:
         previous = None
@@ -246,6 +253,14 @@ def _check_agents(pipelines: list[ParsedPipeline], topics: Mapping[str, TopicSpe
             _check_topic(node, "output", agent.output, topics)
             kind = AGENT_TYPES.get(agent.type)
             component = kind.component if kind else None
+            if kind is not None and not kind.runnable:
+                unsupported.append(
+                    node.problem(
+                        f'"{agent.type}" is a LangStream built-in agent type that Sluice does '
+                        f"not support yet; Sluice runs {runnable}",
+                        "type",
+                    )
+                )
             if component == "source" and agent.input is not None:
                 node.error("a source reads no topic: remove input", "input")
             if component == "sink" and agent.output is not None:
@@ -266,6 +281,7 @@ def _check_agents(pipelines: list[ParsedPipeline], topics: Mapping[str, TopicSpe
                         "input",
                     )
             previous = agent
+    return unsupported
 
 
 def _check_gateways(

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sluice.errors import Problem
+
 CreationMode = Literal["none", "create-if-not-exists"]
 DeletionMode = Literal["none", "delete"]
 SchemaType = Literal["string", "bytes", "json", "avro"]
@@ -91,6 +93,8 @@ class AgentSpec:
     configuration: Mapping[str, Any] = field(default_factory=dict)
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     errors: ErrorsSpec = field(default_factory=ErrorsSpec)
+    # Paths inside ``configuration`` whose value came from a secret, so output can hide them.
+    secret_paths: frozenset[tuple[str | int, ...]] = frozenset()
 
     @property
     def disk(self) -> DiskSpec | None:
@@ -216,6 +220,9 @@ class Application:
     instance: InstanceSpec = field(default_factory=InstanceSpec)
     globals: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # Agents of a LangStream type Sluice cannot run yet: the application loads and plans (it is
+    # valid LangStream), but ``sluice validate`` and ``sluice run`` refuse it with these.
+    unsupported: tuple[Problem, ...] = ()
 
     @property
     def agents(self) -> tuple[AgentSpec, ...]:

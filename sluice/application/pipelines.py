@@ -183,8 +183,17 @@ def _agent(
         configuration=configuration,
         resources=ResourcesSpec(**merged, disk=DiskSpec(**disk) if disk else None),
         errors=ErrorsSpec(**{**errors, **_errors(node.child("errors"))}),
+        secret_paths=_secret_paths(node, "configuration"),
     )
     return ParsedAgent(spec, node)
+
+
+def _secret_paths(node: Node, key: str) -> frozenset[tuple[str | int, ...]]:
+    """The paths under ``node``'s ``key`` whose value a secret placeholder fed."""
+    prefix = (*node.path, key)
+    return frozenset(
+        path[len(prefix) :] for path in node.secret_paths if path[: len(prefix)] == prefix
+    )
 
 
 def _resources(node: Node) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sluice.application.model import (
 )
 
 DEAD_LETTER_SUFFIX = "-deadletter"
+REDACTED = "(a secret value)"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class PlannedAgent:
     name: str | None = None
     configuration: Mapping[str, Any] = field(default_factory=dict)
     disk: AgentDisk | None = None
+    secret_paths: frozenset[tuple[str | int, ...]] = field(
+        default=frozenset(), metadata={"internal": True}
+    )
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,10 @@ class Plan:
     def topic(self, name: str) -> TopicSpec | None:
         return next((t for t in self.topics if t.name == name), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        result = _to_plain(self)
+    def to_dict(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        """The plan as plain data; values of agent configurations that came from secrets are
+        replaced by ``(a secret value)`` unless ``show_secrets``."""
+        result = _to_plain(self, show_secrets)
         assert isinstance(result, dict)
         return result
 
@@ -194,21 +200,38 @@ def _planned(agent: AgentSpec) -> PlannedAgent:
         name=agent.name,
         configuration=agent.configuration,
         disk=AgentDisk(agent.id, disk.size, disk.type) if disk is not None else None,
+        secret_paths=agent.secret_paths,
     )
 
 
-def _to_plain(value: Any) -> Any:
+def _to_plain(value: Any, show_secrets: bool) -> Any:
     """Dataclasses to dicts with kebab-case keys (user configuration kept as written)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {
-            f.name.replace("_", "-"): _to_plain(getattr(value, f.name))
+            f.name.replace("_", "-"): _to_plain(getattr(value, f.name), show_secrets)
             for f in dataclasses.fields(value)
+            if not f.metadata.get("internal")
         }
         if isinstance(value, Executor):
-            out["disks"] = [_to_plain(d) for d in value.disks]
+            out["disks"] = [_to_plain(d, show_secrets) for d in value.disks]
+        if isinstance(value, PlannedAgent) and not show_secrets:
+            for path in sorted(value.secret_paths, key=len):
+                out["configuration"] = _redact(out["configuration"], path)
         return out
     if isinstance(value, Mapping):
-        return {str(k): _to_plain(v) for k, v in value.items()}
+        return {str(k): _to_plain(v, show_secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_to_plain(v) for v in value]
+        return [_to_plain(v, show_secrets) for v in value]
     return value
+
+
+def _redact(data: Any, path: tuple[str | int, ...]) -> Any:
+    """``data`` (plain, already copied) with the value at ``path`` replaced by REDACTED."""
+    if not path:
+        return REDACTED
+    head, rest = path[0], path[1:]
+    if isinstance(data, dict) and str(head) in data:
+        data[str(head)] = _redact(data[str(head)], rest)
+    elif isinstance(data, list) and isinstance(head, int) and head < len(data):
+        data[head] = _redact(data[head], rest)
+    return data

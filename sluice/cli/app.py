@@ -31,7 +31,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="print the execution plan (topics, executors, fusion)",
         description="Print the plan Sluice computes for an application: the topics to create "
         "(implicit and dead-letter ones included) and the executors, each a fused chain of "
-        "agents that runs as one process.",
+        "agents that runs as one process. Values that came from secrets are printed as "
+        "'(a secret value)' unless --show-secrets is given.",
     )
     _app_arguments(plan)
     plan.add_argument(
@@ -40,6 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=("json", "yaml"),
         default="yaml",
         help="output format (default: yaml)",
+    )
+    plan.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print the values that came from secrets (hidden by default)",
     )
     plan.set_defaults(handler=_plan)
 
@@ -91,10 +97,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def check_runtime(app: Application) -> bool:
-    """What the agents need on this machine (Java for camel-source); print problems."""
+    """Whether Sluice can run every agent (its type is one Sluice runs, Java is there for
+    camel-source); print problems."""
     from workers.camel import CamelSettings
     from workers.camel.preflight import check_camel
 
+    if app.unsupported:
+        print(f"error: {InvalidApplication(app.unsupported)}", file=sys.stderr)
+        return False
     java_home = os.environ.get("JAVA_HOME")
     settings = CamelSettings(java_home=Path(java_home) if java_home else None)
     findings = asyncio.run(check_camel(app, settings))
@@ -109,7 +119,7 @@ def _plan(args: argparse.Namespace) -> int:
     app = load(args)
     if app is None:
         return 1
-    print(render(plan_application(app).to_dict(), args.output))
+    print(render(plan_application(app).to_dict(show_secrets=args.show_secrets), args.output))
     return 0
 
 

@@ -156,5 +156,5 @@ async def test_run_refuses_an_invalid_application(tmp_path: Path) -> None:
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 1
     assert b"ready:" not in stdout
-    assert 'pipeline.yaml:2 pipeline[0].type: unknown agent type "nope"' in stderr.decode()
+    assert 'agent #1 (pipeline.yaml:2) type: unknown agent type "nope"' in stderr.decode()
     assert not (tmp_path / "kafka").exists()
