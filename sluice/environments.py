@@ -77,13 +77,17 @@ WORKER_DISTRIBUTIONS = frozenset(
         "aiokafka",
         "cloudevents",
         "hypercorn",
-        "pyyaml",
-        "prometheus-client",
         "platformdirs",
+        "prometheus-client",
+        "psutil",
+        "pyyaml",
         "uvloop",
     }
 )
-"""What ``python -m workers`` imports in pull mode (``sluice run``), by normalised name."""
+"""What ``python -m workers`` imports in pull mode (``sluice run``), by normalised name.
+
+A test runs the worker on an environment of these alone, so an import added to the worker
+without its distribution here fails there first."""
 
 SLUICE_PACKAGES = ("sluice", "workers", "langstream")
 """Sluice's own packages made importable in an application environment."""
@@ -134,6 +138,9 @@ def worker_requirements() -> tuple[str, ...]:
             "to run applications that have python/requirements.txt"
         ) from None
     found = [r for r in declared if _name(r) in WORKER_DISTRIBUTIONS and "extra ==" not in r]
+    # An installation older than the code (an editable checkout not reinstalled since a
+    # dependency was added) lacks a range: require the distribution at any version then.
+    found += sorted(WORKER_DISTRIBUTIONS - {_name(r) for r in found})
     return tuple(sorted(found, key=_name))
 
 

@@ -1,0 +1,1 @@
+"""Fakes of internet services, as real HTTP servers on loopback."""

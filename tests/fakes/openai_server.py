@@ -1,0 +1,279 @@
+"""A fake of OpenAI's chat completions API: a real HTTP server on loopback.
+
+Clients reach it as they reach OpenAI, through a base URL (``OPENAI_BASE_URL`` for the openai
+package and langchain-openai, ``OPENAI_API_BASE`` for langchain-community), so the code under
+test is unchanged. It answers ``POST /v1/chat/completions`` (and ``/chat/completions``) in both
+modes: one JSON body, or ``stream: true`` server-sent events (``chat.completion.chunk`` deltas,
+a usage chunk when ``stream_options.include_usage`` asks for it, then ``data: [DONE]``), sent
+with chunked transfer encoding as OpenAI does. The answer is ``reply(messages)``, by default
+``Fake answer to: <last user message>``, streamed a word at a time. Requests without a bearer
+token get OpenAI's 401; every request is recorded in :attr:`FakeOpenAI.requests`.
+
+In a test::
+
+    with FakeOpenAI() as openai:
+        client = openai_client(base_url=openai.base_url, api_key="sk-fake")
+
+By hand: ``python -m tests.fakes.openai_server --port 8111`` prints its base URL and serves
+until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+Reply = Callable[[list[dict[str, Any]]], str]
+
+PATHS = ("/v1/chat/completions", "/chat/completions")
+
+
+def echo_reply(messages: list[dict[str, Any]]) -> str:
+    """``Fake answer to: <the last user message>``."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return f"Fake answer to: {_text(message.get('content'))}"
+    return "Fake answer."
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def streamed(self) -> bool:
+        return bool(self.body.get("stream"))
+
+
+@dataclass
+class FakeOpenAI:
+    """The server, on ``host:port`` (0: a free port) while the ``with`` block runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    reply: Reply = echo_reply
+    model: str = "gpt-fake"
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (no path)."""
+        if self._server is None:
+            raise RuntimeError("the fake OpenAI server is not running")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        """What OpenAI clients take as base URL: ``http://host:port/v1``."""
+        return f"{self.url}/v1"
+
+    def environ(self, api_key: str = "sk-fake") -> dict[str, str]:
+        """Environment variables that point OpenAI clients (openai, langchain) here."""
+        return {
+            "OPENAI_BASE_URL": self.base_url,
+            "OPENAI_API_BASE": self.base_url,
+            "OPENAI_API_KEY": api_key,
+        }
+
+    def start(self) -> FakeOpenAI:
+        fake = self
+
+        class Handler(_Handler):
+            server_fake = fake
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_fake: FakeOpenAI
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read :attr:`FakeOpenAI.requests` instead."""
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            models = {"object": "list", "data": [{"id": self.server_fake.model, "object": "model"}]}
+            self._json(200, models)
+        else:
+            self._error(404, f"Unknown request URL: GET {self.path}", "invalid_request_error")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path not in PATHS:
+            self._error(404, f"Unknown request URL: POST {self.path}", "invalid_request_error")
+            return
+        if not re.fullmatch(r"Bearer \S+", self.headers.get("Authorization", "")):
+            self._error(401, "You didn't provide an API key.", "invalid_request_error")
+            return
+        try:
+            body = json.loads(raw or b"null")
+            messages = body["messages"]
+            if not isinstance(messages, list):
+                raise TypeError("messages must be a list")
+        except (ValueError, KeyError, TypeError) as error:
+            self._error(400, f"Invalid body: {error}", "invalid_request_error")
+            return
+        fake = self.server_fake
+        fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
+        answer = fake.reply(messages)
+        model = str(body.get("model") or fake.model)
+        if body.get("stream"):
+            self._stream(
+                answer, model, bool((body.get("stream_options") or {}).get("include_usage"))
+            )
+        else:
+            self._json(200, completion(answer, model, messages))
+
+    def _stream(self, answer: str, model: str, include_usage: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks(answer, model, include_usage=include_usage):
+            self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, kind: str) -> None:
+        self._json(
+            status, {"error": {"message": message, "type": kind, "param": None, "code": None}}
+        )
+
+
+def completion(answer: str, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ``chat.completion`` object answering with ``answer``."""
+    prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
+    completion_tokens = len(answer.split())
+    return {
+        "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(prompt_tokens, completion_tokens),
+    }
+
+
+def chunks(answer: str, model: str, *, include_usage: bool = False) -> Iterator[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of a streamed answer: a word per delta."""
+    ident = f"chatcmpl-fake-{time.monotonic_ns()}"
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [choice],
+        }
+
+    yield chunk({"role": "assistant", "content": ""}, None)
+    for piece in re.findall(r"\S+\s*", answer):
+        yield chunk({"content": piece}, None)
+    yield chunk({}, "stop")
+    if include_usage:
+        yield {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": _usage(0, len(answer.split())),
+        }
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    with FakeOpenAI(host=args.host, port=args.port) as fake:
+        print(f"fake OpenAI: {fake.base_url}", flush=True)
+        for name, value in fake.environ().items():
+            print(f"export {name}={value}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

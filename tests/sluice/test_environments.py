@@ -1,0 +1,278 @@
+"""Application environments: python/requirements.txt becomes the application's own virtual
+environment, built with uv once and reused, holding the worker's runtime requirements and not
+Sluice's CLI and gateway libraries.
+
+The environments are built in the user cache, as `sluice run` builds them, so a machine builds
+each once (the first run downloads from the package index; measure with -s: the build prints its
+time) and later runs reuse them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sluice.environments import (
+    WORKER_DISTRIBUTIONS,
+    AppEnvironment,
+    EnvironmentBuildFailed,
+    ensure_environment,
+    environment_key,
+    plan_environment,
+    worker_requirements,
+)
+from tests.examples.support import Example, instance_file, sluice_run
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT_APP = Path(__file__).parent / "apps" / "langserve-chat"
+
+
+def app_with(tmp_path: Path, requirements: str, name: str = "app") -> Path:
+    """An application folder with one python-processor and the given requirements.txt."""
+    app = tmp_path / name
+    (app / "python").mkdir(parents=True)
+    (app / "pipeline.yaml").write_text(
+        "pipeline:\n"
+        "  - id: upper\n"
+        "    type: python-processor\n"
+        "    input: in-topic\n"
+        "    output: out-topic\n"
+        "    configuration: {className: upper.Upper}\n"
+        "topics:\n"
+        "  - {name: in-topic, creation-mode: create-if-not-exists}\n"
+        "  - {name: out-topic, creation-mode: create-if-not-exists}\n"
+    )
+    (app / "python" / "upper.py").write_text(
+        "class Upper:\n    def process(self, record):\n        return [record.value().upper()]\n"
+    )
+    (app / "python" / "requirements.txt").write_text(requirements)
+    return app
+
+
+def run_in(environment: AppEnvironment, code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` on the environment's interpreter, outside the checkout (no cwd on sys.path)."""
+    return subprocess.run(
+        [str(environment.python), "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=environment.path,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+        check=False,
+    )
+
+
+def test_the_key_changes_with_each_input() -> None:
+    base = environment_key(b"requests\n", ["PyYAML<7,>=6"], "cpython 3.11")
+    assert base == environment_key(b"requests\n", ["PyYAML<7,>=6"], "cpython 3.11")
+    assert (
+        len(
+            {
+                base,
+                environment_key(b"requests==2\n", ["PyYAML<7,>=6"], "cpython 3.11"),
+                environment_key(b"requests\n", ["PyYAML<7,>=6.1"], "cpython 3.11"),
+                environment_key(b"requests\n", ["PyYAML<7,>=6"], "cpython 3.12"),
+                environment_key(b"requests\n", ["PyYAML<7,>=6"], "cpython 3.11", layout="2"),
+            }
+        )
+        == 5
+    )
+
+
+def test_no_requirements_file_no_environment(tmp_path: Path) -> None:
+    (tmp_path / "python").mkdir()
+    assert plan_environment(tmp_path, tmp_path / "envs") is None
+
+
+def test_worker_requirements_are_sluices_own_ranges_for_the_worker_only() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    found = worker_requirements()
+    names = {r.split("<")[0].split(">")[0].split("=")[0].split(";")[0].lower() for r in found}
+    assert names == WORKER_DISTRIBUTIONS
+    # The same ranges as pyproject.toml (the installed metadata orders the clauses its own way).
+    for requirement in found:
+        name = requirement.split("<")[0].split(">")[0].split(";")[0]
+        (line,) = [d for d in declared if d.lower().startswith(name.lower())]
+        assert sorted(line.split(";")[0][len(name) :].split(",")) == sorted(
+            requirement.split(";")[0][len(name) :].split(",")
+        )
+
+
+@pytest.fixture(scope="module")
+def minimal(tmp_path_factory: pytest.TempPathFactory) -> AppEnvironment:
+    """The environment of an application whose requirements add nothing (a comment)."""
+    app = app_with(tmp_path_factory.mktemp("minimal"), "# nothing beyond the worker's own\n")
+    environment = plan_environment(app)
+    assert environment is not None
+    ensure_environment(environment)
+    return environment
+
+
+def test_the_worker_runs_on_the_environment_without_the_cli_libraries(
+    minimal: AppEnvironment,
+) -> None:
+    done = run_in(
+        minimal,
+        "import sys, workers.main, workers.loading, langstream, sluice, sluice.eventloop\n"
+        "print(sys.prefix)\n"
+        "for name in ('quart', 'httpx', 'pydantic', 'rich', 'kubernetes', 'uv'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError:\n"
+        "        continue\n"
+        "    print('importable:', name)\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(minimal.path)]
+    help_text = run_in(minimal, "import runpy; runpy.run_module('workers', run_name='__main__')")
+    assert "--executor" in help_text.stderr + help_text.stdout
+
+
+def test_a_complete_environment_is_reused_without_uv(minimal: AppEnvironment) -> None:
+    # uv is never started for a complete environment: reuse needs no network and no index.
+    assert ensure_environment(minimal, uv="/nonexistent/uv") is False
+    assert (minimal.path / "lib").is_dir()
+
+
+def test_an_interrupted_build_is_redone(tmp_path: Path) -> None:
+    app = app_with(tmp_path, "# interrupted\n")
+    environment = plan_environment(app, tmp_path / "envs")
+    assert environment is not None
+    environment.path.mkdir(parents=True)
+    (environment.path / "half-built").write_text("")
+    assert ensure_environment(environment) is True
+    assert not (environment.path / "half-built").exists()
+    assert run_in(environment, "import workers.main").returncode == 0
+
+
+def test_a_pin_conflicting_with_the_worker_is_refused_naming_both(tmp_path: Path) -> None:
+    app = app_with(tmp_path, "PyYAML==5.4.1\n")
+    environment = plan_environment(app, tmp_path / "envs")
+    assert environment is not None
+    with pytest.raises(EnvironmentBuildFailed) as caught:
+        ensure_environment(environment)
+    message = str(caught.value)
+    assert message.startswith(
+        f"the requirements in {app / 'python' / 'requirements.txt'} cannot be installed: they "
+        "conflict with what Sluice's worker needs (PyYAML<7,>=6). uv said:\n"
+    ), message
+    assert "pyyaml==5.4.1" in message.lower()
+    assert not environment.path.exists()
+
+
+def test_an_uninstallable_requirement_says_what_failed(tmp_path: Path) -> None:
+    app = app_with(tmp_path, "./no-such-local-package\n")
+    environment = plan_environment(app, tmp_path / "envs")
+    assert environment is not None
+    with pytest.raises(EnvironmentBuildFailed) as caught:
+        ensure_environment(environment)
+    assert str(caught.value).startswith(
+        f"building the Python environment from {app / 'python' / 'requirements.txt'} failed. "
+        "uv said:\n"
+    )
+    assert "no-such-local-package" in str(caught.value)
+
+
+@pytest.mark.kafka
+async def test_sluice_run_refuses_a_conflicting_pin(kafka_bootstrap: str, tmp_path: Path) -> None:
+    app = app_with(tmp_path, "PyYAML==5.4.1\n", name="conflicting")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sluice.cli.main",
+        "run",
+        str(app),
+        "-i",
+        str(instance_file(tmp_path, kafka_bootstrap)),
+        "--gateway-port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1", "SLUICE_PYTHON_ENVS_DIR": str(tmp_path / "envs")},
+        cwd=ROOT,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=180)
+    assert process.returncode == 1, out.decode() + err.decode()
+    # Rich wraps long lines at the terminal width: compare without the whitespace.
+    expected = (
+        f"error: the requirements in {app / 'python' / 'requirements.txt'} cannot be installed: "
+        "they conflict with what Sluice's worker needs (PyYAML<7,>=6)"
+    )
+    assert "".join(expected.split()) in "".join(err.decode().split()), err.decode()
+    assert "worker:" not in out.decode()
+
+
+@pytest.fixture(scope="module")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def chat(
+    kafka_bootstrap: str, tmp_path: Path, fake_openai: FakeOpenAI
+) -> AsyncIterator[Example]:
+    async with sluice_run(
+        CHAT_APP, kafka_bootstrap, tmp_path, environ=fake_openai.environ()
+    ) as app:
+        yield app
+
+
+@pytest.mark.kafka
+async def test_a_langserve_service_from_requirements_answers_through_the_gateway(
+    chat: Example, fake_openai: FakeOpenAI
+) -> None:
+    assert "Python environment from python/requirements.txt:" in chat.output
+    url = chat.http_url("service", "chatbot")
+    async with httpx.AsyncClient(timeout=60) as http:
+        environment = (await http.get(f"{url}/environment")).json()
+        # The worker runs on the application's environment, with the application's httpx pin.
+        assert environment["httpx"] == "0.27.2"
+        assert Path(environment["prefix"]).name in chat.output
+
+        before = len(fake_openai.requests)
+        invoked = await http.post(f"{url}/chain/invoke", json={"input": {"topic": "cats"}})
+        assert invoked.status_code == 200, invoked.text
+        output = invoked.json()["output"]
+        assert output["type"] == "ai"
+        assert output["content"] == "Fake answer to: tell me a joke about cats"
+
+        async with http.stream(
+            "POST", f"{url}/chain/stream", json={"input": {"topic": "dogs"}}
+        ) as streamed:
+            assert streamed.status_code == 200
+            assert streamed.headers["content-type"].startswith("text/event-stream")
+            events = _sse([line async for line in streamed.aiter_lines()])
+    pieces = [json.loads(data)["content"] for event, data in events if event == "data"]
+    assert len(pieces) > 3, events
+    assert "".join(pieces) == "Fake answer to: tell me a joke about dogs"
+    assert events[-1][0] == "end"
+    sent = fake_openai.requests[before:]
+    assert [r.streamed for r in sent] == [False, True]
+    assert sent[0].body["messages"] == [{"role": "user", "content": "tell me a joke about cats"}]
+    assert sent[0].headers["Authorization"] == "Bearer sk-fake"
+
+
+def _sse(lines: list[str]) -> list[tuple[str, str]]:
+    """(event, data) pairs of a server-sent event stream."""
+    events: list[tuple[str, str]] = []
+    event, data = "message", []
+    for line in [*lines, ""]:
+        if not line:
+            if data or event != "message":
+                events.append((event, "\n".join(data)))
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+    return events
