@@ -240,7 +240,6 @@ def _check_agents(
     """Check the agents; return those of a type Sluice cannot run yet (not an error here:
     LangStream accepts them, and planning them is fine)."""
     unsupported: list[Problem] = []
-    runnable = ", ".join(sorted(name for name, kind in AGENT_TYPES.items() if kind.runnable))
     seen: dict[str, str] = {}
     for pipeline in pipelines:
         previous = None
@@ -257,7 +256,7 @@ def _check_agents(
                 unsupported.append(
                     node.problem(
                         f'"{agent.type}" is a LangStream built-in agent type that Sluice does '
-                        f"not support yet; Sluice runs {runnable}",
+                        "not support yet",
                         "type",
                     )
                 )

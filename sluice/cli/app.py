@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from sluice.application import Application, load_application, plan_application
+from sluice.application.agent_types import AGENT_TYPES
 from sluice.errors import InvalidApplication
 
 
@@ -103,7 +104,9 @@ def check_runtime(app: Application) -> bool:
     from workers.camel.preflight import check_camel
 
     if app.unsupported:
+        runnable = ", ".join(sorted(name for name, kind in AGENT_TYPES.items() if kind.runnable))
         print(f"error: {InvalidApplication(app.unsupported)}", file=sys.stderr)
+        print(f"Sluice runs these agent types: {runnable}", file=sys.stderr)
         return False
     java_home = os.environ.get("JAVA_HOME")
     settings = CamelSettings(java_home=Path(java_home) if java_home else None)

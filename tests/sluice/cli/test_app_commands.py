@@ -136,9 +136,9 @@ def test_validate_refuses_an_agent_type_sluice_cannot_run_yet(tmp_path: Path) ->
     assert result.stdout == ""
     assert (
         'agent "chat" (pipeline.yaml:6) type: "ai-chat-completions" is a LangStream built-in '
-        "agent type that Sluice does not support yet; Sluice runs camel-source, identity, "
-        "python-"
+        "agent type that Sluice does not support yet\n"
     ) in result.stderr
+    assert "Sluice runs these agent types: camel-source, identity, python-" in result.stderr
     assert "Traceback" not in result.stderr
     # It is still a valid LangStream application: it plans.
     assert sluice("plan", app, "-s", secrets).returncode == 0
