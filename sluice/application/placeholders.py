@@ -32,6 +32,7 @@ PLACEHOLDER = re.compile(f"{_DOLLAR}|{_MUSTACHE}")
 ENV_REFERENCE = re.compile(
     r"(?P<escape>\$?)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
 )
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FILE_REFERENCE = re.compile(r"<file:(?P<name>.*?)>")
 # LangStream's CLI inlines files whose name ends so as text, any other file as base64.
 TEXT_FILE_ENDINGS = ("txt", "yaml", "yml", "json", "text")
@@ -59,9 +60,20 @@ class PlaceholderContext:
 
     def lookup(self, expression: str, warnings: list[str] | None = None) -> Any:
         """The value ``expression`` names; a key missing from an existing secret is None, with
-        a message in ``warnings``."""
+        a message in ``warnings``, and so is a bare unknown name such as ``${KAFKA_HOST}`` (an
+        unset environment variable that instance.yaml kept as written)."""
         parts = [p.strip() for p in expression.split(".")]
         root, rest = parts[0], parts[1:]
+        if root not in ROOTS and not rest and ENV_NAME.fullmatch(root):
+            # LangStream looks a bare name up in its context ({cluster, globals, secrets}) and
+            # reads a miss as null.
+            if warnings is not None:
+                warnings.append(
+                    f"${{{root}}} names nothing (no secrets.<id>.<key> or globals.<key>; an unset "
+                    "environment variable?): it resolves to nothing (null; empty inside a longer "
+                    "text), as in LangStream"
+                )
+            return None
         if root not in ROOTS:
             raise PlaceholderError(
                 f"unknown placeholder root {root!r} (use secrets.<id>.<key> or globals.<key>)"

@@ -242,3 +242,42 @@ pipeline:
     assert text[0].startswith('agent "The first" (pipeline.yaml:6) input: topic "questoins"')
     assert text[1].startswith('agent #2 (pipeline.yaml:8) output: topic "nowhere"')
     assert caught.value.problems[0].path == "pipeline[0].input"
+
+
+def test_an_unset_variable_in_the_instance_resolves_to_nothing_with_warnings(
+    write_app: WriteApp, write_file: WriteFile
+) -> None:
+    # LangStream's CLI keeps ${KAFKA_HOST}; its placeholder resolver then reads the unknown
+    # name as null.
+    instance = write_file(
+        "instance.yaml",
+        "instance:\n"
+        "  streamingCluster:\n"
+        "    type: kafka\n"
+        "    configuration:\n"
+        '      admin: {bootstrap.servers: "${KAFKA_HOST}", client.id: "app-${KAFKA_HOST}"}\n',
+    )
+    app = load_application(
+        write_app({"pipeline.yaml": PIPELINE.split("pipeline:")[0]}), instance=instance
+    )
+    assert app.instance.bootstrap_servers is None
+    assert app.instance.kafka_admin["client.id"] == "app-"
+    where = f"{instance}:5 instance.streamingCluster.configuration.admin"
+    assert [w.split(": ", 1)[0] for w in app.warnings] == [
+        f"{where}.bootstrap.servers",
+        f"{where}.client.id",
+        f"{where}.bootstrap.servers",
+        f"{where}.client.id",
+    ]
+    assert "environment variable KAFKA_HOST is not set" in app.warnings[0]
+    assert "${KAFKA_HOST} names nothing" in app.warnings[2]
+
+
+def test_a_bare_unknown_name_resolves_to_nothing_but_an_unknown_root_is_an_error(
+    write_app: WriteApp,
+) -> None:
+    pipeline = PIPELINE.split("configuration:")[0] + 'configuration: {a: "${nothing}"}\n'
+    app = load_application(write_app({"pipeline.yaml": pipeline}))
+    assert app.agents[0].configuration == {"a": None}
+    with pytest.raises(InvalidApplication, match="unknown placeholder root 'topics'"):
+        load_application(write_app({"pipeline.yaml": pipeline.replace("nothing", "topics.q")}))
