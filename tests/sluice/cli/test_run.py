@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,10 +37,13 @@ class Running:
     gateway: str = ""
     workers: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    times: dict[str, float] = field(default_factory=dict)
+    """When (time.monotonic) each line first appeared, for the lines before the summary."""
 
 
 @asynccontextmanager
-async def sluice_run(app: Path, tmp_path: Path) -> AsyncIterator[Running]:
+async def sluice_run(app: Path, tmp_path: Path, *args: str) -> AsyncIterator[Running]:
+    """``sluice run APP`` (its own broker, unless ``args`` name an instance that has one)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -52,6 +56,7 @@ async def sluice_run(app: Path, tmp_path: Path) -> AsyncIterator[Running]:
         str(tmp_path / "state"),
         "--gateway-port",
         str(free_port()),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
@@ -63,6 +68,7 @@ async def sluice_run(app: Path, tmp_path: Path) -> AsyncIterator[Running]:
             line = (await asyncio.wait_for(process.stdout.readline(), timeout=180)).decode()
             assert line, "sluice run ended early:\n" + "\n".join(running.lines)
             running.lines.append(line.rstrip())
+            running.times.setdefault(line.rstrip(), time.monotonic())
             if match := re.match(r"worker: (\S+) pid=(\d+)", line):
                 running.workers[match.group(1)] = int(match.group(2))
             if line.startswith("gateway: "):
