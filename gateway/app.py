@@ -426,6 +426,12 @@ def create_app(
     async def readyz() -> Response:
         if not runtime.ready:
             raise Unavailable("the gateway is not ready", retry_after=settings.retry_after)
+        if not runtime.producer.reachable:
+            # Not ready, not dead: the producer reconnects by itself, so only traffic stops.
+            raise Unavailable(
+                f"Kafka at {runtime.kafka.bootstrap_servers} is unreachable",
+                retry_after=settings.retry_after,
+            )
         return _json_response({"status": "OK"})
 
     @app.post("/api/gateways/produce/<tenant>/<application>/<gateway>")

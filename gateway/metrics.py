@@ -77,6 +77,26 @@ class _Collector(Collector):
         )
         produced.add_metric([], counts.records_produced)
         yield produced
+        producer = runtime.producer
+        failures = CounterMetricFamily(
+            "sluice_gateway_produce_failures",
+            "Records Kafka did not take, by reason (the Kafka client's error)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(producer.failures.items()):
+            failures.add_metric([reason], count)
+        yield failures
+        replaced = CounterMetricFamily(
+            "sluice_gateway_producer_replacements",
+            "Times a failed batch made the gateway start a fresh Kafka producer",
+        )
+        replaced.add_metric([], producer.replacements)
+        yield replaced
+        reachable = GaugeMetricFamily(
+            "sluice_gateway_kafka_reachable", "1 while a Kafka broker accepts connections"
+        )
+        reachable.add_metric([], 1.0 if producer.reachable else 0.0)
+        yield reachable
         yield from self._kafka()
 
     def _kafka(self) -> Iterator[Metric]:

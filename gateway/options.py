@@ -37,6 +37,14 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
         "address counts), e.g. X-Forwarded-For behind Knative (default: the peer address)",
     )
     parser.add_argument(
+        "--produce-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a produce waits for Kafka's acknowledgement before it answers 503; "
+        "also the gateway producer's request timeout (default: 30)",
+    )
+    parser.add_argument(
         "--test-auth",
         metavar="PROVIDER",
         help="provider (google, github, jwt, http) that checks test-credentials on gateways "
@@ -80,9 +88,12 @@ def gateway_settings(args: argparse.Namespace) -> GatewaySettings:
     """The settings the options give; SluiceError naming the option that is wrong."""
     if args.auth_failure_limit < 0:
         raise SluiceError("--auth-failure-limit must be 0 (no limit) or more")
+    if not args.produce_timeout > 0:
+        raise SluiceError("--produce-timeout must be greater than 0")
     return GatewaySettings(
         allowed_origins=tuple(args.allowed_origin) if args.allowed_origin else None,
         test_provider=test_provider(args),
         auth_failure_burst=args.auth_failure_limit or None,
         client_ip_header=args.client_ip_header or None,
+        produce_timeout=args.produce_timeout,
     )

@@ -26,7 +26,7 @@ from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec
 from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, UnencodableRecord, WireMessage, to_kafka
-from sluice.kafka.client import Producer, SendResult
+from sluice.kafka.client import Producer, RecordTooLarge, SendResult
 from sluice.record import Record
 
 __all__ = [
@@ -149,7 +149,8 @@ async def send_all(
     does not acknowledge within ``produce_timeout``).
 
     Every message is checked against the producer's ``max_request_size`` first, so a record
-    Kafka would refuse is a 413 for the whole batch, before anything is written.
+    Kafka would refuse is a 413 for the whole batch, before anything is written. A record the
+    broker refuses for its size (over the topic's ``max.message.bytes``) is a 413 too.
     """
     messages = list(messages)
     limit = producer.max_request_size - _RECORD_OVERHEAD
@@ -168,6 +169,10 @@ async def send_all(
             if len(acks) == 1:
                 return [await acks[0]]
             return list(await asyncio.gather(*acks))
+    except RecordTooLarge as error:
+        # Permanent: the topic's max.message.bytes is below the producer's limit. A retry
+        # would fail the same way, so no Retry-After.
+        raise PayloadTooLarge(f"Kafka refused the record for its size: {error}") from error
     except KafkaError as error:
         raise Unavailable(
             f"Kafka did not take the message: {error}", retry_after=settings.retry_after

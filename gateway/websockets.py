@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 from quart import Quart, Response, websocket
 
 from gateway.client_events import ClientEventType, client_event, send_client_event
-from gateway.errors import BadRequest, GatewayError, Unavailable
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Unavailable
 from gateway.fanout import FanoutClosed, Position, SlowConsumer, Subscription
 from gateway.headers import gateway_headers_for, header_filter, reserved_header_keys
 from gateway.limits import TokenBucket
@@ -183,7 +183,7 @@ async def _produce_one(runtime: GatewayRuntime, socket: _Socket, frame: str) -> 
         )
         await send_all(runtime.producer, socket.produce_topic, messages, runtime.settings)
         runtime.metrics.records_produced += len(messages)
-    except BadRequest as error:
+    except (BadRequest, PayloadTooLarge) as error:
         return produce_response("BAD_REQUEST", error.detail)
     except GatewayError as error:
         return produce_response("PRODUCER_ERROR", error.detail)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from sluice.kafka.connection import KafkaSettings, Role
 from sluice.kafka.consumer import Consumer, Partition, RebalanceListener
+from sluice.kafka.errors import RecordTooLarge
 from sluice.kafka.producer import (
     DEFAULT_MAX_REQUEST_SIZE,
     DEFAULT_REQUEST_TIMEOUT_MS,
@@ -33,6 +34,7 @@ __all__ = [
     "Partition",
     "Producer",
     "RebalanceListener",
+    "RecordTooLarge",
     "Role",
     "SendResult",
 ]

@@ -2,11 +2,22 @@
 
 The reliability settings are fixed (spec/reliability.md): the producer is idempotent with
 ``acks=all`` and a bounded request timeout.
+
+An idempotent aiokafka producer numbers the batches of each partition; once a batch fails after
+it was numbered (it expired during a broker outage, or the broker refused it as too large) the
+broker sees a gap and refuses every later batch of that partition with
+``OutOfOrderSequenceNumber``, for good. :class:`Producer` therefore replaces its aiokafka
+producer, which gets a new producer id and starts its sequences afresh, whenever a batch fails.
+Acknowledged records are untouched by that, and the records of the failed batches were answered
+with an error, so nothing acknowledged is lost or written twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -18,7 +29,8 @@ import aiokafka.errors
 from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, WireMessage, to_kafka
 from sluice.kafka.connection import KafkaSettings
-from sluice.kafka.errors import kafka_error
+from sluice.kafka.errors import RecordTooLarge, kafka_error
+from sluice.kafka.logs import quiet_retry_logs
 from sluice.record import Record
 
 __all__ = [
@@ -26,11 +38,14 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_SIZE",
     "DEFAULT_REQUEST_TIMEOUT_MS",
     "Producer",
+    "RecordTooLarge",
     "SendResult",
 ]
 
 DEFAULT_MAX_REQUEST_SIZE: Final = 1_048_576
 DEFAULT_REQUEST_TIMEOUT_MS: Final = 30_000
+log = logging.getLogger("sluice.kafka")
+
 DEFAULT_BATCH_SIZE: Final = 65_536
 """Bytes per partition per produce request (aiokafka's default is 16 KiB). aiokafka keeps one
 request in flight per broker, so a partition gets at most one batch per round trip: larger
@@ -49,6 +64,12 @@ class SendResult:
     event_id: str | None
 
 
+_WATCH_INTERVAL: Final = 1.0
+"""Seconds between two checks that the cluster is reachable."""
+_MAX_BACKOFF: Final = 2.0
+"""Longest pause between two attempts to start a replacement producer."""
+
+
 class Producer:
     """The process's Kafka producer: share one per process (aiokafka batches across callers).
 
@@ -57,7 +78,12 @@ class Producer:
 
     ``max_request_size`` and ``request_timeout_ms`` default to the client options
     ``max.request.size`` / ``request.timeout.ms`` when set there, else to 1 MiB and 30 s;
-    ``batch.size`` to :data:`DEFAULT_BATCH_SIZE`.
+    ``batch.size`` to :data:`DEFAULT_BATCH_SIZE`. ``request_timeout_ms`` is also how long a
+    batch may wait for a broker that is away before it fails.
+
+    While started it checks every second that a broker of the cluster accepts connections
+    (:attr:`reachable`) and logs when that changes; when a batch fails it replaces its aiokafka
+    producer (module docstring), and callers of :meth:`enqueue` wait for the replacement.
     """
 
     def __init__(
@@ -82,31 +108,61 @@ class Producer:
         kwargs.update(enable_idempotence=True, acks="all")
         self._kwargs = kwargs
         self._producer: Any = None
+        self._generation = 0
+        self._renewal: asyncio.Task[Any] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reachable = True
+        self._away_since = 0.0
+        self.replacements = 0
+        """How often a failed batch made the producer start afresh."""
+        self.failures: Counter[str] = Counter()
+        """Records Kafka did not take, by reason (the aiokafka error's class name)."""
 
     @property
     def max_request_size(self) -> int:
         size: int = self._kwargs["max_request_size"]
         return size
 
+    @property
+    def reachable(self) -> bool:
+        """False while no broker of the cluster accepts a connection (checked every second)."""
+        return self._reachable
+
+    @property
+    def servers(self) -> str:
+        servers: str = self._kwargs["bootstrap_servers"]
+        return servers
+
     async def start(self) -> None:
         """Connect to the cluster."""
         if self._producer is not None:
             raise KafkaError("the producer is already started")
+        quiet_retry_logs()
         producer = aiokafka.AIOKafkaProducer(**self._kwargs)
         try:
             await producer.start()
         except aiokafka.errors.KafkaError as error:
             await producer.stop()
-            servers = self._kwargs["bootstrap_servers"]
-            raise kafka_error(error, f"cannot start a Kafka producer for {servers}") from error
+            raise kafka_error(error, f"cannot start a Kafka producer for {self.servers}") from error
         except BaseException:
             # Cancelled while connecting: close what was opened, or it leaks its connections.
             await asyncio.shield(producer.stop())
             raise
         self._producer = producer
+        self._reachable = True
+        self._spawn(self._watch())
 
     async def stop(self) -> None:
         """Send what is pending and disconnect."""
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:
+            renewal.cancel()
+            await asyncio.gather(renewal, return_exceptions=True)
+        tasks, self._tasks = set(self._tasks), set()
+        for task in tasks:
+            if not task.get_name().startswith("retire"):
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
@@ -138,7 +194,8 @@ class Producer:
 
         ``source``, ``type``, ``id`` and ``time`` are the event's attributes
         (:func:`sluice.events.to_cloudevent`). Raises
-        :class:`~sluice.events.UnencodableRecord` for a record that cannot be encoded and
+        :class:`~sluice.events.UnencodableRecord` for a record that cannot be encoded,
+        :class:`RecordTooLarge` for one Kafka refuses for its size and
         :class:`~sluice.errors.KafkaError` when Kafka did not take it.
         """
         message = to_kafka(record, source=source, type=type, id=id, time=time)
@@ -163,10 +220,12 @@ class Producer:
     ) -> asyncio.Future[SendResult]:
         """Hand ``record`` to the producer's buffer; the future completes on the broker's ack.
 
-        Returns once the record is buffered (waiting only while the buffer is full), so one
-        task writes many records in order and awaits their acks together, the way a worker
-        pipelines its outputs. Many tasks each awaiting :meth:`send` at once would instead all
-        wake up whenever the buffer drains. The future fails with :class:`KafkaError`.
+        Returns once the record is buffered (waiting only while the buffer is full, or while
+        the producer is being replaced), so one task writes many records in order and awaits
+        their acks together, the way a worker pipelines its outputs. Many tasks each awaiting
+        :meth:`send` at once would instead all wake up whenever the buffer drains. Raises, and
+        the future fails with, :class:`KafkaError` (:class:`RecordTooLarge` for a size
+        refusal).
         """
         message = to_kafka(record, source=source, type=type, id=id, time=time)
         return await self.enqueue_message(topic, message, partition=partition)
@@ -177,8 +236,14 @@ class Producer:
         """:meth:`enqueue` for an encoded message."""
         if self._producer is None:
             raise KafkaError("the producer is not started")
+        if self._renewal is not None:
+            await asyncio.shield(self._renewal)
+            if self._producer is None:
+                raise KafkaError("the producer is stopped")
+        producer, generation = self._producer, self._generation
+        what = f"producing to topic {topic!r} failed"
         try:
-            delivery = await self._producer.send(
+            delivery = await producer.send(
                 topic,
                 value=message.value,
                 key=message.key,
@@ -187,21 +252,32 @@ class Producer:
                 headers=list(message.headers),
             )
         except aiokafka.errors.KafkaError as error:
-            raise kafka_error(error, f"producing to topic {topic!r} failed") from error
+            self.failures[type(error).__name__] += 1
+            # Refused before it was numbered (too large, buffer full, unknown topic): the
+            # sequence is intact. Anything else means this producer cannot go on.
+            if not isinstance(
+                error, aiokafka.errors.MessageSizeTooLargeError | aiokafka.errors.KafkaTimeoutError
+            ):
+                self._renew(generation, error)
+            raise kafka_error(error, what, topic=topic) from error
         result: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         event_id = message.header("ce_id")
 
         def done(future: asyncio.Future[Any]) -> None:
-            if result.done():
-                return
             if future.cancelled():
-                result.cancel()
+                if not result.done():
+                    result.cancel()
                 return
             error = future.exception()
             if error is not None:
+                self.failures[type(error).__name__] += 1
+                self._renew(generation, error)
                 if isinstance(error, aiokafka.errors.KafkaError):
-                    error = kafka_error(error, f"producing to topic {topic!r} failed")
-                result.set_exception(error)
+                    error = kafka_error(error, what, topic=topic)
+                if not result.done():
+                    result.set_exception(error)
+                return
+            if result.done():
                 return
             metadata = future.result()
             timestamp = metadata.timestamp if metadata.timestamp not in (None, -1) else None
@@ -217,3 +293,97 @@ class Producer:
 
         delivery.add_done_callback(done)
         return result
+
+    def _spawn(self, job: Any, name: str | None = None) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(job)
+        if name is not None:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _renew(self, generation: int, cause: BaseException) -> None:
+        """Replace the aiokafka producer of ``generation`` (once) because a batch failed."""
+        if generation != self._generation or self._renewal is not None:
+            return
+        if self._producer is None:
+            return
+        log.warning(
+            "a Kafka batch failed (%s: %s); starting a fresh producer so later records "
+            "are not refused as out of sequence",
+            type(cause).__name__,
+            cause,
+        )
+        self._generation += 1
+        self.replacements += 1
+        self._renewal = asyncio.ensure_future(self._replace(self._producer))
+
+    async def _replace(self, old: Any) -> None:
+        """Start a new aiokafka producer (retrying while the cluster is away), swap it in and
+        retire ``old``. Cancelled (by :meth:`stop`), ``old`` stays for :meth:`stop` to close."""
+        delay = 0.1
+        try:
+            while True:
+                candidate = aiokafka.AIOKafkaProducer(**self._kwargs)
+                try:
+                    await candidate.start()
+                    break
+                except aiokafka.errors.KafkaError:
+                    await candidate.stop()
+                except BaseException:
+                    await asyncio.shield(candidate.stop())
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF)
+            self._producer = candidate
+            self._spawn(self._retire(old), name="retire")
+            log.warning("a fresh Kafka producer is connected to %s", self.servers)
+        finally:
+            self._renewal = None
+
+    async def _retire(self, old: Any) -> None:
+        """Let ``old`` finish the batches it can (on other partitions) within the request
+        timeout, then fail the rest and close it."""
+        timeout = self._kwargs["request_timeout_ms"] / 1000
+        try:
+            await asyncio.wait_for(asyncio.shield(old.flush()), timeout)
+        except (TimeoutError, aiokafka.errors.KafkaError):
+            pass
+        finally:
+            # aiokafka has no public way to abandon pending batches; without this its stop()
+            # waits for them forever while the broker is away.
+            old._message_accumulator.fail_all(
+                KafkaError("the producer was replaced before Kafka took the record", retriable=True)
+            )
+            await old.stop()
+
+    async def _watch(self) -> None:
+        """Track whether a broker accepts connections; log each change once."""
+        while True:
+            await asyncio.sleep(_WATCH_INTERVAL)
+            reachable = await self._probe()
+            if reachable == self._reachable:
+                continue
+            self._reachable = reachable
+            if not reachable:
+                self._away_since = time.monotonic()
+                log.error("Kafka at %s is unreachable; retrying", self.servers)
+            else:
+                away = time.monotonic() - self._away_since
+                log.warning("Kafka at %s is reachable again (away %.1f s)", self.servers, away)
+
+    async def _probe(self) -> bool:
+        if self._renewal is not None:
+            return False
+        producer = self._producer
+        if producer is None:
+            return self._reachable
+        client = producer.client
+        nodes = [broker.nodeId for broker in client.cluster.brokers()]
+        for node in nodes:
+            try:
+                if await client.ready(node):
+                    return True
+            except aiokafka.errors.KafkaError:
+                continue
+        return not nodes and self._reachable
