@@ -137,6 +137,23 @@ def test_the_worker_runs_on_the_environment_without_the_cli_libraries(
     assert "--executor" in help_text.stderr + help_text.stdout
 
 
+def test_old_pins_sluices_cli_cannot_live_with_get_their_environment(tmp_path: Path) -> None:
+    # LangStream's python-processor-exclamation pins these: fastapi 0.63 needs pydantic 1 and
+    # uvicorn 0.12 needs click 7 (Sluice's CLI has pydantic 2, Quart needs click 8), and
+    # uvicorn 0.12.2's metadata is too old for current pip.
+    app = app_with(tmp_path, "uvicorn==0.12.2\nfastapi==0.63.0\n")
+    environment = plan_environment(app)
+    assert environment is not None
+    ensure_environment(environment)
+    done = run_in(
+        environment,
+        "import click, fastapi, pydantic, uvicorn, workers.main\n"
+        "print(fastapi.__version__, pydantic.VERSION.split('.')[0], click.__version__[0])",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0.63.0", "1", "7"]
+
+
 def test_a_complete_environment_is_reused_without_uv(minimal: AppEnvironment) -> None:
     # uv is never started for a complete environment: reuse needs no network and no index.
     assert ensure_environment(minimal, uv="/nonexistent/uv") is False
