@@ -148,30 +148,40 @@ async def send_all(
     """Hand every message to the producer, then wait for all the acks (503 when Kafka fails or
     does not acknowledge within ``produce_timeout``).
 
-    Every message is checked against the producer's ``max_request_size`` first, so a record
-    Kafka would refuse is a 413 for the whole batch, before anything is written. A record the
-    broker refuses for its size (over the topic's ``max.message.bytes``) is a 413 too.
+    Every message is checked against the topic's size limit first (the producer's
+    ``max_request_size``, or the topic's ``max.message.bytes`` when smaller), so a record Kafka
+    would refuse is a 413 for the whole batch, before anything is written. A record the broker
+    refuses for its size all the same is a 413 too, unless it fits the topic's limit (then it
+    was its batch: 503).
     """
     messages = list(messages)
     limit = producer.max_request_size - _RECORD_OVERHEAD
-    for index, message in enumerate(messages):
-        size = _size(message)
-        if size > limit:
-            where = "the record" if len(messages) == 1 else f"message [{index}]"
-            raise PayloadTooLarge(
-                f"{where} is {size} bytes once encoded; Kafka takes records up to {limit} bytes"
-            )
-
     try:
         # asyncio.timeout, not wait_for: no task per request (it was ~5% of a produce's CPU).
         async with asyncio.timeout(settings.produce_timeout):
+            limit = await producer.record_limit(topic) - _RECORD_OVERHEAD
+            for index, message in enumerate(messages):
+                size = _size(message)
+                if size > limit:
+                    where = "the record" if len(messages) == 1 else f"message [{index}]"
+                    raise PayloadTooLarge(
+                        f"{where} is {size} bytes once encoded; topic {topic} takes records "
+                        f"up to {limit} bytes"
+                    )
             acks = [await producer.enqueue_message(topic, message) for message in messages]
             if len(acks) == 1:
                 return [await acks[0]]
             return list(await asyncio.gather(*acks))
     except RecordTooLarge as error:
-        # Permanent: the topic's max.message.bytes is below the producer's limit. A retry
-        # would fail the same way, so no Retry-After.
+        if limit < producer.max_request_size - _RECORD_OVERHEAD:
+            # The record fits the topic's known limit, so the batch it shared with other
+            # records did not: worth a retry, in another batch.
+            raise Unavailable(
+                f"Kafka refused the batch holding the record for its size: {error}",
+                retry_after=settings.retry_after,
+            ) from error
+        # The topic's limit is unknown and below the producer's: a retry would fail the same
+        # way, so no Retry-After.
         raise PayloadTooLarge(f"Kafka refused the record for its size: {error}") from error
     except KafkaError as error:
         raise Unavailable(

@@ -66,6 +66,8 @@ class SendResult:
 
 _WATCH_INTERVAL: Final = 1.0
 """Seconds between two checks that the cluster is reachable."""
+_LIMIT_RETRY: Final = 60.0
+"""Seconds before a topic's size limit that could not be read is asked for again."""
 _MAX_BACKOFF: Final = 2.0
 """Longest pause between two attempts to start a replacement producer."""
 
@@ -107,6 +109,8 @@ class Producer:
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
         kwargs.update(enable_idempotence=True, acks="all")
         self._kwargs = kwargs
+        self._settings = settings
+        self._limits: dict[str, tuple[asyncio.Future[int], float]] = {}
         self._producer: Any = None
         self._generation = 0
         self._renewal: asyncio.Task[Any] | None = None
@@ -122,6 +126,37 @@ class Producer:
     def max_request_size(self) -> int:
         size: int = self._kwargs["max_request_size"]
         return size
+
+    async def record_limit(self, topic: str) -> int:
+        """The largest batch Kafka takes for ``topic``: the producer's ``max_request_size`` or
+        the topic's ``max.message.bytes`` when smaller.
+
+        Read from the cluster once per topic (one admin request however many callers ask at
+        once) and kept; while it cannot be read (Kafka away, no DescribeConfigs permission)
+        the answer is ``max_request_size`` and it is asked again a minute later. Checking a
+        record against it before sending keeps the broker from refusing it, which would fail
+        its whole batch, neighbours included.
+        """
+        entry = self._limits.get(topic)
+        now = time.monotonic()
+        if entry is None or (
+            entry[0].done() and entry[0].exception() is not None and now - entry[1] > _LIMIT_RETRY
+        ):
+            entry = (asyncio.ensure_future(self._topic_limit(topic)), now)
+            self._limits[topic] = entry
+        try:
+            return await asyncio.shield(entry[0])
+        except KafkaError:
+            return self.max_request_size
+
+    async def _topic_limit(self, topic: str) -> int:
+        from sluice.kafka.admin import describe_topic  # the admin module imports this one
+
+        description = await describe_topic(self._settings, topic)
+        configured = description.config.get("max.message.bytes")
+        if configured is None or not configured.isdigit():
+            return self.max_request_size
+        return min(self.max_request_size, int(configured))
 
     @property
     def reachable(self) -> bool:

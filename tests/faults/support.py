@@ -19,25 +19,19 @@ from aiokafka import AIOKafkaConsumer
 
 from sluice.net import free_port
 
-PRODUCE_GATEWAYS = """
-gateways:
-  - id: in
-    type: produce
-    topic: in
-"""
-PIPELINE = """
-topics:
-  - name: in
-    creation-mode: create-if-not-exists
-"""
 
-
-def produce_app(parent: Path) -> Path:
-    """An application with one produce gateway ``in`` on topic ``in``."""
+def produce_app(parent: Path, topic: str = "in", config: dict[str, str] | None = None) -> Path:
+    """An application with one produce gateway ``in`` on ``topic`` (created with ``config``)."""
     app = parent / "faults"
     app.mkdir(parents=True, exist_ok=True)
-    (app / "gateways.yaml").write_text(PRODUCE_GATEWAYS)
-    (app / "pipeline.yaml").write_text(PIPELINE)
+    (app / "gateways.yaml").write_text(
+        f"gateways:\n  - id: in\n    type: produce\n    topic: {topic}\n"
+    )
+    lines = [f"topics:\n  - name: {topic}\n    creation-mode: create-if-not-exists\n"]
+    if config:
+        lines.append("    config:\n")
+        lines += [f'      {key}: "{value}"\n' for key, value in config.items()]
+    (app / "pipeline.yaml").write_text("".join(lines))
     return app
 
 
