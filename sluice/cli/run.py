@@ -44,7 +44,9 @@ def register(
         description="Validate and plan the application, start a local Kafka broker unless the "
         "instance names bootstrap servers (Java 17+ and Maven needed; the jars are cached), "
         "create the topics, start one worker process per executor (a failed one is restarted "
-        "with backoff), and keep running until Ctrl-C, which drains and stops everything.",
+        "with backoff) and the gateway, which serves as soon as Kafka does; print a summary "
+        "once every worker is ready or has failed (naming those not running, and why), and "
+        "keep running until Ctrl-C, which drains and stops everything.",
     )
     app_arguments(run)
     run.add_argument(
@@ -80,6 +82,14 @@ def register(
         type=int,
         default=8091,
         help="port of the gateway (default: 8091, as LangStream)",
+    )
+    run.add_argument(
+        "--wait-workers",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the summary waits for workers that are neither ready nor failed; the "
+        "gateway serves before that, and a worker ready later is picked up (default: 60)",
     )
     run.add_argument(
         "--ui",
@@ -157,8 +167,8 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
                 httpx.AsyncClient(timeout=2) as client,
             ):
                 _done(console, f"gateway: {base_url}")
-                await _wait_settled(console, watch, client, children)
-                workers = [_worker(watch, supervisor, c, _SETTLE_WITHIN) for c in children]
+                await _wait_settled(console, watch, client, children, args.wait_workers)
+                workers = [_worker(watch, supervisor, c, args.wait_workers) for c in children]
                 lines = summary_lines(
                     app,
                     plan,
@@ -340,19 +350,20 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-_SETTLE_WITHIN = 60.0
-"""Seconds the summary waits for a worker that is neither ready nor failed."""
-
 _STYLES = {"title": "bold green", "problem": "red"}
 
 
 async def _wait_settled(
-    console: Console, watch: WorkerWatch, client: httpx.AsyncClient, children: list[ChildSpec]
+    console: Console,
+    watch: WorkerWatch,
+    client: httpx.AsyncClient,
+    children: list[ChildSpec],
+    within: float,
 ) -> None:
-    """Until every worker is ready or has failed at least once (``_SETTLE_WITHIN`` at most)."""
+    """Until every worker is ready or has failed at least once (``within`` seconds at most)."""
     if not children:
         return
-    deadline = time.monotonic() + _SETTLE_WITHIN
+    deadline = time.monotonic() + within
     with console.status(f"starting {len(children)} worker(s)") as status:
         while True:
             await watch.poll(client)

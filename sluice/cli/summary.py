@@ -145,7 +145,12 @@ def summary_lines(
                 place += f", service http://127.0.0.1:{worker.service_port}"
         lines.append(Line(f"  worker    {executor.id}: {agents}, {flow}{place}"))
     if down:
-        lines.append(Line("Not running (restarted with backoff, picked up once ready):", "problem"))
+        lines.append(
+            Line(
+                "Not running (failed ones restart with backoff, picked up once ready):",
+                "problem",
+            )
+        )
         for executor, worker in down:
             agents = ", ".join(f"{a.id} ({a.type})" for a in executor.agents)
             reason = worker.reason or "no reason known (see its log lines above)"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -79,15 +78,6 @@ class WorkerWatch:
     def settled(self) -> bool:
         """Whether every worker is ready or has failed at least once."""
         return all(s.state != "starting" for s in self._status.values())
-
-    async def wait_settled(self, client: httpx.AsyncClient, within: float) -> None:
-        """Poll until :meth:`settled`, or for ``within`` seconds at most."""
-        deadline = time.monotonic() + within
-        while True:
-            await self.poll(client)
-            if self.settled() or time.monotonic() >= deadline:
-                return
-            await asyncio.sleep(0.2)
 
     async def follow(self, client: httpx.AsyncClient, every: float = 1.0) -> None:
         """Poll until cancelled."""

@@ -4,6 +4,7 @@ services are reached where they listen (LangStream's port 8000, or the PORT they
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import textwrap
 import uuid
@@ -47,6 +48,23 @@ class FromPort(Service):
 class On8000(Service):
     def main(self):
         HTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+
+
+class FailsOnce(Service):
+    def main(self):
+        marker = os.path.join(os.path.dirname(__file__), "started-once")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("the first start fails")
+        HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+
+
+class Nowhere(Service):
+    def main(self):
+        import time
+
+        while True:
+            time.sleep(1)
 """
 
 ECHO = """
@@ -173,7 +191,9 @@ async def test_a_service_that_cannot_start_does_not_hold_the_gateway_back(
         assert title.startswith("Started in "), summary
         assert title.endswith("default/app, but 1 of 2 executor(s) not running")
         listed = run.lines[
-            run.lines.index("Not running (restarted with backoff, picked up once ready):") :
+            run.lines.index(
+                "Not running (failed ones restart with backoff, picked up once ready):"
+            ) :
         ]
         # The worker's last error line: the loader's own words for the ModuleNotFoundError.
         reason = next(line for line in listed if line.startswith("  api [api (python-service)]: "))
@@ -214,3 +234,43 @@ async def test_two_services_reading_port_both_answer(kafka_bootstrap: str, tmp_p
         two = await get_json(client, f"{service_url(run.gateway, 'app', 'two')}/b")
         assert (one["path"], two["path"]) == ("/a", "/b")
         assert one["port"] != two["port"]
+
+
+async def test_a_worker_that_comes_up_late_is_picked_up(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    app = write_app(tmp_path, kafka_bootstrap, {"flaky": "services.FailsOnce"})
+    instance = ["-i", str(tmp_path / "instance.yaml")]
+    async with sluice_run(app, tmp_path, *instance) as run, httpx.AsyncClient(timeout=30) as client:
+        summary = "\n".join(run.lines)
+        assert any(line.startswith("Started in ") for line in run.lines), summary
+        assert any(
+            line.startswith("  flaky [flaky (python-service)]: ") and "first start fails" in line
+            for line in run.lines
+        ), summary
+        # Restarted after its backoff, it is routed without a restart of sluice run.
+        answer = await get_json(client, f"{service_url(run.gateway, 'app', 'flaky')}/late")
+        assert answer["path"] == "/late"
+        for _ in range(50):
+            if any(re.match(r"✔ worker flaky is ready \(", line) for line in run.lines):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("\n".join(run.lines))
+
+
+async def test_a_service_that_listens_nowhere_is_named(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    app = write_app(tmp_path, kafka_bootstrap, {"quiet": "services.Nowhere"})
+    args = ["-i", str(tmp_path / "instance.yaml"), "--wait-workers", "3"]
+    async with sluice_run(app, tmp_path, *args) as run, httpx.AsyncClient(timeout=30) as client:
+        summary = "\n".join(run.lines)
+        assert any(line.endswith("but 1 of 1 executor(s) not running") for line in run.lines)
+        assert any(
+            line.startswith("  quiet [quiet (python-service)]: not ready after 3 s")
+            for line in run.lines
+        ), summary
+        response = await client.get(service_url(run.gateway, "app", "quiet"))
+        assert response.status_code == 503, response.text
+        assert response.json()["detail"].startswith("service quiet is not running")
