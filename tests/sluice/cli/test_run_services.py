@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sluice.net import free_port
 from tests.sluice.cli.test_run import sluice_run
 
 pytestmark = pytest.mark.kafka
@@ -274,3 +275,29 @@ async def test_a_service_that_listens_nowhere_is_named(
         response = await client.get(service_url(run.gateway, "app", "quiet"))
         assert response.status_code == 503, response.text
         assert response.json()["detail"].startswith("service quiet is not running")
+
+
+async def test_the_gateway_routes_to_the_port_a_service_really_listens_on(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Not PORT: a port of its own choosing, which the worker finds and reports (service_port).
+    fixed = free_port()
+    own_port = (
+        SERVICE
+        + f"""
+
+class OwnPort(Service):
+    def main(self):
+        HTTPServer(("127.0.0.1", {fixed}), Handler).serve_forever()
+"""
+    )
+    app = write_app(tmp_path, kafka_bootstrap, {"own": "own.OwnPort"}, modules={"own": own_port})
+    instance = ["-i", str(tmp_path / "instance.yaml")]
+    async with sluice_run(app, tmp_path, *instance) as run, httpx.AsyncClient(timeout=30) as client:
+        assert any(line.startswith("Ready in") for line in run.lines), "\n".join(run.lines)
+        assert any(
+            line.startswith("  worker    own:") and f"service http://127.0.0.1:{fixed}" in line
+            for line in run.lines
+        ), "\n".join(run.lines)
+        answer = await get_json(client, f"{service_url(run.gateway, 'app', 'own')}/mine")
+        assert answer == {"port": fixed, "path": "/mine"}
