@@ -20,10 +20,13 @@ that environment's interpreter:
   so the environment always runs the Sluice that starts it (an editable checkout included).
 * It lives in the user cache (``platformdirs``, as the Kafka and Camel jar caches), under a key
   hashed from the requirements file's bytes, the worker requirements and the Python
-  interpreter, so it is built once (uv: a resolver and installer with its own download cache)
-  and reused without the network until one of those changes. Applications with identical
-  requirements share it. A file lock serialises builds of one key; a marker written last
-  tells a complete environment from an interrupted build, which is redone.
+  interpreter, so it is built once and reused without the network until one of those changes.
+  uv builds it rather than pip: it creates the venv and resolves and installs in seconds from
+  its shared download cache (a rebuild after an edit is mostly links), and it still reads the
+  old metadata of pins such as ``uvicorn==0.12.2`` that pip 24.1 and later refuse.
+  Applications with identical requirements share it. A file lock serialises builds of one
+  key; a marker written last tells a complete environment from an interrupted build, which is
+  redone.
 
 An application without ``python/requirements.txt`` builds nothing: its workers run on Sluice's
 interpreter as before and see what is installed there (``sluicegate[langstream]`` installs
