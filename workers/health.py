@@ -1,8 +1,10 @@
 """The worker's health port: liveness, readiness and Prometheus metrics over HTTP.
 
 - ``GET /healthz``: 200 while the process's event loop answers (a stalled loop times out).
-- ``GET /readyz``: 200 when the readiness check has no objection, else 503 with
-  ``{"status": "not ready", "reason": ...}``.
+- ``GET /readyz``: 200 with ``{"status": "ready"}`` when the readiness check has no objection,
+  else 503 with ``{"status": "not ready", "reason": ...}``; both with the fields of the
+  ``fields`` callable added (a python-service worker: ``"service_port"`` once ready, the port
+  its service accepts connections on).
 - ``GET /metrics``: the worker's metrics in the Prometheus text format.
 
 ::
@@ -17,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from types import TracebackType
 from typing import Any
 
@@ -31,11 +33,18 @@ log = logging.getLogger("sluice.health")
 ReadinessCheck = Callable[[], str | None]
 """Returns None when the worker is ready, else a short reason why not."""
 
+ReadinessFields = Callable[[], Mapping[str, object]]
+"""More fields for the ``/readyz`` body (JSON values); ``status`` and ``reason`` stay ours."""
+
 _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 def always_ready() -> str | None:
     return None
+
+
+def no_fields() -> Mapping[str, object]:
+    return {}
 
 
 class WorkerMetrics:
@@ -130,8 +139,10 @@ class HealthServer:
         host: str = "127.0.0.1",
         readiness: ReadinessCheck = always_ready,
         metrics: WorkerMetrics | None = None,
+        fields: ReadinessFields = no_fields,
     ) -> None:
         self._readiness = readiness
+        self._fields = fields
         self._metrics = metrics
         self._server = BackgroundServer(self._app, name="health", logger=log, host=host, port=port)
 
@@ -182,13 +193,18 @@ class HealthServer:
             except Exception as error:
                 log.exception("readiness check failed")
                 reason = f"readiness check failed: {error!r}"
+            try:
+                fields = {k: v for k, v in self._fields().items() if k not in ("status", "reason")}
+            except Exception:
+                log.exception("readiness fields failed")
+                fields = {}
             if reason is None:
-                return _json(200, {"status": "ready"})
-            return _json(503, {"status": "not ready", "reason": reason})
+                return _json(200, {"status": "ready", **fields})
+            return _json(503, {"status": "not ready", "reason": reason, **fields})
         if path == "/metrics" and self._metrics is not None:
             return 200, CONTENT_TYPE_LATEST.encode("ascii"), self._metrics.exposition()
         return _json(404, {"status": "not found", "path": path})
 
 
-def _json(status: int, body: dict[str, str]) -> tuple[int, bytes, bytes]:
+def _json(status: int, body: Mapping[str, object]) -> tuple[int, bytes, bytes]:
     return status, b"application/json", json.dumps(body).encode("utf-8")

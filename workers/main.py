@@ -2,6 +2,10 @@
 
 ``sluice run`` starts one per executor; it can be run by hand too. Settings are read here, at
 the edge, and passed down; this is the only module of the runtime that reads the environment.
+
+The worker's event loop runs on the main thread, except for a python-service executor: there it
+runs beside the main thread, which a ``main()``-style service needs for its own server
+(:mod:`workers.main_thread`).
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSi
 from workers.camel import CamelSettings
 from workers.chain import Chain
 from workers.errors import ExecutorFailed, WorkerError
-from workers.health import HealthServer, WorkerMetrics
+from workers.health import HealthServer, WorkerMetrics, no_fields
 from workers.loading import load_agent
+from workers.main_thread import MainThread
 from workers.pull import PullExecutor, PullSettings
 from workers.push import PushExecutor, PushSettings
-from workers.service import ServiceHost
+from workers.service import ServiceEnded, ServiceHost
 from workers.sources import SourceExecutor, SourceSettings
 from workers.state import (
     StateLock,
@@ -155,7 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
-        eventloop.run(run_worker(settings))
+        app, plan, executor = plan_executor(settings)
+        if executor.component == "service" and not settings.push:
+            MainThread().run(
+                lambda main_thread: run_worker(settings, app, plan, executor, main_thread)
+            )
+        else:
+            eventloop.run(run_worker(settings, app, plan, executor))
+    except ServiceEnded as error:
+        # One line says what happened; the traceback is the user's code's, when it raised.
+        log.error("%s", error, exc_info=error.error if isinstance(error.error, Exception) else None)
+        return 1
     except (SluiceError, WorkerError) as error:
         log.error("%s", error)
         return 1
@@ -168,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-async def run_worker(settings: WorkerSettings) -> None:
+def plan_executor(settings: WorkerSettings) -> tuple[Application, Plan, Executor]:
+    """The application, its plan and the executor this worker runs."""
     app = load_application(
         settings.app_dir,
         instance=settings.instance,
@@ -181,13 +197,28 @@ async def run_worker(settings: WorkerSettings) -> None:
     if executor is None:
         known = ", ".join(e.id for e in plan.executors)
         raise ExecutorFailed(f"no executor {settings.executor_id!r} in the plan (known: {known})")
+    return app, plan, executor
+
+
+async def run_worker(
+    settings: WorkerSettings,
+    app: Application,
+    plan: Plan,
+    executor: Executor,
+    main_thread: MainThread | None = None,
+) -> None:
+    """Run the executor until SIGTERM/SIGINT. With ``main_thread``, this runs beside the main
+    thread, which takes the signals and runs a service's ``main()``."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if main_thread is None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    else:
+        main_thread.on_stop(lambda: loop.call_soon_threadsafe(stop.set))
     watcher = asyncio.create_task(_watch_parent(stop))
     try:
-        await _serve(settings, app, plan, executor, stop)
+        await _serve(settings, app, plan, executor, stop, main_thread)
     finally:
         watcher.cancel()
 
@@ -212,6 +243,7 @@ async def _serve(
     plan: Plan,
     executor: Executor,
     stop: asyncio.Event,
+    main_thread: MainThread | None = None,
 ) -> None:
     options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
     kafka = KafkaSettings(settings.bootstrap_servers, options)
@@ -224,11 +256,18 @@ async def _serve(
         producer = await stack.enter_async_context(Producer(kafka))
         topic_producer = SharedTopicProducer(producer, asyncio.get_running_loop(), source=source)
         loaded = await _load_agents(stack, settings, app, executor, topic_producer)
-        runner = _runner(settings, app, plan.topic, executor, loaded, kafka, producer, metrics)
-        readiness = _readiness(runner)
-        await stack.enter_async_context(
-            HealthServer(port=settings.health_port, readiness=readiness, metrics=metrics)
+        runner = _runner(
+            settings, app, plan.topic, executor, loaded, kafka, producer, metrics, main_thread
         )
+        health = HealthServer(
+            port=settings.health_port,
+            readiness=_readiness(runner),
+            metrics=metrics,
+            fields=runner.readiness_fields if isinstance(runner, ServiceHost) else no_fields,
+        )
+        await stack.enter_async_context(health)
+        if isinstance(runner, ServiceHost):
+            runner.ignore_ports(health.port)
         log.info(
             "executor %s (%s): %s",
             executor.id,
@@ -314,13 +353,16 @@ def _runner(
     kafka: KafkaSettings,
     producer: Producer,
     metrics: WorkerMetrics,
+    main_thread: MainThread | None = None,
 ) -> Runner:
     source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
     components = [a.component for a in executor.agents]
     # The loader adapted each agent to the protocol of its component, so these casts hold.
     if executor.component == "service":
         service = cast(LoadedService, loaded[0])
-        return ServiceHost(service, port=settings.service_port, name=executor.id)
+        return ServiceHost(
+            service, port=settings.service_port, name=executor.id, main_thread=main_thread
+        )
     chain = _chain(executor, loaded)
     if components[0] == "source":
         return SourceExecutor(

@@ -3,16 +3,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from quart import Quart
 from starlette.applications import Starlette
@@ -21,7 +18,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from sluice.sdk import ASGIApp
-from workers.service import ServiceHost, serve_service
+from workers.health import HealthServer
+from workers.service import ServiceEnded, ServiceHost, serve_service
 
 FAST = (0.05, 0.2)
 
@@ -53,65 +51,6 @@ class AppService:
 
     def main(self) -> None:
         raise AssertionError("main() of an app() service is never called")
-
-
-class UvicornService:
-    """A main()-style service: runs its own uvicorn on $PORT; ``crash()`` makes main() raise."""
-
-    def __init__(self, *, fail_first: int = 0) -> None:
-        self.calls = 0
-        self.fail_first = fail_first
-        self.ports: list[str] = []
-        self.returned = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._crash = False
-
-    async def init(self, config: dict[str, Any]) -> None:
-        pass
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-
-    def app(self) -> ASGIApp | None:
-        return None
-
-    def crash(self) -> None:
-        self._crash = True
-        assert self._server is not None
-        self._server.should_exit = True
-
-    def main(self) -> None:
-        self.returned.clear()
-        try:
-            self.calls += 1
-            self.ports.append(os.environ["PORT"])
-            if self.calls <= self.fail_first:
-                raise RuntimeError(f"boom {self.calls}")
-
-            async def hello(request: Request) -> PlainTextResponse:
-                return PlainTextResponse(f"uvicorn run {self.calls}")
-
-            config = uvicorn.Config(
-                Starlette(routes=[Route("/", hello)]),
-                host="127.0.0.1",
-                port=int(os.environ["PORT"]),
-                log_level="warning",
-                loop="asyncio",
-                http="h11",
-                ws="none",
-                lifespan="off",
-            )
-            self._server = uvicorn.Server(config)
-            self._server.run()
-            if self._crash:
-                self._crash = False
-                raise RuntimeError("lost the connection to the model")
-        finally:
-            self.returned.set()
 
 
 async def get_when_up(url: str, *, within: float = 10.0) -> httpx.Response:
@@ -252,93 +191,45 @@ async def test_failing_lifespan_startup_is_retried() -> None:
         assert host.restarts == 2
 
 
-async def test_main_style_service_runs_its_own_server_on_port(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("PORT", raising=False)
-    port = free_port()
-    service = UvicornService()
-    host = ServiceHost(service, port=port)
-    async with hosting(host):
-        response = await get_when_up(f"http://127.0.0.1:{port}/")
-        assert response.text == "uvicorn run 1"
-        await eventually(lambda: host.ready)
-    assert service.ports == [str(port)]
-    assert os.environ["PORT"] == str(port)
-    # The host stopped waiting at once; the service's close() stops its own server.
-    assert not service.returned.is_set()
-    await service.close()
-    assert await asyncio.to_thread(service.returned.wait, 5)
+async def test_main_style_service_needs_the_main_thread() -> None:
+    """main() runs on the process's main thread (tests/workers/test_service_main.py runs it in
+    real worker processes); a host that was not given it says so instead of starting it."""
+
+    class MainOnly(AppService):
+        def app(self) -> ASGIApp | None:
+            return None
+
+    host = ServiceHost(MainOnly(starlette_app()), port=free_port(), name="svc")
+    with pytest.raises(ServiceEnded, match=r"service svc: app\(\) returned None, and main\(\)"):
+        await host.run(asyncio.Event())
+    assert host.unready_reason() == "service stopped"
 
 
-async def test_crashed_main_is_restarted(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.delenv("PORT", raising=False)
+async def test_readyz_reports_the_service_port() -> None:
     port = free_port()
-    service = UvicornService(fail_first=2)
-    host = ServiceHost(service, port=port, name="chatbot", restart_backoff=FAST)
-    with caplog.at_level(logging.ERROR, logger="sluice.service"):
+    host = ServiceHost(AppService(starlette_app()), port=port)
+    async with (
+        HealthServer(readiness=host.unready_reason, fields=host.readiness_fields) as health,
+        httpx.AsyncClient() as client,
+    ):
+        url = f"http://127.0.0.1:{health.port}/readyz"
+        before = await client.get(url)
+        assert (before.status_code, before.json()) == (
+            503,
+            {"status": "not ready", "reason": "service not started"},
+        )
         async with hosting(host):
-            response = await get_when_up(f"http://127.0.0.1:{port}/")
-            assert response.text == "uvicorn run 3"
-            assert host.restarts == 2
-
-            service.crash()  # the server stops and main() raises
-            await eventually(lambda: host.restarts == 3)
-            response = await get_when_up(f"http://127.0.0.1:{port}/")
-            assert response.text == "uvicorn run 4"
-        await service.close()
-        assert await asyncio.to_thread(service.returned.wait, 5)
-    lines = [r.getMessage() for r in caplog.records if r.name == "sluice.service"]
-    assert lines == [
-        f"service chatbot on port {port}: main() crashed (RuntimeError('boom 1')); "
-        "restarting in 0.05s",
-        f"service chatbot on port {port}: main() crashed (RuntimeError('boom 2')); "
-        "restarting in 0.1s",
-        f"service chatbot on port {port}: main() crashed "
-        "(RuntimeError('lost the connection to the model')); restarting in 0.2s",
-    ]
-    assert all(r.exc_info is not None for r in caplog.records if r.name == "sluice.service")
-
-
-async def test_main_that_returns_or_exits_is_restarted(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.delenv("PORT", raising=False)
-    port = free_port()
-    service = UvicornService()
-    # uvicorn calls sys.exit(3) when it cannot bind: that is a crash like any other.
-    squatter = socket.socket()
-    squatter.bind(("127.0.0.1", port))
-    squatter.listen()
-    host = ServiceHost(service, port=port, restart_backoff=FAST)
-    with squatter, caplog.at_level(logging.ERROR, logger="sluice.service"):
-        async with hosting(host):
-            await eventually(lambda: host.restarts >= 1)
-            squatter.close()
-            response = await get_when_up(f"http://127.0.0.1:{port}/")
-            assert response.text == f"uvicorn run {service.calls}"
-            restarts = host.restarts
-            await service.close()  # uvicorn stops, main() returns although it should run
-            await eventually(lambda: host.restarts == restarts + 1)
-            await get_when_up(f"http://127.0.0.1:{port}/")
-        await service.close()
-        assert await asyncio.to_thread(service.returned.wait, 5)
-    assert "main() exited with code 3; restarting in" in caplog.text
-    assert "main() returned; restarting in" in caplog.text
-
-
-async def test_shutdown_during_backoff_is_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PORT", raising=False)
-    service = UvicornService(fail_first=1)
-    host = ServiceHost(service, port=free_port(), restart_backoff=(30.0, 60.0))
-    shutdown = asyncio.Event()
-    task = asyncio.create_task(host.run(shutdown))
-    await eventually(lambda: "restarting" in (host.unready_reason() or ""))
-    shutdown.set()
-    await asyncio.wait_for(task, timeout=1)
-    assert (service.calls, host.restarts) == (1, 0)
+            await eventually(lambda: host.ready)
+            ready = await client.get(url)
+            assert (ready.status_code, ready.json()) == (
+                200,
+                {"status": "ready", "service_port": port},
+            )
+        assert host.service_port is None
+        assert (await client.get(url)).json() == {
+            "status": "not ready",
+            "reason": "service stopped",
+        }
 
 
 async def test_shutdown_stops_an_asgi_service_with_a_slow_request_promptly() -> None:
