@@ -18,6 +18,7 @@ import pytest
 
 from sluice.net import free_port
 from tests.workers.conftest import StartWorker, Worker
+from tests.workers.test_orphan import LAUNCHER, orphan_and_wait
 from workers.supervisor import ChildSpec, Supervisor
 
 pytestmark = pytest.mark.kafka
@@ -157,6 +158,18 @@ class Returns(Hooks):
 class Exits(Hooks):
     def main(self):
         sys.exit(3)
+
+
+class IgnoresTheStop(Hooks):
+    """Takes SIGTERM and carries on."""
+
+    def main(self):
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        Uvicorn.main(self)
+        while True:
+            time.sleep(1)
 
 
 class CrashesOnce(Hooks):
@@ -352,3 +365,37 @@ async def test_supervisor_restarts_a_worker_whose_main_crashed(
     finally:
         await supervisor.stop()
     assert log.read_text().split() == ["init", "start", "close"] * 2
+
+
+async def test_main_that_ignores_the_stop_is_left_after_the_grace(
+    app_factory: AppFactory, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    log = tmp_path / "hooks"
+    worker = await start_worker(
+        service_app(app_factory, "IgnoresTheStop", log), "svc", service_port=free_port()
+    )
+    worker.process.send_signal(signal.SIGTERM)
+    assert await worker.exited(within=30) == 0
+    output = "\n".join(worker.output)
+    assert "service svc: main() still runs 15s after the stop; closing the agent" in output
+    assert "main() did not return: the worker exits without it" in output
+    assert log.read_text().split() == ["init", "start", "close"]
+
+
+async def test_an_orphaned_service_worker_stops_its_main(
+    app_factory: AppFactory, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "hooks"
+    app_dir = service_app(app_factory, "Uvicorn", log)
+    health = free_port()
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(LAUNCHER)
+    worker = [
+        sys.executable, "-m", "workers", str(app_dir), "--executor", "svc",
+        "--bootstrap-servers", kafka_bootstrap, "--health-port", str(health),
+        "--service-port", str(free_port()), "--state-dir", str(tmp_path / "state"),
+    ]  # fmt: skip
+    output = await asyncio.to_thread(orphan_and_wait, launcher, worker, health)
+    assert "is gone: stopping" in output
+    assert "while it should run" not in output
+    assert log.read_text().split() == ["init", "start", "close"]
