@@ -401,7 +401,7 @@ class AdaptedService(_Adapted):
         return cast("ASGIApp | None", self._app.function())
 
     def main(self) -> None:
-        """Run the user's ``main()`` in the calling thread (the host gives it its own)."""
+        """Run the user's ``main()`` in the calling thread (the process's main thread)."""
         if self._main.function is None:
             raise RuntimeError(
                 f"{type(self.instance).__qualname__}: app() returned None and there is no main()"

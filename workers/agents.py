@@ -41,7 +41,7 @@ class LoadedService(Lifecycle, Protocol):
         ...
 
     def main(self) -> None:
-        """Blocking ``main()`` of a service that runs its own server (called in a thread)."""
+        """Blocking ``main()`` of a service that runs its own server (on the main thread)."""
         ...
 
 
