@@ -116,6 +116,10 @@ class Supervisor:
         """How many times the child ended with a non-zero code (it may be running again)."""
         return self._children[name].exits
 
+    def finished(self, name: str) -> bool:
+        """Whether the child exited with code 0, which means it is done: not restarted."""
+        return self._children[name].last_code == 0
+
     def why_failed(self, name: str) -> str | None:
         """Why the child is probably not running: its last error line, else its last line of
         output, else its exit code; None if it never printed anything nor failed."""

@@ -181,8 +181,6 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
                 )
                 for line in lines:
                     style = _STYLES.get(line.style, "")
-                    if line is lines[0] and line.style == "problem":
-                        style = "bold red"
                     console.print(
                         line.text, style=style, highlight=False, soft_wrap=True, markup=False
                     )
@@ -350,7 +348,7 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-_STYLES = {"title": "bold green", "problem": "red"}
+_STYLES = {"ready": "bold green", "not-ready": "bold red", "problem": "red"}
 
 
 async def _wait_settled(

@@ -33,8 +33,9 @@ class Worker:
 
 
 class Line(NamedTuple):
-    """A line of the summary and how to show it: ``"title"`` (all is running), ``"problem"``
-    (something is not) or ``""`` (plain)."""
+    """A line of the summary and how to show it: ``"ready"`` (the first line, when every
+    executor runs), ``"not-ready"`` (the first line otherwise), ``"problem"`` (an executor not
+    running) or ``""`` (plain)."""
 
     text: str
     style: str = ""
@@ -123,10 +124,10 @@ def summary_lines(
         title = Line(
             f"Started in {elapsed:.1f} s: {where}, but {len(down)} of {len(plan.executors)} "
             "executor(s) not running",
-            "problem",
+            "not-ready",
         )
     else:
-        title = Line(f"Ready in {elapsed:.1f} s: {where}", "title")
+        title = Line(f"Ready in {elapsed:.1f} s: {where}", "ready")
     lines = [title, Line(f"  kafka     {bootstrap}")]
     lines.append(Line(f"  gateway   {base_url}  (/healthz, /readyz, /metrics)"))
     page = ui_url(base_url, tenant, app) if ui else None

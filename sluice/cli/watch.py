@@ -111,6 +111,8 @@ class WorkerWatch:
         said = answer.get("reason")
         reason = said if isinstance(said, str) and said else None
         restarting = reason is not None and "restarting" in reason
+        if self._supervisor.finished(name):
+            return Status("failed", "its worker exited (code 0) and is not restarted")
         if self._supervisor.failures(name) > 0 or restarting:
             why = self._supervisor.why_failed(name) or reason or "it failed"
             return Status("failed", why, previous.service_port)

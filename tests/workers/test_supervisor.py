@@ -85,3 +85,24 @@ def test_error_lines() -> None:
         lines.feed(line)
     assert lines.last_error == "RuntimeError: second"
     assert lines.last_line == "INFO sluice.worker: stopped"
+
+
+async def test_a_child_that_exits_with_0_is_finished_not_restarted() -> None:
+    printed: list[tuple[str, str]] = []
+    supervisor = Supervisor(
+        [ChildSpec("done", [sys.executable, "-c", "print('all done')"])],
+        printer=lambda name, line: printed.append((name, line)),
+        backoff=(0.05, 0.05),
+    )
+    await supervisor.start()
+    try:
+        for _ in range(200):
+            if supervisor.finished("done"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        await supervisor.stop()
+    assert supervisor.finished("done")
+    assert (supervisor.failures("done"), supervisor.restarts("done")) == (0, 0)
+    assert printed == [("done", "all done"), ("done", "exited")]

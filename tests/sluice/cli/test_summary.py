@@ -35,7 +35,7 @@ def summary(tmp_path: Path, workers: list[Worker]) -> list[Line]:
 
 def test_ready_when_every_executor_runs(tmp_path: Path) -> None:
     lines = summary(tmp_path, [Worker("echo", 10, 1001), Worker("api", 11, 1002, 8000)])
-    assert lines[0] == Line(f"Ready in 3.2 s: default/{tmp_path.name}", "title")
+    assert lines[0] == Line(f"Ready in 3.2 s: default/{tmp_path.name}", "ready")
     assert not [line for line in lines if line.style == "problem"]
     assert any("service http://127.0.0.1:8000" in line.text for line in lines)
 
@@ -47,10 +47,10 @@ def test_executors_not_running_are_named_with_their_reason(tmp_path: Path) -> No
         Worker("api", None, 1002, 8000, running=False, reason=reason),
     ]
     lines = summary(tmp_path, workers)
-    assert lines[0].style == "problem"
+    assert lines[0].style == "not-ready"
     assert not lines[0].text.startswith("Ready")
     assert "1 of 2 executor(s) not running" in lines[0].text
-    problems = [line.text for line in lines[1:] if line.style == "problem"]
+    problems = [line.text for line in lines if line.style == "problem"]
     assert problems[1:] == [f"  api [api (python-service)]: {reason}"]
     # No service address for a service that does not run.
     assert not any("service http://" in line.text for line in lines)
