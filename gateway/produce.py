@@ -27,6 +27,7 @@ from sluice.application.model import GatewaySpec
 from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, UnencodableRecord, WireMessage, to_kafka
 from sluice.kafka.client import Producer, RecordTooLarge, SendResult
+from sluice.kafka.producer import RECORD_OVERHEAD, encoded_size
 from sluice.record import Record
 
 __all__ = [
@@ -129,16 +130,6 @@ def _reserved(spec: GatewaySpec) -> frozenset[str]:
     return entry[1]
 
 
-_RECORD_OVERHEAD = 512
-"""Bytes of a produce request that are not the record's key, value and headers (batch and
-record framing, with a margin)."""
-
-
-def _size(message: WireMessage) -> int:
-    headers = sum(len(key.encode("utf-8")) + len(value) for key, value in message.headers)
-    return len(message.key or b"") + len(message.value or b"") + headers
-
-
 async def send_all(
     producer: Producer,
     topic: str,
@@ -155,13 +146,13 @@ async def send_all(
     was its batch: 503).
     """
     messages = list(messages)
-    limit = producer.max_request_size - _RECORD_OVERHEAD
+    limit = producer.max_request_size - RECORD_OVERHEAD
     try:
         # asyncio.timeout, not wait_for: no task per request (it was ~5% of a produce's CPU).
         async with asyncio.timeout(settings.produce_timeout):
-            limit = await producer.record_limit(topic) - _RECORD_OVERHEAD
+            limit = await producer.record_limit(topic) - RECORD_OVERHEAD
             for index, message in enumerate(messages):
-                size = _size(message)
+                size = encoded_size(message)
                 if size > limit:
                     where = "the record" if len(messages) == 1 else f"message [{index}]"
                     raise PayloadTooLarge(
@@ -173,7 +164,7 @@ async def send_all(
                 return [await acks[0]]
             return list(await asyncio.gather(*acks))
     except RecordTooLarge as error:
-        if limit < producer.max_request_size - _RECORD_OVERHEAD:
+        if limit < producer.max_request_size - RECORD_OVERHEAD:
             # The record fits the topic's known limit, so the batch it shared with other
             # records did not: worth a retry, in another batch.
             raise Unavailable(

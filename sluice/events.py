@@ -356,6 +356,8 @@ def _dump_json(value: Any, what: str, *, sort_keys: bool) -> str:
         )
     except (TypeError, ValueError) as error:
         raise UnencodableRecord(f"{what} is not JSON-serialisable: {error}") from error
+    except RecursionError:
+        raise UnencodableRecord(f"{what} is nested too deeply to encode as JSON") from None
 
 
 def _utf8(text: str, what: str) -> bytes:
@@ -599,6 +601,10 @@ def _parse_json(raw: bytes, what: str) -> Any:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise _Poison(f"{what} is not valid JSON: {error}") from error
+    except RecursionError:
+        # One record nested deeper than the interpreter's recursion limit must not stop the
+        # consumer that reads it.
+        raise _Poison(f"{what} is JSON nested too deeply to decode") from None
 
 
 def _decode_headers(headers: Iterable[tuple[str, bytes]]) -> Mapping[str, str]:

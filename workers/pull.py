@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sluice.application.model import ErrorsSpec, TopicSpec
-from sluice.events import Consumed, Undecodable
+from sluice.events import Consumed, Undecodable, UnencodableRecord, WireMessage, to_kafka
 from sluice.kafka.client import Consumer, Partition, Producer, RebalanceListener, SendResult
+from sluice.kafka.producer import RECORD_OVERHEAD, RecordTooLarge, encoded_size
 from sluice.record import Record
 from workers.chain import Chain
 from workers.deadletter import dead_letter
@@ -154,15 +155,35 @@ class PullExecutor(RebalanceListener):
             output = self._settings.output_topic
             if output is None:
                 return []
-            source = self._settings.source
-            self._observe("out", len(outcome.value))
+            try:
+                messages = await self._encode(output, outcome.value)
+            except (UnencodableRecord, RecordTooLarge) as error:
+                # Writing them would fail the same way every time: a bad record, not an outage.
+                return self._on_failure(item, Failed(error, 1), error, what)
+            self._observe("out", len(messages))
             return [
-                (lambda r=r: self._producer.enqueue(output, r, source=source))  # type: ignore[misc]
-                for r in outcome.value
+                (lambda m=m: self._producer.enqueue_message(output, m))  # type: ignore[misc]
+                for m in messages
             ]
         if isinstance(outcome, Skipped):
             return []
         return self._on_failure(item, outcome, reason, what)
+
+    async def _encode(self, topic: str, records: list[Record]) -> list[WireMessage]:
+        """The outputs as Kafka messages; RecordTooLarge for one over the topic's limit."""
+        source = self._settings.source
+        messages = [to_kafka(record, source=source) for record in records]
+        if messages:
+            limit = await self._producer.record_limit(topic) - RECORD_OVERHEAD
+            for message in messages:
+                size = encoded_size(message)
+                if size > limit:
+                    raise RecordTooLarge(
+                        f"an output is {size} bytes once encoded; topic {topic} takes records "
+                        f"up to {limit} bytes",
+                        topic=topic,
+                    )
+        return messages
 
     def _on_failure(
         self, item: Consumed, failed: Failed, reason: BaseException | str, what: str

@@ -37,9 +37,11 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_REQUEST_SIZE",
     "DEFAULT_REQUEST_TIMEOUT_MS",
+    "RECORD_OVERHEAD",
     "Producer",
     "RecordTooLarge",
     "SendResult",
+    "encoded_size",
 ]
 
 DEFAULT_MAX_REQUEST_SIZE: Final = 1_048_576
@@ -51,6 +53,13 @@ DEFAULT_BATCH_SIZE: Final = 65_536
 request in flight per broker, so a partition gets at most one batch per round trip: larger
 batches are what lets a busy gateway or worker write more than ~25 records of a few hundred
 bytes per round trip (reference/perf.md §8.3: >= 64 KiB)."""
+
+
+def encoded_size(message: WireMessage) -> int:
+    """Bytes of ``message``'s key, value and headers: what counts against the size limits,
+    less :data:`RECORD_OVERHEAD`."""
+    headers = sum(len(key.encode("utf-8")) + len(value) for key, value in message.headers)
+    return len(message.key or b"") + len(message.value or b"") + headers
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,9 @@ class SendResult:
 
 _WATCH_INTERVAL: Final = 1.0
 """Seconds between two checks that the cluster is reachable."""
+RECORD_OVERHEAD: Final = 512
+"""Bytes of a produce request that are not the record's key, value and headers (batch and
+record framing, with a margin)."""
 _LIMIT_RETRY: Final = 60.0
 """Seconds before a topic's size limit that could not be read is asked for again."""
 _MAX_BACKOFF: Final = 2.0
