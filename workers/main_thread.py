@@ -8,20 +8,27 @@ process. So in the worker of a service executor, :meth:`MainThread.run` runs the
 loop (Kafka producer, the agent's hooks, the health endpoints) in a daemon thread and keeps the
 main thread waiting until the worker asks it, with :meth:`MainThread.start`, to run ``main()``.
 
-Signals go to the main thread only (the loop's thread blocks them, and so do the threads it
-starts). While no ``main()`` runs, SIGTERM and SIGINT ask the worker to stop (:meth:`on_stop`).
-While ``main()`` runs they reach the handlers its server installed, so it drains as it would
-alone; a ``main()`` whose server installed none gets KeyboardInterrupt, for SIGTERM as Ctrl-C
-gives it for SIGINT, which ends a plain ``serve_forever()``.
+Python runs signal handlers on the main thread. While no ``main()`` runs, SIGTERM and SIGINT
+ask the worker to stop (:meth:`on_stop`). While ``main()`` runs they reach the handlers its
+server installed, so it drains as it would alone; a ``main()`` whose server installed none gets
+KeyboardInterrupt, for SIGTERM as Ctrl-C gives it for SIGINT, which ends a plain
+``serve_forever()``. (Blocking the signals in the loop's thread instead would be inherited by
+every process a hook starts from there, which would then ignore SIGTERM.)
 
 The worker must tell a ``main()`` that ended because it was asked to stop from one that ended by
-itself (a crash). A server that takes the signal over usually returns normally after draining,
-so during ``main()`` every handler installed with ``signal.signal`` for SIGTERM or SIGINT is
-wrapped to note the stop request before it runs. asyncio's ``loop.add_signal_handler`` installs
-its handlers that way too, which covers Hypercorn and Quart; uvicorn restores the previous
-handlers and raises the signal again, which reaches the worker's own. An event loop that binds
-``signal.signal`` before ``main()`` starts (uvloop, driven directly) escapes the wrapping: its
-``main()`` returning after a signal counts as ending by itself.
+itself (a crash): a server that takes the signal over usually returns normally after draining.
+So during ``main()`` the two ways Python code installs handlers are interposed, and the SIGTERM
+and SIGINT handlers they install note the stop request before they run:
+
+- ``signal.signal``: uvicorn since 0.29, asyncio's ``loop.add_signal_handler`` (Hypercorn,
+  Quart), trio, plain handlers. uvicorn restores the previous handler and raises the signal
+  again, which then reaches the worker's own.
+- ``uvloop.Loop.add_signal_handler``: uvloop calls the ``signal.signal`` it bound at import, so
+  a server on uvloop (uvicorn before 0.29, as LangStream's examples pin it, picks uvloop when
+  it is installed; ``uvloop.run(serve(...))``) is seen here instead.
+
+An event loop that installs handlers some other way escapes both: its ``main()`` returning
+normally after a signal counts as ending by itself.
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ _ABANDON_AFTER = 1.0
 ``main()`` that ignored the stop request holds the main thread, and the process ends anyway."""
 
 SignalHandler = Callable[[int, FrameType | None], Any]
+
+
+def _no_undo() -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -100,14 +111,7 @@ class MainThread:
             thread = threading.Thread(
                 target=self._loop_thread, args=(worker,), name="sluice-worker", daemon=True
             )
-            # Started with the signals blocked, the thread and every thread it starts inherit
-            # the block: the kernel then delivers them to this thread, which runs the handlers
-            # and whose blocking calls they interrupt.
-            signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-            try:
-                thread.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            thread.start()
             while True:
                 request = self._requests.get()
                 if isinstance(request, _Finished):
@@ -165,14 +169,17 @@ class MainThread:
             return
         outcome: BaseException | None = None
         install = signal.signal
+        undo_uvloop = _no_undo
         try:
             try:
                 self._in_main = True
                 signal.signal = self._wrapping(install)
+                undo_uvloop = self._interpose_uvloop()
                 request.function()
             finally:
                 self._in_main = False
                 signal.signal = install
+                undo_uvloop()
                 # A server may leave SIG_DFL behind (asyncio does): take the signals back.
                 for sig in SIGNALS:
                     install(sig, self._handler)
@@ -196,16 +203,42 @@ class MainThread:
 
         return signal_
 
-    def _noting(self, handler: SignalHandler) -> SignalHandler:
+    def _noting(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         if getattr(handler, "_sluice_noting", False):
             return handler  # a server restoring the handler it replaced
 
-        def noting(signum: int, frame: FrameType | None) -> Any:
+        def noting(*args: Any) -> Any:
             self._note_stop()
-            return handler(signum, frame)
+            return handler(*args)
 
         noting._sluice_noting = True  # type: ignore[attr-defined]
         return noting
+
+    def _interpose_uvloop(self) -> Callable[[], None]:
+        """Wrap the SIGTERM/SIGINT callbacks of ``uvloop.Loop.add_signal_handler``; returns
+        what undoes it. Nothing to do where uvloop is not installed."""
+        try:
+            import uvloop
+        except ImportError:
+            return _no_undo
+        loop_class: Any = uvloop.Loop
+        own = loop_class.__dict__.get("add_signal_handler")
+        add = loop_class.add_signal_handler
+
+        def add_signal_handler(loop: Any, sig: int, callback: Any, *args: Any) -> Any:
+            if sig in SIGNALS and callable(callback):
+                callback = self._noting(callback)
+            return add(loop, sig, callback, *args)
+
+        loop_class.add_signal_handler = add_signal_handler
+
+        def undo() -> None:
+            if own is None:
+                del loop_class.add_signal_handler
+            else:
+                loop_class.add_signal_handler = own
+
+        return undo
 
     def _note_stop(self) -> None:
         if self._stop_requested.is_set():

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import uvloop
 
 from workers.main_thread import MainThread
 
@@ -85,6 +88,29 @@ def test_a_server_that_handles_sigterm_itself_drains_and_the_stop_is_noted() -> 
     assert signal.signal is original_signal
 
 
+def test_a_server_on_uvloop_that_handles_sigterm_itself_is_noted_too() -> None:
+    """uvloop's add_signal_handler bypasses signal.signal (uvicorn before 0.29 uses it)."""
+    drained: list[str] = []
+
+    def main() -> None:
+        async def serve() -> None:
+            stopping = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+            sigterm_soon()
+            await stopping.wait()
+            drained.append("drained")
+
+        uvloop.run(serve())
+
+    async def worker(main_thread: MainThread) -> tuple[BaseException | None, bool]:
+        outcome = await main_thread.start(main)
+        return outcome, main_thread.stop_requested
+
+    assert MainThread().run(worker) == (None, True)
+    assert drained == ["drained"]
+    assert "add_signal_handler" not in uvloop.Loop.__dict__
+
+
 def test_main_that_returns_by_itself_is_not_a_stop() -> None:
     async def worker(main_thread: MainThread) -> tuple[BaseException | None, bool]:
         outcome = await main_thread.start(lambda: None)
@@ -118,6 +144,23 @@ def test_sigterm_while_no_main_runs_stops_the_worker() -> None:
         return f"stopped, main() outcome {outcome}"
 
     assert MainThread().run(worker) == "stopped, main() outcome None"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_processes_that_hooks_start_can_be_stopped_with_sigterm() -> None:
+    """A signal mask of the loop's thread would be inherited by the processes started there."""
+
+    async def worker(main_thread: MainThread) -> str:
+        status = await asyncio.to_thread(
+            subprocess.run, ["cat", "/proc/self/status"], capture_output=True, text=True
+        )
+        return status.stdout
+
+    status = MainThread().run(worker)
+    blocked = int(
+        next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16
+    )
+    assert blocked & (1 << (signal.SIGTERM - 1) | 1 << (signal.SIGINT - 1)) == 0
 
 
 def test_what_the_worker_raises_is_raised_on_the_main_thread() -> None:

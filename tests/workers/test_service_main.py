@@ -82,6 +82,19 @@ class Hypercorn(Hooks):
         asyncio.run(hypercorn.asyncio.serve(APP, config))
 
 
+class HypercornUvloop(Hooks):
+    """On uvloop, whose add_signal_handler does not go through signal.signal."""
+
+    def main(self):
+        import hypercorn.asyncio
+        import hypercorn.config
+        import uvloop
+
+        config = hypercorn.config.Config()
+        config.bind = [f"127.0.0.1:{{os.environ['PORT']}}"]
+        uvloop.run(hypercorn.asyncio.serve(APP, config))
+
+
 class QuartRun(Hooks):
     def main(self):
         from quart import Quart
@@ -213,7 +226,7 @@ async def stop_within(worker: Worker, seconds: float) -> int:
     return code
 
 
-SERVERS = ["Uvicorn", "Hypercorn", "QuartRun", "PlainHttp", "DrainingHttp"]
+SERVERS = ["Uvicorn", "Hypercorn", "HypercornUvloop", "QuartRun", "PlainHttp", "DrainingHttp"]
 
 
 @pytest.mark.parametrize("class_name", SERVERS)
@@ -236,7 +249,9 @@ async def test_main_serves_becomes_ready_and_stops_on_sigterm(
     assert log.read_text().split() == ["init", "start", "close"]
 
 
-@pytest.mark.parametrize("class_name", ["Uvicorn", "Hypercorn", "QuartRun", "DrainingHttp"])
+@pytest.mark.parametrize(
+    "class_name", ["Uvicorn", "Hypercorn", "HypercornUvloop", "QuartRun", "DrainingHttp"]
+)
 async def test_sigterm_lets_a_request_in_flight_complete(
     app_factory: AppFactory, start_worker: StartWorker, tmp_path: Path, class_name: str
 ) -> None:
