@@ -58,6 +58,9 @@ _ABANDON_AFTER = 1.0
 """Seconds the loop's thread waits, once finished, for the main thread to take the result; a
 ``main()`` that ignored the stop request holds the main thread, and the process ends anyway."""
 
+_POLL = 0.2
+"""Seconds between the main thread's looks at the signals while it waits for the loop's thread."""
+
 SignalHandler = Callable[[int, FrameType | None], Any]
 
 
@@ -113,7 +116,12 @@ class MainThread:
             )
             thread.start()
             while True:
-                request = self._requests.get()
+                try:
+                    # A timeout, because a signal the kernel gives another thread does not
+                    # interrupt this wait, and Python runs its handler only here.
+                    request = self._requests.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
                 if isinstance(request, _Finished):
                     self._taken.set()
                     thread.join()
