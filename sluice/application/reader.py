@@ -186,37 +186,51 @@ class Node:
         return present[0] if present else None
 
 
-# Lists whose items a problem names by id, as LangStream does: file kind -> (key, noun, keys).
-_SUBJECTS = {
-    "gateways": ("gateways", "gateway", ("id",)),
-    "pipeline": ("pipeline", "agent", ("id", "name")),
+# Lists whose items a problem names by id, as LangStream does:
+# file kind -> (path to the list, noun, keys that name an item, in order of preference).
+_SUBJECTS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+    "gateways": (("gateways",), "gateway", ("id",)),
+    "pipeline": (("pipeline",), "agent", ("id", "name")),
+    "secrets": (("secrets",), "secret", ("id", "name")),
+    "configuration": (("configuration", "resources"), "resource", ("id", "name")),
 }
 
 
 def locate(file: YamlFile, path: YamlPath, message: str) -> Problem:
-    """A problem at ``path`` of ``file``, with its line and the gateway or agent it is in."""
+    """A problem at ``path`` of ``file``, with its line and the item (gateway, agent, secret,
+    resource) it is in."""
     problem = Problem(file.name, format_path(path), message, file.line(path))
-    subject = _subject(file, path)
-    if subject is None:
+    found = _subject(file, path)
+    if found is None:
         return problem
+    subject, depth = found
     return Problem(
-        problem.file, problem.path, message, problem.line, subject, format_path(path[:2])
+        problem.file, problem.path, message, problem.line, subject, format_path(path[:depth])
     )
 
 
-def _subject(file: YamlFile, path: YamlPath) -> str | None:
-    """``gateway "ask"`` / ``agent "counter"`` (by id, else name, else position)."""
+def _subject(file: YamlFile, path: YamlPath) -> tuple[str, int] | None:
+    """``gateway "ask"`` / ``agent "counter"`` (by id, else name, else position), with the
+    length of the path to that item."""
     entry = _SUBJECTS.get(file.kind)
-    if entry is None or len(path) < 2 or path[0] != entry[0] or not isinstance(path[1], int):
+    if entry is None:
         return None
-    key, noun, names = entry
-    items = file.data.get(key) if isinstance(file.data, dict) else None
-    item = items[path[1]] if isinstance(items, list) and path[1] < len(items) else None
+    where, noun, names = entry
+    depth = len(where) + 1
+    if len(path) < depth or tuple(path[: len(where)]) != where:
+        return None
+    index = path[len(where)]
+    if not isinstance(index, int):
+        return None
+    items: Any = file.data
+    for key in where:
+        items = items.get(key) if isinstance(items, dict) else None
+    item = items[index] if isinstance(items, list) and index < len(items) else None
     for name in names:
         value = item.get(name) if isinstance(item, dict) else None
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-            return f'{noun} "{value}"'
-    return f"{noun} #{path[1] + 1}"
+            return f'{noun} "{value}"', depth
+    return f"{noun} #{index + 1}", depth
 
 
 def _kind(value: Any) -> str:

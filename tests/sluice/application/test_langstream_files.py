@@ -59,7 +59,7 @@ def test_unset_environment_variables_are_kept_as_written_with_a_warning(
     assert configuration["region"] == "${SEARCH_REGION}"
     assert configuration["user"] == "admin"
     warning = (
-        f"{secrets}:5 secrets[0].data.region: environment variable SEARCH_REGION is not set: "
+        f'secret "search" ({secrets}:5) data.region: environment variable SEARCH_REGION is not set: '
         "${SEARCH_REGION} is kept as written"
     )
     assert any(w.startswith(warning) for w in app.warnings), app.warnings
@@ -127,7 +127,7 @@ configuration:
         ("db", "db", {"url": "two"}),
     ]
     [warning] = [w for w in loaded.warnings if "resource" in w]
-    assert warning.startswith("configuration.yaml:6 configuration.resources[3]: ")
+    assert warning.startswith('resource "db" (configuration.yaml:6): ')
     assert 'resource "db" is declared again (first at configuration.yaml:5)' in warning
 
 

@@ -123,7 +123,7 @@ def test_validate_warns_about_an_unset_variable_in_the_secrets_file(tmp_path: Pa
     result = sluice("validate", app, "-s", secrets)
     assert result.returncode == 0, result.stderr
     assert (
-        f"warning: {secrets}:5 secrets[0].data.region: environment variable "
+        f'warning: secret "llm" ({secrets}:5) data.region: environment variable '
         "SLUICE_TEST_UNSET_REGION is not set: ${SLUICE_TEST_UNSET_REGION} is kept as written"
     ) in result.stderr
     assert "sk-do-not-print" not in result.stdout + result.stderr
