@@ -10,10 +10,11 @@ HTML and never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -98,6 +99,7 @@ class GatewayRuntime:
         self.in_flight = 0
         """HTTP requests being handled now (a streamed body counts until it starts)."""
         self.ready = False
+        self._drain_scopes: set[asyncio.Timeout] = set()
         self._routers: dict[str, ReplyRouter] = {}
         self._router_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -140,6 +142,34 @@ class GatewayRuntime:
         if http is not None:
             await http.aclose()
         await self.producer.stop()
+
+    @contextlib.asynccontextmanager
+    async def until_drained(self) -> AsyncIterator[None]:
+        """Serve a request in this block: when the gateway stops and its drain period ends
+        before the block does, the block is interrupted and the answer is a 503 problem (the
+        request may still have been written, like any 503), rather than the connection being
+        cut by the server with a bare 500 or no answer at all."""
+        scope = asyncio.timeout(None)
+        self._drain_scopes.add(scope)
+        try:
+            async with scope:
+                yield
+        except TimeoutError as error:
+            if not scope.expired():
+                raise
+            raise Unavailable(
+                "the gateway is shutting down and its drain period "
+                f"({self.settings.shutdown_grace:g} s) ended before the answer; retry",
+                retry_after=self.settings.retry_after,
+            ) from error
+        finally:
+            self._drain_scopes.discard(scope)
+
+    def end_drain(self) -> None:
+        """The drain period is over: every request still in :meth:`until_drained` answers 503."""
+        now = asyncio.get_running_loop().time()
+        for scope in list(self._drain_scopes):
+            scope.reschedule(now)
 
     @property
     def pending_count(self) -> int:
@@ -436,11 +466,12 @@ def create_app(
 
     @app.post("/api/gateways/produce/<tenant>/<application>/<gateway>")
     async def produce_route(tenant: str, application: str, gateway: str) -> Response:
-        call = await _authenticated("produce", tenant, application, gateway)
-        body = await _body(settings)
-        answer, count = await produce(
-            runtime.producer, call, request.headers.get("Content-Type"), body, settings
-        )
+        async with runtime.until_drained():
+            call = await _authenticated("produce", tenant, application, gateway)
+            body = await _body(settings)
+            answer, count = await produce(
+                runtime.producer, call, request.headers.get("Content-Type"), body, settings
+            )
         runtime.metrics.records_produced += count
         return _json_response(answer)
 
@@ -454,6 +485,10 @@ def create_app(
         methods=_SERVICE_METHODS,
     )
     async def service_route(tenant: str, application: str, gateway: str, path: str) -> Response:
+        async with runtime.until_drained():
+            return await _service(tenant, application, gateway, path)
+
+    async def _service(tenant: str, application: str, gateway: str, path: str) -> Response:
         call = await _authenticated("service", tenant, application, gateway)
         if is_proxy(call):
             return await forward(

@@ -13,7 +13,8 @@ __all__ = ["add_gateway_arguments", "gateway_settings", "test_provider"]
 
 
 def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
-    """Browser origins, the failed-authentication limit and the test provider."""
+    """Browser origins, the failed-authentication limit, the produce and drain timeouts and the
+    test provider."""
     parser.add_argument(
         "--allowed-origin",
         action="append",
@@ -35,6 +36,15 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HEADER",
         help="header a trusted proxy sets to the client's address (its right-most public "
         "address counts), e.g. X-Forwarded-For behind Knative (default: the peer address)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=35.0,
+        metavar="SECONDS",
+        help="when the gateway stops (SIGTERM, Ctrl-C): how long in-flight requests get to "
+        "finish; a service call still waiting for its reply then answers 503 (default: 35, "
+        "longer than the default service timeout of 30)",
     )
     parser.add_argument(
         "--produce-timeout",
@@ -90,10 +100,13 @@ def gateway_settings(args: argparse.Namespace) -> GatewaySettings:
         raise SluiceError("--auth-failure-limit must be 0 (no limit) or more")
     if not args.produce_timeout > 0:
         raise SluiceError("--produce-timeout must be greater than 0")
+    if not args.drain_timeout > 0:
+        raise SluiceError("--drain-timeout must be greater than 0")
     return GatewaySettings(
         allowed_origins=tuple(args.allowed_origin) if args.allowed_origin else None,
         test_provider=test_provider(args),
         auth_failure_burst=args.auth_failure_limit or None,
         client_ip_header=args.client_ip_header or None,
         produce_timeout=args.produce_timeout,
+        shutdown_grace=args.drain_timeout,
     )

@@ -1,9 +1,12 @@
 """Serving the gateway with Hypercorn, and stopping it gracefully.
 
 Shutdown (spec/gateway.md): readiness goes false, open WebSockets get 1001 and event streams
-end, in-flight HTTP requests get up to ``shutdown_grace`` seconds (longer than the service
-timeout) to finish, then Hypercorn stops and the app's ``after_serving`` closes the consumers and
-flushes the producer.
+end, in-flight HTTP requests get up to ``shutdown_grace`` seconds (``--drain-timeout``, longer
+than the default service timeout) to finish. A request still waiting then (a service call whose
+reply did not come, a produce Kafka has not acknowledged) answers 503 problem+json
+(:meth:`GatewayRuntime.end_drain`): Hypercorn cancelling it instead would answer a bare 500 or
+nothing. Then Hypercorn stops and the app's ``after_serving`` closes the consumers and flushes
+the producer.
 
 The drain is waited for here rather than through Hypercorn's ``graceful_timeout`` alone: a
 connection that served a WebSocket keeps Hypercorn's ping task sleeping for up to one
@@ -90,6 +93,10 @@ async def serving(app: Quart, host: str, port: int) -> AsyncIterator[str]:
         if not task.done():
             begin_shutdown(app)
             await _drain(runtime, settings.shutdown_grace)
+            # Requests still waiting (a service reply that did not come) answer 503 now, and
+            # get their answer written before Hypercorn cancels what is left.
+            runtime.end_drain()
+            await _drain(runtime, _IDLE_GRACE)
             config.graceful_timeout = _IDLE_GRACE
             loop.set_exception_handler(_quiet_cancellations)
         try:
