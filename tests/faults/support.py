@@ -4,20 +4,25 @@ checks the ledger against what the topic holds."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
+import textwrap
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
+from sluice.kafka.client import Producer
 from sluice.net import free_port
+from sluice.record import Record
 
 
 def produce_app(parent: Path, topic: str = "in", config: dict[str, str] | None = None) -> Path:
@@ -124,6 +129,21 @@ class Ledger:
             self.info.add(ident)
         return response
 
+    def new_id(self) -> str:
+        return f"ledger-{uuid.uuid4().hex}"
+
+    async def send(self, producer: Producer, topic: str, text: str = "") -> str:
+        """One record of a fresh id (and ``text`` after it) written straight to ``topic``,
+        bypassing the gateway; ``ok`` once Kafka acknowledged it."""
+        ident = self.new_id()
+        try:
+            await producer.send(topic, Record(f"{ident} {text}".rstrip()), source="/faults")
+        except Exception:  # what matters is the outcome, recorded as indeterminate
+            self.info.add(ident)
+            return ident
+        self.ok.add(ident)
+        return ident
+
 
 async def ids_in_topic(bootstrap: str, topic: str, *, settle: float = 3) -> Counter[str]:
     """How often each ledger id appears in ``topic`` (read from the beginning, read_committed),
@@ -168,3 +188,246 @@ class Check:
             phantoms=frozenset(found.keys() - ledger.ok - ledger.info),
             duplicates=sum(count - 1 for ident, count in found.items() if ident in ledger.ok),
         )
+
+
+# -- applications, worker processes, topic readers and the per-case summary ----------------------
+
+APP = "faults"
+"""The application's name (its folder's): gateway URLs and consumer groups contain it."""
+
+
+def write_app(parent: Path, files: dict[str, str]) -> Path:
+    """An application folder ``faults`` under ``parent`` with ``files`` (relative path: text)."""
+    app = parent / APP
+    for relative, text in files.items():
+        path = app / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return app
+
+
+def instance_file(parent: Path, bootstrap: str | None = None, **client: str) -> Path:
+    """An instance.yaml with short consumer sessions (a stopped worker's partitions move in a
+    second or two), ``bootstrap`` servers if given and more client properties."""
+    options = {"session.timeout.ms": "2000", "heartbeat.interval.ms": "500", **client}
+    if bootstrap:
+        options["bootstrap.servers"] = bootstrap
+    lines = ["instance:", "  streamingCluster:", "    type: kafka", "    configuration:"]
+    lines += ["      admin:"] + [f'        {key}: "{value}"' for key, value in options.items()]
+    path = parent / "instance.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def group_of(executor: str) -> str:
+    """The consumer group of ``executor``'s workers (``sluice-<application>-<executor>``)."""
+    return f"sluice-{APP}-{executor}"
+
+
+@dataclass
+class WorkerProcess:
+    """A ``python -m workers`` child process, its health port and its output file."""
+
+    process: asyncio.subprocess.Process
+    health_port: int
+    log: Path
+
+    async def ready(self, within: float = 60) -> None:
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(timeout=1, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self.process.returncode is not None:
+                    raise AssertionError(
+                        f"worker exited with {self.process.returncode}:\n" + _tail(self.log)
+                    )
+                try:
+                    url = f"http://127.0.0.1:{self.health_port}/readyz"
+                    if (await client.get(url)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError("worker not ready:\n" + _tail(self.log))
+
+    async def stop(self, sig: int = signal.SIGTERM, within: float = 30) -> int:
+        """Send ``sig`` and return the exit code (a bounded wait)."""
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), within)
+
+
+class Children:
+    """Worker processes started by a test; whatever still runs at the end is killed."""
+
+    def __init__(self, app: Path, bootstrap: str, logs: Path, instance: Path | None) -> None:
+        self.app, self.bootstrap, self.logs, self.instance = app, bootstrap, logs, instance
+        self.workers: list[WorkerProcess] = []
+
+    async def worker(
+        self, executor: str, *, env: dict[str, str] | None = None, ready: bool = True
+    ) -> WorkerProcess:
+        port = free_port()
+        log = self.logs / f"worker-{executor}-{len(self.workers)}.log"
+        instance = ["-i", str(self.instance)] if self.instance else []
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "workers", str(self.app), "--executor", executor,
+                "--bootstrap-servers", self.bootstrap, "--health-port", str(port),
+                "--state-dir", str(self.logs / "state"), *instance,
+                env={**os.environ, **(env or {})}, stdout=out, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+        worker = WorkerProcess(process, port, log)
+        self.workers.append(worker)
+        if ready:
+            await worker.ready()
+        return worker
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            if worker.process.returncode is None:
+                worker.process.kill()
+                await worker.process.wait()
+
+
+@asynccontextmanager
+async def children(
+    app: Path, bootstrap: str, logs: Path, instance: Path | None = None
+) -> AsyncIterator[Children]:
+    kids = Children(app, bootstrap, logs, instance)
+    try:
+        yield kids
+    finally:
+        await kids.close()
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a topic as the checker sees it."""
+
+    partition: int
+    offset: int
+    value: bytes
+    headers: dict[str, bytes]
+
+    @property
+    def ident(self) -> str | None:
+        """The ledger id the message carries (in its value), if any."""
+        text = self.value.decode("utf-8", "replace")
+        start = text.find("ledger-")
+        return text[start : start + len("ledger-") + 32] if start >= 0 else None
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: Iterable[str] = (),
+    within: float = 60,
+    settle: float = 2,
+) -> list[Message]:
+    """Every message of ``topic`` from the beginning (read_committed): read until every id of
+    ``expect`` was seen (at most ``within`` seconds), then until nothing new came for
+    ``settle`` seconds."""
+    wanted = set(expect)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    got: list[Message] = []
+    deadline = time.monotonic() + within
+    try:
+        while True:
+            waiting = bool(wanted) and time.monotonic() < deadline
+            batch = await consumer.getmany(timeout_ms=500 if waiting else int(settle * 1000))
+            for messages in batch.values():
+                for m in messages:
+                    message = Message(
+                        m.partition, m.offset, m.value or b"", {k: v for k, v in m.headers}
+                    )
+                    got.append(message)
+                    wanted.discard(message.ident or "")
+            if not waiting and not any(batch.values()):
+                return got
+    finally:
+        await consumer.stop()
+
+
+def counts(messages: Iterable[Message]) -> Counter[str]:
+    """How often each ledger id appears among ``messages``."""
+    return Counter(m.ident for m in messages if m.ident is not None)
+
+
+async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets ``group`` committed for ``topic``, by partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def wait_committed(
+    bootstrap: str, group: str, topic: str, ends: dict[int, int], *, within: float = 30
+) -> dict[int, int]:
+    """The committed offsets once they reach ``ends`` (lag 0), or as they are after
+    ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        offsets = await committed(bootstrap, group, topic)
+        if all(offsets.get(p, 0) >= end for p, end in ends.items() if end > 0):
+            return offsets
+        if time.monotonic() > deadline:
+            return offsets
+        await asyncio.sleep(0.5)
+
+
+def end_offsets(messages: Iterable[Message]) -> dict[int, int]:
+    """1 + the highest offset read, by partition."""
+    ends: dict[int, int] = {}
+    for m in messages:
+        ends[m.partition] = max(ends.get(m.partition, 0), m.offset + 1)
+    return ends
+
+
+def skipped(
+    inputs: Iterable[Message], offsets: dict[int, int], finished: Callable[[Message], bool]
+) -> list[Message]:
+    """I4: input messages below their partition's committed offset that are not finished."""
+    return [m for m in inputs if m.offset < offsets.get(m.partition, 0) and not finished(m)]
+
+
+def other_5xx(statuses: Counter[int]) -> int:
+    """Answers 500-599 except 503 (the one server error a fault may cause)."""
+    return sum(n for status, n in statuses.items() if status >= 500 and status != 503)
+
+
+def summary(
+    case: str,
+    *,
+    sent: int,
+    ok: int,
+    info: int,
+    lost: int,
+    phantoms: int,
+    duplicates: int,
+    other_5xx: int,
+    recovered: float | None = None,
+    extra: str = "",
+) -> str:
+    """The one-line report of a case (printed; ``pytest -s`` shows it)."""
+    recovery = "n/a" if recovered is None else f"{recovered:.1f} s"
+    line = (
+        f"FAULT {case}: sent {sent}, ok {ok}, info {info}, lost {lost}, phantoms {phantoms}, "
+        f"duplicates {duplicates}, 5xx other than 503 {other_5xx}, time to recover {recovery}"
+    )
+    line += f"; {extra}" if extra else ""
+    print(line, flush=True)
+    return line
