@@ -425,10 +425,15 @@ async def _until_interrupted() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    await stop.wait()
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    # A second Ctrl-C (or a SIGTERM forwarded by a wrapper such as `timeout`) while everything
+    # drains would otherwise raise KeyboardInterrupt in the middle of the shutdown, print a
+    # traceback and leave the workers to notice on their own that their parent is gone.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _already_stopping)
+
+
+def _already_stopping() -> None:
+    print("already stopping: waiting for the gateway and the workers to finish", file=sys.stderr)

@@ -164,3 +164,23 @@ async def test_run_refuses_an_invalid_application(tmp_path: Path) -> None:
     assert b"ready:" not in stdout
     assert 'agent #1 (pipeline.yaml:2) type: unknown agent type "nope"' in stderr.decode()
     assert not (tmp_path / "kafka").exists()
+
+
+async def test_a_second_ctrl_c_while_stopping_prints_no_traceback(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A wrapper such as `timeout` forwards the user's Ctrl-C, so `sluice run` gets two."""
+    instance = tmp_path / "instance.yaml"
+    instance.write_text(
+        "instance:\n  streamingCluster:\n    type: kafka\n    configuration:\n"
+        f"      admin:\n        bootstrap.servers: {kafka_bootstrap}\n"
+    )
+    async with sluice_run(COUNTER, tmp_path, "-i", str(instance)) as run:
+        run.process.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.2)
+        run.process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(run.process.wait(), timeout=90)
+    output = "\n".join(run.lines)
+    assert "Traceback" not in output, output
+    assert "KeyboardInterrupt" not in output, output
+    assert run.lines[-1] == "stopped", output
