@@ -24,8 +24,8 @@ import httpx
 from quart import Response
 from werkzeug.datastructures import Headers
 
-from gateway.errors import BadGateway, GatewayTimeout, Unavailable
-from gateway.headers import gateway_headers_for
+from gateway.errors import BadGateway, BadRequest, GatewayTimeout, Unavailable
+from gateway.headers import configured_headers, gateway_headers_for
 from gateway.produce import GatewayCall
 from gateway.settings import GatewaySettings
 
@@ -33,6 +33,7 @@ __all__ = [
     "HOP_BY_HOP",
     "ServiceKey",
     "ServiceRoutes",
+    "check_header_values",
     "forward",
     "is_proxy",
     "request_headers",
@@ -100,6 +101,10 @@ class ServiceRoutes(Mapping[ServiceKey, str]):
 
 
 _CONNECT_TIMEOUT: Final = 5.0
+_PRINTABLE: Final = (
+    "its value must be printable ASCII (no CR, LF, NUL or other control characters, "
+    "nothing outside ASCII)"
+)
 # Characters kept as they are when the decoded rest of the path is quoted again.
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"
 
@@ -168,6 +173,38 @@ def target_url(base_url: str, rest: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(rest, safe=_PATH_SAFE)}"
 
 
+def _forwardable(value: str) -> bool:
+    # RFC 9110 5.5: visible ASCII, space and tab. Characters outside ASCII have no agreed
+    # encoding in a header (the HTTP client refuses them), and CR, LF or NUL would end or
+    # split the header (the HTTP client refuses them too, which would look like the service
+    # failing).
+    return all(" " <= char <= "~" or char == "\t" for char in value)
+
+
+def _source(call: GatewayCall, key: str) -> str:
+    for header in configured_headers(call.spec):
+        if header.key.lower() != key.lower():
+            continue
+        if header.value_from_parameters is not None:
+            return f"parameter {header.value_from_parameters} (header {key})"
+        if header.value_from_authentication is not None:
+            return f"the user's {header.value_from_authentication} (header {key})"
+    return f"header {key}"
+
+
+def check_header_values(
+    call: GatewayCall, client: Iterable[tuple[str, str]], configured: Mapping[str, str]
+) -> None:
+    """:class:`~gateway.errors.BadRequest` naming the first header (or the ``param:`` it comes
+    from) whose value cannot be forwarded: outside printable ASCII, or with CR, LF or NUL."""
+    for key, value in client:
+        if not _forwardable(value):
+            raise BadRequest(f"header {key} cannot be forwarded: {_PRINTABLE}")
+    for key, value in configured.items():
+        if not _forwardable(value):
+            raise BadRequest(f"{_source(call, key)} cannot be forwarded: {_PRINTABLE}")
+
+
 def _not_running(agent: str, reason: str | None, settings: GatewaySettings) -> Unavailable:
     detail = f"service {agent} is not running" + (f": {reason}" if reason else "")
     return Unavailable(detail, retry_after=settings.retry_after)
@@ -186,7 +223,8 @@ async def forward(
 ) -> Response:
     """Forward one request to the service agent of ``call``; stream its answer back.
 
-    Every failure before the upstream answers is a :class:`~gateway.errors.GatewayError`: 503
+    Every failure before the upstream answers is a :class:`~gateway.errors.GatewayError`: 400
+    for a header value that cannot be forwarded (:func:`check_header_values`), 503
     when the agent is not running (down in ``routes``, or refusing connections), 502 when it
     failed after accepting the connection, 504 when it did not answer in time.
     """
@@ -195,16 +233,18 @@ async def forward(
     assert service is not None and service.agent_id is not None
     agent = service.agent_id
     query = call.query(settings)
+    configured = gateway_headers_for(spec, dict(query.parameters), call.principal)
+    forwarded = request_headers(headers, configured, drop_authorization=call.identity is not None)
+    check_header_values(call, forwarded[: len(forwarded) - len(configured)], configured)
     key = (call.tenant, call.application, agent)
     base_url = routes.get(key)
     if base_url is None:
         raise _not_running(agent, routes.reason(key), settings)
-    configured = gateway_headers_for(spec, dict(query.parameters), call.principal)
     upstream_request = client.build_request(
         method,
         target_url(base_url, rest),
         params=list(query.passthrough),
-        headers=request_headers(headers, configured, drop_authorization=call.identity is not None),
+        headers=forwarded,
         content=body,
         timeout=httpx.Timeout(query.timeout, connect=_CONNECT_TIMEOUT),
     )
