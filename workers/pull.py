@@ -4,15 +4,23 @@ At-least-once: a record is *finished* when every output (or its dead letter) is 
 Kafka; offsets are committed only up to contiguous finished records, periodically, on
 revocation and on shutdown. Records of a partition are processed in order; their writes are
 pipelined, so a slow acknowledgement does not stall processing.
+
+Polling and processing are two tasks: the group measures ``max.poll.interval.ms`` between polls,
+so the poll loop keeps polling while an agent works on a slow record (the member stays in the
+group and its records are not handed to another member and processed again). Fetched records wait
+in a bounded queue; when it is full the partitions are paused and the loop polls only to stay a
+member.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +51,10 @@ class PullSettings:
     commit_interval: float = 0.5
     max_in_flight: int = 1000
     poll_records: int = 200
+    max_queued: int = 400
+    """Records fetched and not yet started; the partitions are paused above it."""
+    keep_alive: float = 0.5
+    """Seconds between polls while the partitions are paused (well under any poll interval)."""
     drain_timeout: float = 20.0
     fault_kill_after: int | None = None
     """Test hook: SIGKILL this process once this many records are finished, before commit."""
@@ -74,6 +86,14 @@ class PullExecutor(RebalanceListener):
         self._room = asyncio.Event()
         self._failure: BaseException | None = None
         self._finished = 0
+        self._queue: deque[Consumed] = deque()
+        self._queued = asyncio.Event()
+        """Set when the processing task has something to look at: records, stop or failure."""
+        self._drained = asyncio.Event()
+        """Set when the queue went down to half its bound: the poll loop fetches again."""
+        self._current: Partition | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.ready = False
 
     # -- the loop --------------------------------------------------------------------------------
@@ -83,32 +103,93 @@ class PullExecutor(RebalanceListener):
         self._consumer = consumer
         await consumer.start()
         self.ready = True
-        last_commit = time.monotonic()
+        processing = asyncio.create_task(self._process(stop))
         try:
             try:
-                while not stop.is_set():
-                    self._raise_failure()
-                    items = await consumer.poll(
-                        timeout_ms=200, max_records=self._settings.poll_records
-                    )
-                    for item in items:
-                        if stop.is_set():
-                            break  # not started: it stays uncommitted and is read again later
-                        await self._handle(item)
-                    if time.monotonic() - last_commit >= self._settings.commit_interval:
-                        await self._commit()
-                        last_commit = time.monotonic()
+                await self._poll(consumer, processing, stop)
             finally:
                 # Also when failing: what finished before the failure is committed, so only the
                 # failed record (and what followed it) is read again after the restart.
+                if not processing.done():
+                    processing.cancel()
+                await asyncio.wait({processing})
                 await self._drain()
                 await self._commit_quietly()
+            if not processing.cancelled() and processing.exception() is not None:
+                raise processing.exception()  # type: ignore[misc]
             self._raise_failure()
         finally:
             self.ready = False
             await self._cancel_writes()
+            self._queue.clear()
             self._consumer = None
             await consumer.stop()
+
+    async def _poll(
+        self, consumer: Consumer, processing: asyncio.Task[None], stop: asyncio.Event
+    ) -> None:
+        """Fetch into the queue, commit now and then, until the processing task ends."""
+        settings = self._settings
+        paused = False
+        last_commit = time.monotonic()
+        while not processing.done():
+            stopping = stop.is_set() or self._failure is not None
+            if stopping:
+                self._queued.set()  # the processing task ends after its current record
+            if len(self._queue) >= settings.max_queued:
+                paused = True
+            elif len(self._queue) <= settings.max_queued // 2:
+                paused = False
+            if stopping or paused:
+                # Polled only so that the group keeps this member: nothing new is fetched.
+                consumer.pause(consumer.assignment())
+                self._drained.clear()
+                drained = asyncio.ensure_future(self._drained.wait())
+                try:
+                    await asyncio.wait(
+                        {processing, drained},
+                        timeout=settings.keep_alive,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    drained.cancel()
+                if processing.done():
+                    break
+                items = await consumer.poll(timeout_ms=0)
+            else:
+                consumer.resume()
+                items = await consumer.poll(timeout_ms=200, max_records=settings.poll_records)
+            if items and not stopping:
+                # Records of partitions revoked while the poll returned belong to another member.
+                assigned = consumer.assignment()
+                self._queue.extend(i for i in items if (i.topic, i.partition) in assigned)
+                self._queued.set()
+            # Records polled while stopping (a partition assigned meanwhile) were never started:
+            # they stay uncommitted and are read again later.
+            if time.monotonic() - last_commit >= settings.commit_interval:
+                await self._commit()
+                last_commit = time.monotonic()
+
+    async def _process(self, stop: asyncio.Event) -> None:
+        """Handle queued records in order until ``stop`` or a failed write."""
+        low = self._settings.max_queued // 2
+        while True:
+            if stop.is_set() or self._failure is not None:
+                return  # what is not started stays uncommitted and is read again later
+            if not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            item = self._queue.popleft()
+            if len(self._queue) <= low:
+                self._drained.set()
+            self._current = (item.topic, item.partition)
+            self._idle.clear()
+            try:
+                await self._handle(item)
+            finally:
+                self._current = None
+                self._idle.set()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -118,6 +199,8 @@ class PullExecutor(RebalanceListener):
     async def _handle(self, item: Consumed) -> None:
         partition: Partition = (item.topic, item.partition)
         while self._tracker.in_flight() >= self._settings.max_in_flight:
+            if self._failure is not None:
+                return  # not started: read again after the restart
             self._room.clear()
             await self._room.wait()
         self._tracker.started(partition, item.offset)
@@ -228,6 +311,8 @@ class PullExecutor(RebalanceListener):
         if error is not None:
             if self._failure is None:
                 self._failure = error
+            self._queued.set()
+            self._room.set()
             return
         self._tracker.finished(partition, offset)
         self._finished += 1
@@ -272,6 +357,13 @@ class PullExecutor(RebalanceListener):
         self._writes.clear()
 
     async def on_revoked(self, partitions: frozenset[Partition]) -> None:
+        # Their queued records are read again by the next owner (or by this member, from the
+        # committed offset, if the partitions come back). The record in hand is finished first,
+        # so a rebalance does not process it twice.
+        self._queue = deque(i for i in self._queue if (i.topic, i.partition) not in partitions)
+        if self._current in partitions:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout=self._settings.drain_timeout)
         await self._drain()
         try:
             await self._commit(only=partitions)

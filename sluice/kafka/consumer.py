@@ -230,6 +230,28 @@ class Consumer:
         """The partitions this consumer reads now."""
         return frozenset((tp.topic, tp.partition) for tp in self._started().assignment())
 
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        """Stop fetching ``partitions`` (those still assigned): :meth:`poll` returns none of
+        their records until :meth:`resume`, and a poll still counts as one for the group's
+        ``max.poll.interval.ms``, so a member can keep polling while it works on a slow record.
+        Records fetched and not yet returned are dropped and fetched again after resuming."""
+        consumer = self._started()
+        assigned = consumer.assignment()
+        for topic, partition in partitions:
+            tp = TopicPartition(topic, partition)
+            if tp in assigned:
+                consumer.pause(tp)
+
+    def resume(self, partitions: Iterable[Partition] | None = None) -> None:
+        """Fetch paused ``partitions`` again (every paused partition when ``None``)."""
+        consumer = self._started()
+        paused = consumer.paused()
+        wanted = (
+            paused if partitions is None else {TopicPartition(t, p) for t, p in partitions} & paused
+        )
+        if wanted:
+            consumer.resume(*wanted)
+
     async def position(self, topic: str, partition: int) -> int:
         """The offset of the next record this consumer will read from a partition."""
         try:
