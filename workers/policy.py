@@ -54,10 +54,13 @@ async def attempt(
     backoff: Backoff,
     *,
     what: str,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Done[T] | Skipped | Failed:
     """Run ``call`` until it succeeds or ``errors.retries`` retries are used up.
 
-    ``FatalError`` stops the executor at once (:class:`ExecutorFailed`).
+    ``FatalError`` stops the executor at once (:class:`ExecutorFailed`). ``sleep`` waits between
+    attempts; ``sluice.testing`` passes one that notes the delay instead of waiting, so users'
+    tests of retries are fast.
     """
     tries = 0
     while True:
@@ -85,4 +88,4 @@ async def attempt(
             errors.retries,
             delay,
         )
-        await asyncio.sleep(delay)
+        await sleep(delay)
