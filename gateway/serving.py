@@ -12,22 +12,39 @@ The drain is waited for here rather than through Hypercorn's ``graceful_timeout`
 connection that served a WebSocket keeps Hypercorn's ping task sleeping for up to one
 ``ping_interval`` after the socket closed, and Hypercorn waits for it. Once nothing is in flight,
 the remaining connections are idle and get ``_IDLE_GRACE`` seconds.
+
+WebSocket protocol violations: Hypercorn parses frames with wsproto, which reports a client's
+violation (a text message that is not UTF-8, an unmasked frame, a reserved opcode or bit) as a
+close event while the connection is still open; Hypercorn only answers a close frame the client
+sent, so the violation ended in a bare TCP close. :class:`_GatewayWSStream` answers it with the
+close code wsproto chose (1007 for bad UTF-8, 1002 for the rest, RFC 6455 7.4.1), and answers an
+upgrade whose ``Connection`` / ``Sec-WebSocket-*`` list header is not ASCII (which Hypercorn
+fails to decode, leaving the request unanswered) with a 400 problem. It replaces Hypercorn's
+stream class when :func:`serving` starts (in this process, for every Hypercorn server).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import httpx
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.protocol import h2 as hypercorn_h2
+from hypercorn.protocol import h11 as hypercorn_h11
+from hypercorn.protocol.events import Body, EndBody, Request, Response
+from hypercorn.protocol.ws_stream import WSStream
 from quart import Quart
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import CloseConnection, Event
 
 from gateway.app import GatewayRuntime, runtime_of
+from gateway.problems import PROBLEM_CONTENT_TYPE, problem
 from gateway.settings import GatewaySettings
 from gateway.websockets import close_websockets
 from sluice.errors import SluiceError
@@ -55,6 +72,56 @@ def hypercorn_config(settings: GatewaySettings, host: str, port: int) -> Config:
     return config
 
 
+# Handshake headers Hypercorn splits into ASCII tokens.
+_TOKEN_LISTS = (b"connection", b"sec-websocket-extensions", b"sec-websocket-protocol")
+
+
+class _ViolationClosingConnection(Connection):
+    """wsproto's connection, except that a protocol violation by the peer puts it in the
+    state of a peer that sent a close frame, so the server's stream answers with a close frame
+    carrying the violation's code."""
+
+    def events(self) -> Generator[Event, None, None]:
+        for event in super().events():
+            if isinstance(event, CloseConnection) and self.state is ConnectionState.OPEN:
+                # Only a parse failure yields a close while OPEN: a close frame from the peer
+                # moves the state first, a lost connection closes it.
+                self._state = ConnectionState.REMOTE_CLOSING
+            yield event
+
+
+class _GatewayWSStream(WSStream):
+    async def handle(self, event: Any) -> None:
+        if isinstance(event, Request) and not self.closed:
+            for name, value in event.headers:
+                if name.lower() in _TOKEN_LISTS and not value.isascii():
+                    await self._refuse(event, f"the {name.decode()} header must be ASCII")
+                    return
+        await super().handle(event)
+
+    async def _accept(self, message: Any) -> None:
+        await super()._accept(message)
+        self.connection.__class__ = _ViolationClosingConnection
+
+    async def _refuse(self, request: Request, detail: str) -> None:
+        self.closed = True
+        path = request.raw_path.partition(b"?")[0].decode("ascii", "replace")
+        body = json.dumps(problem(400, detail, path)).encode()
+        headers = [
+            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await self.send(Response(stream_id=self.stream_id, status_code=400, headers=headers))
+        await self.send(Body(stream_id=self.stream_id, data=body))
+        await self.send(EndBody(stream_id=self.stream_id))
+
+
+def _use_gateway_websocket_stream() -> None:
+    hypercorn_h11.WSStream = _GatewayWSStream  # type: ignore[attr-defined]
+    hypercorn_h2.WSStream = _GatewayWSStream  # type: ignore[attr-defined]
+
+
 def begin_shutdown(app: Quart) -> None:
     """Readiness false, 1001 to every open WebSocket and 503 to new ones."""
     runtime_of(app).ready = False
@@ -70,6 +137,7 @@ async def serving(app: Quart, host: str, port: int) -> AsyncIterator[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         if probe.connect_ex((host, port)) == 0:
             raise SluiceError(f"port {port} on {host} is in use: pass --gateway-port")
+    _use_gateway_websocket_stream()
     stop = asyncio.Event()
     config = hypercorn_config(settings, host, port)
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))

@@ -257,7 +257,7 @@ async def test_an_authenticated_gateway_without_credentials_is_401(
     response = await client.get(f"{proxy.service_url('secured-service')}/x")
     body = assert_problem(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert body["detail"].startswith("gateway secured-service needs credentials")
+    assert str(body["detail"]).startswith("gateway secured-service needs credentials")
 
 
 def test_hop_by_hop_headers_are_dropped_and_configured_ones_win() -> None:

@@ -31,7 +31,7 @@ async def test_a_parameter_that_cannot_be_a_header_value_is_400(
 async def test_a_client_header_outside_ascii_is_400(
     proxy: Proxy, client: httpx.AsyncClient, value: bytes
 ) -> None:
-    response = await client.get(f"{proxy.service_url()}/items", headers={"X-Name": value})
+    response = await client.get(f"{proxy.service_url()}/items", headers={b"X-Name": value})
     detail = assert_problem(response, 400)
     assert "X-Name" in detail, detail
 
