@@ -2,7 +2,8 @@
 
 :class:`AppFiles` is plain data, so the generator stays pure; :func:`read_app_files` is the edge
 that reads them from disk (for ``sluice deploy`` / ``sluice manifests``). The application's code
-(``python/``) is not here: it comes with the image.
+(``python/``) is not here: it comes with the image, and so does the application's own Python
+environment when it has ``python/requirements.txt`` (``sluice image`` builds it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from knative.errors import ManifestError
 from sluice.application.placeholders import resolve_environment
 from sluice.application.yamlfile import format_path
+from sluice.environments import requirements_file
 from sluice.errors import Problem
 
 __all__ = ["AppFiles", "read_app_files"]
@@ -32,12 +34,15 @@ class AppFiles:
     written (placeholders included; they are resolved by the pods). ``instance`` and
     ``secrets``: the instance.yaml and secrets.yaml documents with their ``${NAME}`` environment
     references already resolved (the pods do not have the deployer's environment); both go
-    into the Secret, since instance.yaml may hold Kafka credentials.
+    into the Secret, since instance.yaml may hold Kafka credentials. ``python_environment``:
+    the application has ``python/requirements.txt``, so its image holds the application's own
+    environment and the workers of its Python agents run on that interpreter.
     """
 
     application: Mapping[str, str]
     instance: Mapping[str, Any] = field(default_factory=lambda: {"instance": {}})
     secrets: Mapping[str, Any] = field(default_factory=lambda: {"secrets": []})
+    python_environment: bool = False
 
 
 def read_app_files(
@@ -59,12 +64,12 @@ def read_app_files(
         if path.is_file() and path.suffix == ".yaml" and path.name not in _SEPARATE
     }
     env = environ or {}
-    files = AppFiles(application)
-    if instance is not None:
-        files = AppFiles(application, _document(Path(instance), env), files.secrets)
-    if secrets is not None:
-        files = AppFiles(application, files.instance, _document(Path(secrets), env))
-    return files
+    return AppFiles(
+        application,
+        _document(Path(instance), env) if instance is not None else {"instance": {}},
+        _document(Path(secrets), env) if secrets is not None else {"secrets": []},
+        python_environment=requirements_file(app_dir) is not None,
+    )
 
 
 def _document(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:

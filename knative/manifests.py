@@ -83,7 +83,13 @@ def build_manifests(
     ]
     if problems:
         raise ManifestError(problems)
-    scope = Scope(app.name, settings, tuple(sorted(files.application)), data_checksum(data))
+    scope = Scope(
+        app.name,
+        settings,
+        tuple(sorted(files.application)),
+        data_checksum(data),
+        files.python_environment,
+    )
 
     generated = [
         _Generated(secret(scope, files), "the application", ""),

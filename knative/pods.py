@@ -1,7 +1,9 @@
 """What every pod of an application has: the image's folders, the mounted files, the arguments
 that tell a worker or the gateway where everything is, and the resources of a ``size``.
 
-Layout inside a pod (the image puts the application's ``python/`` at ``/app/python``):
+Layout inside a pod (the image puts the application's ``python/`` at ``/app/python`` and, when
+it has ``python/requirements.txt``, the application's own Python environment at
+``/opt/sluice/app-env``, built by ``sluice image``'s Dockerfile):
 
 - ``/app/<file>.yaml``: each application file, mounted from the ConfigMap one by one (``subPath``)
   so that ``/app`` is the same application folder as on a laptop, code included;
@@ -20,6 +22,8 @@ from knative.scope import Scope
 
 __all__ = [
     "APP_DIR",
+    "APP_ENV_DIR",
+    "APP_ENV_PYTHON",
     "HTTP_PORT",
     "SECRETS_DIR",
     "app_arguments",
@@ -31,6 +35,10 @@ __all__ = [
 ]
 
 APP_DIR: Final = "/app"
+APP_ENV_DIR: Final = "/opt/sluice/app-env"
+"""Where an application image holds the environment built from ``python/requirements.txt``."""
+APP_ENV_PYTHON: Final = f"{APP_ENV_DIR}/bin/python"
+"""The interpreter the workers of an application's Python agents run on, when it has one."""
 SECRETS_DIR: Final = "/etc/sluice/secrets"
 HTTP_PORT: Final = 8080
 """The port Knative sends requests to (``PORT``), unless a kind of pod says otherwise."""

@@ -18,6 +18,10 @@ whose agents all set ``configuration.concurrency: N`` (N > 1) opts out: its Kafk
 ``unordered`` and a pod takes the smallest N at once. Push-mode Services allow requests of
 ``timeoutSeconds: 600`` (Knative's default maximum) so that an event retried inside the worker
 is not cut and redelivered while it still runs. camel-source executors use the ``camelImage``.
+An application with ``python/requirements.txt`` runs the executors that have a Python agent
+(``python-*``) on its own environment's interpreter (``/opt/sluice/app-env/bin/python``, built
+into the image by ``sluice image``), so its libraries do not share Sluice's; other executors and
+the gateway run on Sluice's.
 
 The gateway (``<app>-gateway``, when the application has gateways) runs ``python -m gateway`` with
 the same folder, instance and secrets, on :8080, always on (min-scale 1, its WebSockets and
@@ -35,6 +39,7 @@ from typing import Any, Final
 from knative.labels import AGENTS, Manifest, labels, metadata
 from knative.names import executor_name, gateway_name, service_url
 from knative.pods import (
+    APP_ENV_PYTHON,
     HTTP_PORT,
     app_arguments,
     app_mounts,
@@ -87,6 +92,13 @@ def _concurrency(value: Any) -> int:
     return value if concurrency_problem(value) is None else 1
 
 
+def _worker_command(scope: Scope, executor: Executor) -> list[str]:
+    """The worker on the application's environment when one of its agents is user Python code."""
+    if scope.python_environment and any(a.type.startswith("python-") for a in executor.agents):
+        return [APP_ENV_PYTHON, *_WORKER[1:]]
+    return list(_WORKER)
+
+
 def _scale(executor: Executor, scope: Scope) -> tuple[int, int]:
     parallelism = executor.resources.parallelism
     if executor.disks:
@@ -128,7 +140,7 @@ def executor_service(scope: Scope, executor: Executor) -> Manifest:
     container: dict[str, Any] = {
         "name": "worker",
         "image": image,
-        "command": list(_WORKER),
+        "command": _worker_command(scope, executor),
         "args": args,
         "ports": [{"name": "http1", "containerPort": port}],
         "resources": resources(executor.resources.size),

@@ -34,10 +34,16 @@ LangStream's bundle for them). ``python/lib`` (LangStream's vendored libraries) 
 ``sys.path`` in both cases. Requirements that point at local files are read relative to
 ``python/``; only the requirements file's own bytes are hashed, so edit it (or delete the
 environment) to pick up a changed local package.
+
+An application image (``sluice image``) builds the same environment at a fixed path while the
+image is built, with the same code: ``python -m sluice.environments APP_DIR --into PATH
+--push``. ``--push`` adds what the worker's push mode imports (:data:`PUSH_DISTRIBUTIONS`), as
+processors and sinks on Knative run in push mode.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -60,6 +66,7 @@ from sluice.errors import SluiceError
 
 __all__ = [
     "LAYOUT",
+    "PUSH_DISTRIBUTIONS",
     "SLUICE_PACKAGES",
     "WORKER_DISTRIBUTIONS",
     "AppEnvironment",
@@ -67,6 +74,7 @@ __all__ = [
     "default_root",
     "ensure_environment",
     "environment_key",
+    "main",
     "plan_environment",
     "requirements_file",
     "worker_requirements",
@@ -91,6 +99,12 @@ WORKER_DISTRIBUTIONS = frozenset(
 
 A test runs the worker on an environment of these alone, so an import added to the worker
 without its distribution here fails there first."""
+
+PUSH_DISTRIBUTIONS = frozenset({"quart"})
+"""What push mode (``python -m workers --push``: processors and sinks on Knative) adds to
+:data:`WORKER_DISTRIBUTIONS`: its HTTP endpoint is a Quart application. An application whose
+pins cannot live with Quart (click 7, as ``uvicorn==0.12.2`` pins) runs under ``sluice run`` but
+its image build refuses them, naming Quart."""
 
 SLUICE_PACKAGES = ("sluice", "workers", "langstream")
 """Sluice's own packages made importable in an application environment."""
@@ -117,7 +131,15 @@ class AppEnvironment:
 
     @property
     def complete(self) -> bool:
-        return (self.path / _COMPLETE).is_file()
+        """Whether a finished build of this key is at :attr:`path` (a fixed path may hold an
+        environment of other requirements, which is then rebuilt)."""
+        try:
+            marker = json.loads((self.path / _COMPLETE).read_text())
+        except (OSError, ValueError):
+            return False
+        # Markers written before the key was recorded sit in the cache, under their key.
+        recorded = marker.get("key", self.path.name) if isinstance(marker, dict) else None
+        return bool(recorded == self.key)
 
 
 def default_root() -> Path:
@@ -131,8 +153,9 @@ def requirements_file(app_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def worker_requirements() -> tuple[str, ...]:
-    """The worker's runtime requirements at the ranges Sluice's own metadata declares."""
+def worker_requirements(*, push: bool = False) -> tuple[str, ...]:
+    """The worker's runtime requirements at the ranges Sluice's own metadata declares; with
+    ``push``, those of push mode too (:data:`PUSH_DISTRIBUTIONS`)."""
     try:
         declared = importlib.metadata.requires("sluicegate") or []
     except importlib.metadata.PackageNotFoundError:
@@ -140,10 +163,11 @@ def worker_requirements() -> tuple[str, ...]:
             "Sluice's package metadata (sluicegate) is not installed: install Sluice with pip "
             "to run applications that have python/requirements.txt"
         ) from None
-    found = [r for r in declared if _name(r) in WORKER_DISTRIBUTIONS and "extra ==" not in r]
+    wanted = WORKER_DISTRIBUTIONS | PUSH_DISTRIBUTIONS if push else WORKER_DISTRIBUTIONS
+    found = [r for r in declared if _name(r) in wanted and "extra ==" not in r]
     # An installation older than the code (an editable checkout not reinstalled since a
     # dependency was added) lacks a range: require the distribution at any version then.
-    found += sorted(WORKER_DISTRIBUTIONS - {_name(r) for r in found})
+    found += sorted(wanted - {_name(r) for r in found})
     return tuple(sorted(found, key=_name))
 
 
@@ -158,14 +182,21 @@ def environment_key(
     return digest.hexdigest()[:24]
 
 
-def plan_environment(app_dir: Path, root: Path | None = None) -> AppEnvironment | None:
-    """The environment of the application in ``app_dir``; None when it has no requirements."""
+def plan_environment(
+    app_dir: Path, root: Path | None = None, *, path: Path | None = None, push: bool = False
+) -> AppEnvironment | None:
+    """The environment of the application in ``app_dir``; None when it has no requirements.
+
+    It lives under ``root`` (default: :func:`default_root`) in a folder named by its key, or at
+    exactly ``path`` (an image's fixed location). ``push`` adds push mode's requirements.
+    """
     requirements = requirements_file(app_dir)
     if requirements is None:
         return None
-    worker = worker_requirements()
+    worker = worker_requirements(push=push)
     key = environment_key(requirements.read_bytes(), worker, _interpreter())
-    return AppEnvironment((root or default_root()) / key, key, requirements.absolute(), worker)
+    location = path.absolute() if path is not None else (root or default_root()) / key
+    return AppEnvironment(location, key, requirements.absolute(), worker)
 
 
 def ensure_environment(environment: AppEnvironment, *, uv: str | None = None) -> bool:
@@ -175,7 +206,7 @@ def ensure_environment(environment: AppEnvironment, *, uv: str | None = None) ->
     resolved or installed (a conflicting pin names the Sluice requirement it conflicts with).
     """
     environment.path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(environment.path.parent / f"{environment.key}.lock"):
+    with _locked(environment.path.parent / f"{environment.path.name}.lock"):
         built = False
         if not environment.complete:
             shutil.rmtree(environment.path, ignore_errors=True)
@@ -188,6 +219,7 @@ def ensure_environment(environment: AppEnvironment, *, uv: str | None = None) ->
         _link_sluice(environment)
         if built:
             marker = {
+                "key": environment.key,
                 "requirements": str(environment.requirements),
                 "worker": list(environment.worker_requirements),
                 "interpreter": _interpreter(),
@@ -337,3 +369,35 @@ def _normalise(text: str) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sluice.environments APP_DIR --into PATH [--push]``: build an application's
+    environment at a fixed path (``sluice image``'s Dockerfile runs it while the image is built).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m sluice.environments",
+        description="Build the Python environment of the application in APP_DIR from its "
+        "python/requirements.txt at PATH, as `sluice run` builds it in the user cache.",
+    )
+    parser.add_argument("app", metavar="APP_DIR", type=Path)
+    parser.add_argument("--into", metavar="PATH", type=Path, required=True)
+    parser.add_argument(
+        "--push", action="store_true", help="add what the worker's push mode (Knative) imports"
+    )
+    args = parser.parse_args(argv)
+    try:
+        environment = plan_environment(args.app, path=args.into, push=args.push)
+        if environment is None:
+            print(f"{args.app} has no python/requirements.txt: nothing to build", file=sys.stderr)
+            return 1
+        built = ensure_environment(environment)
+    except EnvironmentBuildFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{'built' if built else 'reused'} {environment.path} ({environment.python})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

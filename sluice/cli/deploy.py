@@ -25,9 +25,15 @@ DOCKERFILE = """\
 FROM {base}
 COPY python/ /app/python/
 {requirements}{camel}"""
-REQUIREMENTS = (
-    "RUN pip install --no-cache-dir --target /app/python/lib -r /app/python/requirements.txt\n"
-)
+ENVIRONMENT = """\
+# python/requirements.txt: the application's own Python environment, built as `sluice run` builds
+# it (uv; Sluice's worker libraries and push mode's, none of the CLI's), where the Knative
+# manifests start the workers of the Python agents. No uv cache is kept in the image; bytecode is
+# compiled now, as the image is read-only to the workers.
+USER root
+RUN UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1 {command}
+USER 1000
+"""
 CAMEL = """\
 # camel-source: the Camel jars (core set + configuration.yaml dependencies) resolved now, so
 # the workers start without Maven or network (SLUICE_CAMEL_CACHE_DIR is set by the base image).
@@ -90,8 +96,9 @@ def register(
         "image",
         help="write the Dockerfile of the application's image",
         description="Write APP_DIR/Dockerfile: the Sluice image with the application's python/ "
-        "folder and its requirements.txt installed, and print the build command. Name the "
-        "result in instance.yaml: computeCluster.configuration.image.",
+        "folder and, when it has python/requirements.txt, the application's own Python "
+        "environment built from it; print the build command. Name the result in "
+        "instance.yaml: computeCluster.configuration.image.",
     )
     image.add_argument("app", metavar="APP_DIR", type=Path)
     image.add_argument("-t", "--tag", help="image name (default: <folder>:latest)")
@@ -287,8 +294,15 @@ def _uses_camel(app_dir: Path) -> bool:
     return False
 
 
+def environment_command(app_dir: str, into: str) -> str:
+    """The command the image runs to build the application's environment at ``into``."""
+    return f"python -m sluice.environments {app_dir} --into {into} --push"
+
+
 def _image(args: argparse.Namespace) -> int:
+    from knative.pods import APP_DIR, APP_ENV_DIR
     from sluice import __version__
+    from sluice.environments import requirements_file
 
     app_dir: Path = args.app
     if not (app_dir / "python").is_dir():
@@ -298,7 +312,9 @@ def _image(args: argparse.Namespace) -> int:
         return 1
     camel = _uses_camel(app_dir)
     base = args.base or f"sluice{'-camel' if camel else ''}:{__version__}"
-    requirements = REQUIREMENTS if (app_dir / "python" / "requirements.txt").exists() else ""
+    requirements = ""
+    if requirements_file(app_dir) is not None:
+        requirements = ENVIRONMENT.format(command=environment_command(APP_DIR, APP_ENV_DIR))
     dockerfile = app_dir / "Dockerfile"
     dockerfile.write_text(
         DOCKERFILE.format(base=base, requirements=requirements, camel=CAMEL if camel else "")

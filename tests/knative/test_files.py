@@ -23,6 +23,15 @@ def test_only_the_applications_yaml_files(write_app: WriteApp) -> None:
     assert files.instance == {"instance": {}} and files.secrets == {"secrets": []}
 
 
+def test_requirements_mean_the_image_has_the_applications_environment(
+    write_app: WriteApp,
+) -> None:
+    app = write_app({"pipeline.yaml": "pipeline: []\n", "python/agent.py": "x = 1\n"})
+    assert read_app_files(app).python_environment is False
+    (app / "python" / "requirements.txt").write_text("six\n")
+    assert read_app_files(app).python_environment is True
+
+
 def test_environment_references_are_resolved(write_app: WriteApp, tmp_path: Path) -> None:
     app = write_app({"pipeline.yaml": "pipeline: []\n"})
     secrets = tmp_path / "secrets.yaml"

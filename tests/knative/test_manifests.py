@@ -17,6 +17,7 @@ import yaml
 
 from knative import build_manifests, read_app_files, to_yaml
 from knative.eventing import DELIVERY_RETRIES
+from knative.pods import APP_ENV_PYTHON
 from knative.settings import DeploySettings
 from sluice.application import plan_application
 from tests.knative import schemas
@@ -32,6 +33,7 @@ CASES: dict[str, Path] = {
     "service": APPS / "service",
     "camel": APPS / "camel",
     "parallel": APPS / "parallel",
+    "requirements": APPS / "requirements",
 }
 SECRET_VALUE = "a-test-only-shared-secret-of-32-bytes!"
 
@@ -255,6 +257,34 @@ def test_camel_source_is_always_on_with_the_camel_image() -> None:
     ]
     enrich = find(objects, "Service", "camel-enrich")
     assert _container(enrich)["image"] == "registry.example/sluice-apps:1.0"
+
+
+def test_python_agents_run_on_the_applications_environment() -> None:
+    """python/requirements.txt: the workers of Python agents start with the interpreter of the
+    environment `sluice image` builds into the image; built-in agents and the gateway keep
+    Sluice's interpreter (and its libraries)."""
+    objects = build(APPS / "requirements")
+    commands = {
+        o["metadata"]["name"]: _container(o)["command"] for o in objects if o["kind"] == "Service"
+    }
+    on_environment = ["/opt/sluice/app-env/bin/python", "-m", "workers"]
+    assert commands == {
+        "requirements-ticks": on_environment,
+        "requirements-shout": on_environment,
+        "requirements-chat": on_environment,
+        "requirements-copy": ["python", "-m", "workers"],
+        "requirements-gateway": ["python", "-m", "gateway"],
+    }
+    assert on_environment[0] == APP_ENV_PYTHON
+
+
+def test_without_requirements_every_worker_runs_on_sluices_interpreter(tmp_path: Path) -> None:
+    app = tmp_path / "requirements"
+    shutil.copytree(APPS / "requirements", app)
+    (app / "python" / "requirements.txt").unlink()
+    for manifest in build(app):
+        if manifest["kind"] == "Service":
+            assert _container(manifest)["command"][0] == "python"
 
 
 def test_parallelism_scales_services_and_consumers() -> None:
