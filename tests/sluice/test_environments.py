@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -293,3 +295,104 @@ def _sse(lines: list[str]) -> list[tuple[str, str]]:
         elif line.startswith("data:"):
             data.append(line[5:].strip())
     return events
+
+
+# -- images (Knative) -----------------------------------------------------------------------------
+
+KNATIVE_APP = ROOT / "tests" / "knative" / "apps" / "requirements"
+
+
+def test_the_image_build_command_makes_the_interpreter_the_manifests_start(
+    tmp_path: Path,
+) -> None:
+    """The RUN line `sluice image` writes, run as written (uv without a cache, as in the image)
+    with the image's paths moved into tmp_path, builds the environment whose interpreter the
+    Knative manifests start the Python workers with, and that interpreter has the application's
+    requirement, the worker and push mode. (No Docker engine here: the image itself is not
+    built.)"""
+    from knative.pods import APP_DIR, APP_ENV_DIR
+    from sluice.cli.main import main as sluice
+    from tests.knative.conftest import build
+
+    app = tmp_path / "requirements"
+    shutil.copytree(KNATIVE_APP, app)
+    assert sluice(["image", str(app)]) == 0
+    [line] = [
+        r for r in (app / "Dockerfile").read_text().splitlines() if "sluice.environments" in r
+    ]
+    assert line.startswith("RUN ")
+    words = shlex.split(line.removeprefix("RUN "))
+    assignments = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    target = tmp_path / "opt" / "app-env"
+    moved = {"python": sys.executable, APP_DIR: str(app), APP_ENV_DIR: str(target)}
+    argv = [moved.get(w, w) for w in words if w.split("=", 1)[0] not in assignments]
+    assert argv[1:4] == ["-m", "sluice.environments", str(app)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    done = subprocess.run(
+        argv, cwd=app, env={**env, **assignments}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"built {target} ")
+
+    commands = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]["command"]
+        for o in build(app)
+        if o["kind"] == "Service"
+    }
+    interpreter = commands["requirements-shout"][0]
+    assert interpreter.startswith(f"{APP_ENV_DIR}/")
+    python = target / Path(interpreter).relative_to(APP_ENV_DIR)
+    assert python.exists()
+    imports = subprocess.run(
+        [str(python), "-c", "import six, workers.main, workers.push_app; print(six.__version__)"],
+        cwd=target,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imports.returncode == 0, imports.stderr
+    assert imports.stdout.split() == ["1.16.0"]
+    usage = subprocess.run(
+        [str(python), *commands["requirements-shout"][1:], "--help"],
+        cwd=target,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 0 and "--push" in usage.stdout, usage.stderr
+    # Compiled while the image is built: the workers cannot write into the image's files.
+    assert list(target.glob("lib/python3*/site-packages/__pycache__/six.*.pyc"))
+
+
+def test_a_fixed_path_is_rebuilt_when_the_requirements_change(tmp_path: Path) -> None:
+    app = app_with(tmp_path, "# first\n")
+    target = tmp_path / "app-env"
+    first = plan_environment(app, path=target)
+    assert first is not None and first.path == target
+    assert ensure_environment(first) is True
+    assert ensure_environment(first) is False
+    (app / "python" / "requirements.txt").write_text("six==1.16.0\n")
+    second = plan_environment(app, path=target)
+    assert second is not None and second.key != first.key
+    assert not second.complete
+    assert ensure_environment(second) is True
+    assert run_in(second, "import six").returncode == 0
+
+
+def test_push_mode_requirements_refuse_pins_quart_cannot_live_with(tmp_path: Path) -> None:
+    # LangStream's python-processor-exclamation pins: uvicorn 0.12.2 needs click 7, Quart (the
+    # push-mode endpoint on Knative) click 8. `sluice run` (pull mode) builds them; an image
+    # build says which of Sluice's requirements is in the way.
+    app = app_with(tmp_path, "uvicorn==0.12.2\nfastapi==0.63.0\n")
+    assert any(r.lower().startswith("quart") for r in worker_requirements(push=True))
+    assert not any(r.lower().startswith("quart") for r in worker_requirements())
+    environment = plan_environment(app, path=tmp_path / "app-env", push=True)
+    assert environment is not None
+    with pytest.raises(EnvironmentBuildFailed) as caught:
+        ensure_environment(environment)
+    message = str(caught.value)
+    assert "they conflict with what Sluice's worker needs (" in message
+    assert "quart<0.23,>=0.20" in message.lower() or "quart>=0.20,<0.23" in message.lower()
+    assert "click" in message
