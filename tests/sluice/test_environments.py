@@ -284,7 +284,7 @@ async def test_a_langserve_service_from_requirements_answers_through_the_gateway
 def _sse(lines: list[str]) -> list[tuple[str, str]]:
     """(event, data) pairs of a server-sent event stream."""
     events: list[tuple[str, str]] = []
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in [*lines, ""]:
         if not line:
             if data or event != "message":
