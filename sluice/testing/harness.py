@@ -36,6 +36,7 @@ from sluice.events import (
     from_kafka,
     to_kafka,
 )
+from sluice.errors import SluiceError
 from sluice.record import Record
 from sluice.sdk import AgentContext, Processor, Service, Sink, Source
 from sluice.testing.results import Delivery, Results
@@ -52,7 +53,7 @@ Component = Literal["processor", "source", "sink", "service"]
 _RECORD_KEYS = frozenset({"value", "key", "headers", "origin", "timestamp"})
 
 
-class HarnessError(RuntimeError):
+class HarnessError(SluiceError, RuntimeError):
     """The harness was used wrongly: the wrong call for the agent's kind, a bad option."""
 
 
