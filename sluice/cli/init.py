@@ -1,7 +1,8 @@
 """``sluice init NAME``: a new application folder from a template, ready for ``sluice run``.
 
 Two templates: ``processor`` (a Python processor behind produce, consume and service gateways)
-and ``chat`` (a chat gateway and a processor that streams its answer). The files are plain
+and ``chat`` (a chat gateway and a processor that streams its answer), each with a unit test of
+its agent run in memory by ``sluice.testing`` (``pytest tests``). The files are plain
 strings below; ``{app}`` is the application id (the folder's name) and ``{module}`` the Python
 module named after it.
 """
@@ -93,6 +94,35 @@ class Answer(Processor):
         return record.with_value(f"{{self.greeting}}: {{record.value}}")
 '''
 
+_PROCESSOR_TEST: Final = '''\
+"""Unit tests of the agent, run in memory by sluice.testing: no Kafka, no worker (``pytest``).
+
+``from_application`` reads the agent's className, configuration and errors policy from
+pipeline.yaml, so the test runs the agent as it is deployed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sluice.testing import AgentHarness, run_processor
+
+APP = Path(__file__).resolve().parent.parent
+SESSION = "langstream-client-session-id"
+
+
+def test_answer_replies_in_the_same_session() -> None:
+    harness = AgentHarness.from_application(APP, "answer")
+    results = run_processor(harness, [{{"value": "hello", "headers": {{SESSION: "s1"}}}}])
+    assert results.values == ["You said: hello"]
+    assert results.outputs[0].headers[SESSION] == "s1"
+
+
+def test_the_greeting_comes_from_the_configuration() -> None:
+    harness = AgentHarness.from_application(APP, "answer", config={{"greeting": "Echo"}})
+    assert run_processor(harness, ["hi"]).values == ["Echo: hi"]
+'''
+
 _PROCESSOR_README: Final = """\
 # {app}
 
@@ -115,6 +145,7 @@ sluice gateway produce {app} input -p sessionId=s1 -v hello
 
 Edit `python/{module}.py` (the agent), `pipeline.yaml` (topics and agents) and `gateways.yaml`.
 `sluice validate {path}` checks the files; `sluice plan {path}` shows what runs.
+`pytest tests` runs the agent's unit tests in memory (`sluice.testing`, no Kafka needed).
 """
 
 _CHAT_PIPELINE: Final = """\
@@ -202,6 +233,33 @@ def _piece(question: Record, text: str, stream_id: str, index: int, last: bool =
     )
 '''
 
+_CHAT_TEST: Final = '''\
+"""Unit tests of the assistant, run in memory by sluice.testing: no Kafka, no worker
+(``pytest``). The pieces it streams with the topic producer are in ``results.topic_writes``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sluice.testing import AgentHarness, run_processor
+
+APP = Path(__file__).resolve().parent.parent
+SESSION = "langstream-client-session-id"
+
+
+def test_the_answer_streams_in_pieces_of_one_session() -> None:
+    harness = AgentHarness.from_application(APP, "assistant")
+    results = run_processor(harness, [{{"value": "hi", "headers": {{SESSION: "s1"}}}}])
+    pieces = [record for _, record in results.topic_writes] + results.outputs
+    assert "".join(p.value for p in pieces) == (
+        "You asked: hi. This answer arrives one word at a time."
+    )
+    assert {{p.headers[SESSION] for p in pieces}} == {{"s1"}}
+    assert [p.headers["stream-index"] for p in pieces] == [str(i) for i in range(len(pieces))]
+    assert pieces[-1].headers["stream-last-message"] == "true"
+'''
+
 _CHAT_README: Final = """\
 # {app}
 
@@ -218,6 +276,7 @@ sluice gateway chat {app} chat -p sessionId=s1
 ```
 
 Edit `python/{module}.py` (the assistant), `pipeline.yaml` and `gateways.yaml`.
+`pytest tests` runs the assistant's unit tests in memory (`sluice.testing`, no Kafka needed).
 """
 
 TEMPLATES: Final = {
@@ -225,12 +284,14 @@ TEMPLATES: Final = {
         "pipeline.yaml": _PROCESSOR_PIPELINE,
         "gateways.yaml": _PROCESSOR_GATEWAYS,
         "python/{module}.py": _PROCESSOR_CODE,
+        "tests/test_{module}.py": _PROCESSOR_TEST,
         "README.md": _PROCESSOR_README,
     },
     "chat": {
         "pipeline.yaml": _CHAT_PIPELINE,
         "gateways.yaml": _CHAT_GATEWAYS,
         "python/{module}.py": _CHAT_CODE,
+        "tests/test_{module}.py": _CHAT_TEST,
         "README.md": _CHAT_README,
     },
 }
@@ -241,8 +302,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "init",
         help="create a new application folder from a template",
         description="Create the folder NAME with a working application: pipeline.yaml, "
-        "gateways.yaml, a Python agent and a README saying how to run and call it. The folder's "
-        "name is the application id (lowercase letters, digits and dashes).",
+        "gateways.yaml, a Python agent, a unit test of it (pytest tests) and a README saying "
+        "how to run and call it. The folder's name is the application id (lowercase letters, "
+        "digits and dashes).",
         epilog="templates:\n  processor  a processor behind produce, consume and service "
         "gateways (default)\n  chat       a chat gateway and an assistant that streams its "
         "answer word by word",

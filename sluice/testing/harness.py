@@ -27,8 +27,10 @@ from typing import Any, Literal, cast
 import httpx
 
 from langstream.api import Record as LangStreamRecord
+from sluice.application import load_application, plan_application
 from sluice.application.model import ErrorsSpec
 from sluice.application.plan import DEAD_LETTER_SUFFIX
+from sluice.errors import SluiceError
 from sluice.events import (
     ConsumedRecord,
     UnencodableRecord,
@@ -36,7 +38,6 @@ from sluice.events import (
     from_kafka,
     to_kafka,
 )
-from sluice.errors import SluiceError
 from sluice.record import Record
 from sluice.sdk import AgentContext, Processor, Service, Sink, Source
 from sluice.testing.results import Delivery, Results
@@ -45,7 +46,7 @@ from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSi
 from workers.chain import Chain
 from workers.deadletter import dead_letter
 from workers.errors import ExecutorFailed
-from workers.loading import instantiate
+from workers.loading import PYTHON_AGENT_TYPES, instantiate
 from workers.policy import Backoff, Done, Failed, Skipped, attempt
 
 Component = Literal["processor", "source", "sink", "service"]
@@ -285,6 +286,55 @@ class AgentHarness:
         self._chain = Chain()
         self._producer: MemoryTopicProducer | None = None
         self._offset = 0
+
+    @classmethod
+    def from_application(
+        cls,
+        app_dir: str | Path,
+        agent_id: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        instance: str | Path | None = None,
+        secrets: str | Path | None = None,
+        **options: Any,
+    ) -> AgentHarness:
+        """A harness for the agent ``agent_id`` of the application in ``app_dir``, as deployed.
+
+        The application is loaded and planned as ``sluice run`` does (``instance`` and
+        ``secrets`` files optional); the agent's ``className``, ``configuration`` (with the
+        application's ``resources`` and ``globals``), its executor's ``errors`` policy and
+        topics come from it. ``config`` entries replace configuration entries (a test model
+        instead of the real one); ``options`` are :class:`AgentHarness`'s (``state_dir``...).
+
+        Raises :class:`sluice.InvalidApplication` for an invalid application and
+        :class:`HarnessError` when no Python agent has that id.
+        """
+        app = load_application(app_dir, instance=instance, secrets=secrets)
+        found = [(e, a) for e in plan_application(app).executors for a in e.agents]
+        match = next(((e, a) for e, a in found if a.id == agent_id), None)
+        if match is None:
+            known = ", ".join(a.id for _, a in found) or "none"
+            raise HarnessError(f"no agent {agent_id!r} in {app_dir} (agents: {known})")
+        executor, agent = match
+        class_name = agent.configuration.get("className")
+        if agent.type not in PYTHON_AGENT_TYPES or not isinstance(class_name, str):
+            raise HarnessError(
+                f"agent {agent_id} is a {agent.type}: the harness runs Python agents with "
+                "configuration.className"
+            )
+        merged = {**agent.configuration, **(config or {})}
+        merged.setdefault("resources", {r.id: dict(r.configuration) for r in app.resources})
+        merged.setdefault("globals", dict(app.globals))
+        defaults: dict[str, Any] = {
+            "errors": executor.errors,
+            "component": agent.component,
+            "agent_id": agent.id,
+            "application": app.name,
+            "globals": app.globals,
+            "input_topic": executor.input_topic or "input",
+            "output_topic": executor.output_topic or "output",
+        }
+        return cls(class_name, app_dir=app_dir, config=merged, **{**defaults, **options})
 
     @property
     def component(self) -> Component:
@@ -601,8 +651,10 @@ def _now() -> int:
 def run_processor(agent: object, records: Iterable[Any], **options: Any) -> Results:
     """Run a processor on ``records`` and return what it did; for plain (sync) test functions.
 
-    ``options`` are :class:`AgentHarness`'s (``config``, ``errors``, ``app_dir``,
-    ``state_dir``...). The agent is initialised, started, given the records and closed.
+    ``agent`` is an instance, a ``className`` or a harness not yet entered (such as
+    :meth:`AgentHarness.from_application` returns); ``options`` are :class:`AgentHarness`'s
+    (``config``, ``errors``, ``app_dir``, ``state_dir``...). The agent is initialised, started,
+    given the records and closed.
     Raises :class:`~sluice.testing.ExecutorFailed` as :meth:`AgentHarness.send` does. Inside an
     async test, use ``async with AgentHarness(...)`` instead.
 
@@ -653,6 +705,11 @@ def run_source(agent: object, count: int | None = None, **options: Any) -> Resul
 
 
 def _run(agent: object, component: Component, options: dict[str, Any], call: Any) -> Results:
+    if isinstance(agent, AgentHarness) and options:
+        raise HarnessError(
+            f"run_{component}() got an AgentHarness and options ({', '.join(sorted(options))}): "
+            "give the options to the harness"
+        )
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -662,10 +719,13 @@ def _run(agent: object, component: Component, options: dict[str, Any], call: Any
             f"run_{component}() runs its own event loop: in an async test, use "
             "`async with AgentHarness(...) as harness` and await its methods"
         )
-    options.setdefault("component", component)
+    if isinstance(agent, AgentHarness):
+        harness = agent
+    else:
+        harness = AgentHarness(agent, **{"component": component, **options})
 
     async def go() -> Results:
-        async with AgentHarness(agent, **options) as harness:
+        async with harness:
             return cast(Results, await call(harness))
 
     return asyncio.run(go())

@@ -564,3 +564,28 @@ async def test_the_harness_reports_what_the_worker_writes(
     assert [seen(d.record) for d in dead] == [seen(r) for r in results.dead_letters]
     assert [d.outcome for d in results] == ["done", "skipped", "dead-lettered", "done"]
     assert results.deliveries[2].attempts == 2
+
+
+def test_from_application_runs_the_agent_as_pipeline_yaml_declares_it(tmp_path: Path) -> None:
+    app_dir = tmp_path / "apps" / "pipe"
+    (app_dir / "python").mkdir(parents=True)
+    # The texts are format strings for app_factory: formatting them gives the files.
+    agent = WORKER_AGENT.format().replace("harness_picky", "harness_pipe")
+    (app_dir / "python" / "harness_pipe.py").write_text(agent)
+    pipeline = WORKER_APP.format(inp="questions", out="answers")
+    (app_dir / "pipeline.yaml").write_text(pipeline.replace("harness_picky", "harness_pipe"))
+    harness = AgentHarness.from_application(app_dir, "picky")
+    results = run_processor(harness, ["a", "bad"])
+    assert results.values == ["a!", {"len": 1}]
+    (letter,) = results.dead_letters
+    assert letter.headers["origin-topic"] == "questions"
+    assert letter.origin == "questions-deadletter"
+    assert results.deliveries[1].attempts == 2  # retries: 1, from pipeline.yaml
+    assert results.outputs[0].origin == "answers"
+
+    override = AgentHarness.from_application(app_dir, "picky", config={"suffix": "?"})
+    assert run_processor(override, ["b"]).values == ["b?", {"len": 1}]
+    with pytest.raises(HarnessError, match=r"no agent 'nope' in .* \(agents: picky\)"):
+        AgentHarness.from_application(app_dir, "nope")
+    with pytest.raises(HarnessError, match="give the options to the harness"):
+        run_processor(override, ["b"], errors={"retries": 1})

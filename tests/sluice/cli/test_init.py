@@ -1,5 +1,5 @@
 """``sluice init``: each template gives an application that validates, passes the project's
-linters and works under ``sluice run``."""
+linters, whose generated unit test passes, and that works under ``sluice run``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from tests.examples.support import ROOT, run_cli, sluice_run
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_each_template_is_a_valid_application(template: str, tmp_path: Path) -> None:
     written = scaffold(tmp_path / "my-app", template)
-    assert {p.name for p in written} == {"pipeline.yaml", "gateways.yaml", "my_app.py", "README.md"}
+    assert {str(p.relative_to(tmp_path / "my-app")) for p in written} == {
+        "pipeline.yaml",
+        "gateways.yaml",
+        "python/my_app.py",
+        "tests/test_my_app.py",
+        "README.md",
+    }
     app = load_application(tmp_path / "my-app")
     assert app.name == "my-app"
     assert plan_application(app).executors
@@ -30,6 +36,22 @@ def test_each_template_is_a_valid_application(template: str, tmp_path: Path) -> 
             check=True,
             capture_output=True,
         )
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_each_template_has_a_unit_test_that_passes(template: str, tmp_path: Path) -> None:
+    """The generated test runs the agent with sluice.testing, from the application folder, as
+    a user runs it: plain pytest, in a process of its own, no Kafka."""
+    scaffold(tmp_path / "my-app", template)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=tmp_path / "my-app",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout and "failed" not in done.stdout, done.stdout
 
 
 async def test_the_command_refuses_bad_names_and_folders_in_use(tmp_path: Path) -> None:
