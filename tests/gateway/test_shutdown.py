@@ -5,6 +5,7 @@ gateway's log but its own lines."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.options import add_gateway_arguments, gateway_settings
+from sluice.errors import SluiceError
 from sluice.kafka.admin import delete_topics, ensure_topics
 from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
@@ -142,3 +145,13 @@ async def test_sigterm_with_service_calls_in_flight_answers_each_with_its_reply_
     assert "Traceback" not in output, output
     assert "Error" not in output, output
     assert gateway.process.returncode == 0, output
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_the_drain_timeout_must_be_positive(value: str) -> None:
+    parser = argparse.ArgumentParser()
+    add_gateway_arguments(parser)
+    with pytest.raises(SluiceError, match="--drain-timeout must be greater than 0"):
+        gateway_settings(parser.parse_args(["--drain-timeout", value]))
+    assert gateway_settings(parser.parse_args([])).shutdown_grace == 35.0
+    assert gateway_settings(parser.parse_args(["--drain-timeout", "2.5"])).shutdown_grace == 2.5
