@@ -589,3 +589,23 @@ def test_from_application_runs_the_agent_as_pipeline_yaml_declares_it(tmp_path: 
         AgentHarness.from_application(app_dir, "nope")
     with pytest.raises(HarnessError, match="give the options to the harness"):
         run_processor(override, ["b"], errors={"retries": 1})
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert sluice.testing.__all__ == [
+        "AgentHarness",
+        "Component",
+        "Delivery",
+        "ExecutorFailed",
+        "HarnessError",
+        "MemoryTopicProducer",
+        "Outcome",
+        "Results",
+        "as_record",
+        "errors_spec",
+        "infer_component",
+        "run_processor",
+        "run_sink",
+        "run_source",
+    ]
+    assert all(hasattr(sluice.testing, name) for name in sluice.testing.__all__)
