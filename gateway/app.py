@@ -35,6 +35,7 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.fanout import FanoutClosed, FanoutRegistry, TopicFanout
+from gateway.idempotency import IDEMPOTENCY_HEADER, IdempotencyKeys
 from gateway.limits import FailureLimiter
 from gateway.metrics import METRICS_CONTENT_TYPE, GatewayMetrics, metrics_registry, render
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
@@ -51,7 +52,7 @@ from gateway.websockets import register_websockets
 from sluice.application.model import Application, TopicSpec
 from sluice.errors import KafkaError
 from sluice.kafka.admin import list_topics
-from sluice.kafka.client import KafkaSettings, Producer
+from sluice.kafka.client import KafkaSettings, Producer, SendResult
 
 __all__ = ["GatewayRuntime", "create_app", "runtime_of"]
 
@@ -87,6 +88,8 @@ class GatewayRuntime:
         # written long after: the producer gives up on a batch when the client's deadline ends.
         self.producer = Producer(kafka, request_timeout_ms=round(settings.produce_timeout * 1000))
         self.fanouts = FanoutRegistry(kafka)
+        self.idempotency: IdempotencyKeys[list[SendResult]] = IdempotencyKeys()
+        """Outcomes of produce requests with an idempotency key, so a retry writes nothing."""
         self.auth = Authenticator(self.apps, settings.test_provider, clock=clock)
         self.auth_failures = (
             None
@@ -470,7 +473,13 @@ def create_app(
             call = await _authenticated("produce", tenant, application, gateway)
             body = await _body(settings)
             answer, count = await produce(
-                runtime.producer, call, request.headers.get("Content-Type"), body, settings
+                runtime.producer,
+                call,
+                request.headers.get("Content-Type"),
+                body,
+                settings,
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+                keys=runtime.idempotency,
             )
         runtime.metrics.records_produced += count
         return _json_response(answer)

@@ -68,7 +68,8 @@ _CE_REQUIRED = ("id", "source", "type")
 class ProduceRequest:
     """One record to produce: ``key`` and ``value`` are any JSON value, ``str`` or ``bytes``.
 
-    ``event_id`` / ``event_type`` are set when the request came as a CloudEvent.
+    ``event_id`` / ``event_type`` / ``event_source`` are set when the request came as a
+    CloudEvent (its source only identifies it: the record's source is the gateway's).
     """
 
     key: Any = None
@@ -76,6 +77,7 @@ class ProduceRequest:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     event_id: str | None = None
     event_type: str | None = None
+    event_source: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, MappingProxyType):
@@ -323,7 +325,15 @@ def _request_from_event(event: Any) -> ProduceRequest:
     key = event.get("partitionkey")
     if key is not None and not isinstance(key, str):
         raise BadRequest("the CloudEvent attribute partitionkey must be a string")
-    return _checked(ProduceRequest(key, value, event_id=event["id"], event_type=event["type"]))
+    return _checked(
+        ProduceRequest(
+            key,
+            value,
+            event_id=event["id"],
+            event_type=event["type"],
+            event_source=event["source"],
+        )
+    )
 
 
 def _json_type(value: Any) -> str:

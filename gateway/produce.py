@@ -12,12 +12,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from auth.provider import Identity
-from gateway.errors import BadRequest, PayloadTooLarge, Unavailable
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Unavailable
 from gateway.headers import gateway_headers_for, reserved_header_keys
+from gateway.idempotency import (
+    IDEMPOTENCY_HEADER,
+    MAX_KEY_LENGTH,
+    IdempotencyKeys,
+    fingerprint,
+)
 from gateway.messages import (
+    CLOUDEVENTS_CONTENT_TYPE,
     ProduceRequest,
     ProduceResponse,
     check_message_headers,
+    media_type,
     parse_http_body,
     produce_response,
 )
@@ -145,11 +153,24 @@ async def send_all(
     refuses for its size all the same is a 413 too, unless it fits the topic's limit (then it
     was its batch: 503).
     """
-    messages = list(messages)
+    deadline = asyncio.get_running_loop().time() + settings.produce_timeout
+    acks, limit = await _hand_over(producer, topic, list(messages), settings, deadline)
+    return await _acknowledged(acks, producer, limit, settings, deadline)
+
+
+async def _hand_over(
+    producer: Producer,
+    topic: str,
+    messages: list[WireMessage],
+    settings: GatewaySettings,
+    deadline: float,
+) -> tuple[asyncio.Future[list[SendResult]], int]:
+    """Check the sizes and enqueue ``messages``: the future of their acknowledgements, and the
+    topic's record limit as known then."""
     limit = producer.max_request_size - RECORD_OVERHEAD
     try:
         # asyncio.timeout, not wait_for: no task per request (it was ~5% of a produce's CPU).
-        async with asyncio.timeout(settings.produce_timeout):
+        async with asyncio.timeout_at(deadline):
             limit = await producer.record_limit(topic) - RECORD_OVERHEAD
             for index, message in enumerate(messages):
                 size = encoded_size(message)
@@ -160,29 +181,78 @@ async def send_all(
                         f"up to {limit} bytes"
                     )
             acks = [await producer.enqueue_message(topic, message) for message in messages]
-            if len(acks) == 1:
-                return [await acks[0]]
-            return list(await asyncio.gather(*acks))
-    except RecordTooLarge as error:
+    except (KafkaError, TimeoutError) as error:
+        raise _gateway_error(error, producer, limit, settings) from error
+    if len(acks) == 1:
+        one: asyncio.Future[list[SendResult]] = asyncio.get_running_loop().create_future()
+        acks[0].add_done_callback(lambda done: _as_list(done, one))
+        together = one
+    else:
+        together = asyncio.gather(*acks)
+    # Failing after the request's deadline, nobody may await it: not an unretrieved exception.
+    together.add_done_callback(_retrieve)
+    return together, limit
+
+
+def _retrieve(done: asyncio.Future[list[SendResult]]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
+def _as_list(done: asyncio.Future[SendResult], target: asyncio.Future[list[SendResult]]) -> None:
+    if target.done():
+        return
+    if done.cancelled():
+        target.cancel()
+    elif (error := done.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result([done.result()])
+
+
+async def _acknowledged(
+    acks: asyncio.Future[list[SendResult]],
+    producer: Producer,
+    limit: int,
+    settings: GatewaySettings,
+    deadline: float,
+) -> list[SendResult]:
+    """The acknowledgements by ``deadline``; a gateway error otherwise. ``acks`` is shielded:
+    the records may still be acknowledged after this request's deadline."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await asyncio.shield(acks)
+    except GatewayError:
+        raise
+    except (KafkaError, TimeoutError) as error:
+        raise _gateway_error(error, producer, limit, settings) from error
+
+
+def _gateway_error(
+    error: KafkaError | TimeoutError,
+    producer: Producer,
+    limit: int,
+    settings: GatewaySettings,
+) -> GatewayError:
+    if isinstance(error, RecordTooLarge):
         if limit < producer.max_request_size - RECORD_OVERHEAD:
             # The record fits the topic's known limit, so the batch it shared with other
             # records did not: worth a retry, in another batch.
-            raise Unavailable(
+            return Unavailable(
                 f"Kafka refused the batch holding the record for its size: {error}",
                 retry_after=settings.retry_after,
-            ) from error
+            )
         # The topic's limit is unknown and below the producer's: a retry would fail the same
         # way, so no Retry-After.
-        raise PayloadTooLarge(f"Kafka refused the record for its size: {error}") from error
-    except KafkaError as error:
-        raise Unavailable(
+        return PayloadTooLarge(f"Kafka refused the record for its size: {error}")
+    if isinstance(error, KafkaError):
+        return Unavailable(
             f"Kafka did not take the message: {error}", retry_after=settings.retry_after
-        ) from error
-    except TimeoutError as error:
-        raise Unavailable(
-            f"Kafka did not acknowledge the message within {settings.produce_timeout:g} s",
-            retry_after=settings.retry_after,
-        ) from error
+        )
+    return Unavailable(
+        f"Kafka did not acknowledge the message within {settings.produce_timeout:g} s",
+        retry_after=settings.retry_after,
+    )
 
 
 async def produce(
@@ -191,15 +261,62 @@ async def produce(
     content_type: str | None,
     body: bytes,
     settings: GatewaySettings,
+    *,
+    idempotency_key: str | None = None,
+    keys: IdempotencyKeys[list[SendResult]] | None = None,
 ) -> tuple[ProduceResponse, int]:
     """Serve one HTTP produce request: the answer and the number of records written. Every
-    failure is a :class:`~gateway.errors.GatewayError`."""
+    failure is a :class:`~gateway.errors.GatewayError`.
+
+    With ``keys``, a request with an idempotency key (the ``idempotency_key`` header's value, or
+    the source and id of a structured CloudEvent) is written once: a retry of it answers with
+    the first one's outcome and writes nothing (see :mod:`gateway.idempotency`).
+    """
     spec = call.spec
     query = call.query(settings)
     if spec.topic is None:
         raise Unavailable(f"gateway {spec.id} has no topic")
     configured = gateway_headers_for(spec, query.parameters, call.principal)
     requests = parse_http_body(content_type, body)
+    key = _idempotency_key(idempotency_key, content_type, requests)
     messages = encode_requests(requests, configured, _reserved(spec), source=call.source)
-    await send_all(producer, spec.topic, messages, settings)
-    return produce_response("OK"), len(messages)
+    if keys is None or key is None:
+        await send_all(producer, spec.topic, messages, settings)
+        return produce_response("OK"), len(messages)
+    topic = spec.topic
+    deadline = asyncio.get_running_loop().time() + settings.produce_timeout
+    limit = producer.max_request_size - RECORD_OVERHEAD
+
+    async def write() -> asyncio.Future[list[SendResult]]:
+        nonlocal limit
+        acks, limit = await _hand_over(producer, topic, messages, settings, deadline)
+        return acks
+
+    async def wait(acks: asyncio.Future[list[SendResult]]) -> list[SendResult]:
+        return await _acknowledged(acks, producer, limit, settings, deadline)
+
+    caller = () if call.principal is None else tuple(sorted(call.principal.items()))
+    scoped = (call.tenant, call.application, spec.id, caller, key)
+    digest = fingerprint(media_type(content_type), body)
+    wrote = await keys.once(scoped, digest, write, wait)
+    return produce_response("OK"), len(messages) if wrote else 0
+
+
+def _idempotency_key(
+    header: str | None, content_type: str | None, requests: list[ProduceRequest]
+) -> tuple[str, ...] | None:
+    """The request's idempotency key: the header, else a structured CloudEvent's source and id
+    (which identify an event, by the CloudEvents spec)."""
+    if header is not None:
+        key = header.strip()
+        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+            raise BadRequest(
+                f"the {IDEMPOTENCY_HEADER} header must be 1 to {MAX_KEY_LENGTH} printable "
+                "ASCII characters"
+            )
+        return ("header", key)
+    if media_type(content_type) == CLOUDEVENTS_CONTENT_TYPE and len(requests) == 1:
+        request = requests[0]
+        if request.event_id is not None and request.event_source is not None:
+            return ("cloudevent", request.event_source, request.event_id)
+    return None

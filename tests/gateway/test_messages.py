@@ -268,7 +268,11 @@ def test_structured_cloudevent() -> None:
         "application/cloudevents+json; charset=utf-8",
         event(partitionkey="k", datacontenttype="application/json", data={"q": "hi"}, ext="x"),
     )
-    assert requests == [ProduceRequest("k", {"q": "hi"}, event_id="e1", event_type="question")]
+    assert requests == [
+        ProduceRequest(
+            "k", {"q": "hi"}, event_id="e1", event_type="question", event_source="/client"
+        )
+    ]
     assert requests[0].headers == {}
 
 
@@ -319,8 +323,8 @@ def test_cloudevents_batch() -> None:
         [event(data=1), event(id="e2", type="other", data=2, partitionkey="k")],
     )
     assert requests == [
-        ProduceRequest(None, 1, event_id="e1", event_type="question"),
-        ProduceRequest("k", 2, event_id="e2", event_type="other"),
+        ProduceRequest(None, 1, event_id="e1", event_type="question", event_source="/client"),
+        ProduceRequest("k", 2, event_id="e2", event_type="other", event_source="/client"),
     ]
 
 
