@@ -37,10 +37,17 @@ class Gateway:
     def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
         self.process = process
         self.url = url
+        self.signalled = False
+
+    def terminate(self) -> None:
+        self.signalled = True
+        self.process.send_signal(signal.SIGTERM)
 
     async def stop(self) -> str:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
+        # One SIGTERM only: a second one may land after the gateway's event loop closed, where
+        # it ends the process as SIGTERM does by default.
+        if not self.signalled and self.process.returncode is None:
+            self.terminate()
         output, _ = await asyncio.wait_for(self.process.communicate(), 90)
         return output.decode(errors="replace")
 
@@ -116,7 +123,7 @@ async def test_sigterm_with_service_calls_in_flight_answers_each_with_its_reply_
                 if sum(task.done() for task in calls) >= len(before):
                     break
                 await asyncio.sleep(0.05)
-            gateway.process.send_signal(signal.SIGTERM)
+            gateway.terminate()
             signalled = time.monotonic()
             await asyncio.sleep(DRAIN / 4)
             await responder.answer(during)
