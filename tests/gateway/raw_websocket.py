@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["RawWebSocket", "ServerFrame", "frame", "upgrade_request"]
@@ -33,7 +35,7 @@ def frame(
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
-def upgrade_request(path: str, host: str, headers: list[tuple[bytes, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+def upgrade_request(path: str, host: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     key = base64.b64encode(os.urandom(16))
     lines = [
         f"GET {path} HTTP/1.1".encode(),
@@ -94,10 +96,8 @@ class RawWebSocket:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._writer is not None:
             self._writer.close()
-            try:
+            with contextlib.suppress(OSError):
                 await self._writer.wait_closed()
-            except OSError:
-                pass
 
     async def send(self, data: bytes) -> None:
         assert self._writer is not None
