@@ -40,6 +40,6 @@ def kafka_error(error: Exception, what: str, *, topic: str | None = None) -> Kaf
     if topic is not None and isinstance(error, _SIZE_ERRORS):
         return RecordTooLarge(f"{what}: {detail}", topic=topic)
     retriable = bool(getattr(error, "retriable", False)) or isinstance(
-        error, aiokafka.errors.KafkaTimeoutError | _SEQUENCE_ERRORS
+        error, (aiokafka.errors.KafkaTimeoutError, *_SEQUENCE_ERRORS)
     )
     return KafkaError(f"{what}: {detail}", retriable=retriable)
