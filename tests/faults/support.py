@@ -11,7 +11,7 @@ import textwrap
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -430,4 +430,172 @@ def summary(
     )
     line += f"; {extra}" if extra else ""
     print(line, flush=True)
+    return line
+
+
+@asynccontextmanager
+async def sluice_run(
+    app: Path, instance: Path, logs: Path, *extra: str, ready_within: float = 150
+) -> AsyncIterator[Gateway]:
+    """``sluice run APP -i INSTANCE`` (the instance names the broker) as a user runs it, once it
+    printed its summary; its gateway's URL. Ctrl-C (SIGINT) and a bounded wait afterwards."""
+    port = free_port()
+    log = logs / "sluice-run.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sluice.cli.main", "run", str(app), "-i", str(instance),
+            "--state-dir", str(logs / "state"), "--gateway-port", str(port), *extra,
+            stdout=out, stderr=asyncio.subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + ready_within
+        while "ready: kafka=" not in log.read_text(errors="replace"):
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise AssertionError("sluice run did not get ready:\n" + _tail(log))
+            await asyncio.sleep(0.2)
+        yield Gateway(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 60)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def produce_steadily(
+    ledger: Ledger, client: httpx.AsyncClient, url: str, stop: asyncio.Event, pause: float = 0.05
+) -> None:
+    """Produce fresh ids one after the other until ``stop`` is set."""
+    while not stop.is_set():
+        await ledger.produce(client, url)
+        await asyncio.sleep(pause)
+
+
+async def recovery_time(
+    ledger: Ledger, client: httpx.AsyncClient, url: str, since: float, *, within: float = 60
+) -> float | None:
+    """Seconds from ``since`` (monotonic) until a fresh produce answers 200; None if none did
+    within ``within`` seconds."""
+    while time.monotonic() - since < within:
+        response = await ledger.produce(client, url)
+        if response is not None and response.status_code == 200:
+            return time.monotonic() - since
+        await asyncio.sleep(0.2)
+    return None
+
+
+PIPELINE_APP = {
+    "gateways.yaml": """
+        gateways:
+          - {id: in, type: produce, topic: faults-in}
+    """,
+    "pipeline.yaml": """
+        topics:
+          - {name: faults-in, creation-mode: create-if-not-exists}
+          - {name: faults-out, creation-mode: create-if-not-exists}
+        pipeline:
+          - {id: copy, type: identity, input: faults-in, output: faults-out}
+    """,
+}
+"""A produce gateway on ``faults-in`` and a worker copying it to ``faults-out`` (executor
+``copy``): the whole path a record takes, for the cases that run their own broker."""
+
+
+@dataclass
+class Outage:
+    """What a client saw while Kafka was away: the ledger, when ``/readyz`` first said so
+    (seconds after the cut), when produce answered 200 again (seconds after the heal)."""
+
+    ledger: Ledger
+    not_ready_after: float | None
+    recovered: float | None
+    healed_at: float
+
+
+async def ride_out(
+    base_url: str,
+    cut: Callable[[], Awaitable[None]],
+    heal: Callable[[], Awaitable[None]],
+    seconds: float,
+    *,
+    produce_timeout: float,
+) -> Outage:
+    """Produce steadily (4 writers) through the gateway at ``base_url`` while Kafka is cut off
+    for ``seconds``; then measure how soon a produce succeeds after ``heal`` returned, and
+    produce 20 more that must all succeed."""
+    ledger = Ledger()
+    url = f"{base_url}/api/gateways/produce/default/{APP}/in"
+    async with httpx.AsyncClient(timeout=produce_timeout + 10, trust_env=False) as client:
+        for _ in range(20):
+            response = await ledger.produce(client, url)
+            assert response is not None and response.status_code == 200, response
+        stop = asyncio.Event()
+        writers = [
+            asyncio.create_task(produce_steadily(ledger, client, url, stop)) for _ in range(4)
+        ]
+        try:
+            await asyncio.sleep(1)
+            await cut()
+            down_at = time.monotonic()
+            not_ready_after: float | None = None
+            while time.monotonic() - down_at < seconds:
+                try:
+                    ready = await client.get(f"{base_url}/readyz")
+                    if ready.status_code == 503 and not_ready_after is None:
+                        not_ready_after = time.monotonic() - down_at
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.5)
+            await heal()
+            healed_at = time.monotonic()
+            recovered = await recovery_time(ledger, client, url, healed_at)
+            await asyncio.sleep(2)
+        finally:
+            stop.set()
+            await asyncio.gather(*writers)
+        after = [await ledger.produce(client, url) for _ in range(20)]
+        assert [r.status_code if r else 0 for r in after] == [200] * 20, ledger.statuses
+    return Outage(ledger, not_ready_after, recovered, healed_at)
+
+
+async def check_pipeline(case: str, bootstrap: str, outage: Outage, extra: str = "") -> str:
+    """I1 (every acknowledged id in ``faults-in`` and, through the worker, in ``faults-out``),
+    I2, producer duplicates 0, I4, lag 0 and no 5xx but 503, with the case's summary line."""
+    ledger = outage.ledger
+    outputs = await read_topic(bootstrap, "faults-out", expect=ledger.ok, within=90, settle=1)
+    delivered = time.monotonic() - outage.healed_at - 1
+    inputs = await read_topic(bootstrap, "faults-in", settle=0.5)
+    ends = end_offsets(inputs)
+    offsets = await wait_committed(bootstrap, group_of("copy"), "faults-in", ends)
+    written, out = counts(inputs), counts(outputs)
+    lost = (ledger.ok - written.keys()) | (ledger.ok - out.keys())
+    phantoms = (written.keys() | out.keys()) - ledger.ok - ledger.info
+    producer_duplicates = sum(n - 1 for i, n in written.items() if i in ledger.ok)
+    skips = skipped(inputs, offsets, lambda m: m.ident in out)
+    recovered = "none" if outage.recovered is None else f"{outage.recovered:.1f} s"
+    not_ready = "never" if outage.not_ready_after is None else f"{outage.not_ready_after:.1f} s"
+    line = summary(
+        case,
+        sent=ledger.sent,
+        ok=len(ledger.ok),
+        info=len(ledger.info),
+        lost=len(lost),
+        phantoms=len(phantoms),
+        duplicates=sum(n - 1 for n in out.values()),
+        other_5xx=other_5xx(ledger.statuses),
+        recovered=outage.recovered,
+        extra=f"statuses {dict(ledger.statuses)}, producer duplicates {producer_duplicates}, "
+        f"/readyz 503 after {not_ready}, produce 200 after {recovered}, all outputs "
+        f"{delivered:.1f} s after the heal, skipped {len(skips)}, lag "
+        f"{sum(ends.values()) - sum(offsets.get(p, 0) for p in ends)}"
+        + (f", {extra}" if extra else ""),
+    )
+    assert outage.recovered is not None and outage.recovered < 10, line
+    assert not lost and not phantoms and not skips, line
+    assert producer_duplicates == 0, line
+    assert offsets == ends, line
+    assert set(ledger.statuses) <= {200, 503}, line
+    assert outage.not_ready_after is not None and outage.not_ready_after < 10, line
     return line
