@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -580,3 +581,178 @@ def test_a_malformed_event_keeps_what_was_delivered_for_its_dead_letter() -> Non
     assert (item.topic, item.partition, item.offset) == ("in", -1, -1)
     assert item.message.value == b"{}"
     assert dict(item.message.headers) == {"content-type": b"application/json", "session": b"s1"}
+
+
+# -- the HTTP edges of the endpoint (a plain ASGI app: what it decides on its own) ---------------
+
+
+async def test_wrong_methods_unknown_paths_head_and_options(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    base = f"http://127.0.0.1:{worker.health_port}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        for method, path, status, title in [
+            ("GET", "/", 405, "Method Not Allowed"),
+            ("PUT", "/", 405, "Method Not Allowed"),
+            ("DELETE", "/", 405, "Method Not Allowed"),
+            ("POST", "/healthz", 405, "Method Not Allowed"),
+            ("POST", "/readyz", 405, "Method Not Allowed"),
+            ("POST", "/nothing", 404, "Not Found"),
+            ("GET", "/healthz/", 404, "Not Found"),  # a trailing slash is another path
+        ]:
+            response = await client.request(method, base + path, content=b"x")
+            assert response.status_code == status, (method, path)
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert (problem["type"], problem["title"], problem["status"]) == (
+                "about:blank",
+                title,
+                status,
+            )
+            assert problem["detail"]
+        # Runs of slashes count as one (as the Quart endpoint matched them).
+        assert (await client.get(f"{base}//healthz")).json() == {"status": "ok"}
+        head = await client.head(f"{base}/readyz")
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-length"] == str(len(b'{"status": "ready"}'))
+        for path, allowed in [("/", "POST, OPTIONS"), ("/healthz", "GET, HEAD, OPTIONS")]:
+            options = await client.options(base + path)
+            assert (options.status_code, options.headers["allow"]) == (200, allowed)
+    assert worker.process.returncode is None
+    assert await worker.stop() == 0
+
+
+async def test_a_chunked_body_over_the_limit_is_413_and_the_worker_keeps_serving(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused as it arrives
+        for _ in range(17):
+            yield b"x" * 65536  # 1 MiB (the producer's max_request_size) and 64 KiB more
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"http://127.0.0.1:{worker.health_port}/", content=chunks(), headers=binary_headers()
+        )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["title"] == "Request Entity Too Large"
+    assert "sluice-outcome" not in response.headers  # refused before it was an event
+    assert (await post(worker, b"next", binary_headers())).status_code == 204
+    got = await read_all(kafka_bootstrap, topics["out"], 1, settle=0.5)
+    assert [r.record.value for r in got] == [{"got": "next", "kind": "str"}]
+    assert await worker.stop() == 0
+
+
+async def test_a_binary_event_without_content_type_is_read_by_the_topic_schema(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    # No datacontenttype: the value is read as pull mode reads a record without one, by the
+    # topic's schema (none here: a string), not refused.
+    response = await post(worker, b"plain", binary_headers(None))
+    assert (response.status_code, response.headers["sluice-outcome"]) == (204, "done")
+    [out] = await read_all(kafka_bootstrap, topics["out"], 1)
+    assert out.record.value == {"got": "plain", "kind": "str"}
+    assert await worker.stop() == 0
+
+
+async def test_a_client_that_gives_up_cancels_its_event(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    # KafkaSource's dispatcher gives up on a request after its timeout and sends the event again:
+    # the first delivery is not finished behind its back (as the Quart endpoint did not).
+    app_dir = push_app(app_factory, topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(
+                f"http://127.0.0.1:{worker.health_port}/", content=b"slow", headers=binary_headers()
+            )
+    assert (await post(worker, b"after", binary_headers())).status_code == 204
+    # "slow" sleeps 2 s in the agent: had it gone on, its output would be there by now.
+    got = await read_all(kafka_bootstrap, topics["out"], 1, settle=3)
+    assert [r.record.value for r in got] == [{"got": "after", "kind": "str"}]
+    assert await worker.stop() == 0
+
+
+async def test_readiness_comes_before_the_body_limit_and_a_stalled_body_is_408(
+    kafka_bootstrap: str,
+) -> None:
+    from sluice.application.model import ErrorsSpec
+    from sluice.kafka.producer import Producer
+    from workers.chain import Chain
+    from workers.push import PushExecutor, PushSettings
+    from workers.push_app import PushServer
+
+    async def status_of(port: int, head: str, body: bytes = b"") -> tuple[bytes, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST / HTTP/1.1\r\nhost: x\r\n{head}\r\n".encode() + body)
+        await writer.drain()
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            [length] = [
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if b"content-length" in line
+            ]
+            return head.split()[1], await reader.readexactly(length)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    ce = "".join(f"{k}: {v}\r\n" for k, v in binary_headers().items())
+    settings = PushSettings(TopicSpec("in"), None, None, ErrorsSpec(), "/t/a/agents/x")
+    async with (
+        Producer(KafkaSettings(kafka_bootstrap)) as producer,
+        PushServer(TopicSpec("in"), port=0, host="127.0.0.1", max_body=100, body_timeout=0.5) as s,
+    ):
+        # Not ready yet: 503 whatever the body, before its size is looked at.
+        status, body = await status_of(s.port, f"{ce}content-length: 5000\r\n")
+        assert status == b"503" and b"the agents are starting" in body
+        s.attach(PushExecutor(settings, producer, Chain()))
+        status, body = await status_of(s.port, f"{ce}content-length: 5000\r\n")
+        assert status == b"413" and b"Request Entity Too Large" in body
+        # 3 of 10 bytes, then nothing: answered once the body timeout is over.
+        status, body = await status_of(s.port, f"{ce}content-length: 10\r\n", b"abc")
+        assert status == b"408" and b"Request Timeout" in body
+        status, _ = await status_of(s.port, f"{ce}content-length: 2\r\n", b"ok")
+        assert status == b"204"
+        async with httpx.AsyncClient(timeout=5) as client:
+            ready = await client.get(f"http://127.0.0.1:{s.port}/readyz")
+        assert ready.json() == {"status": "ready"}
+
+
+def test_the_endpoint_imports_no_web_framework() -> None:
+    # Push mode runs in the application's own environment (sluice.environments), beside the
+    # application's pins: a framework there would refuse some of them (Quart: click 8).
+    code = (
+        "import sys, workers.push_app, workers.main\n"
+        "print(sorted(m for m in ('quart', 'werkzeug', 'flask', 'starlette', 'click') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
