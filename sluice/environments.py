@@ -13,8 +13,8 @@ that environment's interpreter:
   declares). A pin that cannot coexist with the worker is refused when the environment is
   built, with uv's explanation and the Sluice requirement it conflicts with, instead of
   breaking a worker at run time. The CLI- and gateway-only libraries (Quart, httpx, pydantic,
-  rich, kubernetes...) are not in it: the worker's pull mode does not import them, so an
-  application may pin other versions of them.
+  rich, kubernetes...) are not in it: the worker imports them neither in pull mode nor in push
+  mode, so an application may pin other versions of them.
 * Sluice's own packages the worker and user code import (:data:`SLUICE_PACKAGES`) are
   symbolic links in its ``site-packages`` to where they are installed, refreshed on every use,
   so the environment always runs the Sluice that starts it (an editable checkout included).
@@ -37,8 +37,8 @@ environment) to pick up a changed local package.
 
 An application image (``sluice image``) builds the same environment at a fixed path while the
 image is built, with the same code: ``python -m sluice.environments APP_DIR --into PATH
---push``. ``--push`` adds what the worker's push mode imports (:data:`PUSH_DISTRIBUTIONS`), as
-processors and sinks on Knative run in push mode.
+--push``. ``--push`` adds what the worker's push mode imports beyond pull mode's
+(:data:`PUSH_DISTRIBUTIONS`, nothing today), as processors and sinks on Knative run in push mode.
 """
 
 from __future__ import annotations
@@ -100,11 +100,11 @@ WORKER_DISTRIBUTIONS = frozenset(
 A test runs the worker on an environment of these alone, so an import added to the worker
 without its distribution here fails there first."""
 
-PUSH_DISTRIBUTIONS = frozenset({"quart"})
+PUSH_DISTRIBUTIONS: frozenset[str] = frozenset()
 """What push mode (``python -m workers --push``: processors and sinks on Knative) adds to
-:data:`WORKER_DISTRIBUTIONS`: its HTTP endpoint is a Quart application. An application whose
-pins cannot live with Quart (click 7, as ``uvicorn==0.12.2`` pins) runs under ``sluice run`` but
-its image build refuses them, naming Quart."""
+:data:`WORKER_DISTRIBUTIONS`: nothing, as its HTTP endpoint is a plain ASGI application served
+by the worker's Hypercorn. A web framework here would refuse pins an application may have (Quart
+needs click 8, ``uvicorn==0.12.2`` click 7); a test builds such pins with ``--push``."""
 
 SLUICE_PACKAGES = ("sluice", "workers", "langstream")
 """Sluice's own packages made importable in an application environment."""

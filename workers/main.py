@@ -432,8 +432,7 @@ async def _serve_push(
         )
     input_topic = plan.topic(executor.input_topic) or TopicSpec(executor.input_topic)
     source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
-    # Imported here: Quart is for push mode only, so an application environment for pull mode
-    # (sluice.environments) need not contain it and may pin Quart's dependencies (click...).
+    # Imported here: pull mode does not need the push endpoint's modules.
     from workers.push_app import PushServer
 
     async with AsyncExitStack() as stack:
