@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sluice.application.model import ErrorsSpec, TopicSpec
+from sluice.errors import KafkaError
 from sluice.events import Consumed, Undecodable, UnencodableRecord, WireMessage, to_kafka
 from sluice.kafka.client import Consumer, Partition, Producer, RebalanceListener, SendResult
 from sluice.kafka.producer import RECORD_OVERHEAD, RecordTooLarge, encoded_size
@@ -167,7 +168,13 @@ class PullExecutor(RebalanceListener):
             # Records polled while stopping (a partition assigned meanwhile) were never started:
             # they stay uncommitted and are read again later.
             if time.monotonic() - last_commit >= settings.commit_interval:
-                await self._commit()
+                try:
+                    await self._commit()
+                except KafkaError as error:
+                    # The group moved on meanwhile (a broker restart, a rebalance): the offsets
+                    # stay to commit, and what the next owner reads again is a duplicate, not a
+                    # loss. Ending the worker here would only restart it.
+                    log.warning("commit failed (tried again at the next one): %s", error)
                 last_commit = time.monotonic()
 
     async def _process(self, stop: asyncio.Event) -> None:
