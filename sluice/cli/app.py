@@ -1,4 +1,5 @@
-"""``sluice validate``, ``sluice plan`` and ``sluice run``: commands on an application folder."""
+"""``sluice validate`` and ``sluice plan``, and what every command on an application folder
+shares: its arguments, loading it, checking that Sluice can run it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Load and validate an application; print every problem found (exit 1) or "
         "a summary (exit 0). Secret values are never printed.",
     )
-    _app_arguments(validate)
+    app_arguments(validate)
     validate.set_defaults(handler=_validate)
 
     plan = commands.add_parser(
@@ -35,7 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "agents that runs as one process. Values that came from secrets are printed as "
         "'(a secret value)' unless --show-secrets is given.",
     )
-    _app_arguments(plan)
+    app_arguments(plan)
     plan.add_argument(
         "-o",
         "--output",
@@ -50,13 +51,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     plan.set_defaults(handler=_plan)
 
-    from sluice.cli import deploy, run
 
-    run.register(commands, _app_arguments)
-    deploy.register(commands, _app_arguments)
-
-
-def _app_arguments(parser: argparse.ArgumentParser) -> None:
+def app_arguments(parser: argparse.ArgumentParser) -> None:
+    """The application folder, its instance and secrets, its id."""
     parser.add_argument("app", metavar="APP_DIR", help="the application folder")
     parser.add_argument("-i", "--instance", metavar="FILE", help="instance.yaml")
     parser.add_argument(

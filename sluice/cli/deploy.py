@@ -9,16 +9,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from sluice.application import Application, plan_application
+from sluice.cli.app import app_arguments, load
 from sluice.errors import SluiceError
-
-ArgumentAdder = Callable[[argparse.ArgumentParser], None]
 
 DOCKERFILE = """\
 # Written by `sluice image`: the application's code on top of the Sluice image.
@@ -42,9 +40,7 @@ RUN python -m workers.camel /tmp/app && rm -rf /tmp/app
 """
 
 
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], app_arguments: ArgumentAdder
-) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     manifests = commands.add_parser(
         "manifests",
         help="print the Kubernetes objects that run the application on Knative",
@@ -115,7 +111,6 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> tuple[Application, list[dict[str, Any]]] | None:
     """The application and its objects; None after printing why not."""
     from knative import KnativeError, build_manifests, read_app_files, settings_from_instance
-    from sluice.cli.app import load
 
     app = load(args)
     if app is None:

@@ -12,7 +12,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sluice.cli import app, gateway, init, kafka
+    # Imported here: `sluice --version` needs none of them.
+    from sluice.cli import app, deploy, gateway, init, kafka, run
 
     parser = argparse.ArgumentParser(
         prog="sluice",
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     init.register(commands)
     app.register(commands)
+    run.register(commands)
+    deploy.register(commands)
     kafka.register(commands)
     gateway.register(commands)
     return parser

@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from rich.console import Console
 from gateway.options import add_gateway_arguments, gateway_settings
 from sluice import eventloop
 from sluice.application import Application, Plan, plan_application
+from sluice.cli.app import app_arguments, check_runtime, load
 from sluice.cli.summary import Worker, summary_lines
 from sluice.cli.watch import Status, WorkerWatch
 from sluice.errors import SluiceError
@@ -32,12 +33,8 @@ if TYPE_CHECKING:
     # Imported when the gateway starts: Quart is too slow to import for every command.
     from gateway.proxy import ServiceRoutes
 
-ArgumentAdder = Callable[[argparse.ArgumentParser], None]
 
-
-def register(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], app_arguments: ArgumentAdder
-) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "run",
         help="run an application on this machine",
@@ -101,8 +98,6 @@ def register(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sluice.cli.app import check_runtime, load
-
     console = Console(stderr=True)
     try:
         args.gateway_settings = replace(gateway_settings(args), ui=args.ui)
