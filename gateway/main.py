@@ -75,8 +75,7 @@ async def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
         args.app, instance=args.instance, secrets=args.secrets, environ=dict(environ),
         name=args.app_id,
     )  # fmt: skip
-    options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
-    kafka = KafkaSettings(args.bootstrap_servers, options)
+    kafka = KafkaSettings(args.bootstrap_servers, app.instance.kafka_client_options)
     unknown = sorted(set(urls) - {a.id for a in app.agents})
     if unknown:
         raise SluiceError(f"--service-url names agents the application lacks: {unknown}")

@@ -245,8 +245,7 @@ async def _serve(
     stop: asyncio.Event,
     main_thread: MainThread | None = None,
 ) -> None:
-    options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
-    kafka = KafkaSettings(settings.bootstrap_servers, options)
+    kafka = KafkaSettings(settings.bootstrap_servers, app.instance.kafka_client_options)
     source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
     metrics = WorkerMetrics(executor.id)
     if settings.push:

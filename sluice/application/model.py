@@ -205,6 +205,13 @@ class InstanceSpec:
         value = self.kafka_admin.get("bootstrap.servers")
         return str(value) if value else None
 
+    @property
+    def kafka_client_options(self) -> dict[str, Any]:
+        """The client properties every Kafka client of the application gets (security,
+        SASL...): ``configuration.admin`` without ``bootstrap.servers``, which the command line
+        names (the instance's, or the local broker's)."""
+        return {k: v for k, v in self.kafka_admin.items() if k != "bootstrap.servers"}
+
 
 @dataclass(frozen=True)
 class Application:

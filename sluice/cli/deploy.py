@@ -220,10 +220,10 @@ def _create_topics(app: Application, console: Console) -> None:
             "instance.yaml names no Kafka (streamingCluster.configuration.admin."
             "bootstrap.servers): the topics cannot be created (or pass --skip-topics)"
         )
-    options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
     plan = plan_application(app)
     with console.status(f"creating {len(plan.topics)} topics on {bootstrap}"):
-        created = asyncio.run(ensure_topics(KafkaSettings(bootstrap, options), plan.topics))
+        kafka = KafkaSettings(bootstrap, app.instance.kafka_client_options)
+        created = asyncio.run(ensure_topics(kafka, plan.topics))
     console.print(f"topics: {len(created)} created, {len(plan.topics)} in all", highlight=False)
 
 

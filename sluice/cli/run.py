@@ -138,8 +138,7 @@ async def _serve(app: Application, args: argparse.Namespace, console: Console) -
     async with _kafka(app, args, console) as bootstrap:
         from sluice.kafka.admin import ensure_topics
 
-        options = {k: v for k, v in app.instance.kafka_admin.items() if k != "bootstrap.servers"}
-        settings = KafkaSettings(bootstrap, options)
+        settings = KafkaSettings(bootstrap, app.instance.kafka_client_options)
         with console.status("creating topics"):
             await ensure_topics(settings, plan.topics)
         created = [t.name for t in plan.topics if t.creation_mode == "create-if-not-exists"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sluice.application import load_application
+from sluice.application.model import ClusterSpec, InstanceSpec
 from sluice.errors import InvalidApplication
 from tests.sluice.application.conftest import WriteApp
 
@@ -281,3 +282,24 @@ def test_a_bare_unknown_name_resolves_to_nothing_but_an_unknown_root_is_an_error
     assert app.agents[0].configuration == {"a": None}
     with pytest.raises(InvalidApplication, match="unknown placeholder root 'topics'"):
         load_application(write_app({"pipeline.yaml": pipeline.replace("nothing", "topics.q")}))
+
+
+def test_kafka_client_options_are_the_admin_properties_without_bootstrap_servers() -> None:
+    instance = InstanceSpec(
+        streaming_cluster=ClusterSpec(
+            "kafka",
+            {
+                "admin": {
+                    "bootstrap.servers": "kafka:9092",
+                    "security.protocol": "SASL_SSL",
+                    "sasl.mechanism": "PLAIN",
+                }
+            },
+        )
+    )
+    assert instance.bootstrap_servers == "kafka:9092"
+    assert instance.kafka_client_options == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+    }
+    assert InstanceSpec().kafka_client_options == {}
