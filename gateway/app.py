@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from auth.clock import SYSTEM_CLOCK, Clock
 from gateway.authn import Authenticator
+from gateway.call import GatewayCall
 from gateway.errors import (
     GatewayError,
     MethodNotAllowed,
@@ -39,7 +40,7 @@ from gateway.idempotency import IDEMPOTENCY_HEADER, IdempotencyKeys
 from gateway.limits import FailureLimiter
 from gateway.metrics import METRICS_CONTENT_TYPE, GatewayMetrics, metrics_registry, render
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
-from gateway.produce import GatewayCall, produce
+from gateway.produce import produce
 from gateway.proxy import ServiceKey, ServiceRoutes, forward, is_proxy
 from gateway.query import find_credentials
 from gateway.replies import ReplyRouter

@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
-from gateway.produce import GatewayCall, send_all
+from gateway.call import GatewayCall
+from gateway.produce import send_all
 from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec, HeaderSpec
 from sluice.errors import SluiceError

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
-from auth.provider import Identity
+from gateway.call import GatewayCall
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Unavailable
 from gateway.headers import gateway_headers_for, reserved_header_keys
 from gateway.idempotency import (
@@ -29,7 +28,6 @@ from gateway.messages import (
     parse_http_body,
     produce_response,
 )
-from gateway.query import GatewayQuery, parse_query
 from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec
 from sluice.errors import KafkaError
@@ -39,55 +37,10 @@ from sluice.kafka.producer import RECORD_OVERHEAD, encoded_size
 from sluice.record import Record
 
 __all__ = [
-    "GatewayCall",
     "encode_requests",
     "produce",
     "send_all",
 ]
-
-
-@dataclass(frozen=True)
-class GatewayCall:
-    """Which gateway a request addresses, its URL-decoded query pairs and, once authenticated,
-    the caller's identity (None for an open gateway)."""
-
-    tenant: str
-    application: str
-    spec: GatewaySpec
-    pairs: tuple[tuple[str, str], ...] = ()
-    identity: Identity | None = None
-    _queries: dict[tuple[float, float], GatewayQuery] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    """Parsed queries by (max, default) timeout: a request's query is validated when it is
-    authenticated and read again when it is served; ``dataclasses.replace`` (adding the
-    identity) shares this memo, so the second read is a lookup."""
-
-    @property
-    def principal(self) -> Mapping[str, str] | None:
-        """The fields ``value-from-authentication`` reads, or None when not authenticated."""
-        return None if self.identity is None else self.identity.principal
-
-    @property
-    def source(self) -> str:
-        """The CloudEvent ``source`` of the records this gateway writes."""
-        return f"/{self.tenant}/{self.application}/gateways/{self.spec.id}"
-
-    def query(self, settings: GatewaySettings) -> GatewayQuery:
-        """The validated query (:func:`~gateway.query.parse_query`); BadRequest when invalid."""
-        limits = (settings.max_service_timeout, settings.default_service_timeout)
-        query = self._queries.get(limits)
-        if query is None:
-            query = parse_query(
-                self.spec,
-                self.pairs,
-                tenant=self.tenant,
-                application=self.application,
-                max_timeout=limits[0],
-                default_timeout=limits[1],
-            )
-            self._queries[limits] = query
-        return query
 
 
 def encode_requests(

@@ -24,9 +24,9 @@ import httpx
 from quart import Response
 from werkzeug.datastructures import Headers
 
+from gateway.call import GatewayCall
 from gateway.errors import BadGateway, BadRequest, GatewayTimeout, Unavailable
 from gateway.headers import configured_headers, gateway_headers_for
-from gateway.produce import GatewayCall
 from gateway.settings import GatewaySettings
 
 __all__ = [

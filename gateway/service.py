@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
+from gateway.call import GatewayCall
 from gateway.errors import (
     BadRequest,
     GatewayTimeout,
@@ -29,7 +30,7 @@ from gateway.headers import (
     reserved_header_keys,
 )
 from gateway.messages import PushMessage, encode_offset, parse_http_body, push_message
-from gateway.produce import GatewayCall, encode_requests, send_all
+from gateway.produce import encode_requests, send_all
 from gateway.replies import ReplyRouter, ReplyRouterClosed, TooManyPending
 from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from quart import Response
 
+from gateway.call import GatewayCall
 from gateway.errors import Unavailable
 from gateway.fanout import FanoutClosed, Position, SlowConsumer, Subscription
 from gateway.headers import header_filter
 from gateway.messages import decode_offset, encode_offset, push_message
-from gateway.produce import GatewayCall
 from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
 from sluice.events import ConsumedRecord

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from quart import Quart, Response, websocket
 
+from gateway.call import GatewayCall
 from gateway.client_events import ClientEventType, client_event, send_client_event
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Unavailable
 from gateway.fanout import FanoutClosed, Position, SlowConsumer, Subscription
@@ -46,7 +47,7 @@ from gateway.messages import (
 )
 from gateway.origins import check_origin
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem_for
-from gateway.produce import GatewayCall, encode_requests, send_all
+from gateway.produce import encode_requests, send_all
 from gateway.query import BEARER_SUBPROTOCOL
 from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
