@@ -38,7 +38,7 @@ test: lint chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest ran no test" >&2; exit 1; fi; exit $$status
 
-# Benchmarks (spec/benchmarks.md): each figure against a baseline measured in the same run.
+# Benchmarks (docs/benchmarks.md): each figure against a baseline measured in the same run.
 # Results (<date>.json, .md, .png) go to benchmarks/results/. BENCH_ARGS="--quick" for a smoke
 # run (< 2 min). Peaks need wrk (Debian package); without it a slower Python client stands in.
 bench: install

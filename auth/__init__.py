@@ -1,1 +1,1 @@
-"""Sluice auth package (see the project's DESIGN)."""
+"""Authentication providers of the gateway: a token in, a principal out (docs/auth.md)."""

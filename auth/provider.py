@@ -1,6 +1,6 @@
 """What every authentication provider is: a token in, an :class:`Identity` or a failure out.
 
-A provider is built once when an application is loaded (spec/auth.md) and used by every request
+A provider is built once when an application is loaded (docs/auth.md) and used by every request
 of its gateway; it may keep caches and an HTTP client, released by :meth:`AuthProvider.aclose`.
 
 Failures are of two kinds, because a client must tell them apart:

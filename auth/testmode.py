@@ -1,4 +1,4 @@
-"""Test mode (spec/auth.md): ``test-credentials`` give a principal derived from the token.
+"""Test mode (docs/auth.md): ``test-credentials`` give a principal derived from the token.
 
 The server's own test provider checks the token first; the principal is then built from its
 sha256 so that a test client cannot choose who it is, and two test tokens never collide.

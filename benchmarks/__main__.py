@@ -1,7 +1,7 @@
 """``python -m benchmarks [--scenario t1,t1b,w1,t4,t4b,w2,t3,a1,c1] [--quick] [--results DIR]``.
 
 Starts its own broker (a local Kafka on a free port, in a temporary folder, stopped afterwards;
-``--bootstrap-servers`` uses a running one instead), runs the scenarios of spec/benchmarks.md,
+``--bootstrap-servers`` uses a running one instead), runs the scenarios of docs/benchmarks.md,
 and writes ``<date>.json``, ``<date>.md`` and ``<date>.png`` (the chart) under
 ``benchmarks/results/`` (or ``--results DIR``); a run of some scenarios only is
 ``<date>-<scenarios>.*``, a quick one ``*-quick.*``. Every figure is a ratio against a baseline

@@ -1,1 +1,1 @@
-"""Sluice gateway package (see the project's DESIGN)."""
+"""The gateway: HTTP and WebSocket requests to records on Kafka and back (docs/gateway.md)."""

@@ -1,7 +1,7 @@
 """The gateway's wire messages: produce requests, produce responses, push frames, offset tokens,
 and HTTP bodies by Content-Type. Pure functions over plain data.
 
-Decisions beyond LangStream (spec/gateway.md):
+Decisions beyond LangStream (docs/gateway.md):
 
 - Push frames return values as they were produced: ``str`` as a string, JSON values as JSON,
   ``bytes`` (values that are neither text nor JSON) as a base64 string.

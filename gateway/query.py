@@ -1,4 +1,4 @@
-"""The query string contract of every gateway endpoint (spec/gateway.md, LangStream's messages).
+"""The query string contract of every gateway endpoint (docs/gateway.md, LangStream's messages).
 
 ``param:<name>`` are user parameters, ``option:<name>`` options, ``credentials`` and
 ``test-credentials`` the token for the authentication provider. In agent-id (proxy) mode other

@@ -4,7 +4,7 @@ The gateway sets ``langstream-service-request-id: <uuid4>`` on the request, and 
 carries the header to its outputs. A :class:`ReplyRouter` reads the output topic with ONE
 group-less consumer, started at the end before any request is produced, and resolves the waiting
 request by a dictionary lookup on that header: per request, one produce and one lookup, never a
-consumer (spec/gateway.md, "Service gateway").
+consumer (docs/gateway.md, "Service gateways").
 
 Use::
 

@@ -1,6 +1,6 @@
 """Serving the gateway with Hypercorn, and stopping it gracefully.
 
-Shutdown (spec/gateway.md): readiness goes false, open WebSockets get 1001 and event streams
+Shutdown (docs/gateway.md, "Drain"): readiness goes false, open WebSockets get 1001 and event streams
 end, in-flight HTTP requests get up to ``shutdown_grace`` seconds (``--drain-timeout``, longer
 than the default service timeout) to finish. A request still waiting then (a service call whose
 reply did not come, a produce Kafka has not acknowledged) answers 503 problem+json

@@ -11,7 +11,7 @@ __all__ = ["GatewaySettings"]
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    """Limits of one gateway process (spec/gateway.md, "Errors and limits")."""
+    """Limits of one gateway process (docs/gateway.md, "Limits")."""
 
     max_body_bytes: int = 1024 * 1024
     """Largest HTTP request body accepted; above it the answer is 413."""

@@ -2,7 +2,7 @@
 
 uvloop makes the transport, timer and callback machinery of asyncio native code; for the gateway
 (Hypercorn + Quart) and the Kafka clients that is most of the per-request cost outside the
-application (reference/perf.md §4.3). Entry points call :func:`run` instead of ``asyncio.run``.
+application (docs/benchmarks.md). Entry points call :func:`run` instead of ``asyncio.run``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Records <-> CloudEvents <-> Kafka messages, in the Kafka binding's binary content mode.
 
 Pure functions over frozen data; the aiokafka adapter (:mod:`sluice.kafka.client`) calls them.
-spec/events.md has the attribute table. The rules this module adds:
+docs/events.md has the attribute table. The rules this module adds:
 
 Values (``datacontenttype`` is the ``content-type`` header):
 

@@ -1,1 +1,1 @@
-"""Sluice workers package (see the project's DESIGN)."""
+"""The agent runtime: a worker process runs one planned executor (docs/agents.md)."""

@@ -1,4 +1,4 @@
-"""Reading and validating gateways.yaml (rules of spec/gateway.md, LangStream's messages)."""
+"""Reading and validating gateways.yaml (rules of docs/gateway.md, LangStream's messages)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The planner: from a loaded application to topics and executors. Pure and deterministic.
 
-Rules (spec/application.md, "The planner"): agents without an id get ``<pipeline>-<type>-<n>``
+Rules (docs/application.md, "The planner"): agents without an id get ``<pipeline>-<type>-<n>``
 (done by the loader); two consecutive agents with no topic between them are joined by the
 implicit topic ``agent-<next-id>-input`` unless they are fused; agents with
 ``on-failure: dead-letter`` get ``<input>-deadletter``; consecutive agents are fused into one

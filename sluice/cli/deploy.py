@@ -1,5 +1,5 @@
 """``sluice manifests``, ``sluice deploy``, ``sluice delete`` and ``sluice image``: an application
-on Kubernetes with Knative (spec/knative.md)."""
+on Kubernetes with Knative (docs/knative.md)."""
 
 from __future__ import annotations
 

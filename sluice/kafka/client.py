@@ -6,7 +6,7 @@ message it cannot decode, :class:`~sluice.events.Undecodable` (never an exceptio
 errors become :class:`~sluice.errors.KafkaError` with ``retriable`` set from aiokafka's own flag
 (timeouts count as retriable too).
 
-The reliability settings are fixed (spec/reliability.md): the producer is idempotent with
+The reliability settings are fixed (docs/reliability.md): the producer is idempotent with
 ``acks=all`` and a bounded request timeout; consumers never auto-commit and commit only the
 offsets they are given.
 

@@ -1,6 +1,6 @@
 """The consumer: reads topics, yields decoded records and commits only the offsets it is given.
 
-Consumers never auto-commit (spec/reliability.md).
+Consumers never auto-commit (docs/reliability.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The producer: writes records as CloudEvents and waits for the broker's ack.
 
-The reliability settings are fixed (spec/reliability.md): the producer is idempotent with
+The reliability settings are fixed (docs/reliability.md): the producer is idempotent with
 ``acks=all`` and a bounded request timeout.
 
 An idempotent aiokafka producer numbers the batches of each partition; once a batch fails after
@@ -52,7 +52,7 @@ DEFAULT_BATCH_SIZE: Final = 65_536
 """Bytes per partition per produce request (aiokafka's default is 16 KiB). aiokafka keeps one
 request in flight per broker, so a partition gets at most one batch per round trip: larger
 batches are what lets a busy gateway or worker write more than ~25 records of a few hundred
-bytes per round trip (reference/perf.md §8.3: >= 64 KiB)."""
+bytes per round trip (docs/benchmarks.md)."""
 
 
 def encoded_size(message: WireMessage) -> int:
