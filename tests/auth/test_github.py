@@ -1,4 +1,4 @@
-"""The github provider against a local fake of GitHub's API (reference/security.md §4.2, H)."""
+"""The github provider against a local fake of GitHub's API (docs/auth.md, "Tests")."""
 
 from __future__ import annotations
 

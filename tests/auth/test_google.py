@@ -1,4 +1,4 @@
-"""The google provider against a local JWKS endpoint (reference/security.md §4.2, G cases)."""
+"""The google provider against a local JWKS endpoint (docs/auth.md, "Tests")."""
 
 from __future__ import annotations
 

@@ -192,7 +192,7 @@ async def test_a_batch_error_names_the_item_for_a_header_clash_too(env: Env) -> 
 async def test_a_websocket_upgrade_to_an_unknown_path_is_a_4xx_problem(
     env: Env, path: str, expected: int
 ) -> None:
-    # spec/gateway.md: an unknown gateway is "a 404 answer to the WebSocket upgrade"; failures
+    # docs/gateway.md: an unknown gateway is "a 404 answer to the WebSocket upgrade"; failures
     # before accept are 4xx, not 500. Was: 500 with an empty body, and Hypercorn logs "Error in
     # ASGI Framework" (gateway/app.py http_error reads request.path in a WebSocket context:
     # RuntimeError: Not within a request context).
@@ -202,8 +202,8 @@ async def test_a_websocket_upgrade_to_an_unknown_path_is_a_4xx_problem(
 
 
 async def test_a_body_within_the_limit_but_too_big_for_kafka_is_413_not_503(env: Env) -> None:
-    # spec/gateway.md: "request body 1 MiB (413) ... record size consistent with the producer's
-    # max request size". Was: 503 + Retry-After: 1, "Kafka did not take the message: ...
+    # docs/gateway.md, "Limits": a record above the producer's max request size is 413, before
+    # anything is written. Was: 503 + Retry-After: 1, "Kafka did not take the message: ...
     # MessageSizeTooLargeError: The message is 1048864 bytes when serialized which is larger
     # than the maximum request size ..." -- retrying can never succeed. Over WebSocket the same
     # frame is answered PRODUCER_ERROR instead of BAD_REQUEST (or 1009).
@@ -260,7 +260,7 @@ gateways:
 
 
 async def test_a_batch_with_an_item_too_big_for_kafka_writes_nothing(env: Env) -> None:
-    # spec/gateway.md: a batch is all or nothing. Was: 503 (MessageSizeTooLargeError for the
+    # docs/gateway.md: a batch is all or nothing. Was: 503 (MessageSizeTooLargeError for the
     # second item) and the first item "small" IS on the topic: encoding is checked for every
     # item before sending, but the record size is only checked by the producer, item by item.
     limit = GatewaySettings().max_body_bytes

@@ -1,6 +1,6 @@
 """One gateway under Hypercorn guarding its gateways with the google and github providers,
-pointed at local stand-ins for Google's JWKS endpoint and GitHub's API (reference/security.md
-§4.2). The providers' clock is a :class:`FakeClock` the tests move, so key lifetimes and
+pointed at local stand-ins for Google's JWKS endpoint and GitHub's API (docs/auth.md,
+"Tests"). The providers' clock is a :class:`FakeClock` the tests move, so key lifetimes and
 cooldowns are exercised without waiting."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""H1-H13 of reference/security.md §4.2: GitHub tokens through the real gateway, against a
+"""H1-H13, the GitHub cases of docs/auth.md: GitHub tokens through the real gateway, against a
 local stand-in for GitHub's API. Each case uses tokens of its own, so the provider's cache of
 one case does not answer another's."""
 

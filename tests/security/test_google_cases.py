@@ -1,4 +1,4 @@
-"""G1-G38 of reference/security.md §4.2: Google ID tokens through the real gateway.
+"""G1-G38, the Google cases of docs/auth.md: Google ID tokens through the real gateway.
 
 Every refusal is a 401 problem with ``WWW-Authenticate: Bearer error="invalid_token"`` (a bare
 ``Bearer`` challenge when no credentials came at all) and writes nothing to Kafka.

@@ -1,4 +1,4 @@
-"""W1-W13 of reference/security.md §4.2: WebSockets through the real gateway under Hypercorn,
+"""W1-W13, the WebSocket cases of docs/auth.md: WebSockets through the real gateway under Hypercorn,
 guarded by the google provider (local JWKS server) and an Origin allow-list."""
 
 from __future__ import annotations
