@@ -6,7 +6,7 @@ APP ?= examples/counter
 # --ui: the chat page at /ui/default/APP for applications with a chat gateway.
 RUN_ARGS ?= --ui
 
-.PHONY: install run test lint bench chromium
+.PHONY: install run test unit lint bench chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,26 @@ chromium:
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium </dev/null; }
 
+# Tests run under coverage (settings in pyproject.toml: the worker, gateway and CLI processes
+# the tests start are measured too); its total is printed last, `.venv/bin/coverage report`
+# or `coverage html` give the detail afterwards.
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: lint chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+define run_tests
+	@rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest $(1); status=$$?; \
+	$(BIN)/coverage combine -q >/dev/null 2>&1; \
+	echo "coverage: $$($(BIN)/coverage report --format=total 2>/dev/null || echo '?')% of the lines of sluice, gateway, workers, knative, auth and langstream"; \
 	if [ $$status -eq 5 ]; then echo "error: pytest ran no test" >&2; exit 1; fi; exit $$status
+endef
+
+test: lint chromium
+	$(call run_tests,$(PYTEST_ARGS))
+
+# The tests that need no Kafka broker, no Java, no kube-apiserver (Go) and no browser: seconds.
+# Markers are set in tests/conftest.py by the fixtures a test uses and by folder.
+UNIT_MARKERS := not kafka and not java and not kube and not browser
+unit: install
+	$(call run_tests,-m "$(UNIT_MARKERS)" $(PYTEST_ARGS))
 
 # Benchmarks (docs/benchmarks.md): each figure against a baseline measured in the same run.
 # Results (<date>.json, .md, .png) go to benchmarks/results/. BENCH_ARGS="--quick" for a smoke

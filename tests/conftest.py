@@ -1,14 +1,49 @@
 """Shared fixtures: the Kafka broker every Kafka-touching test uses, and a stand-in for
-Google's JWKS endpoint."""
+Google's JWKS endpoint; and the markers saying what a test needs beyond Python (``make unit``
+deselects them)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from tests.auth.jwks_server import JwksServer, jwks_server
+
+NEEDS_BY_FIXTURE = {
+    "kafka_bootstrap": "kafka",
+    "camel_jars": "java",
+    "kube_assets": "kube",
+}
+"""A test that uses one of these fixtures, even through another fixture, needs what it starts:
+the broker is a JVM, the Camel jars come from Maven, kube-apiserver is built with Go."""
+
+NEEDS_BY_PATH = {
+    "kube": "kube",
+    "examples/test_chat_page.py": "browser",
+}
+"""Folders and modules (relative to tests/) whose every test needs one: the kube folder is about
+the real API server; the chat page is driven in Chromium. Modules that mix kinds mark their tests
+themselves (``java`` where a test runs ``java`` or ``sluice run``'s own broker)."""
+
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        needs = {
+            NEEDS_BY_FIXTURE[f] for f in getattr(item, "fixturenames", ()) if f in NEEDS_BY_FIXTURE
+        }
+        relative = item.path.relative_to(_TESTS).as_posix()
+        needs.update(
+            need
+            for prefix, need in NEEDS_BY_PATH.items()
+            if relative == prefix or relative.startswith(f"{prefix}/")
+        )
+        for need in sorted(needs):
+            item.add_marker(need)
 
 
 @pytest.fixture(scope="session")

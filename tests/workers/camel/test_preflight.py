@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ PIPELINE = {
 
 
 def write(
-    app: Path, pipeline: dict[str, object], configuration: dict[str, object] | None = None
+    app: Path, pipeline: Mapping[str, object], configuration: Mapping[str, object] | None = None
 ) -> Path:
     app.mkdir(parents=True, exist_ok=True)
     (app / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
@@ -48,6 +49,7 @@ def sluice(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.java  # its second half finds the JDK and runs `java -version`
 def test_validate_needs_java_for_camel_source(tmp_path: Path) -> None:
     app = write(tmp_path / "camel", PIPELINE)
     missing = sluice("validate", app, env={"JAVA_HOME": str(tmp_path / "no-jdk")})
