@@ -545,6 +545,7 @@ async def ride_out(
                     ready = await client.get(f"{base_url}/readyz")
                     if ready.status_code == 503 and not_ready_after is None:
                         not_ready_after = time.monotonic() - down_at
+                        assert "Kafka" in ready.json()["detail"], ready.text
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.5)
