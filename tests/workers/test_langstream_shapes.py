@@ -7,6 +7,7 @@ loads an application's ``python/`` folder.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 import threading
@@ -22,7 +23,14 @@ from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.plan import PlannedAgent
 from sluice.record import Record
 from sluice.sdk import AgentContext
-from workers.adapters import LangStreamContext, to_record
+from workers.adapters import (
+    AdaptedProcessor,
+    AdaptedService,
+    AdaptedSink,
+    LangStreamContext,
+    SluiceSource,
+    to_record,
+)
 from workers.loading import load_agent
 
 AGENTS = Path(__file__).parent / "agents"
@@ -81,6 +89,7 @@ async def loaded(
     instance = load_agent(agent, context, code_dirs=[AGENTS])
     await instance.init(dict(agent.configuration))
     await instance.start()
+    assert isinstance(instance, AdaptedProcessor | AdaptedSink | SluiceSource | AdaptedService)
     return instance, instance.instance
 
 
@@ -296,23 +305,18 @@ async def test_a_langstream_service_with_an_app_attribute_runs_main(
 
 async def test_a_duck_typed_service_with_an_app_method(context: AgentContext) -> None:
     service, _ = await loaded("python-service", "ls_agents.AppMethodOnly", context)
-    from ls_agents import asgi
-
-    assert service.app() is asgi
+    # the module the worker imported from the agents folder (not on the test session's path)
+    assert service.app() is importlib.import_module("ls_agents").asgi
 
 
 async def test_a_sluice_service_returns_its_asgi_app(context: AgentContext) -> None:
     service, _ = await loaded("python-service", "sluice_agents.App", context)
-    from sluice_agents import hello
-
-    assert service.app() is hello
+    assert service.app() is importlib.import_module("sluice_agents").hello
 
 
 async def test_an_async_app_is_resolved_at_start(context: AgentContext) -> None:
     service, _ = await loaded("python-service", "sluice_agents.AsyncApp", context)
-    from sluice_agents import hello
-
-    assert service.app() is hello
+    assert service.app() is importlib.import_module("sluice_agents").hello
 
 
 async def test_a_sluice_service_with_only_main(context: AgentContext) -> None:

@@ -15,6 +15,8 @@ from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.plan import PlannedAgent
 from sluice.record import Record
 from sluice.sdk import AgentContext
+from workers.adapters import AdaptedProcessor
+from workers.agents import LoadedAgent
 from workers.builtin import Identity
 from workers.camel import CamelSource
 from workers.errors import AgentLoadError
@@ -55,6 +57,12 @@ def context() -> AgentContext:
     return AgentContext(agent_id="my-agent", tenant="default", application="app")
 
 
+def processor(agent: LoadedAgent) -> AdaptedProcessor:
+    """``agent``, which the test loaded from a processor class: the loader adapted it."""
+    assert isinstance(agent, AdaptedProcessor), agent
+    return agent
+
+
 def planned(type_: str = "python-processor", **configuration: Any) -> PlannedAgent:
     return PlannedAgent(
         id="my-agent",
@@ -82,12 +90,13 @@ async def test_loads_a_class_from_the_python_folder(write: Write, code_dirs: lis
                 return [{"value": record.value().upper()}]
         """
     )
-    configuration = {"className": f"{module}.Upper", "composable": False}
-    agent = load_agent(planned(**configuration), context(), code_dirs=code_dirs)
+    configuration: dict[str, Any] = {"className": f"{module}.Upper", "composable": False}
+    agent = processor(load_agent(planned(**configuration), context(), code_dirs=code_dirs))
     await agent.init(dict(configuration))
     assert await agent.process(Record("abc")) == [Record("ABC")]
     # LangStream passed the whole configuration, className included.
-    assert agent.instance.config == configuration
+    user: Any = agent.instance
+    assert user.config == configuration
 
 
 async def test_modules_of_python_lib_and_packages_load(
@@ -99,16 +108,18 @@ async def test_modules_of_python_lib_and_packages_load(
     (package / "agents.py").write_text(
         "class Echo:\n    def process(self, record):\n        return [record]\n"
     )
-    agent = load_agent(
-        planned(className="mypkg_lib_test.agents.Echo"), context(), code_dirs=code_dirs
+    agent = processor(
+        load_agent(planned(className="mypkg_lib_test.agents.Echo"), context(), code_dirs=code_dirs)
     )
     assert await agent.process(Record(1)) == [Record(1)]
 
 
 async def test_python_function_is_a_processor(write: Write, code_dirs: list[Path]) -> None:
     module = write("class F:\n    def process(self, record):\n        return [(record.value(),)]\n")
-    agent = load_agent(
-        planned("python-function", className=f"{module}.F"), context(), code_dirs=code_dirs
+    agent = processor(
+        load_agent(
+            planned("python-function", className=f"{module}.F"), context(), code_dirs=code_dirs
+        )
     )
     assert await agent.process(Record("v")) == [Record("v")]
 

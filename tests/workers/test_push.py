@@ -209,7 +209,7 @@ async def test_binary_events_become_records_with_their_headers_and_outputs_land_
     assert two.status_code == 204
 
     got = await read_all(kafka_bootstrap, topics["out"], 4)
-    by_session = {}
+    by_session: dict[str, list[ConsumedRecord]] = {}
     for item in got:
         by_session.setdefault(item.record.headers["langstream-client-session-id"], []).append(item)
     [first] = by_session["s1"]
@@ -711,13 +711,13 @@ async def test_readiness_comes_before_the_body_limit_and_a_stalled_body_is_408(
         writer.write(f"POST / HTTP/1.1\r\nhost: x\r\n{head}\r\n".encode() + body)
         await writer.drain()
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
             [length] = [
                 int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
+                for line in answer.split(b"\r\n")
                 if b"content-length" in line
             ]
-            return head.split()[1], await reader.readexactly(length)
+            return answer.split()[1], await reader.readexactly(length)
         finally:
             writer.close()
             await writer.wait_closed()
