@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sluice.errors import Problem, SluiceError
+from sluice.errors import Problem, SluiceError, problem_report
 
 __all__ = ["FeaturesDisabled", "InvalidSettings", "KnativeError", "ManifestError"]
 
@@ -26,11 +26,8 @@ class ManifestError(KnativeError, ValueError):
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        count = len(self.problems)
-        header = (
-            f"the application cannot be deployed to Knative ({count} problem{'s' * (count != 1)}):"
-        )
-        super().__init__("\n".join([header, *(f"  {p}" for p in self.problems)]))
+        header = "the application cannot be deployed to Knative ({count} problem{s}):"
+        super().__init__(problem_report(header, self.problems))
 
 
 class InvalidSettings(ManifestError):

@@ -42,6 +42,20 @@ class Problem:
         return f"{where} {path}: {self.message}" if path else f"{where}: {self.message}"
 
 
+def problem_report(header: str, problems: Sequence[Problem]) -> str:
+    """The message of an error that lists ``problems``: ``header`` (its ``{count}`` replaced by
+    their number and ``{s}`` by "s" unless there is one) then one indented line per problem.
+
+    >>> print(problem_report("{count} error{s}:", [Problem("a.yaml", "x", "bad", line=2)]))
+    1 error:
+      a.yaml:2 x: bad
+    """
+    count = len(problems)
+    lines = [header.format(count=count, s="" if count == 1 else "s")]
+    lines += [f"  {problem}" for problem in problems]
+    return "\n".join(lines)
+
+
 class InvalidApplication(SluiceError, ValueError):
     """The application directory, instance or secrets do not validate.
 
@@ -50,9 +64,7 @@ class InvalidApplication(SluiceError, ValueError):
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
-        count = len(self.problems)
-        header = f"the application has {count} error{'s' if count != 1 else ''}:"
-        super().__init__("\n".join([header, *(f"  {p}" for p in self.problems)]))
+        super().__init__(problem_report("the application has {count} error{s}:", self.problems))
 
 
 class KafkaError(SluiceError, RuntimeError):
