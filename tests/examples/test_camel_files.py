@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -43,7 +44,7 @@ async def test_files_become_summaries(example: Example, tmp_path: Path) -> None:
         for name, text in files.items():
             (inbox / f".{name}.tmp").write_text(text)
             (inbox / f".{name}.tmp").rename(inbox / name)  # appears whole
-        summaries = {}
+        summaries: dict[str, Any] = {}
         while len(summaries) < len(files):
             frame = await receive_json(ws, timeout=60)
             summaries[frame["record"]["key"]] = frame["record"]["value"]

@@ -723,7 +723,7 @@ async def test_websocket_handshake_refused(
 
 async def test_websocket_credentials_two_ways_refused(env: Env) -> None:
     url = env.served.ws("chat", "chat", "?param:sessionId=s1&credentials=a")
-    status, body = await refusal(url, subprotocols=["bearer", "b"])  # type: ignore[list-item]
+    status, body = await refusal(url, subprotocols=["bearer", "b"])
     assert (status, body["detail"]) == (
         400,
         "credentials were given in more than one way (the credentials query parameter, "
@@ -733,7 +733,7 @@ async def test_websocket_credentials_two_ways_refused(env: Env) -> None:
 
 async def test_websocket_bearer_subprotocol_without_token_refused(env: Env) -> None:
     url = env.served.ws("produce", "user-input", "?param:sessionId=s1")
-    status, body = await refusal(url, subprotocols=["bearer"])  # type: ignore[list-item]
+    status, body = await refusal(url, subprotocols=["bearer"])
     assert (status, body["detail"]) == (
         400,
         "the WebSocket subprotocol bearer must be followed by the token",
@@ -817,7 +817,7 @@ async def test_websocket_binary_frame_closes_with_1003(env: Env, kind: str, gate
 )
 async def test_websocket_from_a_foreign_origin_is_403(env: Env, origin: str) -> None:
     url = env.served.ws("produce", "audited-input", "?param:sessionId=s1")
-    status, body = await refusal(url, origin=origin)  # type: ignore[arg-type]
+    status, body = await refusal(url, origin=origin)
     assert (status, body["detail"]) == (
         403,
         f"origin {origin} is not allowed to open WebSockets",

@@ -1,4 +1,5 @@
-"""Gateway acceptance: regressions for bugs the acceptance suite found (and that are fixed)."""
+"""Gateway regressions: one test per bug found (and fixed) in the gateway's handling of bodies,
+frames, upgrades, batches and services."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -158,7 +160,7 @@ async def test_a_bearer_subprotocol_token_is_not_written_to_the_events_topic(env
     async with connect(url, subprotocols=["bearer", TOKEN]) as socket:  # type: ignore[list-item]
         await socket.send(json.dumps({"value": "hello"}))
         assert await receive_json(socket) == {"status": "OK", "reason": None}
-    events = []
+    events: list[Any] = []
     async with asyncio.timeout(20):
         while len(events) < 2:
             events = await env.probe.records(env.events)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from auth.tokens import fingerprint
 from gateway.app import create_app
@@ -168,7 +169,7 @@ async def assert_not_written(secured: Secured, marker: str) -> None:
 
     def until_sentinel(item: ConsumedRecord) -> bool:
         seen.append(item)
-        return item.record.value == sentinel
+        return bool(item.record.value == sentinel)
 
     await read_until(secured.kafka, secured.inputs, until_sentinel)
     assert not [item for item in seen if marker in json.dumps(item.record.value)]
@@ -434,7 +435,8 @@ async def test_a_websocket_authenticates_with_the_bearer_subprotocol_and_sees_on
     secured: Secured,
 ) -> None:
     async with connect(
-        secured.ws("consume", "secure-out"), subprotocols=["bearer", "alice-token"]
+        secured.ws("consume", "secure-out"),
+        subprotocols=[Subprotocol("bearer"), Subprotocol("alice-token")],
     ) as socket:
         assert socket.subprotocol == "bearer"
         await produce_answers(secured, ("bob", "for bob"), ("alice", "for alice"))
@@ -544,7 +546,8 @@ async def test_no_token_appears_in_any_log_line_or_error_body(
                 bodies.append(response.text)
         try:
             async with connect(
-                secured.ws("consume", "secure-out"), subprotocols=["bearer", token]
+                secured.ws("consume", "secure-out"),
+                subprotocols=[Subprotocol("bearer"), Subprotocol(token)],
             ) as socket:
                 await socket.ping()
         except InvalidStatus as refused:

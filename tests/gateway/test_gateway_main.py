@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from quart import Quart, jsonify, request
+from quart import Quart, Response, jsonify, request
 
 from sluice.net import free_port
 from tests.loopback import serve_on_loopback
@@ -39,7 +39,7 @@ def _service() -> Quart:
     app = Quart(__name__)
 
     @app.route("/<path:path>", methods=["GET", "POST"])
-    async def echo(path: str) -> object:
+    async def echo(path: str) -> Response:
         return jsonify({"path": path, "query": request.query_string.decode()})
 
     return app

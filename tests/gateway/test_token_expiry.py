@@ -11,6 +11,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from sluice.kafka.client import KafkaSettings
 from tests.gateway.acceptance_support import Served, serve_gateway, unique, write_app
@@ -56,7 +57,9 @@ gateways:
 
 
 async def test_a_socket_is_closed_with_1008_when_its_token_expires(served: Served) -> None:
-    async with connect(served.ws("consume", "out"), subprotocols=["bearer", token(3)]) as socket:
+    async with connect(
+        served.ws("consume", "out"), subprotocols=[Subprotocol("bearer"), Subprotocol(token(3))]
+    ) as socket:
         async with asyncio.timeout(30):
             await socket.wait_closed()
     assert socket.close_code == 1008
@@ -67,6 +70,9 @@ async def test_an_expired_token_is_refused_before_accept(served: Served) -> None
     from websockets.exceptions import InvalidStatus
 
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(served.ws("consume", "out"), subprotocols=["bearer", token(-3600)]):
+        async with connect(
+            served.ws("consume", "out"),
+            subprotocols=[Subprotocol("bearer"), Subprotocol(token(-3600))],
+        ):
             pass
     assert refused.value.response.status_code == 401

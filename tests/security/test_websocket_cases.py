@@ -64,7 +64,7 @@ async def test_W1_a_bad_or_missing_token_is_401_before_accept(guarded: Guarded) 
     status, body = await refusal(url)
     assert (status, body["status"]) == (401, 401)
     for protocols in (["bearer", "garbage"], ["bearer", sign(guarded.jwks.keys[0], {"x": 1})]):
-        status, body = await refusal(url, subprotocols=protocols)  # type: ignore[arg-type]
+        status, body = await refusal(url, subprotocols=protocols)
         assert status == 401
         assert body["detail"].startswith("invalid credentials")
 
@@ -72,8 +72,8 @@ async def test_W1_a_bad_or_missing_token_is_401_before_accept(guarded: Guarded) 
 async def test_W2_a_foreign_origin_is_403_even_with_a_valid_token(guarded: Guarded) -> None:
     status, body = await refusal(
         guarded.ws("produce", "google-in"),
-        origin="https://evil.example",  # type: ignore[arg-type]
-        subprotocols=bearer_protocols(guarded),  # type: ignore[arg-type]
+        origin="https://evil.example",
+        subprotocols=bearer_protocols(guarded),
     )
     assert (status, body["detail"]) == (
         403,
@@ -112,8 +112,8 @@ async def test_W3_no_origin_with_a_token_is_accepted(guarded: Guarded) -> None:
 async def test_W4_origins_match_exactly(guarded: Guarded, origin: str) -> None:
     status, _ = await refusal(
         guarded.ws("produce", "google-in"),
-        origin=origin,  # type: ignore[arg-type]
-        subprotocols=bearer_protocols(guarded),  # type: ignore[arg-type]
+        origin=origin,
+        subprotocols=bearer_protocols(guarded),
     )
     assert status == 403
 
@@ -233,7 +233,7 @@ async def test_W12_a_bad_path_or_query_is_4xx_not_500(
     base = guarded.url.replace("http://", "ws://", 1)
     found, body = await refusal(
         base + path,
-        subprotocols=bearer_protocols(guarded),  # type: ignore[arg-type]
+        subprotocols=bearer_protocols(guarded),
     )
     assert (found, body["status"]) == (status, status)
 
