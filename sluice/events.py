@@ -252,7 +252,7 @@ def to_kafka(
         return event_to_kafka(event, record.headers)
     # The same message as event_to_kafka(to_cloudevent(...)) builds, without the SDK's event
     # object and its validation of attributes known to be valid: this runs for every record
-    # the gateway and the workers write (tests/benchmarks/test_fast_paths.py keeps them equal).
+    # the gateway and the workers write (tests/sluice/test_events_fast_paths.py keeps them equal).
     headers: list[tuple[str, bytes]] = [
         ("ce_id", (id if id is not None else _new_id()).encode("utf-8")),
         ("ce_source", source.encode("utf-8")),
@@ -509,7 +509,7 @@ def _plain_binding(binding: list[tuple[str, bytes]]) -> dict[str, Any] | None:
     """The attributes :func:`_sdk_attributes` would give, read directly when every header is
     unremarkable (UTF-8, version 1.0, non-empty values, a time with its offset in the usual
     ISO 8601 shape, lowercase extension names); None sends the message through the SDK. This
-    runs for every record a worker or the gateway reads (tests/benchmarks/test_fast_paths.py
+    runs for every record a worker or the gateway reads (tests/sluice/test_events_fast_paths.py
     keeps the two equal)."""
     attributes: dict[str, Any] = {}
     try:

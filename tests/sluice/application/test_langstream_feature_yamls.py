@@ -1,4 +1,6 @@
-"""Every YAML of the product brief (LangStream 0.4 features) loads as LangStream loaded it."""
+"""Application YAMLs using LangStream 0.4 features (a stateful processor, produce gateways with
+parameters, service gateways with topics, a google-protected agent proxy, legacy spellings) load
+as LangStream loaded them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Acceptance: the product brief's google-protected service gateway (an agent-id proxy to a
+"""A google-protected service gateway (an agent-id proxy to a
 python-service, ``langstream-client-user-id`` from the token's ``subject``) under ``sluice run``,
 with ID tokens minted in the test and checked against a local JWKS server."""
 
@@ -73,7 +73,7 @@ async def test_the_service_gets_the_subject_and_never_the_token(
         assert token not in response.text
         assert response.json()["headers"]["langstream-client-user-id"] == subject
 
-        # Test mode (allowed by the brief's gateway, provider given with --test-auth): the
+        # Test mode (allowed by the gateway, provider given with --test-auth): the
         # subject is the sha256 of the token.
         response = await client.get(
             f"{SERVICE}/ask", params={"param:sessionId": "s3", "test-credentials": token}

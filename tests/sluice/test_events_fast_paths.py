@@ -1,4 +1,4 @@
-"""The fast paths taken for the benchmarks' sake give exactly what the reference paths give."""
+"""The fast paths of sluice.events (taken for the benchmarks) give what its reference paths give."""
 
 from __future__ import annotations
 
