@@ -1,4 +1,4 @@
-"""Acceptance: bad requests get the exact status and message, and nothing reaches Kafka.
+"""Bad requests to the gateway get the exact status and message, and nothing reaches Kafka.
 
 A real gateway under Hypercorn on loopback and the real broker. Every case is refused; after
 each one every topic of the application is read from its beginning to its end offsets and must
