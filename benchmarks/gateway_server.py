@@ -32,7 +32,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from quart import Quart, Response, websocket
 
-from gateway.app import create_app, runtime_of
+from gateway.app import create_app
+from gateway.runtime import runtime_of
 from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice import eventloop

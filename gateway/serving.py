@@ -1,9 +1,9 @@
 """Serving the gateway with Hypercorn, and stopping it gracefully.
 
-Shutdown (docs/gateway.md, "Drain"): readiness goes false, open WebSockets get 1001 and event streams
-end, in-flight HTTP requests get up to ``shutdown_grace`` seconds (``--drain-timeout``, longer
-than the default service timeout) to finish. A request still waiting then (a service call whose
-reply did not come, a produce Kafka has not acknowledged) answers 503 problem+json
+Shutdown (docs/gateway.md, "Drain"): readiness goes false, open WebSockets get 1001 and event
+streams end, in-flight HTTP requests get up to ``shutdown_grace`` seconds (``--drain-timeout``,
+longer than the default service timeout) to finish. A request still waiting then (a service call
+whose reply did not come, a produce Kafka has not acknowledged) answers 503 problem+json
 (:meth:`GatewayRuntime.end_drain`): Hypercorn cancelling it instead would answer a bare 500 or
 nothing. Then Hypercorn stops and the app's ``after_serving`` closes the consumers and flushes
 the producer.
@@ -43,10 +43,9 @@ from quart import Quart
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Event
 
-from gateway.app import GatewayRuntime, runtime_of
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem
+from gateway.runtime import GatewayRuntime, runtime_of
 from gateway.settings import GatewaySettings
-from gateway.websockets import close_websockets
 from sluice.errors import SluiceError
 
 __all__ = ["begin_shutdown", "hypercorn_config", "serving"]
@@ -123,9 +122,15 @@ def _use_gateway_websocket_stream() -> None:
 
 
 def begin_shutdown(app: Quart) -> None:
-    """Readiness false, 1001 to every open WebSocket and 503 to new ones."""
-    runtime_of(app).ready = False
-    close_websockets(app)
+    """Readiness false, 1001 to every open WebSocket, 503 to new ones, and the end of every
+    event stream.
+
+    Call it when shutdown begins (before the server waits for connections to end): Hypercorn
+    lets open WebSockets run until its graceful timeout, after which they end with 1011.
+    """
+    runtime = runtime_of(app)
+    runtime.ready = False
+    runtime.closing.set()
 
 
 @contextlib.asynccontextmanager

@@ -52,7 +52,7 @@ class GatewaySettings:
     address. Behind Knative every request comes from the queue-proxy, so set it there."""
     ui: bool = False
     """Serve the chat web page of every application at ``/ui/{tenant}/{application}``
-    (:mod:`gateway.ui`); off by default."""
+    (:mod:`gateway.routes.ui`); off by default."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:

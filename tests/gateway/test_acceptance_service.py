@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import GatewayRuntime, runtime_of
 from gateway.headers import SERVICE_REQUEST_ID_HEADER
 from gateway.replies import ReplyRouter
+from gateway.runtime import GatewayRuntime, runtime_of
 from gateway.settings import GatewaySettings
 from sluice.application.model import TopicSpec
 from sluice.events import RECORD_TYPE, ConsumedRecord

@@ -16,9 +16,10 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
-from gateway.app import create_app, runtime_of
+from gateway.app import create_app
 from gateway.headers import SERVICE_REQUEST_ID_HEADER
 from gateway.messages import decode_offset
+from gateway.runtime import runtime_of
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application, TopicSpec

@@ -22,9 +22,10 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
-from gateway.app import create_app, runtime_of
+from gateway.app import create_app
 from gateway.errors import Unavailable
 from gateway.idempotency import IdempotencyKeys, KeyReused
+from gateway.runtime import runtime_of
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import TopicSpec

@@ -1,4 +1,4 @@
-"""The chat page's routes (``gateway.ui``): served only when enabled, for applications with a
+"""The chat page's routes (``gateway.routes.ui``): served only when enabled, for applications with a
 chat gateway; the page carries public values only; its own files; strict security headers."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from quart import Quart
 
 from gateway.app import create_app
+from gateway.routes.ui import page_config
 from gateway.settings import GatewaySettings
-from gateway.ui import page_config
 from sluice.application import load_application
 from sluice.application.model import Application, AuthenticationSpec
 from sluice.kafka.client import KafkaSettings
@@ -155,7 +155,7 @@ async def test_unknown_applications_and_apps_without_chat_are_404(
 
 
 def test_the_embedded_json_cannot_close_the_script_element(tmp_path: Path) -> None:
-    from gateway.ui import _page
+    from gateway.routes.ui import _page
 
     page = _page(
         {"tenant": "t", "application": "</script><script>alert(1)</script>", "gateways": []}

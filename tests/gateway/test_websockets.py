@@ -19,8 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from gateway.app import create_app
+from gateway.runtime import runtime_of
 from gateway.settings import GatewaySettings
-from gateway.websockets import close_websockets
 from sluice.application import load_application
 from sluice.application.model import Application, TopicSpec
 from sluice.events import ConsumedRecord
@@ -295,7 +295,7 @@ async def test_shutdown_closes_open_sockets_with_1001_and_refuses_new_ones(
         consume = f"{url}/v1/consume/{TENANT}/{APP_ID}/bot-output{query}"
         produce_url = f"{url}/v1/produce/{TENANT}/{APP_ID}/user-input{query}"
         async with connect(consume) as reader, connect(produce_url) as writer:
-            close_websockets(quart_app)
+            runtime_of(quart_app).closing.set()
             async with asyncio.timeout(2):  # well before Hypercorn's graceful timeout
                 await reader.wait_closed()
                 await writer.wait_closed()

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from quart import Quart, Response, websocket
 
@@ -49,11 +49,9 @@ from gateway.origins import check_origin
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem_for
 from gateway.produce import encode_requests, send_all
 from gateway.query import BEARER_SUBPROTOCOL
+from gateway.runtime import GatewayRuntime
 from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
-
-if TYPE_CHECKING:
-    from gateway.app import GatewayRuntime
 
 __all__ = [
     "CLOSE_BINARY",
@@ -61,7 +59,7 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_SHUTDOWN",
     "CLOSE_TOO_BIG",
-    "register_websockets",
+    "register",
 ]
 
 logger = logging.getLogger(__name__)
@@ -73,7 +71,6 @@ CLOSE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL: Final = 1011
 
 _KINDS: Final = ("produce", "consume", "chat")
-_EXTENSION: Final = "sluice.gateway.websockets"
 
 
 @dataclass(frozen=True)
@@ -304,27 +301,17 @@ def _event(
     return send_client_event(runtime.producer, topic, event, socket.call, runtime.settings)
 
 
-def register_websockets(app: Quart, runtime: GatewayRuntime) -> None:
-    """Add the ``/v1/produce``, ``/v1/consume`` and ``/v1/chat`` WebSocket routes to ``app``."""
-    closing = runtime.closing
-    app.extensions[_EXTENSION] = closing
+def register(app: Quart, runtime: GatewayRuntime) -> None:
+    """Add the ``/v1/produce``, ``/v1/consume`` and ``/v1/chat`` WebSocket routes to ``app``.
+
+    Sockets close with 1001, and new ones are refused with 503, once ``runtime.closing`` is set
+    (when shutdown begins: Hypercorn would let open WebSockets run until its graceful timeout,
+    after which they end with 1011)."""
     for kind in _KINDS:
 
         async def route(
             tenant: str, application: str, gateway: str, kind: str = kind
         ) -> Response | None:
-            return await _serve(runtime, closing, kind, tenant, application, gateway)
+            return await _serve(runtime, runtime.closing, kind, tenant, application, gateway)
 
         app.websocket(f"/v1/{kind}/<tenant>/<application>/<gateway>", endpoint=f"ws_{kind}")(route)
-
-
-def close_websockets(app: Quart) -> None:
-    """Close every open socket of ``app`` with 1001, end its event streams and refuse new
-    sockets with 503.
-
-    Call it when shutdown begins (before the server waits for connections to end): Hypercorn
-    lets open WebSockets run until its graceful timeout, after which they end with 1011.
-    """
-    closing = app.extensions[_EXTENSION]
-    assert isinstance(closing, asyncio.Event)
-    closing.set()

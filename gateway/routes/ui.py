@@ -13,18 +13,16 @@ from __future__ import annotations
 import html
 import json
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from quart import Blueprint, Quart, Response
 
 from gateway.errors import NotFound
 from gateway.query import required_parameters
+from gateway.runtime import GatewayRuntime
 from sluice.application.model import Application, GatewaySpec
 
-if TYPE_CHECKING:
-    from gateway.app import GatewayRuntime
-
-__all__ = ["page_config", "register_ui"]
+__all__ = ["page_config", "register"]
 
 _ASSETS: Final = {
     "chat.js": "text/javascript; charset=utf-8",
@@ -137,7 +135,7 @@ def _blueprint(runtime: GatewayRuntime) -> Blueprint:
     return ui
 
 
-def register_ui(app: Quart, runtime: GatewayRuntime) -> None:
+def register(app: Quart, runtime: GatewayRuntime) -> None:
     """Serve the chat page from ``app`` when ``runtime.settings.ui`` is on; else do nothing."""
     if runtime.settings.ui:
         app.register_blueprint(_blueprint(runtime))

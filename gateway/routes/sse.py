@@ -21,23 +21,22 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from quart import Response
+from quart import Quart, Response, request
 
 from gateway.call import GatewayCall
 from gateway.errors import Unavailable
 from gateway.fanout import FanoutClosed, Position, SlowConsumer, Subscription
 from gateway.headers import header_filter
 from gateway.messages import decode_offset, encode_offset, push_message
+from gateway.routes.http import authenticated
+from gateway.runtime import GatewayRuntime
 from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
 from sluice.events import ConsumedRecord
 
-if TYPE_CHECKING:
-    from gateway.app import GatewayRuntime
-
-__all__ = ["EVENT_STREAM", "event_stream"]
+__all__ = ["EVENT_STREAM", "event_stream", "register"]
 
 EVENT_STREAM: Final = "text/event-stream"
 _KEEPALIVE: Final = b": keep-alive\n\n"
@@ -126,3 +125,12 @@ async def _events(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         await subscription.close()
+
+
+def register(app: Quart, runtime: GatewayRuntime) -> None:
+    """Add the HTTP consume route (server-sent events) to ``app``."""
+
+    @app.get("/api/gateways/consume/<tenant>/<application>/<gateway>")
+    async def consume_route(tenant: str, application: str, gateway: str) -> Response:
+        call = await authenticated(runtime, "consume", tenant, application, gateway)
+        return await event_stream(runtime, call, request.headers.get("Last-Event-ID"))
