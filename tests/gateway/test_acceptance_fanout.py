@@ -124,9 +124,9 @@ async def until_subscribers(env: Env, count: int) -> None:
     assert fanout.subscriber_count == count
 
 
-async def read_session(socket: ClientConnection) -> list[dict[str, object]]:
+async def read_session(socket: ClientConnection) -> list[dict[str, Any]]:
     """The pushed records of one socket, up to its session's sentinel."""
-    got: list[dict[str, object]] = []
+    got: list[dict[str, Any]] = []
     while True:
         frame = await receive_json(socket, timeout=60)
         record = frame["record"]
@@ -344,7 +344,9 @@ class EventStream:
 
     async def next_event(self) -> tuple[str | None, str, Any]:
         """(id, event name, parsed data) of the next event; keep-alive comments skipped."""
-        event_id, name, data = None, "message", []
+        event_id: str | None = None
+        name = "message"
+        data: list[str] = []
         async with asyncio.timeout(60):
             async for line in self._lines:
                 if line.startswith(":"):
@@ -393,10 +395,11 @@ async def test_sse_and_websocket_consumers_share_the_one_consumer(
                 )
 
                 async def next_sse(sse: EventStream = sse) -> dict[str, Any]:
-                    event_id, name, data = await sse.next_event()
+                    event_id, name, record = await sse.next_event()
                     assert name == "record"
-                    assert event_id == data["offset"]
-                    return data
+                    assert event_id == record["offset"]
+                    parsed: dict[str, Any] = record
+                    return parsed
 
                 readers.append((session, next_sse))
                 socket = await stack.enter_async_context(
