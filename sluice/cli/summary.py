@@ -6,30 +6,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from gateway.query import required_parameters
 from sluice.application import Application, Plan
 from sluice.application.model import GatewaySpec
+from sluice.local import Worker
 
-__all__ = ["Line", "Worker", "gateway_examples", "summary_lines", "ui_url"]
+__all__ = ["Line", "gateway_examples", "summary_lines", "ui_url"]
 
 _DEFAULT_URL = "http://127.0.0.1:8091"
 _DEFAULT_TENANT = "default"
-
-
-@dataclass(frozen=True)
-class Worker:
-    """An executor's worker: its process id and ports, and whether it runs. ``reason``: why
-    it is not running (its last error line), when it is not."""
-
-    executor: str
-    pid: int | None
-    health_port: int | None
-    service_port: int | None = None
-    running: bool = True
-    reason: str | None = None
 
 
 class Line(NamedTuple):

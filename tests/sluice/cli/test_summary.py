@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sluice.application import load_application, plan_application
-from sluice.cli.summary import Line, Worker, summary_lines
+from sluice.cli.summary import Line, summary_lines
+from sluice.local import Worker
 
 PIPELINE = """
 topics:
