@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from sluice.application import load_application, plan_application
+from sluice.kafka.admin import ensure_topics
+from sluice.kafka.client import KafkaSettings
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 from sluice.net import free_port
 from tests.faults.support import (
@@ -85,10 +88,6 @@ async def test_f2_gateway_and_worker_ride_out_a_broker_sigkill(tmp_path: Path) -
             os.kill(broker.pid, signal.SIGKILL)
             await broker.stop()  # reaps it
 
-        from sluice.application import load_application, plan_application
-        from sluice.kafka.admin import ensure_topics
-        from sluice.kafka.client import KafkaSettings
-
         await ensure_topics(
             KafkaSettings(bootstrap), plan_application(load_application(app)).topics
         )
@@ -104,9 +103,9 @@ async def test_f2_gateway_and_worker_ride_out_a_broker_sigkill(tmp_path: Path) -
         ):
             worker = await kids.worker("copy")
             outage = await ride_out(
-                gateway.url, kill, broker.start, 15, produce_timeout=PRODUCE_TIMEOUT
+                gateway.url, kill, broker.start, 10, produce_timeout=PRODUCE_TIMEOUT
             )
-            line = await check_pipeline("F2 broker SIGKILL, 15 s away", bootstrap, outage)
+            line = await check_pipeline("F2 broker SIGKILL, 10 s away", bootstrap, outage)
             assert gateway.process.returncode is None, line
             assert await worker.stop() == 0, line
     finally:

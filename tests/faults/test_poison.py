@@ -68,6 +68,9 @@ class Picky(Processor):
             raise ValueError("poison: this record can never be processed")
         return record
 """
+BROKEN = 10.0
+"""Seconds the dead-letter topic is missing: with a 3 s request timeout, the worker fails and is
+restarted at least once meanwhile."""
 HEADERS = ("error-class", "error-message", "origin-topic", "origin-partition", "origin-offset")
 
 
@@ -194,7 +197,7 @@ async def test_f9_poison_with_the_dead_letter_topic_unwritable_is_never_committe
     instance = instance_file(tmp_path, **{"request.timeout.ms": "3000"})
     exits: list[int] = []
     async with children(app, kafka_bootstrap, tmp_path, instance) as kids:
-        worker = await _supervise(kids, time.monotonic() + 15, exits)
+        worker = await _supervise(kids, time.monotonic() + BROKEN, exits)
         inputs = await read_topic(kafka_bootstrap, inp, settle=0.5)
         poison_at = next(m for m in inputs if m.ident in poisons)
         while_broken = await committed(kafka_bootstrap, group_of("picky"), inp)
@@ -214,7 +217,7 @@ async def test_f9_poison_with_the_dead_letter_topic_unwritable_is_never_committe
     done = _dead_lettered(letters)
     skips = skipped(inputs, offsets, lambda m: m.ident in found or (m.partition, m.offset) in done)
     line = summary(
-        "F9 poison with the dead-letter topic missing 15 s, then created",
+        f"F9 poison with the dead-letter topic missing {BROKEN:.0f} s, then created",
         sent=ledger.sent,
         ok=len(ledger.ok),
         info=len(ledger.info),

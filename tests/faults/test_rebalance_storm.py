@@ -40,7 +40,7 @@ topics:
 pipeline:
   - {{id: copy, type: identity, input: {inp}, output: {out}}}
 """
-STEP = 3.0
+STEP = 2.0
 """Seconds between two changes of the number of workers."""
 
 
