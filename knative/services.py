@@ -34,13 +34,18 @@ executor, e.g. ``--service-url chat=http://my-app-chat.tenant.svc.cluster.local`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Final
 
+from knative.config import INSTANCE_KEY, SECRETS_KEY
 from knative.labels import AGENTS, Manifest, labels, metadata
 from knative.names import executor_name, gateway_name, service_url
 from knative.pods import (
+    APP_DIR,
     APP_ENV_PYTHON,
     HTTP_PORT,
+    SECRETS_DIR,
     app_arguments,
     app_mounts,
     app_volumes,
@@ -51,6 +56,7 @@ from knative.pods import (
 from knative.scope import Scope
 from knative.storage import STATE_ROOT, state_volumes
 from sluice.application.plan import Executor
+from sluice.commands import WorkerCommand
 
 __all__ = [
     "MAX_SCALE",
@@ -113,15 +119,23 @@ def executor_service(scope: Scope, executor: Executor) -> Manifest:
     object_labels = labels(scope.app, executor.id, executor.component)
     low, high = _scale(executor, scope)
     disk_volumes, disk_mounts = state_volumes(scope, executor)
-    args = [*app_arguments(scope), "--executor", executor.id]
+    command = WorkerCommand(
+        app_dir=Path(APP_DIR),
+        executor_id=executor.id,
+        bootstrap_servers=",".join(scope.settings.bootstrap_servers),
+        instance=Path(SECRETS_DIR, INSTANCE_KEY),
+        secrets=Path(SECRETS_DIR, SECRETS_KEY),
+        tenant=scope.namespace,
+        app_id=scope.app,
+    )
     image = scope.settings.image
     probes: dict[str, Any] = {}
     spec: dict[str, Any] = {}
     if executor.component == "service":
-        args += ["--service-port", str(SERVICE_PORT), "--health-port", str(SERVICE_HEALTH_PORT)]
+        command = replace(command, service_port=SERVICE_PORT, health_port=SERVICE_HEALTH_PORT)
         port = SERVICE_PORT
     elif executor.component == "source":
-        args += ["--health-port", str(HTTP_PORT)]
+        command = replace(command, health_port=HTTP_PORT)
         port = HTTP_PORT
         # Queue-proxy probes readiness from inside the pod; the pull-mode health server listens
         # on the loopback interface only, so there is no kubelet liveness probe.
@@ -129,19 +143,19 @@ def executor_service(scope: Scope, executor: Executor) -> Manifest:
         if any(agent.type == "camel-source" for agent in executor.agents):
             image = scope.settings.source_image
     else:
-        args += ["--push", "--port", str(HTTP_PORT)]
+        command = replace(command, push=True, port=HTTP_PORT)
         port = HTTP_PORT
         probes["readinessProbe"] = http_probe("/readyz")
         probes["livenessProbe"] = http_probe("/healthz")
         spec["containerConcurrency"] = executor_concurrency(executor)
         spec["timeoutSeconds"] = TIMEOUT_SECONDS
     if disk_mounts:
-        args += ["--state-dir", STATE_ROOT, "--state-volumes"]
+        command = replace(command, state_dir=Path(STATE_ROOT), state_volumes=True)
     container: dict[str, Any] = {
         "name": "worker",
         "image": image,
         "command": _worker_command(scope, executor),
-        "args": args,
+        "args": command.to_argv(),
         "ports": [{"name": "http1", "containerPort": port}],
         "resources": resources(executor.resources.size),
         **probes,

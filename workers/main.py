@@ -10,7 +10,6 @@ runs beside the main thread, which a ``main()``-style service needs for its own 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -26,6 +25,7 @@ from sluice import eventloop
 from sluice.application import Application, Executor, load_application, plan_application
 from sluice.application.model import TopicSpec
 from sluice.application.plan import Plan
+from sluice.commands import WorkerCommand
 from sluice.errors import SluiceError
 from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
 from sluice.sdk import AgentContext
@@ -84,62 +84,30 @@ class WorkerSettings:
 
 
 def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSettings:
-    parser = argparse.ArgumentParser(
-        prog="python -m workers",
-        description="Run one executor of a Sluice application (sluice run starts these).",
-        epilog="environment: SLUICE_STATE_DIR (default for --state-dir); "
-        "PORT (default for --port, set by Knative); "
-        "SLUICE_FAULT_KILL_AFTER=N (tests only: SIGKILL the worker after N finished records, "
-        "before their offsets are committed); JAVA_HOME (the Java of camel-source agents, else "
-        "java on PATH); SLUICE_CAMEL_CACHE_DIR (where camel-source jars are kept, else the user "
-        "cache folder)",
-    )
-    parser.add_argument("app_dir", type=Path, metavar="APP_DIR")
-    parser.add_argument("--executor", required=True, help="executor id (from sluice plan)")
-    parser.add_argument("--bootstrap-servers", required=True)
-    parser.add_argument("-i", "--instance", type=Path)
-    parser.add_argument("-s", "--secrets", type=Path)
-    parser.add_argument("--tenant", default="default")
-    parser.add_argument("--app-id")
-    parser.add_argument("--state-dir", type=Path)
-    parser.add_argument(
-        "--state-volumes",
-        action="store_true",
-        help="each agent's state directory is a volume mounted at STATE_DIR/AGENT_ID, shared "
-        "by the pods of a rollout: the lock file is inside it (Knative)",
-    )
-    parser.add_argument("--health-port", type=int, default=0)
-    parser.add_argument("--service-port", type=int, default=8000)
-    parser.add_argument(
-        "--push",
-        action="store_true",
-        help="push mode: receive the input events as CloudEvents over HTTP (KafkaSource) on "
-        "--port, with /healthz, /readyz and /metrics on the same port (--health-port is unused)",
-    )
-    parser.add_argument("--port", type=int, help="push mode: HTTP port (default: $PORT or 8080)")
-    parser.add_argument("--host", default="0.0.0.0", help="push mode: address to listen on")
-    args = parser.parse_args(argv)
-    port = args.port
+    """The settings of the command line (:class:`~sluice.commands.WorkerCommand`, which
+    ``sluice run`` and the Knative generator build) and of the environment."""
+    command = WorkerCommand.from_argv(argv)
+    port = command.port
     if port is None:
         port = int(environ["PORT"]) if environ.get("PORT", "").isdigit() else 8080
-    state_dir = args.state_dir or (
+    state_dir = command.state_dir or (
         Path(environ["SLUICE_STATE_DIR"]) if environ.get("SLUICE_STATE_DIR") else None
     )
     kill_after = environ.get("SLUICE_FAULT_KILL_AFTER")
     return WorkerSettings(
-        app_dir=args.app_dir,
-        executor_id=args.executor,
-        bootstrap_servers=args.bootstrap_servers,
-        instance=args.instance,
-        secrets=args.secrets,
-        tenant=args.tenant,
-        app_id=args.app_id,
+        app_dir=command.app_dir,
+        executor_id=command.executor_id,
+        bootstrap_servers=command.bootstrap_servers,
+        instance=command.instance,
+        secrets=command.secrets,
+        tenant=command.tenant,
+        app_id=command.app_id,
         state_root=state_dir or default_state_root(),
-        state_volumes=args.state_volumes,
-        health_port=args.health_port,
-        service_port=args.service_port,
-        push=args.push,
-        host=args.host,
+        state_volumes=command.state_volumes,
+        health_port=command.health_port if command.health_port is not None else 0,
+        service_port=command.service_port if command.service_port is not None else 8000,
+        push=command.push,
+        host=command.host if command.host is not None else "0.0.0.0",
         port=port,
         fault_kill_after=int(kill_after) if kill_after else None,
         java_home=Path(environ["JAVA_HOME"]) if environ.get("JAVA_HOME") else None,

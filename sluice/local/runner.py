@@ -25,6 +25,7 @@ import httpx
 
 from gateway.settings import GatewaySettings
 from sluice.application import Application, Plan, plan_application
+from sluice.commands import WorkerCommand
 from sluice.kafka.client import KafkaSettings
 from sluice.local.environment import worker_python
 from sluice.local.events import RunEvents, Running, Worker
@@ -212,31 +213,19 @@ def _workers(
     for executor in plan.executors:
         health_port = free_port()
         service_port = free_port() if executor.component == "service" else None
-        argv = [
-            python,
-            "-m",
-            "workers",
-            str(settings.app_dir),
-            "--executor",
-            executor.id,
-            "--bootstrap-servers",
-            bootstrap,
-            "--tenant",
-            settings.tenant,
-            "--app-id",
-            app.name,
-            "--health-port",
-            str(health_port),
-        ]
-        if service_port is not None:
-            argv += ["--service-port", str(service_port)]
-        for flag, value in (
-            ("-i", settings.instance),
-            ("-s", settings.secrets),
-            ("--state-dir", settings.state_dir),
-        ):
-            if value is not None:
-                argv += [flag, str(value)]
+        command = WorkerCommand(
+            app_dir=settings.app_dir,
+            executor_id=executor.id,
+            bootstrap_servers=bootstrap,
+            instance=settings.instance,
+            secrets=settings.secrets,
+            tenant=settings.tenant,
+            app_id=app.name,
+            service_port=service_port,
+            health_port=health_port,
+            state_dir=settings.state_dir,
+        )
+        argv = [python, "-m", "workers", *command.to_argv()]
         children.append(
             ChildSpec(executor.id, argv, health_port=health_port, service_port=service_port)
         )
