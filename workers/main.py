@@ -214,7 +214,7 @@ async def _serve(
     main_thread: MainThread | None = None,
 ) -> None:
     kafka = KafkaSettings(settings.bootstrap_servers, app.instance.kafka_client_options)
-    source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    source = output_source(settings.tenant, app, executor)
     metrics = WorkerMetrics(executor.id)
     if settings.push:
         await _serve_push(settings, app, plan, executor, stop, kafka, metrics)
@@ -322,7 +322,7 @@ def _runner(
     metrics: WorkerMetrics,
     main_thread: MainThread | None = None,
 ) -> Runner:
-    source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    source = output_source(settings.tenant, app, executor)
     components = [a.component for a in executor.agents]
     # The loader adapted each agent to the protocol of its component, so these casts hold.
     if executor.component == "service":
@@ -398,7 +398,7 @@ async def _serve_push(
             "for processors and sinks (run it without --push)"
         )
     input_topic = plan.topic(executor.input_topic) or TopicSpec(executor.input_topic)
-    source = f"/{settings.tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    source = output_source(settings.tenant, app, executor)
     # Imported here: pull mode does not need the push endpoint's modules.
     from workers.push_app import PushServer
 
@@ -443,6 +443,12 @@ async def _serve_push(
         if push.failure is not None:
             raise ExecutorFailed(f"{push.failure}") from push.failure
     log.info("executor %s stopped", executor.id)
+
+
+def output_source(tenant: str, app: Application, executor: Executor) -> str:
+    """The CloudEvent ``source`` of what an executor writes: its last agent, as LangStream
+    names an agent (``/{tenant}/{application}/agents/{agent id}``)."""
+    return f"/{tenant}/{app.name}/agents/{executor.agents[-1].id}"
 
 
 def _readiness(runner: Runner) -> Callable[[], str | None]:
