@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from quart import Quart, Response, websocket
 
 from gateway.app import create_app
+from gateway.headers import SERVICE_REQUEST_ID_HEADER
 from gateway.runtime import runtime_of
 from gateway.serving import serving
 from gateway.settings import GatewaySettings
@@ -42,7 +43,6 @@ from sluice.kafka.client import KafkaSettings, Producer, SendResult
 from sluice.record import Record
 
 TENANT = "default"
-REQUEST_ID = "langstream-service-request-id"
 
 
 class NoopProducer(Producer):
@@ -105,7 +105,9 @@ def add_bench_routes(app: Quart, bootstrap: str) -> None:
                 await consumer.position(tp)
             body = await _request_body()
             await runtime.producer.send(
-                source, Record(body, headers={REQUEST_ID: request_id}), source="/bench/naive"
+                source,
+                Record(body, headers={SERVICE_REQUEST_ID_HEADER: request_id}),
+                source="/bench/naive",
             )
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
@@ -113,7 +115,7 @@ def add_bench_routes(app: Quart, bootstrap: str) -> None:
                 for messages in batches.values():
                     for message in messages:
                         headers = {k: v for k, v in message.headers}
-                        if headers.get(REQUEST_ID, b"").decode() == request_id:
+                        if headers.get(SERVICE_REQUEST_ID_HEADER, b"").decode() == request_id:
                             value = message.value.decode() if message.value else "null"
                             return Response(value, content_type="application/json")
             return Response("{}", status=504, content_type="application/json")

@@ -18,13 +18,14 @@ from werkzeug.exceptions import HTTPException
 
 from auth.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import GatewayError, MethodNotAllowed
-from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
+from gateway.problems import problem, problem_for
 from gateway.proxy import ServiceKey
 from gateway.routes import metrics, produce, service, sse, ui, websockets
 from gateway.runtime import GatewayRuntime, attach
 from gateway.settings import GatewaySettings
 from sluice.application.model import Application
 from sluice.kafka.client import KafkaSettings
+from sluice.media import PROBLEM_CONTENT_TYPE
 
 __all__ = ["create_app"]
 

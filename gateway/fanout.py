@@ -3,7 +3,8 @@
 A :class:`TopicFanout` owns ONE group-less consumer of a topic (all partitions, no group, started
 at the end) and hands every record to the :class:`Subscription` objects whose filter accepts it.
 Sockets never create a consumer of their own, so the cost grows with topics, not with clients
-(docs/ARCHITECTURE.md). :class:`FanoutRegistry` creates the fanouts lazily, one per topic per process.
+(docs/ARCHITECTURE.md). :class:`FanoutRegistry` creates the fanouts lazily, one per topic per
+process.
 
 Positions. The fanout tracks, per partition, the offset after the last record it dispatched (the
 *dispatch point*). A subscription registers synchronously (no ``await`` between reading the

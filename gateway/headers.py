@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.errors import BadRequest, Unauthorized
 from sluice.application.model import GatewaySpec, HeaderSpec
@@ -16,61 +17,25 @@ __all__ = [
     "SERVICE_REQUEST_ID_HEADER",
     "HeaderFilter",
     "Principal",
-    "configured_headers",
     "gateway_headers_for",
     "header_filter",
-    "referenced_parameters",
     "reserved_header_keys",
     "resolve_headers",
 ]
 
-SERVICE_REQUEST_ID_HEADER = "langstream-service-request-id"
+SERVICE_REQUEST_ID_HEADER: Final = "langstream-service-request-id"
+"""The correlation header: a topics-mode service gateway sets it on each request, the agents
+carry it to the reply, and the gateway's reply router matches replies by it."""
 
 Principal = Mapping[str, object]
 """The authenticated user's fields (``subject``, ``email``...), as the provider returned them."""
 
 
-def configured_headers(spec: GatewaySpec) -> tuple[HeaderSpec, ...]:
-    """The headers a gateway writes on the records (or proxied requests) it produces.
-
-    produce: produce-options; chat: chat-options; service: service-options then produce-options;
-    consume: none (its headers are filters).
-    """
-    if spec.type == "chat":
-        return spec.chat.headers if spec.chat is not None else ()
-    if spec.type == "service":
-        own = spec.service.headers if spec.service is not None else ()
-        return own + spec.produce_headers
-    if spec.type == "produce":
-        return spec.produce_headers
-    return ()
-
-
-def _filter_specs(spec: GatewaySpec) -> tuple[HeaderSpec, ...]:
-    if spec.type == "consume":
-        return spec.consume_filters
-    if spec.type == "chat":
-        return spec.chat.headers if spec.chat is not None else ()
-    if spec.type == "service":
-        return spec.service.headers if spec.service is not None else ()
-    return ()
-
-
-def referenced_parameters(spec: GatewaySpec) -> tuple[str, ...]:
-    """Names used by ``value-from-parameters`` in any of the gateway's headers, in order."""
-    names: list[str] = []
-    for header in (*configured_headers(spec), *_filter_specs(spec)):
-        name = header.value_from_parameters
-        if name is not None and name not in names:
-            names.append(name)
-    return tuple(names)
-
-
 def reserved_header_keys(spec: GatewaySpec) -> frozenset[str]:
     """Header names a client message may not set: the ones the gateway sets itself (and the
     correlation header of a topics-mode service gateway)."""
-    keys = {header.key for header in configured_headers(spec)}
-    if spec.type == "service" and spec.service is not None and spec.service.agent_id is None:
+    keys = {header.key for header in spec.configured_headers}
+    if spec.type == "service" and spec.service is not None and not spec.is_proxy:
         keys.add(SERVICE_REQUEST_ID_HEADER)
     return frozenset(keys)
 
@@ -132,9 +97,9 @@ def resolve_headers(
 def gateway_headers_for(
     spec: GatewaySpec, parameters: Mapping[str, str], principal: Principal | None
 ) -> dict[str, str]:
-    """:func:`resolve_headers` of :func:`configured_headers`, with the gateway type's rule."""
+    """:func:`resolve_headers` of the gateway's configured headers, with its type's rule."""
     return resolve_headers(
-        configured_headers(spec),
+        spec.configured_headers,
         parameters,
         principal,
         optional_parameters=spec.type == "service",
@@ -166,7 +131,7 @@ def header_filter(
     (chat), service-options headers (service). A filter whose parameter or principal field is
     missing expects nothing and drops every record."""
     expected: list[tuple[str, str | None]] = []
-    for header in _filter_specs(spec):
+    for header in spec.filter_headers:
         try:
             value = _lookup(header, parameters, principal)
         except Unauthorized:

@@ -31,11 +31,10 @@ from typing import Any, Literal, TypedDict
 
 from gateway.errors import BadRequest, UnsupportedMediaType
 from sluice.events import ConsumedRecord
+from sluice.media import CLOUDEVENTS_CONTENT_TYPE, JSON_CONTENT_TYPE
 
 __all__ = [
     "CLOUDEVENTS_BATCH_CONTENT_TYPE",
-    "CLOUDEVENTS_CONTENT_TYPE",
-    "JSON_CONTENT_TYPE",
     "TEXT_CONTENT_TYPE",
     "ProduceRequest",
     "ProduceResponse",
@@ -53,9 +52,7 @@ __all__ = [
     "push_message",
 ]
 
-JSON_CONTENT_TYPE = "application/json"
 TEXT_CONTENT_TYPE = "text/plain"
-CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 CLOUDEVENTS_BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 
 ProduceStatus = Literal["OK", "BAD_REQUEST", "PRODUCER_ERROR"]

@@ -6,10 +6,9 @@ from http import HTTPStatus
 from typing import TypedDict
 
 from gateway.errors import GatewayError, TooManyRequests, Unauthorized, Unavailable
+from sluice.media import PROBLEM_CONTENT_TYPE
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "ProblemDetails", "problem", "problem_for"]
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
+__all__ = ["ProblemDetails", "problem", "problem_for"]
 
 
 class ProblemDetails(TypedDict):

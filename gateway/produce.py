@@ -20,7 +20,6 @@ from gateway.idempotency import (
     fingerprint,
 )
 from gateway.messages import (
-    CLOUDEVENTS_CONTENT_TYPE,
     ProduceRequest,
     ProduceResponse,
     check_message_headers,
@@ -34,6 +33,7 @@ from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, UnencodableRecord, WireMessage, to_kafka
 from sluice.kafka.client import Producer, RecordTooLarge, SendResult
 from sluice.kafka.producer import RECORD_OVERHEAD, encoded_size
+from sluice.media import CLOUDEVENTS_CONTENT_TYPE
 from sluice.record import Record
 
 __all__ = [

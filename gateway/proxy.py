@@ -26,7 +26,7 @@ from werkzeug.datastructures import Headers
 
 from gateway.call import GatewayCall
 from gateway.errors import BadGateway, BadRequest, GatewayTimeout, Unavailable
-from gateway.headers import configured_headers, gateway_headers_for
+from gateway.headers import gateway_headers_for
 from gateway.settings import GatewaySettings
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "ServiceRoutes",
     "check_header_values",
     "forward",
-    "is_proxy",
     "request_headers",
     "response_headers",
     "target_url",
@@ -109,12 +108,6 @@ _PRINTABLE: Final = (
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"
 
 
-def is_proxy(call: GatewayCall) -> bool:
-    """Whether ``call`` addresses a service gateway in agent-id (proxy) mode."""
-    service = call.spec.service
-    return call.spec.type == "service" and service is not None and service.agent_id is not None
-
-
 def _dropped(headers: Iterable[tuple[str, str]]) -> set[str]:
     # A Connection header names further hop-by-hop headers of this message (RFC 9110 7.6.1).
     names = set(HOP_BY_HOP)
@@ -182,7 +175,7 @@ def _forwardable(value: str) -> bool:
 
 
 def _source(call: GatewayCall, key: str) -> str:
-    for header in configured_headers(call.spec):
+    for header in call.spec.configured_headers:
         if header.key.lower() != key.lower():
             continue
         if header.value_from_parameters is not None:

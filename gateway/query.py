@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from gateway.errors import BadRequest
-from gateway.headers import referenced_parameters
 from gateway.messages import decode_offset
 from sluice.application.model import GatewaySpec
 
@@ -25,7 +24,6 @@ __all__ = [
     "GatewayQuery",
     "find_credentials",
     "parse_query",
-    "required_parameters",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -66,23 +64,12 @@ class GatewayQuery:
         return self.options.get("position", "latest")
 
 
-def required_parameters(spec: GatewaySpec) -> tuple[str, ...]:
-    """Declared ``parameters`` then names referenced by ``value-from-parameters``."""
-    names = list(spec.parameters)
-    names += [name for name in referenced_parameters(spec) if name not in names]
-    return tuple(names)
-
-
 def _prefix(spec: GatewaySpec, tenant: str, application: str) -> str:
     return f"Error for gateway {spec.id} (tenant: {tenant}, appId: {application}): "
 
 
 def _java_list(names: Iterable[str]) -> str:
     return f"[{', '.join(names)}]"
-
-
-def _is_proxy(spec: GatewaySpec) -> bool:
-    return spec.type == "service" and spec.service is not None and spec.service.agent_id is not None
 
 
 def _timeout(value: str, max_timeout: float) -> float:
@@ -131,7 +118,7 @@ def parse_query(
     mappingproxy({'sessionId': 's1'})
     """
     pairs = list(pairs)
-    proxy = _is_proxy(spec)
+    proxy = spec.is_proxy
     parameters: dict[str, str] = {}
     options: dict[str, str] = {}
     credentials: dict[str, str] = {}
@@ -159,7 +146,7 @@ def parse_query(
         timeout = _timeout(options["timeout"], max_timeout)
     if len(credentials) > 1:
         raise BadRequest("credentials and test-credentials cannot be used together")
-    known = required_parameters(spec)
+    known = spec.required_parameters
     if spec.type != "service":
         for name in known:
             if not parameters.get(name, "").strip():

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
+from gateway.headers import SERVICE_REQUEST_ID_HEADER
 from sluice.errors import KafkaError, SluiceError
 from sluice.events import ConsumedRecord
 from sluice.kafka.client import Consumer, KafkaSettings
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_PENDING",
-    "REQUEST_ID_HEADER",
     "PendingReply",
     "ReplyMatcher",
     "ReplyRouter",
@@ -48,7 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER: Final = "langstream-service-request-id"
 DEFAULT_MAX_PENDING: Final = 10_000
 _POLL_TIMEOUT_MS: Final = 1000
 _RETRY_DELAY_S: Final = 1.0
@@ -199,7 +198,7 @@ class ReplyRouter:
             del self._pending[pending.request_id]
 
     def _dispatch(self, record: ConsumedRecord) -> None:
-        request_id = record.record.headers.get(REQUEST_ID_HEADER)
+        request_id = record.record.headers.get(SERVICE_REQUEST_ID_HEADER)
         if request_id is None:
             return
         pending = self._pending.get(request_id)

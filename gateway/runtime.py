@@ -239,17 +239,16 @@ class GatewayRuntime:
             pairs = list(request.args.items(multi=True))
         return GatewayCall(tenant, application, spec, tuple(pairs))
 
-    async def router(self, topic: str) -> ReplyRouter:
-        """The shared reply router of ``topic``, started on first use."""
+    async def router(self, spec: TopicSpec) -> ReplyRouter:
+        """The shared reply router of topic ``spec``, started on first use."""
+        topic = spec.name
         router = self._routers.get(topic)
         if router is not None:
             return router
         async with self._router_lock:
             router = self._routers.get(topic)
             if router is None:
-                router = ReplyRouter(
-                    self.kafka, self._topic_spec(topic), max_pending=self.settings.max_pending
-                )
+                router = ReplyRouter(self.kafka, spec, max_pending=self.settings.max_pending)
                 try:
                     await self._check_topic(topic)
                     await router.start()
@@ -286,13 +285,6 @@ class GatewayRuntime:
     async def _topic_exists(self, name: str) -> None:
         if name not in await list_topics(self.kafka):
             raise KafkaError(f"topic {name} does not exist")
-
-    def _topic_spec(self, topic: str) -> TopicSpec:
-        for app in self.apps.values():
-            spec = app.topics.get(topic)
-            if spec is not None:
-                return spec
-        return TopicSpec(topic)
 
 
 def _public(address: str) -> bool:

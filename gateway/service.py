@@ -83,7 +83,7 @@ async def call_service(
     """
     spec = call.spec
     service = spec.service
-    if service is None or service.agent_id is not None:
+    if service is None or spec.is_proxy:
         raise ValueError(f"service gateway {spec.id} is not in topics mode")
     if path:
         raise NotFound(f"service gateway {spec.id} in topics mode has no path {path!r}")

@@ -43,10 +43,11 @@ from quart import Quart
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Event
 
-from gateway.problems import PROBLEM_CONTENT_TYPE, problem
+from gateway.problems import problem
 from gateway.runtime import GatewayRuntime, runtime_of
 from gateway.settings import GatewaySettings
 from sluice.errors import SluiceError
+from sluice.media import PROBLEM_CONTENT_TYPE
 
 __all__ = ["begin_shutdown", "hypercorn_config", "serving"]
 

@@ -15,9 +15,8 @@ from cloudevents.core.v1.event import CloudEvent
 
 from sluice.events import RECORD_TYPE, ConsumedRecord, to_cloudevent
 
-__all__ = ["STRUCTURED_CONTENT_TYPE", "structured_event"]
+__all__ = ["structured_event"]
 
-STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
 _FORMAT: Final = JSONFormat()
 
 

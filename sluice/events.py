@@ -60,6 +60,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from sluice.errors import SluiceError
+from sluice.media import JSON_CONTENT_TYPE
 from sluice.record import Record
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BYTES_CONTENT_TYPE",
-    "JSON_CONTENT_TYPE",
     "KEY_ENCODING_ATTRIBUTE",
     "RECORD_TYPE",
     "TEXT_CONTENT_TYPE",
@@ -84,7 +84,6 @@ __all__ = [
 ]
 
 RECORD_TYPE: Final = "ai.sluice.record"
-JSON_CONTENT_TYPE: Final = "application/json"
 TEXT_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
 BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 KEY_ENCODING_ATTRIBUTE: Final = "sluicekeyencoding"

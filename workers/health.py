@@ -26,6 +26,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from sluice.media import JSON_CONTENT_TYPE
 from workers.service import BackgroundServer
 
 log = logging.getLogger("sluice.health")
@@ -207,4 +208,4 @@ class HealthServer:
 
 
 def _json(status: int, body: Mapping[str, object]) -> tuple[int, bytes, bytes]:
-    return status, b"application/json", json.dumps(body).encode("utf-8")
+    return status, JSON_CONTENT_TYPE.encode(), json.dumps(body).encode("utf-8")

@@ -51,16 +51,16 @@ from urllib.parse import urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sluice.application.model import TopicSpec
+from sluice.media import JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE
 from workers.health import WorkerMetrics
 from workers.push import Answer, PushExecutor
 from workers.push_events import from_http
 from workers.service import BackgroundServer
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "PushServer"]
+__all__ = ["PushServer"]
 
 log = logging.getLogger("sluice.push")
 
-PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 _OUTCOME_HEADER: Final = b"sluice-outcome"
 
 Scope = MutableMapping[str, Any]
@@ -368,7 +368,7 @@ def _problem(status: int, title: str, detail: str) -> _Response:
 
 
 def _json(status: int, body: dict[str, Any]) -> _Response:
-    return _Response(status, *_content(b"application/json", json.dumps(body).encode()))
+    return _Response(status, *_content(JSON_CONTENT_TYPE.encode(), json.dumps(body).encode()))
 
 
 def _content(content_type: bytes, body: bytes) -> tuple[Headers, bytes]:

@@ -45,16 +45,15 @@ from cloudevents.core.v1.event import CloudEvent
 from sluice.application.model import TopicSpec
 from sluice.events import (
     BYTES_CONTENT_TYPE,
-    JSON_CONTENT_TYPE,
     Consumed,
     Undecodable,
     WireMessage,
     from_kafka,
 )
+from sluice.media import CLOUDEVENTS_CONTENT_TYPE, JSON_CONTENT_TYPE
 
-__all__ = ["STRUCTURED_CONTENT_TYPE", "TRANSPORT_HEADERS", "UNKNOWN_POSITION", "from_http"]
+__all__ = ["TRANSPORT_HEADERS", "UNKNOWN_POSITION", "from_http"]
 
-STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
 UNKNOWN_POSITION: Final = -1
 """The partition and offset of a pushed event."""
 
@@ -124,7 +123,7 @@ def from_http(headers: Iterable[tuple[bytes, bytes]], body: bytes, *, topic: Top
     try:
         media = _media(_text(content_type))
         # The HTTP binding decides by Content-Type first: a structured event may carry ce- too.
-        if media == STRUCTURED_CONTENT_TYPE:
+        if media == CLOUDEVENTS_CONTENT_TYPE:
             message = _from_structured(body, plain)
         elif media.startswith(_CLOUDEVENTS_MEDIA):
             raise _Malformed(f"unsupported CloudEvents format {media} (batches are not supported)")
@@ -133,7 +132,7 @@ def from_http(headers: Iterable[tuple[bytes, bytes]], body: bytes, *, topic: Top
         else:
             raise _Malformed(
                 "not a CloudEvent: no ce- headers and Content-Type is not "
-                f"{STRUCTURED_CONTENT_TYPE}"
+                f"{CLOUDEVENTS_CONTENT_TYPE}"
             )
     except _Malformed as error:
         raw = ((("content-type", content_type),) if content_type else ()) + plain
@@ -196,7 +195,7 @@ def _from_structured(body: bytes, plain: tuple[tuple[str, bytes], ...]) -> WireM
         raise _Malformed("a CloudEvent cannot have both data and data_base64")
     event = _sdk(
         lambda: ce_http.from_structured(
-            ce_http.HTTPMessage({"content-type": STRUCTURED_CONTENT_TYPE}, body), _FORMAT
+            ce_http.HTTPMessage({"content-type": CLOUDEVENTS_CONTENT_TYPE}, body), _FORMAT
         )
     )
     data = event.get_data()

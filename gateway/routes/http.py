@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from quart import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -14,16 +14,17 @@ from gateway.call import GatewayCall
 from gateway.errors import PayloadTooLarge
 from gateway.runtime import GatewayRuntime
 from gateway.settings import GatewaySettings
+from sluice.media import JSON_CONTENT_TYPE
 
-__all__ = ["JSON", "authenticated", "json_response", "read_body"]
-
-JSON: Final = "application/json"
+__all__ = ["authenticated", "json_response", "read_body"]
 
 
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return Response(json.dumps(body), status=status, headers=dict(headers or {}), content_type=JSON)
+    return Response(
+        json.dumps(body), status=status, headers=dict(headers or {}), content_type=JSON_CONTENT_TYPE
+    )
 
 
 async def read_body(settings: GatewaySettings) -> bytes:

@@ -11,11 +11,12 @@ from typing import Final
 
 from quart import Quart, Response, request
 
-from gateway.proxy import forward, is_proxy
-from gateway.routes.http import JSON, authenticated, json_response, read_body
+from gateway.proxy import forward
+from gateway.routes.http import authenticated, json_response, read_body
 from gateway.runtime import GatewayRuntime
 from gateway.service import call_service, push_reply
-from gateway.structured import STRUCTURED_CONTENT_TYPE, structured_event
+from gateway.structured import structured_event
+from sluice.media import CLOUDEVENTS_CONTENT_TYPE, JSON_CONTENT_TYPE
 
 __all__ = ["register"]
 
@@ -44,7 +45,7 @@ async def _service(
 ) -> Response:
     settings = runtime.settings
     call = await authenticated(runtime, "service", tenant, application, gateway)
-    if is_proxy(call):
+    if call.spec.is_proxy:
         return await forward(
             runtime.http,
             runtime.service_urls,
@@ -57,9 +58,10 @@ async def _service(
         )
     runtime.check_pending()
     body = await read_body(settings)
+    app = runtime.apps[(call.tenant, call.application)]
     reply = await call_service(
         runtime.producer,
-        runtime.router,
+        lambda topic: runtime.router(app.topic_spec(topic)),
         call,
         method=request.method,
         path=path,
@@ -68,7 +70,9 @@ async def _service(
         settings=settings,
         on_sent=runtime.metrics.count_produced,
     )
-    wanted = request.accept_mimetypes.best_match([JSON, STRUCTURED_CONTENT_TYPE], JSON)
-    if wanted == STRUCTURED_CONTENT_TYPE:
-        return Response(structured_event(reply), content_type=STRUCTURED_CONTENT_TYPE)
+    wanted = request.accept_mimetypes.best_match(
+        [JSON_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE], JSON_CONTENT_TYPE
+    )
+    if wanted == CLOUDEVENTS_CONTENT_TYPE:
+        return Response(structured_event(reply), content_type=CLOUDEVENTS_CONTENT_TYPE)
     return json_response(push_reply(reply))

@@ -32,7 +32,6 @@ from gateway.headers import header_filter
 from gateway.messages import decode_offset, encode_offset, push_message
 from gateway.routes.http import authenticated
 from gateway.runtime import GatewayRuntime
-from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
 from sluice.events import ConsumedRecord
 
@@ -66,7 +65,7 @@ async def event_stream(
     app = runtime.apps[(call.tenant, call.application)]
     wanted = header_filter(spec, query.parameters, call.principal)
     position = _position(query.options.get("position"), last_event_id)
-    fanout = await runtime.fanout(app.topics.get(spec.topic) or TopicSpec(spec.topic))
+    fanout = await runtime.fanout(app.topic_spec(spec.topic))
     try:
         subscription = await fanout.subscribe(
             lambda consumed: wanted.matches(consumed.record.headers), position=position

@@ -18,7 +18,6 @@ from typing import Any, Final
 from quart import Blueprint, Quart, Response
 
 from gateway.errors import NotFound
-from gateway.query import required_parameters
 from gateway.runtime import GatewayRuntime
 from sluice.application.model import Application, GatewaySpec
 
@@ -79,7 +78,7 @@ def page_config(
         "gateways": [
             {
                 "id": spec.id,
-                "parameters": list(required_parameters(spec)),
+                "parameters": list(spec.required_parameters),
                 "authentication": _authentication(spec, test_provider),
             }
             for spec in application.gateways

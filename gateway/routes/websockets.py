@@ -1,4 +1,4 @@
-"""WebSocket gateways: ``/v1/produce``, ``/v1/consume`` and ``/v1/chat`` (spec/gateway.md).
+"""WebSocket gateways: ``/v1/produce``, ``/v1/consume`` and ``/v1/chat`` (docs/gateway.md).
 
 Everything that can fail is checked before the upgrade is accepted, so a bad request is an HTTP
 answer (problem+json) with its status, not a closed socket. Consume and chat sockets subscribe
@@ -46,12 +46,12 @@ from gateway.messages import (
     push_frame,
 )
 from gateway.origins import check_origin
-from gateway.problems import PROBLEM_CONTENT_TYPE, problem_for
+from gateway.problems import problem_for
 from gateway.produce import encode_requests, send_all
 from gateway.query import BEARER_SUBPROTOCOL
 from gateway.runtime import GatewayRuntime
-from sluice.application.model import TopicSpec
 from sluice.errors import KafkaError
+from sluice.media import PROBLEM_CONTENT_TYPE
 
 __all__ = [
     "CLOSE_BINARY",
@@ -100,11 +100,6 @@ def _position(value: str) -> Position:
     return decode_offset(value)
 
 
-def _topic_spec(runtime: GatewayRuntime, call: GatewayCall, name: str) -> TopicSpec:
-    app = runtime.apps[(call.tenant, call.application)]
-    return app.topics.get(name) or TopicSpec(name)
-
-
 async def _open(
     runtime: GatewayRuntime, kind: str, tenant: str, application: str, gateway: str
 ) -> _Socket:
@@ -137,7 +132,9 @@ async def _open(
     subscription = None
     if consume_topic is not None:
         wanted = header_filter(spec, query.parameters, call.principal)
-        fanout = await runtime.fanout(_topic_spec(runtime, call, consume_topic))
+        fanout = await runtime.fanout(
+            runtime.apps[(call.tenant, call.application)].topic_spec(consume_topic)
+        )
         try:
             subscription = await fanout.subscribe(
                 # No filter: the fan-out skips the per-record call for this socket.

@@ -156,6 +156,61 @@ class GatewaySpec:
     service: ServiceOptions | None = None
     events_topic: str | None = None
 
+    @property
+    def is_proxy(self) -> bool:
+        """Whether this is a service gateway in agent-id mode: a reverse proxy to the agent's
+        HTTP server (else, in topics mode, it writes requests and waits for the reply)."""
+        return (
+            self.type == "service"
+            and self.service is not None
+            and self.service.agent_id is not None
+        )
+
+    @property
+    def configured_headers(self) -> tuple[HeaderSpec, ...]:
+        """The headers this gateway writes on the records (or proxied requests) it produces.
+
+        produce: produce-options; chat: chat-options; service: service-options then
+        produce-options; consume: none (its headers are filters).
+        """
+        if self.type == "chat":
+            return self.chat.headers if self.chat is not None else ()
+        if self.type == "service":
+            own = self.service.headers if self.service is not None else ()
+            return own + self.produce_headers
+        if self.type == "produce":
+            return self.produce_headers
+        return ()
+
+    @property
+    def filter_headers(self) -> tuple[HeaderSpec, ...]:
+        """The headers the records this gateway pushes to a client must carry."""
+        if self.type == "consume":
+            return self.consume_filters
+        if self.type == "chat":
+            return self.chat.headers if self.chat is not None else ()
+        if self.type == "service":
+            return self.service.headers if self.service is not None else ()
+        return ()
+
+    @property
+    def referenced_parameters(self) -> tuple[str, ...]:
+        """Names used by ``value-from-parameters`` in any of the gateway's headers, in order."""
+        names: list[str] = []
+        for header in (*self.configured_headers, *self.filter_headers):
+            name = header.value_from_parameters
+            if name is not None and name not in names:
+                names.append(name)
+        return tuple(names)
+
+    @property
+    def required_parameters(self) -> tuple[str, ...]:
+        """The parameters a client passes (``param:<name>``): the declared ``parameters``, then
+        the names referenced by ``value-from-parameters``."""
+        names = list(self.parameters)
+        names += [name for name in self.referenced_parameters if name not in names]
+        return tuple(names)
+
 
 @dataclass(frozen=True)
 class ResourceSpec:
@@ -237,6 +292,10 @@ class Application:
 
     def agent(self, agent_id: str) -> AgentSpec | None:
         return next((a for a in self.agents if a.id == agent_id), None)
+
+    def topic_spec(self, name: str) -> TopicSpec:
+        """The declared topic ``name``, or a bare spec (no schema) for a topic not declared."""
+        return self.topics.get(name) or TopicSpec(name)
 
     def gateway(self, gateway_id: str, gateway_type: str) -> GatewaySpec | None:
         return next(

@@ -8,7 +8,6 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from gateway.query import required_parameters
 from sluice.application import Application, Plan
 from sluice.application.model import GatewaySpec
 from sluice.local import Worker
@@ -36,7 +35,7 @@ def ui_url(base_url: str, tenant: str, app: Application) -> str | None:
 
 
 def _client_flags(spec: GatewaySpec, tenant: str, base_url: str) -> list[str]:
-    flags = [f"-p {shlex.quote(f'{p}=s1')}" for p in required_parameters(spec)]
+    flags = [f"-p {shlex.quote(f'{p}=s1')}" for p in spec.required_parameters]
     if spec.authentication is not None:
         flags.append('-c "$TOKEN"')
     if tenant != _DEFAULT_TENANT:
@@ -61,7 +60,7 @@ def gateway_examples(app: Application, tenant: str, base_url: str) -> list[tuple
     that works as printed (``$TOKEN`` stands for the credentials of a guarded gateway)."""
     examples: list[tuple[str, str]] = []
     for spec in app.gateways:
-        params = "&".join(f"param:{p}=s1" for p in required_parameters(spec))
+        params = "&".join(f"param:{p}=s1" for p in spec.required_parameters)
         query = f"?{params}" if params else ""
         flags = " ".join(_client_flags(spec, tenant, base_url))
         client = f"sluice gateway {spec.type} {shlex.quote(app.name)} {spec.id} {flags}".strip()

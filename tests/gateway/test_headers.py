@@ -8,10 +8,8 @@ from gateway.errors import BadRequest, Unauthorized
 from gateway.headers import (
     SERVICE_REQUEST_ID_HEADER,
     HeaderFilter,
-    configured_headers,
     gateway_headers_for,
     header_filter,
-    referenced_parameters,
     reserved_header_keys,
     resolve_headers,
 )
@@ -35,21 +33,28 @@ PROXY = GatewaySpec(
 )
 
 
+def test_only_agent_id_service_gateways_are_proxies() -> None:
+    assert PROXY.is_proxy
+    assert not SERVICE.is_proxy
+    assert not GatewaySpec("s", "service").is_proxy
+    assert not PRODUCE.is_proxy
+
+
 def test_configured_headers_by_type() -> None:
-    assert configured_headers(PRODUCE) == (LITERAL, PARAM, PRINCIPAL)
-    assert configured_headers(CONSUME) == ()
-    assert configured_headers(CHAT) == (PARAM,)
-    assert configured_headers(SERVICE) == (PARAM, PRINCIPAL)
-    assert configured_headers(PROXY) == (PRINCIPAL,)
-    assert configured_headers(GatewaySpec("c", "chat")) == ()
-    assert configured_headers(GatewaySpec("s", "service")) == ()
+    assert PRODUCE.configured_headers == (LITERAL, PARAM, PRINCIPAL)
+    assert CONSUME.configured_headers == ()
+    assert CHAT.configured_headers == (PARAM,)
+    assert SERVICE.configured_headers == (PARAM, PRINCIPAL)
+    assert PROXY.configured_headers == (PRINCIPAL,)
+    assert GatewaySpec("c", "chat").configured_headers == ()
+    assert GatewaySpec("s", "service").configured_headers == ()
 
 
 def test_referenced_parameters() -> None:
-    assert referenced_parameters(PRODUCE) == ("sessionId",)
-    assert referenced_parameters(CONSUME) == ("sessionId",)
-    assert referenced_parameters(SERVICE) == ("sessionId",)
-    assert referenced_parameters(PROXY) == ()
+    assert PRODUCE.referenced_parameters == ("sessionId",)
+    assert CONSUME.referenced_parameters == ("sessionId",)
+    assert SERVICE.referenced_parameters == ("sessionId",)
+    assert PROXY.referenced_parameters == ()
 
 
 def test_reserved_header_keys() -> None:

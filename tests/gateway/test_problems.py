@@ -15,8 +15,9 @@ from gateway.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from gateway.problems import PROBLEM_CONTENT_TYPE, problem, problem_for
+from gateway.problems import problem, problem_for
 from sluice.errors import SluiceError
+from sluice.media import PROBLEM_CONTENT_TYPE
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from gateway.query import (
     GatewayQuery,
     find_credentials,
     parse_query,
-    required_parameters,
 )
 from sluice.application.model import ChatOptions, GatewaySpec, HeaderSpec, ServiceOptions
 
@@ -65,15 +64,15 @@ def error(spec: GatewaySpec, *pairs: tuple[str, str], **kwargs: float) -> str:
 
 
 def test_required_parameters_are_declared_then_referenced() -> None:
-    assert required_parameters(PRODUCE) == ("sessionId", "user")
-    assert required_parameters(CHAT) == ("session-id",)
+    assert PRODUCE.required_parameters == ("sessionId", "user")
+    assert CHAT.required_parameters == ("session-id",)
     spec = GatewaySpec(
         "g",
         "produce",
         parameters=("a", "b"),
         produce_headers=(HeaderSpec("x", value_from_parameters="a"),),
     )
-    assert required_parameters(spec) == ("a", "b")
+    assert spec.required_parameters == ("a", "b")
 
 
 def test_produce_parameters_and_credentials() -> None:

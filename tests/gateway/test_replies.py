@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateway.headers import SERVICE_REQUEST_ID_HEADER
 from gateway.replies import (
-    REQUEST_ID_HEADER,
     ReplyRouter,
     ReplyRouterClosed,
     TooManyPending,
@@ -41,7 +41,7 @@ async def reply(producer: Producer, output: TopicSpec, request_id: str, value: o
     # One partition, so that replies are read in the order they were written.
     await producer.send(
         output.name,
-        Record(value, headers={REQUEST_ID_HEADER: request_id}),
+        Record(value, headers={SERVICE_REQUEST_ID_HEADER: request_id}),
         source=SOURCE,
         partition=0,
     )
@@ -61,9 +61,9 @@ async def worker(
             acks = []
             for item in await consumer.poll(timeout_ms=200):
                 assert isinstance(item, ConsumedRecord)
-                request_id = item.record.headers[REQUEST_ID_HEADER]
+                request_id = item.record.headers[SERVICE_REQUEST_ID_HEADER]
                 answer = Record(f"reply:{item.record.value}", headers=item.record.headers)
-                stray = Record("stray", headers={REQUEST_ID_HEADER: str(uuid.uuid4())})
+                stray = Record("stray", headers={SERVICE_REQUEST_ID_HEADER: str(uuid.uuid4())})
                 for record in (stray, answer):
                     acks.append(await producer.enqueue(output.name, record, source=SOURCE))
                 assert request_id
@@ -92,10 +92,10 @@ async def test_concurrent_requests_each_get_their_own_reply(
         request_id = str(uuid.uuid4())
         pending = await router.expect(request_id)
         await producer.send(
-            requests.name, Record(n, headers={REQUEST_ID_HEADER: request_id}), source=SOURCE
+            requests.name, Record(n, headers={SERVICE_REQUEST_ID_HEADER: request_id}), source=SOURCE
         )
         answer = await pending.wait(30)
-        assert answer.record.headers[REQUEST_ID_HEADER] == request_id
+        assert answer.record.headers[SERVICE_REQUEST_ID_HEADER] == request_id
         return answer
 
     async with worker(settings, producer, requests, output):
@@ -132,12 +132,12 @@ async def test_only_the_first_reply_that_matches_resolves_the_request(
     )
     await producer.send(
         output.name,
-        Record("other", headers={REQUEST_ID_HEADER: "r1", "session": "s2"}),
+        Record("other", headers={SERVICE_REQUEST_ID_HEADER: "r1", "session": "s2"}),
         source=SOURCE,
     )
     await producer.send(
         output.name,
-        Record("mine", headers={REQUEST_ID_HEADER: "r1", "session": "s1"}),
+        Record("mine", headers={SERVICE_REQUEST_ID_HEADER: "r1", "session": "s1"}),
         source=SOURCE,
     )
     assert (await pending.wait(10)).record.value == "mine"
