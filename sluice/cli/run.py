@@ -7,10 +7,9 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.status import Status as Spinner
@@ -100,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     settings = _settings(args, gateway, os.environ)
     try:
-        return eventloop.run(_cancellable(_serve(app, settings, console)))
+        return eventloop.run(_serve(app, settings, console))
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
@@ -135,20 +134,64 @@ def _settings(
     )
 
 
-async def _cancellable(job: Coroutine[Any, Any, int]) -> int:
-    """Run ``job``; SIGTERM while it starts cancels it, so everything it started is stopped
-    (without this a SIGTERM before the gateway is up would orphan the workers)."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await job
-
-
 async def _serve(app: Application, settings: RunSettings, console: Console) -> int:
-    async with run_application(app, settings, _ConsoleEvents(console, settings)):
-        await _until_interrupted()
+    interrupts = _Interrupts()
+    async with run_application(app, settings, _ConsoleEvents(console, settings, interrupts)):
+        await interrupts.stop.wait()
     console.print("stopped")
+    interrupts.ignore_until_exit()
     return 0
+
+
+class _Interrupts:
+    """What Ctrl-C (SIGINT) and SIGTERM do through the run, installed before anything starts.
+
+    While the application starts, they cancel the start, so everything started so far is
+    stopped (without this a signal before the gateway is up would orphan the workers). From the
+    moment the ready lines are printed (:meth:`armed`, before the first of them, so a script that
+    signals as soon as it reads them is never too early) they ask for a clean stop. While it
+    stops, a second one (a user's impatience, or a wrapper such as ``timeout`` forwarding the
+    user's Ctrl-C) is noted and ignored instead of raising KeyboardInterrupt mid-shutdown.
+    """
+
+    def __init__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._armed = False
+        self.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._signalled)
+
+    def armed(self) -> None:
+        """The application is up: from now on a signal asks for a clean stop."""
+        self._armed = True
+
+    def _signalled(self) -> None:
+        if self.stop.is_set():
+            print(
+                "already stopping: waiting for the gateway and the workers to finish",
+                file=sys.stderr,
+            )
+        elif self._armed:
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            self.stop.set()
+        else:
+            self._task.cancel()
+
+    def ignore_until_exit(self) -> None:
+        """Everything is stopped: a late signal must not turn a clean exit into 130.
+
+        Closing the event loop would put Python's default handlers back (KeyboardInterrupt for
+        SIGINT, death for SIGTERM), so the loop's handlers are taken off here and the signals
+        ignored for the few milliseconds until the process exits.
+        """
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
 
 
 _STYLES = {"ready": "bold green", "not-ready": "bold red", "problem": "red"}
@@ -158,9 +201,10 @@ class _ConsoleEvents(RunEvents):
     """The run's steps on stderr (a spinner while one takes a while, a check mark when it is
     done), the summary once the workers settled, and the lines scripts wait for on stdout."""
 
-    def __init__(self, console: Console, settings: RunSettings) -> None:
+    def __init__(self, console: Console, settings: RunSettings, interrupts: _Interrupts) -> None:
         self._console = console
         self._settings = settings
+        self._interrupts = interrupts
         self._spinner: Spinner | None = None
         self._reported: dict[str, str] = {}
         """The state last reported of each worker that is not ready."""
@@ -183,6 +227,7 @@ class _ConsoleEvents(RunEvents):
         self._console.print(what, highlight=False)
 
     def ready(self, running: Running) -> None:
+        self._interrupts.armed()
         lines = summary_lines(
             running.app,
             running.plan,
@@ -227,22 +272,3 @@ class _ConsoleEvents(RunEvents):
                 soft_wrap=True,
                 markup=False,
             )
-
-
-async def _until_interrupted() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    # A second Ctrl-C (or a SIGTERM forwarded by a wrapper such as `timeout`) while everything
-    # drains would otherwise raise KeyboardInterrupt in the middle of the shutdown, print a
-    # traceback and leave the workers to notice on their own that their parent is gone.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _already_stopping)
-
-
-def _already_stopping() -> None:
-    print("already stopping: waiting for the gateway and the workers to finish", file=sys.stderr)
