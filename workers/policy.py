@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sluice.application.model import ErrorsSpec
+from sluice.events import Consumed, WireMessage
 from sluice.sdk import FatalError, Retry, SkipRecord
+from workers.deadletter import dead_letter
 from workers.errors import ExecutorFailed
 
 T = TypeVar("T")
@@ -89,3 +91,59 @@ async def attempt(
             delay,
         )
         await sleep(delay)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """``on-failure: skip``: the failed record is dropped (counted, logged, not written)."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """``on-failure: dead-letter``: ``message`` (the input plus error headers) goes to ``topic``."""
+
+    topic: str
+    message: WireMessage
+
+
+@dataclass(frozen=True)
+class Stop:
+    """``on-failure: fail``, or ``dead-letter`` without a dead-letter topic: the record is not
+    finished; pull mode stops the executor, push mode answers 500 so KafkaSource retries."""
+
+
+def after_failure(
+    item: Consumed,
+    failed: Failed,
+    errors: ErrorsSpec,
+    dead_letter_topic: str | None,
+    *,
+    source: str,
+    reason: BaseException | str | None = None,
+) -> Drop | DeadLetter | Stop:
+    """What ``errors.on-failure`` says to do with ``item`` once ``failed``. Pure.
+
+    The one place pull mode, push mode and ``sluice.testing`` take this decision, so the three
+    cannot drift apart. ``reason`` is what the dead letter's error headers report (an
+    undecodable record's reason string); by default the failure's error.
+    """
+    if errors.on_failure == "skip":
+        return Drop()
+    if errors.on_failure == "dead-letter" and dead_letter_topic is not None:
+        why = failed.error if reason is None else reason
+        return DeadLetter(dead_letter_topic, dead_letter(item, why, source=source))
+    return Stop()
+
+
+def describe(failed: Failed) -> str:
+    """``TypeName: message`` of the failure's error, as the logs and answers quote it."""
+    return f"{type(failed.error).__name__}: {failed.error}"
+
+
+def stopped(what: str, failed: Failed) -> ExecutorFailed:
+    """The error that stops an executor when ``what`` failed and ``on-failure`` is ``fail``
+    (raise it ``from failed.error``)."""
+    return ExecutorFailed(
+        f"{what} failed after {failed.attempts} attempt(s) and errors.on-failure is fail: "
+        f"{describe(failed)}"
+    )

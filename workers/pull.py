@@ -31,10 +31,20 @@ from sluice.kafka.client import Consumer, Partition, Producer, RebalanceListener
 from sluice.kafka.producer import RECORD_OVERHEAD, RecordTooLarge, encoded_size
 from sluice.record import Record
 from workers.chain import Chain
-from workers.deadletter import dead_letter
 from workers.errors import ExecutorFailed
 from workers.offsets import OffsetTracker
-from workers.policy import Backoff, Done, Failed, Skipped, attempt
+from workers.policy import (
+    Backoff,
+    DeadLetter,
+    Done,
+    Drop,
+    Failed,
+    Skipped,
+    after_failure,
+    attempt,
+    describe,
+    stopped,
+)
 
 log = logging.getLogger("sluice.worker")
 
@@ -278,35 +288,33 @@ class PullExecutor(RebalanceListener):
     def _on_failure(
         self, item: Consumed, failed: Failed, reason: BaseException | str, what: str
     ) -> list[Callable[[], Awaitable[asyncio.Future[SendResult]]]]:
-        error = failed.error
         self._observe("error", 1)
-        policy = self._settings.errors.on_failure
-        if policy == "skip":
+        settings = self._settings
+        decision = after_failure(
+            item,
+            failed,
+            settings.errors,
+            settings.dead_letter_topic,
+            source=settings.source,
+            reason=reason,
+        )
+        if isinstance(decision, Drop):
             log.warning(
-                "%s skipped after %d attempt(s): %s: %s",
-                what,
-                failed.attempts,
-                type(error).__name__,
-                error,
+                "%s skipped after %d attempt(s): %s", what, failed.attempts, describe(failed)
             )
             return []
-        if policy == "dead-letter" and self._settings.dead_letter_topic is not None:
-            topic = self._settings.dead_letter_topic
-            message = dead_letter(item, reason, source=self._settings.source)
+        if isinstance(decision, DeadLetter):
+            topic, message = decision.topic, decision.message
             log.warning(
-                "%s sent to %s after %d attempt(s): %s: %s",
+                "%s sent to %s after %d attempt(s): %s",
                 what,
                 topic,
                 failed.attempts,
-                type(error).__name__,
-                error,
+                describe(failed),
             )
             self._observe("dead_letter", 1)
             return [lambda: self._producer.enqueue_message(topic, message)]
-        raise ExecutorFailed(
-            f"{what} failed after {failed.attempts} attempt(s) and errors.on-failure is fail: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+        raise stopped(what, failed) from failed.error
 
     def _acknowledged(
         self, writes: asyncio.Future[list[SendResult]], offset: int, partition: Partition

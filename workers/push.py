@@ -42,9 +42,19 @@ from sluice.events import Consumed, ConsumedRecord, Undecodable, UnencodableReco
 from sluice.kafka.client import Producer, SendResult
 from sluice.record import Record
 from workers.chain import Chain
-from workers.deadletter import dead_letter
 from workers.errors import ExecutorFailed
-from workers.policy import Backoff, Done, Failed, Skipped, attempt
+from workers.policy import (
+    Backoff,
+    DeadLetter,
+    Done,
+    Drop,
+    Failed,
+    Skipped,
+    Stop,
+    after_failure,
+    attempt,
+    describe,
+)
 from workers.pull import Observer
 
 __all__ = ["Answer", "Outcome", "PushExecutor", "PushSettings"]
@@ -151,47 +161,57 @@ class PushExecutor:
         return Answer(204, "done")
 
     async def _failed(self, item: ConsumedRecord, failed: Failed, what: str) -> Answer:
-        error = failed.error
         self._observe("error", 1)
-        policy = self._settings.errors.on_failure
-        summary = (
-            f"{what} failed after {failed.attempts} attempt(s): {type(error).__name__}: {error}"
-        )
-        if policy == "skip":
+        summary = f"{what} failed after {failed.attempts} attempt(s): {describe(failed)}"
+        decision = self._after(item, failed)
+        if isinstance(decision, Drop):
             log.warning("%s; skipped", summary)
             return Answer(204, "skipped")
-        topic = self._dead_letter_topic()
-        if topic is not None:
-            log.warning("%s; sent to %s", summary, topic)
-            message = dead_letter(item, error, source=self._settings.source)
-            failure = await self._write(
-                [lambda: self._producer.enqueue_message(topic, message)], "dead letter"
-            )
-            if failure is not None:
-                return failure
-            self._observe("dead_letter", 1)
-            return Answer(204, "dead-lettered")
-        log.warning("%s; answered 500 for a retry (errors.on-failure is %s)", summary, policy)
+        if isinstance(decision, DeadLetter):
+            log.warning("%s; sent to %s", summary, decision.topic)
+            failure = await self._dead_letter(decision)
+            return failure or Answer(204, "dead-lettered")
+        log.warning(
+            "%s; answered 500 for a retry (errors.on-failure is %s)",
+            summary,
+            self._settings.errors.on_failure,
+        )
         return Answer(500, "failed", summary)
 
     async def _malformed(self, item: Undecodable) -> Answer:
         self._observe("undecodable", 1)
         log.warning("malformed event: %s", item.reason)
-        topic = self._dead_letter_topic()
-        if topic is not None:
-            message = dead_letter(item, item.reason, source=self._settings.source)
-            failure = await self._write(
-                [lambda: self._producer.enqueue_message(topic, message)], "dead letter"
-            )
+        # Answered 400 whatever the policy: KafkaSource must not retry it; dead-lettered first
+        # when the policy says so.
+        decision = self._after(item, Failed(ValueError(item.reason), 1), reason=item.reason)
+        if isinstance(decision, DeadLetter):
+            failure = await self._dead_letter(decision)
             if failure is not None:
                 return failure
-            self._observe("dead_letter", 1)
         return Answer(400, "malformed", item.reason)
 
-    def _dead_letter_topic(self) -> str | None:
-        if self._settings.errors.on_failure != "dead-letter":
-            return None
-        return self._settings.dead_letter_topic
+    def _after(
+        self, item: Consumed, failed: Failed, reason: str | None = None
+    ) -> Drop | DeadLetter | Stop:
+        settings = self._settings
+        return after_failure(
+            item,
+            failed,
+            settings.errors,
+            settings.dead_letter_topic,
+            source=settings.source,
+            reason=reason,
+        )
+
+    async def _dead_letter(self, decision: DeadLetter) -> Answer | None:
+        """Write the dead letter; None once acknowledged, else the answer saying why not."""
+        topic, message = decision.topic, decision.message
+        failure = await self._write(
+            [lambda: self._producer.enqueue_message(topic, message)], "dead letter"
+        )
+        if failure is None:
+            self._observe("dead_letter", 1)
+        return failure
 
     async def _write(self, writes: list[_Write], what: str) -> Answer | None:
         """Enqueue in order, then await every acknowledgement; None when all were written."""

@@ -5,8 +5,8 @@ it is encoded as the CloudEvent a gateway writes and decoded as the worker's con
 (so the agent sees the same types it will see in production), run by
 :class:`workers.chain.Chain` under :func:`workers.policy.attempt` (retries, ``Retry``,
 ``SkipRecord``, ``FatalError``), and its outputs are encoded as the worker writes them and decoded
-as a consumer of the output topic reads them. Dead letters are built by
-:func:`workers.deadletter.dead_letter`. User classes are adapted by
+as a consumer of the output topic reads them. What a failure leads to (skip, dead letter, stop)
+is decided by :func:`workers.policy.after_failure`, as in the worker. User classes are adapted by
 :func:`workers.adapters.adapt`, the loader the worker uses, so LangStream-shaped classes (no base
 class, ``SimpleRecord``, dict or tuple records, futures, ``async def`` hooks) behave as in the
 worker.
@@ -44,10 +44,19 @@ from sluice.testing.results import Delivery, Results
 from workers.adapters import adapt, to_record
 from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSink, LoadedSource
 from workers.chain import Chain
-from workers.deadletter import dead_letter
 from workers.errors import ExecutorFailed
 from workers.loading import PYTHON_AGENT_TYPES, instantiate
-from workers.policy import Backoff, Done, Failed, Skipped, attempt
+from workers.policy import (
+    Backoff,
+    DeadLetter,
+    Done,
+    Drop,
+    Failed,
+    Skipped,
+    after_failure,
+    attempt,
+    stopped,
+)
 
 Component = Literal["processor", "source", "sink", "service"]
 
@@ -486,24 +495,21 @@ class AgentHarness:
         delays: tuple[float, ...],
         what: str,
     ) -> Delivery:
-        error = failed.error
-        policy = self.errors.on_failure
+        decision = after_failure(
+            item, failed, self.errors, self.dead_letter_topic, source=self.source
+        )
         common: dict[str, Any] = {
             "written": sunk,
-            "error": error,
+            "error": failed.error,
             "attempts": failed.attempts,
             "delays": delays,
         }
-        if policy == "skip":
+        if isinstance(decision, Drop):
             return Delivery(item.record, "skipped", **common)
-        if policy == "dead-letter":
-            message = dead_letter(item, error, source=self.source)
-            letter = _read_back(message, self.dead_letter_topic, item.offset)
+        if isinstance(decision, DeadLetter):
+            letter = _read_back(decision.message, decision.topic, item.offset)
             return Delivery(item.record, "dead-lettered", dead_letter=letter, **common)
-        raise ExecutorFailed(
-            f"{what} failed after {failed.attempts} attempt(s) and errors.on-failure is fail: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+        raise stopped(what, failed) from failed.error
 
     # -- sources ---------------------------------------------------------------------------------
 
