@@ -1,8 +1,9 @@
-"""The query string contract of every gateway endpoint (docs/gateway.md, LangStream's messages).
+"""The query string of every gateway endpoint, validated (docs/gateway.md, LangStream's messages).
 
 ``param:<name>`` are user parameters, ``option:<name>`` options, ``credentials`` and
-``test-credentials`` the token for the authentication provider. In agent-id (proxy) mode other
-keys belong to the service behind the gateway and are passed through.
+``test-credentials`` the token for the authentication provider (the names live in
+:mod:`sluice.protocol`, shared with the client). In agent-id (proxy) mode other keys belong to the
+service behind the gateway and are passed through.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ from types import MappingProxyType
 from gateway.errors import BadRequest
 from gateway.messages import decode_offset
 from sluice.application.model import GatewaySpec
+from sluice.protocol import (
+    BEARER_SUBPROTOCOL,
+    CREDENTIALS,
+    OPTION_PREFIX,
+    PARAM_PREFIX,
+    TEST_CREDENTIALS,
+)
 
 __all__ = [
-    "BEARER_SUBPROTOCOL",
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
     "Credentials",
@@ -28,11 +35,6 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 300.0
-BEARER_SUBPROTOCOL = "bearer"
-_PARAM = "param:"
-_OPTION = "option:"
-_CREDENTIALS = "credentials"
-_TEST_CREDENTIALS = "test-credentials"
 
 
 def _frozen(values: Mapping[str, str] | None = None) -> Mapping[str, str]:
@@ -124,15 +126,15 @@ def parse_query(
     credentials: dict[str, str] = {}
     passthrough: list[tuple[str, str]] = []
     for key, value in pairs:
-        if key in (_CREDENTIALS, _TEST_CREDENTIALS):
+        if key in (CREDENTIALS, TEST_CREDENTIALS):
             credentials[key] = value
             continue
         if proxy:
             passthrough.append((key, value))
-        if key.startswith(_PARAM):
-            parameters[key[len(_PARAM) :]] = value
-        elif key.startswith(_OPTION):
-            options[key[len(_OPTION) :]] = value
+        if key.startswith(PARAM_PREFIX):
+            parameters[key[len(PARAM_PREFIX) :]] = value
+        elif key.startswith(OPTION_PREFIX):
+            options[key[len(OPTION_PREFIX) :]] = value
         elif not proxy:
             raise BadRequest(
                 f"invalid query parameter {key}. To specify a gateway parameter, use the format "
@@ -162,8 +164,8 @@ def parse_query(
     return GatewayQuery(
         parameters=parameters,
         options=options,
-        credentials=credentials.get(_CREDENTIALS),
-        test_credentials=credentials.get(_TEST_CREDENTIALS),
+        credentials=credentials.get(CREDENTIALS),
+        test_credentials=credentials.get(TEST_CREDENTIALS),
         passthrough=tuple(passthrough),
         timeout=timeout,
     )

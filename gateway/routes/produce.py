@@ -9,6 +9,7 @@ from gateway.idempotency import IDEMPOTENCY_HEADER
 from gateway.produce import produce
 from gateway.routes.http import authenticated, json_response, read_body
 from gateway.runtime import GatewayRuntime
+from sluice.protocol import http_route
 
 __all__ = ["register"]
 
@@ -17,7 +18,7 @@ def register(app: Quart, runtime: GatewayRuntime) -> None:
     """Add the HTTP produce route to ``app``."""
     settings = runtime.settings
 
-    @app.post("/api/gateways/produce/<tenant>/<application>/<gateway>")
+    @app.post(http_route("produce"))
     async def produce_route(tenant: str, application: str, gateway: str) -> Response:
         async with runtime.until_drained():
             call = await authenticated(runtime, "produce", tenant, application, gateway)

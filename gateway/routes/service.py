@@ -17,6 +17,7 @@ from gateway.runtime import GatewayRuntime
 from gateway.service import call_service, push_reply
 from gateway.structured import structured_event
 from sluice.media import CLOUDEVENTS_CONTENT_TYPE, JSON_CONTENT_TYPE
+from sluice.protocol import http_route
 
 __all__ = ["register"]
 
@@ -27,12 +28,12 @@ def register(app: Quart, runtime: GatewayRuntime) -> None:
     """Add the HTTP service routes to ``app``."""
 
     @app.route(
-        "/api/gateways/service/<tenant>/<application>/<gateway>",
+        http_route("service"),
         methods=_METHODS,
         defaults={"path": ""},
     )
     @app.route(
-        "/api/gateways/service/<tenant>/<application>/<gateway>/<path:path>",
+        f"{http_route('service')}/<path:path>",
         methods=_METHODS,
     )
     async def service_route(tenant: str, application: str, gateway: str, path: str) -> Response:

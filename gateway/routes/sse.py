@@ -34,6 +34,7 @@ from gateway.routes.http import authenticated
 from gateway.runtime import GatewayRuntime
 from sluice.errors import KafkaError
 from sluice.events import ConsumedRecord
+from sluice.protocol import http_route
 
 __all__ = ["EVENT_STREAM", "event_stream", "register"]
 
@@ -129,7 +130,7 @@ async def _events(
 def register(app: Quart, runtime: GatewayRuntime) -> None:
     """Add the HTTP consume route (server-sent events) to ``app``."""
 
-    @app.get("/api/gateways/consume/<tenant>/<application>/<gateway>")
+    @app.get(http_route("consume"))
     async def consume_route(tenant: str, application: str, gateway: str) -> Response:
         call = await authenticated(runtime, "consume", tenant, application, gateway)
         return await event_stream(runtime, call, request.headers.get("Last-Event-ID"))

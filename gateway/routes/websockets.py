@@ -48,10 +48,10 @@ from gateway.messages import (
 from gateway.origins import check_origin
 from gateway.problems import problem_for
 from gateway.produce import encode_requests, send_all
-from gateway.query import BEARER_SUBPROTOCOL
 from gateway.runtime import GatewayRuntime
 from sluice.errors import KafkaError
 from sluice.media import PROBLEM_CONTENT_TYPE
+from sluice.protocol import BEARER_SUBPROTOCOL, GatewayKind, websocket_route
 
 __all__ = [
     "CLOSE_BINARY",
@@ -70,7 +70,7 @@ CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL: Final = 1011
 
-_KINDS: Final = ("produce", "consume", "chat")
+_KINDS: Final[tuple[GatewayKind, ...]] = ("produce", "consume", "chat")
 
 
 @dataclass(frozen=True)
@@ -311,4 +311,4 @@ def register(app: Quart, runtime: GatewayRuntime) -> None:
         ) -> Response | None:
             return await _serve(runtime, runtime.closing, kind, tenant, application, gateway)
 
-        app.websocket(f"/v1/{kind}/<tenant>/<application>/<gateway>", endpoint=f"ws_{kind}")(route)
+        app.websocket(websocket_route(kind), endpoint=f"ws_{kind}")(route)

@@ -19,13 +19,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final, Literal
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from sluice.errors import SluiceError
+from sluice.protocol import GatewayKind, http_path, query_pairs, websocket_path
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -57,8 +58,6 @@ _CLOSE_NAMES: Final = {
     1009: "message too big",
     1011: "internal error",
 }
-
-Kind = Literal["produce", "consume", "chat", "service"]
 
 
 class GatewayClientError(SluiceError, RuntimeError):
@@ -108,12 +107,10 @@ class Target:
 
     def query(self) -> tuple[tuple[str, str], ...]:
         """``param:`` and ``option:`` pairs, then the credentials unless sent as a header."""
-        pairs = [(f"param:{k}", v) for k, v in self.parameters]
-        pairs += [(f"option:{k}", v) for k, v in self.options]
         creds = self.credentials
-        if creds is not None and not creds.as_header:
-            pairs.append(("test-credentials" if creds.test else "credentials", creds.token))
-        return tuple(pairs)
+        if creds is None or creds.as_header:
+            return query_pairs(self.parameters, self.options)
+        return query_pairs(self.parameters, self.options, token=creds.token, test=creds.test)
 
     def headers(self) -> dict[str, str]:
         creds = self.credentials
@@ -121,17 +118,15 @@ class Target:
             return {"Authorization": f"Bearer {creds.token}"}
         return {}
 
-    def _path(self) -> str:
-        return "/".join(quote(p, safe="") for p in (self.tenant, self.application, self.gateway))
-
-    def http_url(self, kind: Kind) -> str:
+    def http_url(self, kind: GatewayKind) -> str:
         """The HTTP endpoint of ``kind`` (produce or service), without the query."""
-        return f"{self.base_url}/api/gateways/{kind}/{self._path()}"
+        return self.base_url + http_path(kind, self.tenant, self.application, self.gateway)
 
-    def ws_url(self, kind: Kind) -> str:
+    def ws_url(self, kind: GatewayKind) -> str:
         """The WebSocket endpoint of ``kind`` (produce, consume or chat), with the query."""
         scheme, rest = self.base_url.split("://", 1)
-        url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/v1/{kind}/{self._path()}"
+        path = websocket_path(kind, self.tenant, self.application, self.gateway)
+        url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
         query = self.query()
         return f"{url}?{urlencode(query)}" if query else url
 
@@ -238,7 +233,7 @@ def _problem(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayCli
 
 async def post(
     target: Target,
-    kind: Kind,
+    kind: GatewayKind,
     body: Mapping[str, Any],
     *,
     answer_within: float,
@@ -281,7 +276,7 @@ async def post(
 
 @contextlib.asynccontextmanager
 async def open_socket(
-    target: Target, kind: Kind, *, connect_timeout: float
+    target: Target, kind: GatewayKind, *, connect_timeout: float
 ) -> AsyncIterator[ClientConnection]:
     """The WebSocket of ``kind``, closed when the block ends; a refused upgrade is the
     gateway's problem detail."""

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from sluice.application import Application, Plan
 from sluice.application.model import GatewaySpec
 from sluice.local import Worker
+from sluice.protocol import http_path, param_key
 
 __all__ = ["Line", "gateway_examples", "summary_lines", "ui_url"]
 
@@ -60,21 +61,20 @@ def gateway_examples(app: Application, tenant: str, base_url: str) -> list[tuple
     that works as printed (``$TOKEN`` stands for the credentials of a guarded gateway)."""
     examples: list[tuple[str, str]] = []
     for spec in app.gateways:
-        params = "&".join(f"param:{p}=s1" for p in spec.required_parameters)
+        params = "&".join(f"{param_key(p)}=s1" for p in spec.required_parameters)
         query = f"?{params}" if params else ""
         flags = " ".join(_client_flags(spec, tenant, base_url))
         client = f"sluice gateway {spec.type} {shlex.quote(app.name)} {spec.id} {flags}".strip()
-        path = f"{tenant}/{app.name}/{spec.id}"
         if spec.type == "produce":
-            url = f"{base_url}/api/gateways/produce/{path}{query}"
+            url = f"{base_url}{http_path('produce', tenant, app.name, spec.id)}{query}"
             examples.append((f"{spec.id} (produce)", _curl(spec, url, post=True)))
         elif spec.type == "service" and spec.service is not None and spec.service.agent_id:
-            url = f"{base_url}/api/gateways/service/{path}/{query}"
+            url = f"{base_url}{http_path('service', tenant, app.name, spec.id)}/{query}"
             title = f"{spec.id} (service, proxy to agent {spec.service.agent_id})"
             examples.append((title, _curl(spec, url, post=False)))
         elif spec.type == "service":
             # Parameters of a service gateway are optional (the brief calls it without them).
-            url = f"{base_url}/api/gateways/service/{path}"
+            url = f"{base_url}{http_path('service', tenant, app.name, spec.id)}"
             examples.append((f"{spec.id} (service)", _curl(spec, url, post=True)))
         elif spec.type == "consume":
             examples.append((f"{spec.id} (consume)", client))
