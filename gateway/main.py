@@ -14,11 +14,11 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gateway.options import add_gateway_arguments, gateway_settings
+from sluice.entrypoint import configure_logging, port_from
 from sluice.errors import SluiceError
 from sluice.eventloop import run
 
@@ -87,7 +87,7 @@ async def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
     )
     port = args.port
     if port is None:
-        port = int(environ["PORT"]) if environ.get("PORT", "").isdigit() else 8080
+        port = port_from(environ)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,10 +100,7 @@ async def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    configure_logging()
     try:
         run(_serve(args, dict(os.environ)))  # on uvloop when it is installed
     except SluiceError as error:

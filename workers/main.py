@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from sluice.application import Application, Executor, load_application, plan_app
 from sluice.application.model import TopicSpec
 from sluice.application.plan import Plan
 from sluice.commands import WorkerCommand
+from sluice.entrypoint import configure_logging, port_from
 from sluice.errors import SluiceError
 from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
 from sluice.sdk import AgentContext
@@ -89,7 +89,7 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
     command = WorkerCommand.from_argv(argv)
     port = command.port
     if port is None:
-        port = int(environ["PORT"]) if environ.get("PORT", "").isdigit() else 8080
+        port = port_from(environ)
     state_dir = command.state_dir or (
         Path(environ["SLUICE_STATE_DIR"]) if environ.get("SLUICE_STATE_DIR") else None
     )
@@ -123,10 +123,7 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> WorkerSet
 def main(argv: Sequence[str] | None = None) -> int:
     environ = dict(os.environ)
     settings = parse_args(argv, environ)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    configure_logging()
     try:
         app, plan, executor = plan_executor(settings)
         if executor.component == "service" and not settings.push:

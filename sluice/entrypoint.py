@@ -1,0 +1,32 @@
+"""What the gateway's and the worker's entry points share: the port and the log format.
+
+Both run as containers (Knative sets ``PORT``) and as ``sluice run`` children, whose output
+``sluice run`` reads line by line (``LEVEL logger: message`` on stdout).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+
+DEFAULT_PORT = 8080
+
+
+def port_from(environ: Mapping[str, str]) -> int:
+    """The serving port when no ``--port`` was given: ``$PORT`` (Knative's), else 8080.
+
+    >>> port_from({"PORT": "9000"}), port_from({}), port_from({"PORT": "x"})
+    (9000, 8080, 8080)
+    """
+    value = environ.get("PORT", "")
+    return int(value) if value.isdigit() else DEFAULT_PORT
+
+
+def configure_logging() -> None:
+    """INFO and above to stdout as ``LEVEL logger: message``; aiokafka's chatter only from
+    WARNING (it logs every connection at INFO)."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
