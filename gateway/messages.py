@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypedDict
 
 from gateway.errors import BadRequest, UnsupportedMediaType
+from sluice import jsonstrict
 from sluice.events import ConsumedRecord
 from sluice.media import CLOUDEVENTS_CONTENT_TYPE, JSON_CONTENT_TYPE
 
@@ -100,14 +101,10 @@ class PushMessage(TypedDict):
 # --- produce requests ------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _load_json(body: bytes | str) -> Any:
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        return json.loads(text, parse_constant=_reject_constant)
+        return jsonstrict.loads(text)
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest(f"{_JSON_ERROR}{error}") from error
     except RecursionError as error:

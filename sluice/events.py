@@ -59,6 +59,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from sluice import jsonstrict
 from sluice.errors import SluiceError
 from sluice.media import JSON_CONTENT_TYPE
 from sluice.record import Record
@@ -591,13 +592,9 @@ def _decode_plain(raw: bytes | None, schema_type: SchemaType | None, what: str) 
     return raw
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _parse_json(raw: bytes, what: str) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return jsonstrict.loads(raw.decode("utf-8"))
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise _Poison(f"{what} is not valid JSON: {error}") from error
     except RecursionError:

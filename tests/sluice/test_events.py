@@ -388,7 +388,7 @@ def test_repeated_plain_headers_keep_the_last_value() -> None:
         (
             WireMessage(None, b"NaN", event_headers(**{"content-type": "application/json"})),
             None,
-            "is not valid JSON: NaN is not JSON",
+            "is not valid JSON: NaN is not valid JSON",
         ),
         (
             WireMessage(None, b"\xff", event_headers(**{"content-type": "text/plain"})),
