@@ -17,6 +17,7 @@ from quart import Quart, Response, has_request_context, request, websocket
 from werkzeug.exceptions import HTTPException
 
 from auth.clock import SYSTEM_CLOCK, Clock
+from gateway.body_limit import BodyLimit
 from gateway.errors import GatewayError, MethodNotAllowed
 from gateway.problems import problem, problem_for
 from gateway.proxy import ServiceKey
@@ -114,4 +115,6 @@ def create_app(
     _answer_errors(app)
     for routes in (metrics, sse, produce, service, websockets, ui):
         routes.register(app, runtime)
+    # Quart documents wrapping asgi_app (not the app) as the way to add ASGI middleware.
+    app.asgi_app = BodyLimit(app.asgi_app, settings.max_body_bytes)  # type: ignore[method-assign,assignment]
     return app

@@ -87,9 +87,17 @@ class PayloadTooLarge(GatewayError, ValueError):
 
 
 class UnsupportedMediaType(GatewayError, ValueError):
-    """The request body has a Content-Type the gateway does not read (415)."""
+    """The request body has a Content-Type the gateway does not read (415).
+
+    ``accepted`` are the media types it does read, sent as ``Accept-Post`` (RFC 9110 §15.5.16
+    asks a 415 to say what would be accepted).
+    """
 
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+    def __init__(self, detail: str, *, accepted: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.accepted = accepted
 
 
 class Unavailable(GatewayError, RuntimeError):

@@ -35,6 +35,7 @@ from sluice.events import ConsumedRecord
 from sluice.media import CLOUDEVENTS_CONTENT_TYPE, JSON_CONTENT_TYPE
 
 __all__ = [
+    "ACCEPTED_MEDIA_TYPES",
     "CLOUDEVENTS_BATCH_CONTENT_TYPE",
     "TEXT_CONTENT_TYPE",
     "ProduceRequest",
@@ -55,6 +56,13 @@ __all__ = [
 
 TEXT_CONTENT_TYPE = "text/plain"
 CLOUDEVENTS_BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+ACCEPTED_MEDIA_TYPES = (
+    JSON_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    CLOUDEVENTS_CONTENT_TYPE,
+    CLOUDEVENTS_BATCH_CONTENT_TYPE,
+)
+"""The bodies an HTTP produce reads (``parse_http_body``), in the order ``Accept-Post`` lists."""
 
 ProduceStatus = Literal["OK", "BAD_REQUEST", "PRODUCER_ERROR"]
 _REQUEST_FIELDS = ("key", "value", "headers")
@@ -282,7 +290,9 @@ def parse_http_body(content_type: str | None, body: bytes) -> list[ProduceReques
                 f"{_JSON_ERROR}a CloudEvents batch is a JSON array, not {_json_type(data)}"
             )
         return _batch(data, _request_from_event)
-    raise UnsupportedMediaType(f"Unsupported content type: {content_type}")
+    raise UnsupportedMediaType(
+        f"Unsupported content type: {content_type}", accepted=ACCEPTED_MEDIA_TYPES
+    )
 
 
 def _batch(items: list[Any], parse: Callable[[Any], ProduceRequest]) -> list[ProduceRequest]:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import TypedDict
 
-from gateway.errors import GatewayError, TooManyRequests, Unauthorized, Unavailable
+from gateway.errors import (
+    GatewayError,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from sluice.media import PROBLEM_CONTENT_TYPE
 
 __all__ = ["ProblemDetails", "problem", "problem_for"]
@@ -43,13 +49,14 @@ def problem_for(error: GatewayError, instance: str) -> tuple[int, ProblemDetails
     """The status, body and response headers that answer ``error`` on request path ``instance``.
 
     The headers hold the problem's Content-Type and, for a 429 or a 503 that knows it,
-    ``Retry-After``;
-    for a 401, ``WWW-Authenticate``.
+    ``Retry-After``; for a 401, ``WWW-Authenticate``; for a 415, ``Accept-Post``.
     """
     headers = {"Content-Type": PROBLEM_CONTENT_TYPE}
     if isinstance(error, Unavailable | TooManyRequests) and error.retry_after is not None:
         headers["Retry-After"] = str(max(0, error.retry_after))
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = error.challenge
+    if isinstance(error, UnsupportedMediaType) and error.accepted:
+        headers["Accept-Post"] = ", ".join(error.accepted)
     status = int(error.status)
     return status, problem(status, error.detail, instance, title=error.title), headers

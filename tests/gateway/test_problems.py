@@ -85,3 +85,16 @@ def test_problem_for_unavailable_has_retry_after() -> None:
     assert "Retry-After" not in headers
     _, _, headers = problem_for(Unavailable("busy", retry_after=-1), "/p")
     assert headers["Retry-After"] == "0"
+
+
+def test_an_unsupported_body_says_what_is_accepted() -> None:
+    from gateway.messages import parse_http_body
+
+    with pytest.raises(UnsupportedMediaType) as caught:
+        parse_http_body("application/x-www-form-urlencoded", b"a=1")
+    status, _, headers = problem_for(caught.value, "/api/gateways/produce/t/a/g")
+    assert status == 415
+    assert headers["Accept-Post"] == (
+        "application/json, text/plain, application/cloudevents+json, "
+        "application/cloudevents-batch+json"
+    )
