@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from sluice.errors import KafkaError
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka.connection import KafkaSettings
 from sluice.kafka.errors import kafka_error as _kafka_error
 
 if TYPE_CHECKING:

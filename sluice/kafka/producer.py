@@ -28,6 +28,7 @@ import aiokafka.errors
 
 from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, WireMessage, to_kafka
+from sluice.kafka.admin import describe_topic
 from sluice.kafka.connection import KafkaSettings
 from sluice.kafka.errors import RecordTooLarge, kafka_error
 from sluice.kafka.logs import quiet_retry_logs
@@ -162,8 +163,6 @@ class Producer:
             return self.max_request_size
 
     async def _topic_limit(self, topic: str) -> int:
-        from sluice.kafka.admin import describe_topic  # the admin module imports this one
-
         description = await describe_topic(self._settings, topic)
         configured = description.config.get("max.message.bytes")
         if configured is None or not configured.isdigit():
