@@ -37,6 +37,10 @@ ReadinessCheck = Callable[[], str | None]
 ReadinessFields = Callable[[], Mapping[str, object]]
 """More fields for the ``/readyz`` body (JSON values); ``status`` and ``reason`` stay ours."""
 
+Observer = Callable[[str, float], None]
+"""What an executor tells the metrics, as ``(kind, amount)``: ``in``, ``out``, ``error``,
+``undecodable`` and ``dead_letter`` counts, and ``seconds`` a record took."""
+
 _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 

@@ -33,7 +33,7 @@ from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSi
 from workers.camel import CamelSettings
 from workers.chain import Chain
 from workers.errors import ExecutorFailed, WorkerError
-from workers.health import HealthServer, WorkerMetrics, no_fields
+from workers.health import HealthServer, Observer, WorkerMetrics, no_fields
 from workers.loading import load_agent
 from workers.main_thread import MainThread
 from workers.pull import PullExecutor, PullSettings
@@ -353,7 +353,7 @@ def _runner(
     return PullExecutor(pull, consumer, producer, chain, _observer(metrics, executor.id))
 
 
-def _observer(metrics: WorkerMetrics, executor_id: str) -> Callable[[str, float], None]:
+def _observer(metrics: WorkerMetrics, executor_id: str) -> Observer:
     def observe(kind: str, amount: float) -> None:
         if kind == "seconds":
             metrics.processed(amount)

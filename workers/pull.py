@@ -32,6 +32,7 @@ from sluice.kafka.producer import RECORD_OVERHEAD, RecordTooLarge, encoded_size
 from sluice.record import Record
 from workers.chain import Chain
 from workers.errors import ExecutorFailed
+from workers.health import Observer
 from workers.offsets import OffsetTracker
 from workers.policy import (
     Backoff,
@@ -69,10 +70,6 @@ class PullSettings:
     drain_timeout: float = 20.0
     fault_kill_after: int | None = None
     """Test hook: SIGKILL this process once this many records are finished, before commit."""
-
-
-Observer = Callable[[str, float], None]
-"""Told ``(kind, amount)``: in, out, error, undecodable, dead_letter counts; seconds."""
 
 
 class PullExecutor(RebalanceListener):

@@ -43,6 +43,7 @@ from sluice.kafka.client import Producer, SendResult
 from sluice.record import Record
 from workers.chain import Chain
 from workers.errors import ExecutorFailed
+from workers.health import Observer
 from workers.policy import (
     Backoff,
     DeadLetter,
@@ -55,7 +56,6 @@ from workers.policy import (
     attempt,
     describe,
 )
-from workers.pull import Observer
 
 __all__ = ["Answer", "Outcome", "PushExecutor", "PushSettings"]
 
