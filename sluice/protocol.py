@@ -6,7 +6,7 @@ as LangStream's gateway does. The query carries ``param:<name>`` (user parameter
 ``option:<name>`` (options), and ``credentials`` or ``test-credentials`` (the token for the
 authentication provider); a WebSocket client may send the token as the subprotocol pair
 ``bearer, <token>`` instead. The server (gateway/query.py, gateway/routes), the client
-(sluice.cli.gateway_client) and the printed examples (sluice/cli/summary.py) build or read these
+(sluice.client) and the printed examples (sluice/cli/summary.py) build or read these
 names here only, so they cannot drift apart. The chat page's script (gateway/ui_assets) cannot
 import Python and spells the WebSocket path itself.
 """

@@ -23,7 +23,7 @@ from rich.markup import escape
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from sluice.cli.gateway_client import (
+from sluice.client import (
     DEFAULT_TENANT,
     DEFAULT_URL,
     Credentials,

@@ -24,7 +24,7 @@ from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application, AuthenticationSpec, TopicSpec
-from sluice.cli.gateway_client import (
+from sluice.client import (
     ChatFrame,
     Credentials,
     Target,

@@ -1,12 +1,9 @@
-"""The client side of the gateway for ``sluice gateway``: URLs, messages and the two transports.
-
-:class:`Target` (which gateway, with which parameters, options and credentials), the message
-helpers and :func:`chat_frame` are pure. :func:`post` (HTTP) and :func:`open_socket` (WebSocket),
-with :func:`produce_frame` and :func:`converse` on top, talk to the gateway and turn every failure
-into :class:`GatewayClientError` with a message fit for the command line: what went wrong, where,
-and the gateway's own ``detail`` when it answered a problem (RFC 9457). Messages name the base URL,
-never a URL with its query, so a token given as ``credentials=`` is never printed.
-"""
+"""The two transports to a gateway: :func:`post` (HTTP) and :func:`open_socket` (WebSocket),
+with :func:`produce_frame` and :func:`converse` on top. Every failure becomes
+:class:`~sluice.client.errors.GatewayClientError` with a message fit for a command line: what
+went wrong, where, and the gateway's own ``detail`` when it answered a problem (RFC 9457).
+Messages name the base URL, never a URL with its query, so a token given as ``credentials=`` is
+never printed."""
 
 from __future__ import annotations
 
@@ -16,39 +13,20 @@ import errno
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Final, Literal
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from typing import Any, Final
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from sluice.errors import SluiceError
-from sluice.protocol import GatewayKind, http_path, query_pairs, websocket_path
+from sluice.client.errors import GatewayClientError
+from sluice.client.messages import ChatFrame, chat_frame, produce_request
+from sluice.client.target import Target
+from sluice.protocol import GatewayKind
 
-__all__ = [
-    "DEFAULT_TENANT",
-    "DEFAULT_URL",
-    "ChatFrame",
-    "Credentials",
-    "GatewayClientError",
-    "Target",
-    "base_url",
-    "chat_frame",
-    "close_problem",
-    "converse",
-    "open_socket",
-    "parse_pair",
-    "parse_value",
-    "post",
-    "produce_frame",
-    "produce_request",
-]
+__all__ = ["close_problem", "converse", "open_socket", "post", "produce_frame"]
 
-DEFAULT_URL: Final = "http://127.0.0.1:8091"
-DEFAULT_TENANT: Final = "default"
 _MAX_FRAME: Final = 32 * 1024 * 1024
 _CLOSE_NAMES: Final = {
     1000: "normal closure",
@@ -58,135 +36,6 @@ _CLOSE_NAMES: Final = {
     1009: "message too big",
     1011: "internal error",
 }
-
-
-class GatewayClientError(SluiceError, RuntimeError):
-    """A call to the gateway failed; ``status`` is the HTTP status when the gateway answered."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A token for the gateway's authentication provider and how to send it.
-
-    By default it travels as the ``credentials`` query parameter (``test-credentials`` when
-    ``test``), as LangStream's clients send it; ``as_header`` sends ``Authorization: Bearer``
-    instead, which keeps it out of access logs. Test credentials exist only as a query parameter.
-    """
-
-    token: str = field(repr=False)
-    test: bool = False
-    as_header: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.token:
-            raise ValueError("the credentials are empty")
-        if self.test and self.as_header:
-            raise ValueError("test credentials are sent as a query parameter, not a header")
-
-
-@dataclass(frozen=True)
-class Target:
-    """One gateway of one application, and what every request to it carries.
-
-    >>> t = Target("http://127.0.0.1:8091", "default", "my-app", "chat", (("sessionId", "s1"),))
-    >>> t.ws_url("chat")
-    'ws://127.0.0.1:8091/v1/chat/default/my-app/chat?param%3AsessionId=s1'
-    """
-
-    base_url: str
-    tenant: str
-    application: str
-    gateway: str
-    parameters: tuple[tuple[str, str], ...] = ()
-    options: tuple[tuple[str, str], ...] = ()
-    credentials: Credentials | None = None
-
-    def query(self) -> tuple[tuple[str, str], ...]:
-        """``param:`` and ``option:`` pairs, then the credentials unless sent as a header."""
-        creds = self.credentials
-        if creds is None or creds.as_header:
-            return query_pairs(self.parameters, self.options)
-        return query_pairs(self.parameters, self.options, token=creds.token, test=creds.test)
-
-    def headers(self) -> dict[str, str]:
-        creds = self.credentials
-        if creds is not None and creds.as_header:
-            return {"Authorization": f"Bearer {creds.token}"}
-        return {}
-
-    def http_url(self, kind: GatewayKind) -> str:
-        """The HTTP endpoint of ``kind`` (produce or service), without the query."""
-        return self.base_url + http_path(kind, self.tenant, self.application, self.gateway)
-
-    def ws_url(self, kind: GatewayKind) -> str:
-        """The WebSocket endpoint of ``kind`` (produce, consume or chat), with the query."""
-        scheme, rest = self.base_url.split("://", 1)
-        path = websocket_path(kind, self.tenant, self.application, self.gateway)
-        url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
-        query = self.query()
-        return f"{url}?{urlencode(query)}" if query else url
-
-
-def base_url(text: str) -> str:
-    """``text`` as an ``http(s)://host[:port][/prefix]`` base URL (``ws``/``wss`` are accepted
-    and mapped); ValueError when it is not one.
-
-    >>> base_url("ws://localhost:8091/")
-    'http://localhost:8091'
-    """
-    parts = urlsplit(text.strip())
-    scheme = {"http": "http", "https": "https", "ws": "http", "wss": "https"}.get(parts.scheme)
-    if scheme is None or not parts.hostname:
-        raise ValueError(f"not an http:// or https:// URL: {text!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"the gateway URL takes no query or fragment: {text!r}")
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-
-
-def parse_pair(text: str) -> tuple[str, str]:
-    """``NAME=VALUE`` split at the first ``=``; ValueError when there is none or no name.
-
-    >>> parse_pair("q=a=b")
-    ('q', 'a=b')
-    """
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise ValueError(f"expected NAME=VALUE, got {text!r}")
-    return name.strip(), value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_value(text: str, *, as_string: bool = False) -> Any:
-    """The JSON value ``text`` spells, else ``text`` itself (always itself with ``as_string``).
-
-    >>> parse_value('{"q": 1}'), parse_value("42"), parse_value("hello"), parse_value("NaN")
-    ({'q': 1}, 42, 'hello', 'NaN')
-    """
-    if as_string:
-        return text
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except ValueError:
-        return text
-
-
-def produce_request(
-    value: Any = None, key: str | None = None, headers: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The gateway's produce request (``{"key", "value", "headers"}``) with the fields given."""
-    body: dict[str, Any] = {"value": value}
-    if key is not None:
-        body["key"] = key
-    if headers:
-        body["headers"] = dict(headers)
-    return body
 
 
 def _unreachable(target: Target, error: BaseException) -> GatewayClientError:
@@ -349,42 +198,6 @@ def close_problem(error: ConnectionClosed) -> str | None:
     name = _CLOSE_NAMES.get(close.code, "")
     what = f"{close.code} {name}".strip()
     return f"the gateway closed the socket: {what}" + (f": {close.reason}" if close.reason else "")
-
-
-@dataclass(frozen=True)
-class ChatFrame:
-    """One frame of a chat socket, as the chat command reads it.
-
-    ``ack``: the gateway wrote a question; ``refused``: it did not (``reason`` says why);
-    ``chunk``: a part of a streamed answer (header ``stream-last-message: false``); ``answer``: a
-    whole answer or the last chunk of one. ``value`` is the pushed record's value.
-    """
-
-    kind: Literal["ack", "refused", "chunk", "answer"]
-    value: Any = None
-    reason: str = ""
-
-
-def chat_frame(frame: str | bytes) -> ChatFrame:
-    """Read a chat frame; GatewayClientError when it is none of the gateway's shapes.
-
-    >>> chat_frame('{"record": {"value": "hi", "headers": {"stream-last-message": "false"}}}')
-    ChatFrame(kind='chunk', value='hi', reason='')
-    """
-    try:
-        data = json.loads(frame)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("record"), dict):
-        record = data["record"]
-        headers = record.get("headers") or {}
-        last = str(headers.get("stream-last-message", "true")).lower() != "false"
-        return ChatFrame("answer" if last else "chunk", record.get("value"))
-    if isinstance(data, dict) and "status" in data:
-        if data["status"] == "OK":
-            return ChatFrame("ack")
-        return ChatFrame("refused", reason=f"{data['status']}: {data.get('reason')}")
-    raise GatewayClientError(f"unexpected frame from the gateway: {str(frame)[:200]!r}")
 
 
 async def converse(
