@@ -1,4 +1,5 @@
-"""What the gateway's and the worker's entry points share: the port and the log format.
+"""What the entry points of the gateway and the worker share: the port, the log format and the
+supervisor's environment variable.
 
 Both run as containers (Knative sets ``PORT``) and as ``sluice run`` children, whose output
 ``sluice run`` reads line by line (``LEVEL logger: message`` on stdout).
@@ -11,6 +12,10 @@ import sys
 from collections.abc import Mapping
 
 DEFAULT_PORT = 8080
+
+SUPERVISOR_PID_ENV = "SLUICE_SUPERVISOR_PID"
+"""Names the supervisor's pid in every child it starts (``sluice run``), so that a worker whose
+supervisor is gone stops rather than consume for nobody."""
 
 
 def port_from(environ: Mapping[str, str]) -> int:

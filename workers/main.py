@@ -25,7 +25,7 @@ from sluice.application import Application, Executor, load_application, plan_app
 from sluice.application.model import TopicSpec
 from sluice.application.plan import Plan
 from sluice.commands import WorkerCommand
-from sluice.entrypoint import configure_logging, port_from
+from sluice.entrypoint import SUPERVISOR_PID_ENV, configure_logging, port_from
 from sluice.errors import SluiceError
 from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
 from sluice.sdk import AgentContext
@@ -46,7 +46,6 @@ from workers.state import (
     state_directory,
     volume_state_directory,
 )
-from workers.supervisor import SUPERVISOR_PID_ENV
 from workers.topic_producer import SharedTopicProducer
 
 log = logging.getLogger("sluice.worker")

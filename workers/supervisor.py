@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sluice.entrypoint import SUPERVISOR_PID_ENV
+
 log = logging.getLogger("sluice.run")
 
-SUPERVISOR_PID_ENV = "SLUICE_SUPERVISOR_PID"
-"""Environment variable naming the supervisor's pid in every child it starts."""
 
 Printer = Callable[[str, str], None]
 
