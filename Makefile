@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The chat page's browser test drives Debian's chromium package: installed when missing
 # (apt-get as root, else through sudo).
