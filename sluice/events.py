@@ -78,6 +78,7 @@ __all__ = [
     "Undecodable",
     "UnencodableRecord",
     "WireMessage",
+    "agent_source",
     "event_to_kafka",
     "from_kafka",
     "to_cloudevent",
@@ -88,6 +89,16 @@ RECORD_TYPE: Final = "ai.sluice.record"
 TEXT_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
 BYTES_CONTENT_TYPE: Final = "application/octet-stream"
 KEY_ENCODING_ATTRIBUTE: Final = "sluicekeyencoding"
+
+
+def agent_source(tenant: str, application: str, agent_id: str) -> str:
+    """The CloudEvent ``source`` of what an agent writes, as LangStream names an agent.
+
+    >>> agent_source("default", "chat", "ask")
+    '/default/chat/agents/ask'
+    """
+    return f"/{tenant}/{application}/agents/{agent_id}"
+
 
 _PARTITIONKEY: Final = "partitionkey"
 _CE_PREFIX: Final = "ce_"

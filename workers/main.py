@@ -27,6 +27,7 @@ from sluice.application.plan import Plan
 from sluice.commands import WorkerCommand
 from sluice.entrypoint import SUPERVISOR_PID_ENV, configure_logging, port_from
 from sluice.errors import SluiceError
+from sluice.events import agent_source
 from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
 from sluice.sdk import AgentContext
 from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSink, LoadedSource
@@ -444,7 +445,7 @@ async def _serve_push(
 def output_source(tenant: str, app: Application, executor: Executor) -> str:
     """The CloudEvent ``source`` of what an executor writes: its last agent, as LangStream
     names an agent (``/{tenant}/{application}/agents/{agent id}``)."""
-    return f"/{tenant}/{app.name}/agents/{executor.agents[-1].id}"
+    return agent_source(tenant, app.name, executor.agents[-1].id)
 
 
 def _readiness(runner: Runner) -> Callable[[], str | None]:

@@ -35,6 +35,7 @@ from sluice.events import (
     ConsumedRecord,
     UnencodableRecord,
     WireMessage,
+    agent_source,
     from_kafka,
     to_kafka,
 )
@@ -287,7 +288,7 @@ class AgentHarness:
         self.output_topic = output_topic
         self.dead_letter_topic = input_topic + DEAD_LETTER_SUFFIX
         self._backoff = backoff or Backoff()
-        self.source = f"/{tenant}/{application}/agents/{agent_id}"
+        self.source = agent_source(tenant, application, agent_id)
         """The CloudEvent source of what the agent writes, as the worker sets it."""
         self.history = Results()
         self._loaded: LoadedAgent | None = None
