@@ -1,12 +1,16 @@
-"""The gateway's limits and timeouts, read once at the entry point and passed down."""
+"""The gateway's limits and timeouts, read once at the entry point and passed down, and how its
+command-line options (:class:`sluice.commands.GatewayOptions`) make them."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sluice.application.model import AuthenticationSpec
+from sluice.commands import GatewayOptions
+from sluice.errors import SluiceError
 
-__all__ = ["GatewaySettings"]
+__all__ = ["GatewaySettings", "gateway_settings", "test_provider"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,48 @@ class GatewaySettings:
             )
         if self.ping_interval is not None and self.ping_interval <= 0:
             raise ValueError("ping_interval must be greater than 0 (or None for no pings)")
+
+
+def test_provider(options: GatewayOptions, tenant: str) -> AuthenticationSpec | None:
+    """The test provider of ``--test-auth`` / ``--test-auth-config``, built once to check it;
+    SluiceError naming the flag when they are wrong."""
+    if options.test_auth is None:
+        if options.test_auth_config:
+            raise SluiceError("--test-auth-config needs --test-auth PROVIDER")
+        return None
+    configuration: dict[str, str] = {}
+    for item in options.test_auth_config:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SluiceError(f"--test-auth-config {item!r}: expected KEY=VALUE")
+        configuration[key.strip()] = value
+    spec = AuthenticationSpec(options.test_auth, configuration=configuration)
+    # Imported here: the providers pull in HTTP clients that settings alone do not need.
+    from auth.config import InvalidProviderConfiguration
+    from auth.providers import build_provider
+
+    try:
+        provider = build_provider(spec.provider, spec.configuration, tenant=tenant)
+    except InvalidProviderConfiguration as error:
+        raise SluiceError(f"--test-auth: {error}") from None
+    asyncio.run(provider.aclose())
+    return spec
+
+
+def gateway_settings(options: GatewayOptions, tenant: str) -> GatewaySettings:
+    """The settings the options give (the test provider checked for ``tenant``); SluiceError
+    naming the option that is wrong."""
+    if options.auth_failure_limit < 0:
+        raise SluiceError("--auth-failure-limit must be 0 (no limit) or more")
+    if not options.produce_timeout > 0:
+        raise SluiceError("--produce-timeout must be greater than 0")
+    if not options.drain_timeout > 0:
+        raise SluiceError("--drain-timeout must be greater than 0")
+    return GatewaySettings(
+        allowed_origins=options.allowed_origins or None,
+        test_provider=test_provider(options, tenant),
+        auth_failure_burst=options.auth_failure_limit or None,
+        client_ip_header=options.client_ip_header or None,
+        produce_timeout=options.produce_timeout,
+        shutdown_grace=options.drain_timeout,
+    )

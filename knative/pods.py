@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from knative.config import INSTANCE_KEY, SECRETS_KEY
 from knative.labels import CONFIG_CHECKSUM
 from knative.names import config_map_name, secret_name
 from knative.scope import Scope
@@ -26,7 +25,6 @@ __all__ = [
     "APP_ENV_PYTHON",
     "HTTP_PORT",
     "SECRETS_DIR",
-    "app_arguments",
     "app_mounts",
     "app_volumes",
     "http_probe",
@@ -46,23 +44,6 @@ CPU_PER_SIZE_MILLI: Final = 500
 MEMORY_PER_SIZE_MI: Final = 512
 _APP_VOLUME: Final = "app"
 _SECRETS_VOLUME: Final = "secrets"
-
-
-def app_arguments(scope: Scope) -> list[str]:
-    """The arguments a worker and the gateway share: folder, Kafka, instance, secrets, ids."""
-    return [
-        APP_DIR,
-        "--bootstrap-servers",
-        ",".join(scope.settings.bootstrap_servers),
-        "-i",
-        f"{SECRETS_DIR}/{INSTANCE_KEY}",
-        "-s",
-        f"{SECRETS_DIR}/{SECRETS_KEY}",
-        "--tenant",
-        scope.namespace,
-        "--app-id",
-        scope.app,
-    ]
 
 
 def app_volumes(scope: Scope) -> list[dict[str, Any]]:

@@ -46,7 +46,6 @@ from knative.pods import (
     APP_ENV_PYTHON,
     HTTP_PORT,
     SECRETS_DIR,
-    app_arguments,
     app_mounts,
     app_volumes,
     http_probe,
@@ -56,7 +55,7 @@ from knative.pods import (
 from knative.scope import Scope
 from knative.storage import STATE_ROOT, state_volumes
 from sluice.application.plan import Executor
-from sluice.commands import WorkerCommand
+from sluice.commands import GatewayCommand, GatewayOptions, WorkerCommand
 
 __all__ = [
     "MAX_SCALE",
@@ -189,17 +188,24 @@ def service_urls(scope: Scope, executors: Sequence[Executor]) -> dict[str, str]:
 
 def gateway_service(scope: Scope, urls: dict[str, str]) -> Manifest:
     object_labels = labels(scope.app, "", "gateway")
-    # Every request reaches the gateway from the pod's queue-proxy: the client is the first
-    # address of X-Forwarded-For (for the per-client limit of failed authentications).
-    args = [*app_arguments(scope), "--port", str(HTTP_PORT)]
-    args += ["--client-ip-header", "X-Forwarded-For"]
-    for agent_id, url in sorted(urls.items()):
-        args += ["--service-url", f"{agent_id}={url}"]
+    command = GatewayCommand(
+        app_dir=Path(APP_DIR),
+        bootstrap_servers=",".join(scope.settings.bootstrap_servers),
+        instance=Path(SECRETS_DIR, INSTANCE_KEY),
+        secrets=Path(SECRETS_DIR, SECRETS_KEY),
+        tenant=scope.namespace,
+        app_id=scope.app,
+        port=HTTP_PORT,
+        # Every request reaches the gateway from the pod's queue-proxy: the client is the first
+        # address of X-Forwarded-For (for the per-client limit of failed authentications).
+        options=GatewayOptions(client_ip_header="X-Forwarded-For"),
+        service_urls=urls,
+    )
     container = {
         "name": "gateway",
         "image": scope.settings.image,
         "command": list(_GATEWAY),
-        "args": args,
+        "args": command.to_argv(),
         "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
         "resources": resources(1),
         "readinessProbe": http_probe("/readyz"),

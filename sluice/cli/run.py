@@ -14,12 +14,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.status import Status as Spinner
 
-from gateway.options import add_gateway_arguments, gateway_settings
-from gateway.settings import GatewaySettings
+from gateway.settings import GatewaySettings, gateway_settings
 from sluice import eventloop
 from sluice.application import Application
 from sluice.cli.app import app_arguments, check_runtime, load
 from sluice.cli.summary import summary_lines
+from sluice.commands import GatewayOptions, add_gateway_options
 from sluice.errors import SluiceError
 from sluice.local import RunEvents, Running, RunSettings, Status, run_application
 
@@ -83,14 +83,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="serve the chat web page at /ui/TENANT/APP (for applications with a chat gateway)",
     )
-    add_gateway_arguments(run)
+    add_gateway_options(run)
     run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
-        gateway = replace(gateway_settings(args), ui=args.ui)
+        gateway = replace(
+            gateway_settings(GatewayOptions.from_namespace(args), args.tenant), ui=args.ui
+        )
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 2

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.options import add_gateway_arguments, gateway_settings
+from gateway.settings import GatewaySettings, gateway_settings
+from sluice.commands import GatewayOptions, add_gateway_options
 from sluice.errors import SluiceError
 from sluice.kafka.admin import delete_topics, ensure_topics
 from sluice.kafka.client import KafkaSettings
@@ -157,8 +158,12 @@ async def test_sigterm_with_service_calls_in_flight_answers_each_with_its_reply_
 @pytest.mark.parametrize("value", ["0", "-1", "nan"])
 def test_the_drain_timeout_must_be_positive(value: str) -> None:
     parser = argparse.ArgumentParser()
-    add_gateway_arguments(parser)
+    add_gateway_options(parser)
+
+    def settings(*argv: str) -> GatewaySettings:
+        return gateway_settings(GatewayOptions.from_namespace(parser.parse_args(argv)), "default")
+
     with pytest.raises(SluiceError, match="--drain-timeout must be greater than 0"):
-        gateway_settings(parser.parse_args(["--drain-timeout", value]))
-    assert gateway_settings(parser.parse_args([])).shutdown_grace == 35.0
-    assert gateway_settings(parser.parse_args(["--drain-timeout", "2.5"])).shutdown_grace == 2.5
+        settings("--drain-timeout", value)
+    assert settings().shutdown_grace == 35.0
+    assert settings("--drain-timeout", "2.5").shutdown_grace == 2.5
