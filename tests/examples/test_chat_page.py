@@ -20,7 +20,7 @@ from tests.auth.jwks_server import JwksServer
 from tests.examples.browser import chromium, keep_artifact
 from tests.examples.support import EXAMPLES, TENANT, Example, sluice_run
 from tests.examples.test_chat import expected_answer
-from tests.gateway.acceptance_support import TopicProbe
+from tests.gateway.support import TopicProbe
 
 pytestmark = pytest.mark.kafka
 

@@ -1,6 +1,6 @@
-"""examples/counter, the product brief's stateful agent: every question's answer says how many
-came before, the count lives in the agent's persistent state directory and survives a restart
-of `sluice run`."""
+"""examples/counter, a stateful agent (LangStream 0.4's "Stateful agents"): every question's
+answer says how many came before, the count lives in the agent's persistent state directory and
+survives a restart of `sluice run`."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 
 from gateway.settings import GatewaySettings
 from sluice.kafka.client import KafkaSettings
-from tests.gateway.acceptance_support import (
+from tests.gateway.support import (
     APP_ID,
     SESSION_HEADER,
     TENANT,
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.kafka
 MAX_BODY = 16 * 1024
 MAX_MESSAGE = 8 * 1024
 ALLOWED_ORIGIN = "https://app.example"
-BRIEF_BAD_BODY = b'{"value": {"question": "hello"}, "key": "k1", headers: {"h1": "v1"}}'
+DOCUMENTED_BAD_BODY = b'{"value": {"question": "hello"}, "key": "k1", headers: {"h1": "v1"}}'
 JSON_ERROR = "Error while parsing JSON payload: "
 WHERE = f"(tenant: {TENANT}, appId: {APP_ID}): "
 MISSING = (
@@ -264,12 +264,12 @@ HTTP_CASES: dict[str, Http] = {
         headers={"Authorization": "Bearer b"},
     ),
     # --- bodies
-    "brief-unquoted-headers-key": Http(
+    "documented-unquoted-headers-key": Http(
         400,
         f"{JSON_ERROR}Expecting property name enclosed in double quotes: "
-        f"line 1 column {BRIEF_BAD_BODY.index(b'headers') + 1} "
-        f"(char {BRIEF_BAD_BODY.index(b'headers')})",
-        body=BRIEF_BAD_BODY,
+        f"line 1 column {DOCUMENTED_BAD_BODY.index(b'headers') + 1} "
+        f"(char {DOCUMENTED_BAD_BODY.index(b'headers')})",
+        body=DOCUMENTED_BAD_BODY,
         content_type=JSON,
     ),
     "truncated-json": Http(
@@ -744,9 +744,9 @@ async def test_websocket_bearer_subprotocol_without_token_refused(env: Env) -> N
 
 WS_FRAMES: dict[str, tuple[str, str, str]] = {
     # id: (kind/gateway, frame, reason)
-    "produce-brief-unquoted-headers-key": (
+    "produce-documented-unquoted-headers-key": (
         "produce",
-        BRIEF_BAD_BODY.decode(),
+        DOCUMENTED_BAD_BODY.decode(),
         f"{JSON_ERROR}Expecting property name enclosed in double quotes: line 1 column 47 "
         "(char 46)",
     ),

@@ -34,10 +34,10 @@ from sluice.application import load_application
 from sluice.kafka.admin import delete_topics, ensure_topics
 from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
-from tests.gateway.acceptance_support import unique
 from tests.gateway.raw_websocket import CLOSE, TEXT, RawWebSocket, frame
-from tests.gateway.test_acceptance_service import Responder
+from tests.gateway.support import unique
 from tests.gateway.test_proxy import UPSTREAM, served
+from tests.gateway.test_service_gateway import Responder
 
 pytestmark = pytest.mark.kafka
 

@@ -173,7 +173,7 @@ async def test_health_and_readiness(gateway: Gateway, client: httpx.AsyncClient)
     assert (await client.get(f"{gateway.url}/readyz")).status_code == 200
 
 
-async def test_the_brief_curl_produces_the_record_with_the_session_header(
+async def test_the_documented_curl_produces_the_record_with_the_session_header(
     gateway: Gateway, client: httpx.AsyncClient
 ) -> None:
     response = await client.post(

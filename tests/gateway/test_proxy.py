@@ -154,7 +154,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield shared
 
 
-async def test_the_brief_call_reaches_the_service(proxy: Proxy, client: httpx.AsyncClient) -> None:
+async def test_the_documented_call_reaches_the_service(
+    proxy: Proxy, client: httpx.AsyncClient
+) -> None:
     response = await client.post(
         f"{proxy.service_url()}/the/custom/path?service-param-1=yes&param:sessionId=s1"
         "&credentials=secret",

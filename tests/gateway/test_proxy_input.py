@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.gateway.acceptance_support import assert_problem
+from tests.gateway.support import assert_problem
 from tests.gateway.test_proxy import Proxy, client, proxy
 
 __all__ = ["client", "proxy"]

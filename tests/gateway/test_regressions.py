@@ -24,7 +24,7 @@ from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
-from tests.gateway.acceptance_support import (
+from tests.gateway.support import (
     APP_ID,
     TENANT,
     Served,

@@ -23,8 +23,8 @@ from sluice.errors import SluiceError
 from sluice.kafka.admin import delete_topics, ensure_topics
 from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
-from tests.gateway.acceptance_support import APP_ID, PROBLEM, TENANT, unique
-from tests.gateway.test_acceptance_service import GATEWAY, Responder, service_app
+from tests.gateway.support import APP_ID, PROBLEM, TENANT, unique
+from tests.gateway.test_service_gateway import GATEWAY, Responder, service_app
 
 pytestmark = pytest.mark.kafka
 

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from sluice.kafka.client import KafkaSettings
-from tests.gateway.acceptance_support import Served, serve_gateway, unique, write_app
+from tests.gateway.support import Served, serve_gateway, unique, write_app
 
 pytestmark = pytest.mark.kafka
 

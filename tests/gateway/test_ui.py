@@ -16,7 +16,7 @@ from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application, AuthenticationSpec
 from sluice.kafka.client import KafkaSettings
-from tests.gateway.acceptance_support import write_app
+from tests.gateway.support import write_app
 
 GATEWAYS = """
 gateways:

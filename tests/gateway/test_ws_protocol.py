@@ -14,8 +14,8 @@ import pytest
 
 from gateway.settings import GatewaySettings
 from sluice.kafka.client import KafkaSettings
-from tests.gateway.acceptance_support import PROBLEM, Served, serve_gateway
 from tests.gateway.raw_websocket import BINARY, TEXT, RawWebSocket, frame
+from tests.gateway.support import PROBLEM, Served, serve_gateway
 from tests.gateway.test_websockets import write_app
 
 pytestmark = pytest.mark.kafka

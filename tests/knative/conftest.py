@@ -13,7 +13,7 @@ from sluice.application import Application, load_application, plan_application
 HERE = Path(__file__).parent
 INSTANCE = HERE / "instance.yaml"
 SECRETS = HERE / "secrets.yaml"
-BRIEF = HERE.parent / "gateway" / "apps" / "brief"
+HTTP_GATEWAYS = HERE.parent / "gateway" / "apps" / "http-gateways"
 
 Build = Callable[[Path], list[Manifest]]
 WriteApp = Callable[..., Path]

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from knative import FeaturesDisabled, check_features, feature_problems, requires_persistent_volumes
-from tests.knative.conftest import BRIEF, HERE, build
+from tests.knative.conftest import HERE, HTTP_GATEWAYS, build
 
 CLAIM = "kubernetes.podspec-persistent-volume-claim"
 WRITE = "kubernetes.podspec-persistent-volume-write"
@@ -50,4 +50,4 @@ def test_knatives_shipped_config_features_is_rejected() -> None:
 
 def test_only_applications_with_disks_need_the_flags() -> None:
     assert requires_persistent_volumes(build(HERE / "apps" / "stateful"))
-    assert not requires_persistent_volumes(build(BRIEF))
+    assert not requires_persistent_volumes(build(HTTP_GATEWAYS))

@@ -21,12 +21,12 @@ from knative.pods import APP_ENV_PYTHON
 from knative.settings import DeploySettings
 from sluice.application import plan_application
 from tests.knative import schemas
-from tests.knative.conftest import BRIEF, HERE, build, find, load
+from tests.knative.conftest import HERE, HTTP_GATEWAYS, build, find, load
 
 GOLDEN = HERE / "golden"
 APPS = HERE / "apps"
 CASES: dict[str, Path] = {
-    "brief": BRIEF,
+    "http-gateways": HTTP_GATEWAYS,
     "stateful": APPS / "stateful",
     "fused": APPS / "fused",
     "dead-letter": APPS / "dead-letter",
@@ -94,27 +94,27 @@ def test_same_output_from_another_folder(case: str, tmp_path: Path) -> None:
     assert to_yaml(build(copy)) == to_yaml(build(CASES[case]))
 
 
-def test_brief() -> None:
-    objects = build(BRIEF)
+def test_http_gateways() -> None:
+    objects = build(HTTP_GATEWAYS)
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
-        ("Secret", "brief-secrets"),
-        ("ConfigMap", "brief-app"),
-        ("Service", "brief-exclamation"),
-        ("Service", "brief-gateway"),
-        ("KafkaSource", "brief-exclamation"),
+        ("Secret", "http-gateways-secrets"),
+        ("ConfigMap", "http-gateways-app"),
+        ("Service", "http-gateways-exclamation"),
+        ("Service", "http-gateways-gateway"),
+        ("KafkaSource", "http-gateways-exclamation"),
     ]
-    source = find(objects, "KafkaSource", "brief-exclamation")["spec"]
+    source = find(objects, "KafkaSource", "http-gateways-exclamation")["spec"]
     assert source["topics"] == ["inputs"]
-    assert source["consumerGroup"] == "sluice-brief-exclamation"
+    assert source["consumerGroup"] == "sluice-http-gateways-exclamation"
     assert source["initialOffset"] == "earliest"
     assert source["ordering"] == "ordered"
     assert source["sink"]["ref"] == {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
-        "name": "brief-exclamation",
+        "name": "http-gateways-exclamation",
     }
     assert source["bootstrapServers"] == ["kafka-0.kafka:9092", "kafka-1.kafka:9092"]
-    service = find(objects, "Service", "brief-exclamation")
+    service = find(objects, "Service", "http-gateways-exclamation")
     assert _scale(service) == ("0", "2")
     assert _template(service)["spec"]["containerConcurrency"] == 1
     args = _container(service)["args"]
@@ -222,8 +222,8 @@ def test_dead_letter_sink_and_delivery() -> None:
 
 
 def test_fail_never_lets_kafka_source_drop_a_record() -> None:
-    objects = build(BRIEF)  # on-failure: fail (the default)
-    delivery = find(objects, "KafkaSource", "brief-exclamation")["spec"]["delivery"]
+    objects = build(HTTP_GATEWAYS)  # on-failure: fail (the default)
+    delivery = find(objects, "KafkaSource", "http-gateways-exclamation")["spec"]["delivery"]
     assert delivery["retry"] >= 1_000_000
     assert "deadLetterSink" not in delivery
 

@@ -25,7 +25,7 @@ from tests.auth.github_server import CLIENT_ID as GITHUB_CLIENT_ID
 from tests.auth.github_server import FakeGithub, github_server
 from tests.auth.google_tokens import CLIENT_ID, FakeClock, new_key
 from tests.auth.jwks_server import JwksServer, jwks_server
-from tests.gateway.acceptance_support import APP_ID, TENANT, TopicProbe, unique, write_app
+from tests.gateway.support import APP_ID, TENANT, TopicProbe, unique, write_app
 
 pytestmark = pytest.mark.kafka
 

@@ -22,7 +22,7 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey
 
 from tests.auth.google_tokens import CLIENT_ID, b64, claims, new_key, raw_sign, sign
-from tests.gateway.acceptance_support import assert_problem
+from tests.gateway.support import assert_problem
 from tests.security.conftest import USER_HEADER, Guarded, bearer, gateway_log
 
 pytestmark = pytest.mark.kafka

@@ -14,8 +14,8 @@ import pytest
 
 from tests.auth.google_tokens import CLIENT_ID, FakeClock, claims, new_key, sign
 from tests.auth.jwks_server import JwksServer
-from tests.gateway.acceptance_support import assert_problem
-from tests.gateway.test_acceptance_brief import Running, sluice_run
+from tests.gateway.support import assert_problem
+from tests.gateway.test_run_http_gateways import Running, sluice_run
 
 pytestmark = pytest.mark.kafka
 

@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from gateway.settings import GatewaySettings
 from sluice.kafka.client import KafkaSettings
 from tests.auth.google_tokens import claims, sign
-from tests.gateway.acceptance_support import receive_json, refusal
+from tests.gateway.support import receive_json, refusal
 from tests.security.conftest import ORIGIN, USER_HEADER, Guarded, gateway_log, guarded_gateway
 
 pytestmark = pytest.mark.kafka

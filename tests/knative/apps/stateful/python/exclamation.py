@@ -1,4 +1,4 @@
-"""The brief's stateful agents: each keeps a count in its persistent state directory."""
+"""Stateful agents: each keeps a count in its persistent state directory."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
 from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.record import Record
-from tests.gateway.acceptance_support import (
+from tests.gateway.support import (
     APP_ID,
     SESSION_HEADER,
     TENANT,

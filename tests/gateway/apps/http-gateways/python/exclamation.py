@@ -1,4 +1,4 @@
-"""The brief's Exclamation processor: the value with "!!" added, the headers kept (the service
+"""The Exclamation processor: the value with "!!" added, the headers kept (the service
 gateway's request id must travel to the reply)."""
 
 from langstream import Processor, SimpleRecord

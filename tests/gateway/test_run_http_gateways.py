@@ -1,9 +1,11 @@
-"""Acceptance: the product brief's HTTP gateway requests against ``sluice run``.
+"""``sluice run`` serving a produce and a service HTTP gateway, called with the curl requests
+of LangStream 0.4's gateway documentation.
 
-``tests/gateway/apps/brief`` holds the brief's gateways (``user-input``, produce with the
-``sessionId`` parameter; ``user-input-await``, service in topics mode) and a python processor.
-``sluice run`` serves it as tenant ``my-tenant``, application ``my-app`` (the brief's URLs) on the
-test broker, and the brief's curl requests are sent with httpx, as curl sends them.
+``tests/gateway/apps/http-gateways`` holds the documented gateways (``user-input``, produce with
+the ``sessionId`` parameter; ``user-input-await``, service in topics mode) and a python
+processor. ``sluice run`` serves it as tenant ``my-tenant``, application ``my-app`` (the
+documented URLs) on the test broker, and the documented curl requests are sent with httpx, as
+curl sends them.
 """
 
 from __future__ import annotations
@@ -28,18 +30,18 @@ from sluice.events import ConsumedRecord
 from sluice.kafka.admin import delete_topics
 from sluice.kafka.client import Consumer, KafkaSettings
 from sluice.net import free_port
-from tests.gateway.acceptance_support import SESSION_HEADER, assert_problem
+from tests.gateway.support import SESSION_HEADER, assert_problem
 
 pytestmark = pytest.mark.kafka
 
-BRIEF_APP = Path(__file__).parent / "apps" / "brief"
+HTTP_GATEWAYS_APP = Path(__file__).parent / "apps" / "http-gateways"
 TOPICS = ("questions-topic", "inputs", "results")
 CURL_HEADERS = {"Content-Type": "application/json", "Accept": "*/*", "User-Agent": "curl/8.5.0"}
 
-# The brief's produce request, character for character: its `headers` key is not quoted, so it
-# is not JSON (LangStream answered it with a Jackson parse error too).
-BRIEF_PRODUCE_BODY = b'{"value": {"question": "hello"}, "key": "k1", headers: {"h1": "v1"}}'
-# The same request with the key quoted: what the brief meant.
+# The documented produce request, character for character: its `headers` key is not quoted,
+# so it is not JSON (LangStream answered it with a Jackson parse error too).
+DOCUMENTED_PRODUCE_BODY = b'{"value": {"question": "hello"}, "key": "k1", headers: {"h1": "v1"}}'
+# The same request with the key quoted: what the documentation meant.
 MEANT_PRODUCE_BODY = b'{"value": {"question": "hello"}, "key": "k1", "headers": {"h1": "v1"}}'
 PRODUCE_PATH = "/api/gateways/produce/my-tenant/my-app/user-input?param:sessionId=12543yusi1"
 SERVICE_BODY = b'{"value": "hello"}'
@@ -146,26 +148,28 @@ async def records_after(
 
 
 @pytest.fixture
-async def brief(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Running]:
+async def http_gateways(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Running]:
     try:
-        async with sluice_run(BRIEF_APP, kafka_bootstrap, tmp_path) as running:
+        async with sluice_run(HTTP_GATEWAYS_APP, kafka_bootstrap, tmp_path) as running:
             yield running
     finally:
         await delete_topics(KafkaSettings(kafka_bootstrap), list(TOPICS))
 
 
-async def test_the_brief_curl_requests(brief: Running, kafka_bootstrap: str) -> None:
+async def test_the_documented_curl_requests(http_gateways: Running, kafka_bootstrap: str) -> None:
     kafka = KafkaSettings(kafka_bootstrap)
-    assert brief.bootstrap == kafka_bootstrap
+    assert http_gateways.bootstrap == kafka_bootstrap
     before = await end_offsets(kafka, "questions-topic")
     async with httpx.AsyncClient(timeout=60) as client:
         # curl -X POST -d '{"value": {"question": "hello"}, "key": "k1", headers: {"h1": "v1"}}'
         #   -H 'Content-Type: application/json'
         #   "http://localhost:8091/api/gateways/produce/my-tenant/my-app/user-input?param:sessionId=12543yusi1"
         literal = await client.post(
-            brief.gateway + PRODUCE_PATH, content=BRIEF_PRODUCE_BODY, headers=CURL_HEADERS
+            http_gateways.gateway + PRODUCE_PATH,
+            content=DOCUMENTED_PRODUCE_BODY,
+            headers=CURL_HEADERS,
         )
-        column = BRIEF_PRODUCE_BODY.index(b"headers")
+        column = DOCUMENTED_PRODUCE_BODY.index(b"headers")
         assert_problem(
             literal,
             400,
@@ -175,7 +179,7 @@ async def test_the_brief_curl_requests(brief: Running, kafka_bootstrap: str) -> 
         assert await records_after(kafka, "questions-topic", before) == []
 
         meant = await client.post(
-            brief.gateway + PRODUCE_PATH, content=MEANT_PRODUCE_BODY, headers=CURL_HEADERS
+            http_gateways.gateway + PRODUCE_PATH, content=MEANT_PRODUCE_BODY, headers=CURL_HEADERS
         )
         assert meant.status_code == 200, meant.text
         assert meant.json() == {"status": "OK", "reason": None}
@@ -183,7 +187,7 @@ async def test_the_brief_curl_requests(brief: Running, kafka_bootstrap: str) -> 
         # curl -X POST -d '{"value": "hello"}' -H 'Content-Type: application/json'
         #   "http://localhost:8091/api/gateways/service/my-tenant/my-app/user-input-await"
         service = await client.post(
-            brief.gateway + SERVICE_PATH, content=SERVICE_BODY, headers=CURL_HEADERS
+            http_gateways.gateway + SERVICE_PATH, content=SERVICE_BODY, headers=CURL_HEADERS
         )
     (produced,) = await records_after(kafka, "questions-topic", before)
     assert produced.record.key == "k1"
@@ -199,10 +203,10 @@ async def test_the_brief_curl_requests(brief: Running, kafka_bootstrap: str) -> 
     assert reply["record"]["value"] == "hello!!"
     request_id = reply["record"]["headers"][SERVICE_REQUEST_ID_HEADER]
     assert str(uuid.UUID(request_id)) == request_id
-    # The brief calls its service gateway without the declared sessionId: no session header.
+    # The documented service call has no sessionId (declared): no session header.
     assert SESSION_HEADER not in reply["record"]["headers"]
 
     # sluice run printed ready-to-paste requests for both gateways.
-    output = "\n".join(brief.lines)
+    output = "\n".join(http_gateways.lines)
     assert re.search(r"user-input \(produce\): curl -X POST", output), output
     assert re.search(r"user-input-await \(service\): curl -X POST", output), output
