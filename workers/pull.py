@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 
 from sluice.application.model import ErrorsSpec, TopicSpec
 from sluice.errors import KafkaError
-from sluice.events import Consumed, Undecodable, UnencodableRecord, WireMessage, to_kafka
+from sluice.events import Consumed, Undecodable
 from sluice.kafka.client import Consumer, Partition, Producer, RebalanceListener, SendResult
-from sluice.kafka.producer import RECORD_OVERHEAD, RecordTooLarge, encoded_size
 from sluice.record import Record
 from workers.chain import Chain
 from workers.errors import ExecutorFailed
 from workers.health import Observer
 from workers.offsets import OffsetTracker
+from workers.outputs import BAD_OUTPUT, encode_outputs
 from workers.policy import (
     Backoff,
     DeadLetter,
@@ -253,8 +253,10 @@ class PullExecutor(RebalanceListener):
             if output is None:
                 return []
             try:
-                messages = await self._encode(output, outcome.value)
-            except (UnencodableRecord, RecordTooLarge) as error:
+                messages = await encode_outputs(
+                    self._producer, output, outcome.value, source=self._settings.source
+                )
+            except BAD_OUTPUT as error:
                 # Writing them would fail the same way every time: a bad record, not an outage.
                 return self._on_failure(item, Failed(error, 1), error, what)
             self._observe("out", len(messages))
@@ -265,22 +267,6 @@ class PullExecutor(RebalanceListener):
         if isinstance(outcome, Skipped):
             return []
         return self._on_failure(item, outcome, reason, what)
-
-    async def _encode(self, topic: str, records: list[Record]) -> list[WireMessage]:
-        """The outputs as Kafka messages; RecordTooLarge for one over the topic's limit."""
-        source = self._settings.source
-        messages = [to_kafka(record, source=source) for record in records]
-        if messages:
-            limit = await self._producer.record_limit(topic) - RECORD_OVERHEAD
-            for message in messages:
-                size = encoded_size(message)
-                if size > limit:
-                    raise RecordTooLarge(
-                        f"an output is {size} bytes once encoded; topic {topic} takes records "
-                        f"up to {limit} bytes",
-                        topic=topic,
-                    )
-        return messages
 
     def _on_failure(
         self, item: Consumed, failed: Failed, reason: BaseException | str, what: str

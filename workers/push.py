@@ -14,10 +14,11 @@ failed, ``on-failure: dead-letter``     204, outcome ``dead-lettered``, once the
                                         acknowledged
 failed, ``on-failure: fail``            500: KafkaSource retries it (``fail`` maps to a very
                                         large retry count on Knative), the worker keeps serving
+an output that cannot be encoded, or    a failure of the event, without retries: as the three
+larger than the output topic takes      rows above, by ``on-failure``
 malformed event                         400 (not retried by KafkaSource), after its dead letter
                                         when ``on-failure: dead-letter``
-an output or dead letter not written    503 (Kafka unavailable; retried), or 500 when the agent
-                                        returned a record that cannot be encoded
+an output or dead letter not written    503 (Kafka unavailable; retried)
 the agent raised ``FatalError``         500, and the worker stops (exit 1), as in pull mode
 ======================================  =========================================================
 
@@ -38,12 +39,13 @@ from typing import Literal
 
 from sluice.application.model import ErrorsSpec, TopicSpec
 from sluice.errors import KafkaError
-from sluice.events import Consumed, ConsumedRecord, Undecodable, UnencodableRecord
+from sluice.events import Consumed, ConsumedRecord, Undecodable
 from sluice.kafka.client import Producer, SendResult
 from sluice.record import Record
 from workers.chain import Chain
 from workers.errors import ExecutorFailed
 from workers.health import Observer
+from workers.outputs import BAD_OUTPUT, encode_outputs
 from workers.policy import (
     Backoff,
     DeadLetter,
@@ -140,19 +142,26 @@ class PushExecutor:
             return Answer(500, "failed", str(error))
         self._observe("seconds", time.perf_counter() - started)
         if isinstance(outcome, Done):
-            return await self._outputs(outcome.value)
+            return await self._outputs(item, outcome.value, what)
         if isinstance(outcome, Skipped):
             return Answer(204, "skipped")
         return await self._failed(item, outcome, what)
 
-    async def _outputs(self, records: list[Record]) -> Answer:
+    async def _outputs(self, item: ConsumedRecord, records: list[Record], what: str) -> Answer:
         output = self._settings.output_topic
         if output is None or not records:
             return Answer(204, "done")
-        source = self._settings.source
+        try:
+            messages = await encode_outputs(
+                self._producer, output, records, source=self._settings.source
+            )
+        except BAD_OUTPUT as error:
+            # Kafka would refuse it on every redelivery, so a 503 would have KafkaSource send it
+            # forever: it is a failure of the event, through the policy.
+            return await self._failed(item, Failed(error, 1), what)
         writes: list[_Write] = [
-            (lambda r=r: self._producer.enqueue(output, r, source=source))  # type: ignore[misc]
-            for r in records
+            (lambda m=m: self._producer.enqueue_message(output, m))  # type: ignore[misc]
+            for m in messages
         ]
         failure = await self._write(writes, "output")
         if failure is not None:
@@ -220,7 +229,7 @@ class PushExecutor:
         try:
             for write in writes:
                 acks.append(await write())
-        except (KafkaError, UnencodableRecord) as error:
+        except KafkaError as error:
             problem = error
         results = await asyncio.gather(*acks, return_exceptions=True)
         if problem is None:
@@ -230,6 +239,4 @@ class PushExecutor:
         if isinstance(problem, asyncio.CancelledError):
             raise problem
         log.warning("%s not written: %s: %s", what, type(problem).__name__, problem)
-        if isinstance(problem, UnencodableRecord):
-            return Answer(500, "failed", f"{what} cannot be encoded: {problem}")
         return Answer(503, "unavailable", f"{what} not acknowledged by Kafka: {problem}")

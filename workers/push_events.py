@@ -186,6 +186,10 @@ def _from_structured(body: bytes, plain: tuple[tuple[str, bytes], ...]) -> WireM
         document = json.loads(body.decode("utf-8"))
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise _Malformed(f"structured CloudEvent is not valid JSON: {error}") from error
+    except RecursionError:
+        # One event nested deeper than the interpreter's recursion limit is a bad event, not a
+        # crash of the request (as pull mode reads such a record).
+        raise _Malformed("structured CloudEvent is JSON nested too deeply to decode") from None
     if not isinstance(document, dict):
         raise _Malformed(f"a structured CloudEvent is a JSON object, not {type(document).__name__}")
     missing = [a for a in _REQUIRED if not document.get(a)]
@@ -233,6 +237,8 @@ def _sdk(call: Callable[[], BaseCloudEvent]) -> BaseCloudEvent:
         event: BaseCloudEvent = call()
     except (BaseCloudEventException, ValueError, TypeError, AttributeError) as error:
         raise _Malformed(f"invalid CloudEvent: {error}") from error
+    except RecursionError:
+        raise _Malformed("invalid CloudEvent: nested too deeply to decode") from None
     return event
 
 

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from sluice.application.model import TopicSpec
-from sluice.events import ConsumedRecord, Undecodable
+from sluice.events import Consumed, ConsumedRecord, Undecodable
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka.client import Consumer, KafkaSettings
 from sluice.net import free_port
 from tests.workers.conftest import Worker, prepare, read_all
 from workers.push_events import from_http
@@ -53,6 +53,8 @@ class Tag(Processor):
             await asyncio.sleep(2)
         if value == "unencodable":
             return record.with_value({"a set": {1, 2}})
+        if value == "huge":
+            return record.with_value("x" * 2_000_000)
         if value == "two":
             return [record.with_value("two-1"), record.with_value("two-2")]
         kind = type(value).__name__
@@ -293,10 +295,10 @@ async def test_failing_agent_answers_500_and_keeps_serving(
         assert "ValueError: cannot digest poison" in problem["detail"]
         assert "2 attempt(s)" in problem["detail"]
         assert len(failed.content) <= 1024  # what KafkaSource keeps for the dead-letter sink
-    # An output Kafka cannot take (not JSON) is a 500 too, not a crash.
+    # An output Kafka cannot take (not JSON) is a failure of the event too, not a crash.
     unencodable = await post(worker, b"unencodable", binary_headers())
     assert unencodable.status_code == 500
-    assert "cannot be encoded" in unencodable.json()["detail"]
+    assert "UnencodableRecord" in unencodable.json()["detail"]
     ok = await post(worker, b"fine", binary_headers())
     assert ok.status_code == 204
     [out] = await read_all(kafka_bootstrap, topics["out"], 1, settle=0.5)
@@ -756,3 +758,111 @@ def test_the_endpoint_imports_no_web_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+HUGE_OUTPUT_APP = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+  - name: {out}
+    creation-mode: create-if-not-exists
+    config: {{max.message.bytes: "1000000"}}
+pipeline:
+  - id: tag
+    type: python-processor
+    input: {inp}
+    output: {out}
+    errors: {{on-failure: POLICY, retries: 2}}
+    configuration: {{className: agents.Tag}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "status", "outcome"),
+    [("dead-letter", 204, "dead-lettered"), ("skip", 204, "skipped"), ("fail", 500, "failed")],
+)
+async def test_an_output_over_the_topic_limit_goes_through_the_policy_without_retries(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+    policy: str,
+    status: int,
+    outcome: str,
+) -> None:
+    # A 2 MB output for a topic taking 1 MB: Kafka refuses it on every redelivery, so a 503
+    # would have KafkaSource send it forever. It is a failure of the event, as in pull mode.
+    app_dir = app_factory(
+        {
+            "pipeline.yaml": HUGE_OUTPUT_APP.replace("POLICY", policy),
+            "python/agents.py": AGENTS.replace("{", "{{").replace("}", "}}"),
+        },
+        **topics,
+    )
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    for _ in range(2):  # a redelivery is answered the same way
+        response = await post(worker, b"huge", binary_headers(event_id="h-1"))
+        assert (response.status_code, response.headers["sluice-outcome"]) == (status, outcome)
+        if status == 500:
+            assert "RecordTooLarge" in response.json()["detail"]
+            assert "1 attempt(s)" in response.json()["detail"]
+    assert (await post(worker, b"after", binary_headers())).status_code == 204
+    got = await read_all(kafka_bootstrap, topics["out"], 1, settle=0.5)
+    assert [r.record.value for r in got] == [{"got": "after", "kind": "str"}]
+    if policy == "dead-letter":  # the only policy with a dead-letter topic
+        dead = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 2)
+        assert [d.record.value for d in dead] == ["huge", "huge"]
+        assert dead[0].event_id == "h-1"
+        assert dead[0].record.headers["error-class"] == "sluice.kafka.errors.RecordTooLarge"
+        assert "takes records up to" in dead[0].record.headers["error-message"]
+    log = "\n".join(worker.output)
+    assert "retry 1 of" not in log, log  # the agent ran once per delivery
+    assert worker.process.returncode is None, log
+    assert await worker.stop() == 0
+
+
+DEPTH = 50_000
+
+
+async def test_a_deeply_nested_json_event_is_dead_lettered_and_the_worker_serves_on(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_push: StartPush,
+    kafka_bootstrap: str,
+) -> None:
+    app_dir = push_app(app_factory, topics, "{{on-failure: dead-letter}}")
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_push(app_dir, "tag")
+    deep = b"[" * DEPTH + b"]" * DEPTH
+    structured = b'{"specversion":"1.0","id":"d-1","source":"/s","type":"t","data":' + deep + b"}"
+    answers = [
+        await post(worker, deep, binary_headers("application/json", event_id="d-0")),
+        await post(worker, structured, {"content-type": "application/cloudevents+json"}),
+    ]
+    for answer in answers:  # malformed: dead-lettered, then 400 (KafkaSource does not retry it)
+        assert (answer.status_code, answer.headers["sluice-outcome"]) == (400, "malformed")
+        assert "nested too deeply" in answer.json()["detail"]
+    assert (await post(worker, b"after", binary_headers())).status_code == 204
+    got = await read_all(kafka_bootstrap, topics["out"], 1, settle=0.5)
+    assert [r.record.value for r in got] == [{"got": "after", "kind": "str"}]
+    async with Consumer(
+        KafkaSettings(kafka_bootstrap),
+        [TopicSpec(topics["inp"] + "-deadletter")],
+        start_at="beginning",
+    ) as consumer:
+        dead: list[Consumed] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(dead) < 2 and asyncio.get_running_loop().time() < deadline:
+            dead.extend(await consumer.poll(timeout_ms=200))
+    # What came, as it came: the binary event's value is still too deep to decode; the
+    # structured one is a message without ce_ headers, read as a plain record.
+    assert len(dead) == 2
+    assert isinstance(dead[0], Undecodable) and dead[0].value == deep, dead[0]
+    assert isinstance(dead[1], ConsumedRecord), dead[1]
+    value = dead[1].record.value
+    assert (value.encode() if isinstance(value, str) else value) == structured
+    assert dead[1].record.headers["error-class"] == "sluice.Undecodable"
+    log = "\n".join(worker.output)
+    assert "Traceback" not in log, log
+    assert worker.process.returncode is None, log
+    assert await worker.stop() == 0
