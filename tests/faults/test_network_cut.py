@@ -26,15 +26,15 @@ from pathlib import Path
 
 import pytest
 
-from sluice.kafka.jars import check_java, ensure_jars
-from sluice.kafka.local import (  # the broker's own config and storage steps, on another address
+from sluice.kafka.local.broker import (  # the broker's own config and storage steps, on another address
     _answers_metadata,
     _Config,
     _format_storage,
     _write_config,
 )
-from sluice.kafka.processes import HOST
-from sluice.kafka.settings import LocalKafkaSettings
+from sluice.kafka.local.jars import check_java, ensure_jars
+from sluice.kafka.local.processes import HOST
+from sluice.kafka.local.settings import LocalKafkaSettings
 from sluice.net import free_port
 from tests.faults.support import (
     PIPELINE_APP,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sluice.errors import LocalKafkaError
 from sluice.jvm import MIN_JAVA, Progress, find_java, maven_classpath
-from sluice.kafka.settings import LocalKafkaSettings
+from sluice.kafka.local.settings import LocalKafkaSettings
 
 __all__ = ["MIN_JAVA", "Progress", "check_java", "ensure_jars"]
 
@@ -28,7 +28,7 @@ async def ensure_jars(settings: LocalKafkaSettings, progress: Progress | None = 
     """The broker's classpath, downloading it with Maven into the cache if not there yet."""
     version = settings.kafka_version
     return await maven_classpath(
-        (resources.files("sluice.kafka") / "pom.xml").read_bytes(),
+        (resources.files("sluice.kafka.local") / "pom.xml").read_bytes(),
         settings.resolved_cache_dir(),
         what=f"the Kafka {version} jars",
         properties={"kafka.version": version},

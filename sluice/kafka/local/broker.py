@@ -2,8 +2,9 @@
 
 The broker is the real Apache Kafka (KRaft, one node that is both broker and controller) run as a
 JVM child process. Its jars are resolved once per Kafka version with Maven, from the ``pom.xml``
-shipped next to this module, into a cache directory; later starts only read that cache
-(:mod:`sluice.kafka.jars`). Spawning and stopping the JVM is :mod:`sluice.kafka.processes`.
+shipped in this package, into a cache directory; later starts only read that cache
+(:mod:`sluice.kafka.local.jars`). Spawning and stopping the JVM is
+:mod:`sluice.kafka.local.processes`.
 
 >>> async with LocalKafka(LocalKafkaSettings(port=0)) as kafka:  # doctest: +SKIP
 ...     print(kafka.bootstrap_servers)
@@ -32,8 +33,8 @@ from pathlib import Path
 from types import TracebackType
 
 from sluice.errors import LocalKafkaError
-from sluice.kafka.jars import Progress, check_java, ensure_jars
-from sluice.kafka.processes import (
+from sluice.kafka.local.jars import Progress, check_java, ensure_jars
+from sluice.kafka.local.processes import (
     HOST,
     alive,
     check_port,
@@ -44,7 +45,7 @@ from sluice.kafka.processes import (
     tail,
     terminate,
 )
-from sluice.kafka.settings import KAFKA_VERSION, LocalKafkaSettings
+from sluice.kafka.local.settings import KAFKA_VERSION, LocalKafkaSettings
 from sluice.net import free_port
 
 __all__ = [
@@ -265,7 +266,7 @@ def _write_config(
     lines += [f"{key}={_escape(value)}" for key, value in properties.items()]
     server.write_text("\n".join(lines) + "\n")
     log4j = data_dir / "log4j2.yaml"
-    log4j.write_bytes((resources.files("sluice.kafka") / "log4j2.yaml").read_bytes())
+    log4j.write_bytes((resources.files("sluice.kafka.local") / "log4j2.yaml").read_bytes())
     return _Config(server, log4j)
 
 

@@ -1,7 +1,7 @@
 """How to run the local Kafka broker: the Kafka version and :class:`LocalKafkaSettings`.
 
-Its own module so that the jar cache (:mod:`sluice.kafka.jars`) and the broker manager
-(:mod:`sluice.kafka.local`) both read it without importing each other.
+Its own module so that the jar cache (:mod:`sluice.kafka.local.jars`) and the broker manager
+(:mod:`sluice.kafka.local.broker`) both read it without importing each other.
 """
 
 from __future__ import annotations
