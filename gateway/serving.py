@@ -20,21 +20,21 @@ sent, so the violation ended in a bare TCP close. :class:`_GatewayWSStream` answ
 close code wsproto chose (1007 for bad UTF-8, 1002 for the rest, RFC 6455 7.4.1), and answers an
 upgrade whose ``Connection`` / ``Sec-WebSocket-*`` list header is not ASCII (which Hypercorn
 fails to decode, leaving the request unanswered) with a 400 problem. It replaces Hypercorn's
-stream class when :func:`serving` starts (in this process, for every Hypercorn server).
+stream class when :func:`serving` starts (in this process, for every Hypercorn server), before
+it serves the app with :func:`sluice.serving.serve_asgi`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import socket
 from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import httpx
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from hypercorn.protocol import h2 as hypercorn_h2
 from hypercorn.protocol import h11 as hypercorn_h11
 from hypercorn.protocol.events import Body, EndBody, Request, Response
@@ -48,6 +48,7 @@ from gateway.runtime import GatewayRuntime, runtime_of
 from gateway.settings import GatewaySettings
 from sluice.errors import SluiceError
 from sluice.media import PROBLEM_CONTENT_TYPE
+from sluice.serving import BoundConfig, bind_socket, serve_asgi
 
 __all__ = ["begin_shutdown", "hypercorn_config", "serving"]
 
@@ -56,19 +57,16 @@ _IDLE_GRACE = 1.0
 _DRAIN_POLL = 0.05
 
 
-def hypercorn_config(settings: GatewaySettings, host: str, port: int) -> Config:
-    """Hypercorn's configuration for a gateway with ``settings`` on ``host:port``.
+def hypercorn_config(settings: GatewaySettings, sock: socket.socket) -> BoundConfig:
+    """Hypercorn's configuration for a gateway with ``settings`` serving ``sock``.
 
     No access log: query strings may carry credentials (``credentials=``), which must not be
     logged.
     """
-    config = Config()
+    config = BoundConfig(sock, graceful_timeout=settings.shutdown_grace)
     config.loglevel = "WARNING"
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
     config.websocket_max_message_size = settings.max_message_bytes
     config.websocket_ping_interval = settings.ping_interval
-    config.graceful_timeout = settings.shutdown_grace
     return config
 
 
@@ -143,10 +141,16 @@ async def serving(app: Quart, host: str, port: int) -> AsyncIterator[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         if probe.connect_ex((host, port)) == 0:
             raise SluiceError(f"port {port} on {host} is in use: pass --gateway-port")
+    try:
+        sock = bind_socket(host, port)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise SluiceError(f"port {port} on {host} is in use: pass --gateway-port") from error
     _use_gateway_websocket_stream()
     stop = asyncio.Event()
-    config = hypercorn_config(settings, host, port)
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    config = hypercorn_config(settings, sock)
+    task = asyncio.create_task(serve_asgi(app, config, shutdown_trigger=stop.wait))
     base_url = f"http://{host}:{port}"
     try:
         async with httpx.AsyncClient(timeout=1, trust_env=False) as client:

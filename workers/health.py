@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 
 from sluice.media import JSON_CONTENT_TYPE
-from workers.service import BackgroundServer
+from sluice.serving import BackgroundServer
 
 log = logging.getLogger("sluice.health")
 

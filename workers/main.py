@@ -39,7 +39,7 @@ from workers.loading import load_agent
 from workers.main_thread import MainThread
 from workers.pull import PullExecutor, PullSettings
 from workers.push import PushExecutor, PushSettings
-from workers.service import ServiceEnded, ServiceHost
+from workers.service_host import ServiceEnded, ServiceHost
 from workers.sources import SourceExecutor, SourceSettings
 from workers.state import (
     StateLock,

@@ -52,10 +52,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from sluice.application.model import TopicSpec
 from sluice.media import JSON_CONTENT_TYPE, PROBLEM_CONTENT_TYPE
+from sluice.serving import BackgroundServer
 from workers.health import WorkerMetrics
 from workers.push import Answer, PushExecutor
 from workers.push_events import from_http
-from workers.service import BackgroundServer
 
 __all__ = ["PushServer"]
 

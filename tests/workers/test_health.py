@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from sluice.sdk import ASGIApp
 from workers.health import HealthServer, WorkerMetrics
-from workers.service import ServiceHost
+from workers.service_host import ServiceHost
 
 
 async def test_healthz_answers_while_the_loop_runs() -> None:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from sluice.sdk import ASGIApp
 from workers.health import HealthServer
-from workers.service import ServiceEnded, ServiceHost, serve_service
+from workers.service_host import ServiceEnded, ServiceHost, serve_service
 
 FAST = (0.05, 0.2)
 

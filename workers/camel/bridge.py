@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.record import Record
+from sluice.serving import BackgroundServer
 from workers.camel.exchange import InvalidExchange, to_record
 from workers.camel.route import EXCHANGE_PATH, STARTED_PATH
-from workers.service import BackgroundServer
 
 __all__ = ["Bridge"]
 

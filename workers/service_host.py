@@ -34,139 +34,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
-
-import hypercorn.asyncio
-from hypercorn.config import Config, Sockets
-from hypercorn.typing import ASGIFramework
+from typing import Any
 
 from sluice.sdk import ASGIApp
+from sluice.serving import BoundConfig, bind_socket, serve_asgi
 from workers.agents import LoadedService
 from workers.errors import WorkerError
 from workers.listening import listening_ports
 from workers.main_thread import MainThread
 
 log = logging.getLogger("sluice.service")
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (0 = a free port), not yet listening."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP,
-    # and with Nagle on, a response written in two parts waits for a delayed ACK (40 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-class _BoundConfig(Config):
-    """Hypercorn settings serving a socket bound beforehand.
-
-    Binding first makes a busy port fail before the application's lifespan starts (Hypercorn
-    binds after it, and would leave the lifespan running), and lets port 0 report its number.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-
-    def create_sockets(self) -> Sockets:
-        return Sockets(secure_sockets=[], insecure_sockets=[self._sock], quic_sockets=[])
-
-
-async def serve_asgi(
-    app: ASGIApp,
-    sock: socket.socket,
-    *,
-    shutdown_trigger: Callable[[], Awaitable[object]],
-    logger: logging.Logger,
-    graceful_timeout: float = 3.0,
-    keep_alive_timeout: float | None = None,
-) -> None:
-    """Serve ``app`` with Hypercorn on ``sock`` until ``shutdown_trigger`` returns.
-
-    ``keep_alive_timeout`` (seconds an idle connection stays open) defaults to Hypercorn's.
-    Closes ``sock`` in the end, whether Hypercorn got to use it or not.
-    """
-    config = _BoundConfig(sock)
-    config.errorlog = logger
-    config.accesslog = None
-    config.graceful_timeout = graceful_timeout
-    if keep_alive_timeout is not None:
-        config.keep_alive_timeout = keep_alive_timeout
-    try:
-        # Hypercorn types scopes as TypedDicts; the SDK's ASGIApp takes plain mappings.
-        framework = cast("ASGIFramework", app)
-        await hypercorn.asyncio.serve(
-            framework, config, shutdown_trigger=shutdown_trigger, mode="asgi"
-        )
-    finally:
-        sock.close()
-
-
-class BackgroundServer:
-    """``app`` served by Hypercorn on ``host:port`` (0: a free port) in a background task, from
-    :meth:`start` (bound and listening when it returns; ``port`` is then the real one) until
-    :meth:`stop`. The worker's health, push and Camel bridge servers are made of one."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        name: str,
-        logger: logging.Logger,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        graceful_timeout: float = 1.0,
-        keep_alive_timeout: float | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self._app = app
-        self._name = name
-        self._logger = logger
-        self._graceful_timeout = graceful_timeout
-        self._keep_alive_timeout = keep_alive_timeout
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Bind and listen: connections made after this are answered."""
-        sock = bind_socket(self.host, self.port)
-        try:
-            sock.listen()
-            self.port = sock.getsockname()[1]
-        except BaseException:
-            sock.close()
-            raise
-        self._task = asyncio.create_task(
-            serve_asgi(
-                self._app,
-                sock,
-                shutdown_trigger=self._stopping.wait,
-                logger=self._logger,
-                graceful_timeout=self._graceful_timeout,
-                keep_alive_timeout=self._keep_alive_timeout,
-            ),
-            name=f"{self._name}-{self.port}",
-        )
-
-    async def stop(self) -> None:
-        """Stop accepting, let Hypercorn finish within its graceful timeout. Idempotent."""
-        self._stopping.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
 
 
 class ServiceEnded(WorkerError, RuntimeError):
@@ -305,13 +184,12 @@ class ServiceHost:
 
     async def _serve_app(self, app: ASGIApp, shutdown: asyncio.Event) -> _Ended | None:
         try:
-            await serve_asgi(
-                app,
+            config = BoundConfig(
                 bind_socket(self.host, self.port),
-                shutdown_trigger=shutdown.wait,
                 logger=log,
                 graceful_timeout=self._graceful_timeout,
             )
+            await serve_asgi(app, config, shutdown_trigger=shutdown.wait)
         except Exception as error:
             return _Ended(f"crashed ({error!r})", error)
         return None if shutdown.is_set() else _Ended("server stopped unexpectedly")
