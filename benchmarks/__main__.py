@@ -108,8 +108,8 @@ async def _scenarios(
         from benchmarks.harness import APP_DIR
         from sluice.application import plan_application
         from sluice.application.loader import load_application
+        from sluice.kafka import KafkaSettings
         from sluice.kafka.admin import ensure_topics
-        from sluice.kafka.client import KafkaSettings
 
         plan = plan_application(load_application(APP_DIR))
         await ensure_topics(KafkaSettings(bootstrap), plan.topics)

@@ -40,7 +40,7 @@ from quart import Quart, Response
 
 from benchmarks.harness import percentile, spread
 from sluice.application.model import TopicSpec
-from sluice.kafka.client import Consumer, KafkaSettings
+from sluice.kafka import Consumer, KafkaSettings
 from sluice.net import free_port
 
 CLIENT_ID = "bench.apps.googleusercontent.com"

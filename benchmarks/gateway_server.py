@@ -39,7 +39,7 @@ from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice import eventloop
 from sluice.application.loader import load_application
-from sluice.kafka.client import KafkaSettings, Producer, SendResult
+from sluice.kafka import KafkaSettings, Producer, SendResult
 from sluice.record import Record
 
 TENANT = "default"

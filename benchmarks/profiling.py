@@ -137,7 +137,7 @@ async def _fan(args: argparse.Namespace, url: str, spy: Callable[[], Awaitable[N
     """W2's load: idle consumers in a client process, then (sampled) events at ``--rate``."""
     from benchmarks.harness import pin
     from benchmarks.ws_scenarios import Clients
-    from sluice.kafka.client import KafkaSettings, Producer
+    from sluice.kafka import KafkaSettings, Producer
     from sluice.record import Record
 
     process = await asyncio.create_subprocess_exec(
@@ -174,8 +174,8 @@ async def _t3(args: argparse.Namespace, raw: Path) -> None:
 
     from benchmarks.t3 import AGENT, APP, fill
     from sluice.application.model import TopicSpec
+    from sluice.kafka import KafkaSettings
     from sluice.kafka.admin import ensure_topics
-    from sluice.kafka.client import KafkaSettings
 
     settings = KafkaSettings(args.bootstrap_servers)
     suffix = uuid.uuid4().hex[:8]

@@ -21,8 +21,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from sluice.application.model import TopicSpec
+from sluice.kafka import KafkaSettings, Producer
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings, Producer
 from sluice.record import Record
 
 APP = """

@@ -13,7 +13,7 @@ from typing import Any
 import websockets
 
 from benchmarks.harness import gateway, gateway_url, pin, spread, state
-from sluice.kafka.client import KafkaSettings, Producer
+from sluice.kafka import KafkaSettings, Producer
 from sluice.record import Record
 
 MESSAGE = json.dumps(

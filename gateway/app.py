@@ -25,7 +25,7 @@ from gateway.routes import metrics, produce, service, sse, ui, websockets
 from gateway.runtime import GatewayRuntime, attach
 from gateway.settings import GatewaySettings
 from sluice.application.model import Application
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from sluice.media import PROBLEM_CONTENT_TYPE
 
 __all__ = ["create_app"]

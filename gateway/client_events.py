@@ -22,7 +22,7 @@ from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec, HeaderSpec
 from sluice.errors import SluiceError
 from sluice.events import to_kafka
-from sluice.kafka.client import Producer
+from sluice.kafka import Producer
 from sluice.record import Record
 
 __all__ = ["EVENT_TYPE", "client_event", "send_client_event"]

@@ -30,7 +30,7 @@ async def _serve(command: GatewayCommand, environ: Mapping[str, str]) -> None:
     from gateway.app import create_app
     from gateway.serving import serving
     from sluice.application import load_application
-    from sluice.kafka.client import KafkaSettings
+    from sluice.kafka import KafkaSettings
 
     settings = gateway_settings(command.options, command.tenant)
     app = load_application(

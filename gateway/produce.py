@@ -31,7 +31,7 @@ from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec
 from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, UnencodableRecord, WireMessage, to_kafka
-from sluice.kafka.client import Producer, RecordTooLarge, SendResult
+from sluice.kafka import Producer, RecordTooLarge, SendResult
 from sluice.kafka.producer import RECORD_OVERHEAD, encoded_size
 from sluice.media import CLOUDEVENTS_CONTENT_TYPE
 from sluice.record import Record

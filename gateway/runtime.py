@@ -35,8 +35,8 @@ from gateway.replies import ReplyRouter
 from gateway.settings import GatewaySettings
 from sluice.application.model import Application, TopicSpec
 from sluice.errors import KafkaError
+from sluice.kafka import KafkaSettings, Producer, SendResult
 from sluice.kafka.admin import list_topics
-from sluice.kafka.client import KafkaSettings, Producer, SendResult
 
 __all__ = ["GatewayRuntime", "attach", "runtime_of"]
 

@@ -35,7 +35,7 @@ from gateway.replies import ReplyRouter, ReplyRouterClosed, TooManyPending
 from gateway.settings import GatewaySettings
 from sluice.application.model import GatewaySpec
 from sluice.events import ConsumedRecord
-from sluice.kafka.client import Producer
+from sluice.kafka import Producer
 
 __all__ = [
     "RouterFor",

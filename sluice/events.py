@@ -1,6 +1,6 @@
 """Records <-> CloudEvents <-> Kafka messages, in the Kafka binding's binary content mode.
 
-Pure functions over frozen data; the aiokafka adapter (:mod:`sluice.kafka.client`) calls them.
+Pure functions over frozen data; the aiokafka adapter (:mod:`sluice.kafka`) calls them.
 docs/events.md has the attribute table. The rules this module adds:
 
 Values (``datacontenttype`` is the ``content-type`` header):

@@ -28,7 +28,7 @@ from sluice.commands import WorkerCommand
 from sluice.entrypoint import SUPERVISOR_PID_ENV, configure_logging, port_from
 from sluice.errors import SluiceError
 from sluice.events import agent_source
-from sluice.kafka.client import Consumer, KafkaSettings, Producer, RebalanceListener
+from sluice.kafka import Consumer, KafkaSettings, Producer, RebalanceListener
 from sluice.sdk import AgentContext
 from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSink, LoadedSource
 from workers.camel import CamelSettings

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from sluice.application.model import ErrorsSpec, TopicSpec
 from sluice.errors import KafkaError
 from sluice.events import Consumed, Undecodable
-from sluice.kafka.client import Consumer, Partition, Producer, RebalanceListener, SendResult
+from sluice.kafka import Consumer, Partition, Producer, RebalanceListener, SendResult
 from sluice.record import Record
 from workers.chain import Chain
 from workers.errors import ExecutorFailed

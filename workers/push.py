@@ -40,7 +40,7 @@ from typing import Literal
 from sluice.application.model import ErrorsSpec, TopicSpec
 from sluice.errors import KafkaError
 from sluice.events import Consumed, ConsumedRecord, Undecodable
-from sluice.kafka.client import Producer, SendResult
+from sluice.kafka import Producer, SendResult
 from sluice.record import Record
 from workers.chain import Chain
 from workers.errors import ExecutorFailed

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sluice.application.model import ErrorsSpec
-from sluice.kafka.client import Producer, SendResult
+from sluice.kafka import Producer, SendResult
 from sluice.record import Record
 from workers.agents import LoadedSource
 from workers.chain import Chain

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Future
 
-from sluice.kafka.client import Producer
+from sluice.kafka import Producer
 from sluice.record import Record
 
 

@@ -211,8 +211,8 @@ def _deploy_objects(
 
 
 def _create_topics(app: Application, console: Console) -> None:
+    from sluice.kafka import KafkaSettings
     from sluice.kafka.admin import ensure_topics
-    from sluice.kafka.client import KafkaSettings
 
     bootstrap = app.instance.bootstrap_servers
     if not bootstrap:

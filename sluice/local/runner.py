@@ -26,7 +26,7 @@ import httpx
 from gateway.settings import GatewaySettings
 from sluice.application import Application, Plan, plan_application
 from sluice.commands import WorkerCommand
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from sluice.local.environment import worker_python
 from sluice.local.events import RunEvents, Running, Worker
 from sluice.local.watch import Status, WorkerWatch

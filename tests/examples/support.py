@@ -19,8 +19,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from sluice.application import load_application
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import delete_topics
-from sluice.kafka.client import KafkaSettings
 from sluice.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

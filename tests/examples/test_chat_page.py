@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Page, Route
 
 from sluice.application.model import TopicSpec
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.auth.google_tokens import CLIENT_ID, FakeClock, claims, sign
 from tests.auth.jwks_server import JwksServer
 from tests.examples.browser import chromium, keep_artifact

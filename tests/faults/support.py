@@ -20,7 +20,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from sluice.kafka.client import Producer
+from sluice.kafka import Producer
 from sluice.net import free_port
 from sluice.record import Record
 

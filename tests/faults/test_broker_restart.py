@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from sluice.application import load_application, plan_application
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 from sluice.net import free_port
 from tests.faults.support import (

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from sluice.application import load_application, plan_application
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings
 from tests.faults.support import (
     Ledger,
     children,

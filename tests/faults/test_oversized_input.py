@@ -23,8 +23,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from sluice.application import load_application
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings
 from tests.faults.support import (
     Check,
     Ledger,

@@ -19,8 +19,8 @@ from websockets.asyncio.client import connect
 
 from sluice.application import load_application
 from sluice.application.model import TopicSpec
+from sluice.kafka import KafkaSettings, Producer, RecordTooLarge
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings, Producer, RecordTooLarge
 from sluice.record import Record
 from tests.faults.support import Check, Ledger, gateway_process, ids_in_topic, produce_app
 

@@ -24,8 +24,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from sluice.application import load_application, plan_application
+from sluice.kafka import KafkaSettings, Producer
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings, Producer
 from tests.faults.support import (
     Children,
     Ledger,

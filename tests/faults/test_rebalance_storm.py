@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from sluice.application import load_application, plan_application
+from sluice.kafka import KafkaSettings, Producer
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import KafkaSettings, Producer
 from tests.faults.support import (
     Ledger,
     WorkerProcess,

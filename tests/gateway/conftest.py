@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from sluice.application.model import TopicSpec
+from sluice.kafka import KafkaSettings, Producer
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import KafkaSettings, Producer
 
 MakeTopic = Callable[..., Awaitable[TopicSpec]]
 

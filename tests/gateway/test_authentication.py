@@ -27,8 +27,8 @@ from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application, AuthenticationSpec
 from sluice.events import ConsumedRecord
+from sluice.kafka import KafkaSettings, Producer
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import KafkaSettings, Producer
 from sluice.net import LOOPBACK, free_port
 from sluice.record import Record
 from tests.gateway.identity_server import IdentityServer, identity_server
@@ -374,7 +374,7 @@ async def reply_as_user(secured: Secured, count: int, ready: asyncio.Event) -> N
     """A service: answers ``count`` requests of the input topic, copying the request id and
     the user header."""
     from sluice.application.model import TopicSpec
-    from sluice.kafka.client import Consumer
+    from sluice.kafka import Consumer
 
     answered = 0
     async with Producer(secured.kafka) as producer:

@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from gateway.settings import GatewaySettings
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.gateway.support import (
     APP_ID,
     SESSION_HEADER,

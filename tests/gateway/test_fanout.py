@@ -10,7 +10,7 @@ import pytest
 from gateway.fanout import FanoutClosed, FanoutRegistry, SlowConsumer, Subscription
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
-from sluice.kafka.client import KafkaSettings, Producer
+from sluice.kafka import KafkaSettings, Producer
 from sluice.record import Record
 from tests.gateway.conftest import MakeTopic
 

@@ -27,7 +27,7 @@ from gateway.fanout import FanoutRegistry
 from gateway.runtime import runtime_of
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.record import Record
 from tests.gateway.support import (
     APP_ID,

@@ -31,8 +31,8 @@ from gateway.app import create_app
 from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
 from tests.gateway.raw_websocket import CLOSE, TEXT, RawWebSocket, frame
 from tests.gateway.support import unique

@@ -24,8 +24,8 @@ from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application, TopicSpec
 from sluice.events import ConsumedRecord
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.net import LOOPBACK, free_port
 from sluice.record import Record
 

@@ -30,8 +30,8 @@ from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
+from sluice.kafka import Consumer, KafkaSettings, SendResult
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import Consumer, KafkaSettings, SendResult
 from sluice.net import LOOPBACK, free_port
 
 TENANT = "t"

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.gateway.support import Served, serve_gateway, unique, write_app
 
 pytestmark = pytest.mark.kafka

@@ -23,7 +23,7 @@ from gateway.app import create_app
 from gateway.proxy import ServiceRoutes, request_headers, response_headers, target_url
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from sluice.net import LOOPBACK, free_port
 from tests.gateway.test_http_app import APP_ID, TENANT, assert_problem
 

@@ -22,7 +22,7 @@ from gateway.app import create_app
 from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from sluice.net import LOOPBACK, free_port
 from tests.gateway.support import (
     APP_ID,

@@ -17,7 +17,7 @@ from gateway.replies import (
 )
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.record import Record
 from tests.gateway.conftest import MakeTopic
 

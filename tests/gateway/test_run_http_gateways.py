@@ -27,8 +27,8 @@ import pytest
 from gateway.headers import SERVICE_REQUEST_ID_HEADER
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
+from sluice.kafka import Consumer, KafkaSettings
 from sluice.kafka.admin import delete_topics
-from sluice.kafka.client import Consumer, KafkaSettings
 from sluice.net import free_port
 from tests.gateway.support import SESSION_HEADER, assert_problem
 

@@ -26,7 +26,7 @@ from gateway.runtime import GatewayRuntime, runtime_of
 from gateway.settings import GatewaySettings
 from sluice.application.model import TopicSpec
 from sluice.events import RECORD_TYPE, ConsumedRecord
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.record import Record
 from tests.gateway.support import (
     APP_ID,

@@ -20,8 +20,8 @@ import pytest
 from gateway.settings import GatewaySettings, gateway_settings
 from sluice.commands import GatewayOptions, add_gateway_options
 from sluice.errors import SluiceError
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
 from tests.gateway.support import APP_ID, PROBLEM, TENANT, unique
 from tests.gateway.test_service_gateway import GATEWAY, Responder, service_app

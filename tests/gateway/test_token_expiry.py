@@ -13,7 +13,7 @@ from joserfc.jwk import OctKey
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.gateway.support import Served, serve_gateway, unique, write_app
 
 pytestmark = pytest.mark.kafka

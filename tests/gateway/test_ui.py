@@ -15,7 +15,7 @@ from gateway.routes.ui import page_config
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application, AuthenticationSpec
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.gateway.support import write_app
 
 GATEWAYS = """

@@ -19,8 +19,8 @@ from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
 from sluice.application.model import Application
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
 from tests.gateway.test_websockets import write_app
 

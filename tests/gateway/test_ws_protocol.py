@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gateway.settings import GatewaySettings
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.gateway.raw_websocket import BINARY, TEXT, RawWebSocket, frame
 from tests.gateway.support import PROBLEM, Served, serve_gateway
 from tests.gateway.test_websockets import write_app

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import delete_topics, list_topics
-from sluice.kafka.client import KafkaSettings
 from tests.kube.apiserver import KubeApi
 
 pytestmark = pytest.mark.kafka

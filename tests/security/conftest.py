@@ -18,8 +18,8 @@ from gateway.app import create_app
 from gateway.serving import serving
 from gateway.settings import GatewaySettings
 from sluice.application import load_application
+from sluice.kafka import KafkaSettings
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import KafkaSettings
 from sluice.net import LOOPBACK, free_port
 from tests.auth.github_server import CLIENT_ID as GITHUB_CLIENT_ID
 from tests.auth.github_server import FakeGithub, github_server

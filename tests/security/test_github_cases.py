@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gateway.settings import GatewaySettings
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.auth.github_server import CLIENT_ID, OCTOCAT
 from tests.gateway.support import assert_problem
 from tests.security.conftest import USER_HEADER, Guarded, bearer, gateway_log, guarded_gateway

@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.settings import GatewaySettings
-from sluice.kafka.client import KafkaSettings
+from sluice.kafka import KafkaSettings
 from tests.auth.google_tokens import claims, sign
 from tests.gateway.support import receive_json, refusal
 from tests.security.conftest import ORIGIN, USER_HEADER, Guarded, gateway_log, guarded_gateway

@@ -14,14 +14,14 @@ import pytest
 from sluice.application.model import SchemaSpec, SchemaType, TopicSpec
 from sluice.errors import KafkaError
 from sluice.events import Consumed, ConsumedRecord, Undecodable, WireMessage
-from sluice.kafka.admin import delete_topics, describe_topic, ensure_topics, list_topics
-from sluice.kafka.client import (
+from sluice.kafka import (
     Consumer,
     KafkaSettings,
     Partition,
     Producer,
     RebalanceListener,
 )
+from sluice.kafka.admin import delete_topics, describe_topic, ensure_topics, list_topics
 from sluice.record import Record
 
 SOURCE = "/default/test-app/gateways/produce"

@@ -35,7 +35,7 @@ from sluice import (
     SkipRecord,
     Source,
 )
-from sluice.kafka.client import KafkaSettings, Producer
+from sluice.kafka import KafkaSettings, Producer
 from sluice.testing import (
     AgentHarness,
     ExecutorFailed,

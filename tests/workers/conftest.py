@@ -17,7 +17,7 @@ import pytest
 
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.net import free_port
 from sluice.record import Record
 

@@ -14,7 +14,7 @@ import pytest
 
 from sluice.application.model import TopicSpec
 from sluice.events import Consumed, ConsumedRecord, Undecodable, to_kafka
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.record import Record
 from tests.workers.conftest import StartWorker, prepare, read_all, send
 

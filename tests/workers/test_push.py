@@ -19,8 +19,8 @@ import pytest
 
 from sluice.application.model import TopicSpec
 from sluice.events import Consumed, ConsumedRecord, Undecodable
+from sluice.kafka import Consumer, KafkaSettings
 from sluice.kafka.admin import ensure_topics
-from sluice.kafka.client import Consumer, KafkaSettings
 from sluice.net import free_port
 from tests.workers.conftest import Worker, prepare, read_all
 from workers.push_events import from_http

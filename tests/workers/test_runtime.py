@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sluice.application import load_application, plan_application
-from sluice.kafka.client import Producer
+from sluice.kafka import Producer
 from sluice.record import Record
 from tests.workers.conftest import StartWorker, prepare, read_all, send
 
@@ -212,7 +212,7 @@ async def test_undecodable_record_follows_the_policy(
     got = await read_all(kafka_bootstrap, topics["out"], 1)
     assert [r.record.value for r in got] == ["after"]
     from sluice.application.model import TopicSpec
-    from sluice.kafka.client import Consumer, KafkaSettings
+    from sluice.kafka import Consumer, KafkaSettings
 
     async with Consumer(
         KafkaSettings(kafka_bootstrap),

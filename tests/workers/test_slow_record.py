@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.kafka.client import Producer
+from sluice.kafka import Producer
 from sluice.record import Record
 from tests.workers.conftest import StartWorker, prepare, read_all, send
 

@@ -33,8 +33,8 @@ from sluice.client import (
     parse_value,
 )
 from sluice.events import ConsumedRecord
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.kafka.admin import delete_topics, ensure_topics
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.net import LOOPBACK, free_port
 from sluice.record import Record
 

@@ -18,8 +18,8 @@ import pytest
 
 from sluice.application.model import TopicSpec
 from sluice.events import ConsumedRecord
+from sluice.kafka import Consumer, KafkaSettings, Producer
 from sluice.kafka.admin import list_topics
-from sluice.kafka.client import Consumer, KafkaSettings, Producer
 from sluice.kafka.local import broker_status
 from sluice.net import free_port
 from sluice.record import Record
