@@ -46,8 +46,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Final, Literal, Self, TypeAlias
 
-from sluice.errors import KafkaError, SluiceError
-from sluice.events import ConsumedRecord
+from gateway.shared_reader import POLL_TIMEOUT_MS, read_forever
+from sluice.errors import SluiceError
+from sluice.events import Consumed, ConsumedRecord
 from sluice.kafka import Consumer, KafkaSettings
 
 if TYPE_CHECKING:
@@ -68,9 +69,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUE: Final = 1000
 DEFAULT_MAX_CATCHUP_READERS: Final = 4
-_POLL_TIMEOUT_MS: Final = 1000
 _POLL_MAX_RECORDS: Final = 1000
-_RETRY_DELAY_S: Final = 1.0
 
 RecordFilter: TypeAlias = Callable[[ConsumedRecord], bool]
 """Decides whether a subscriber gets a record (the gateway's header filters)."""
@@ -406,24 +405,22 @@ class TopicFanout:
             subscription._end(error)
 
     async def _dispatch_forever(self, consumer: Consumer) -> None:
-        while True:
-            try:
-                items = await consumer.poll(
-                    timeout_ms=_POLL_TIMEOUT_MS, max_records=_POLL_MAX_RECORDS
-                )
-            except KafkaError as error:
-                if error.retriable:
-                    logger.warning("reading %r failed, retrying: %s", self.topic, error)
-                    await asyncio.sleep(_RETRY_DELAY_S)
-                    continue
-                logger.error("reading %r failed, closing its subscribers: %s", self.topic, error)
-                self._fail(error)
-                return
-            for item in items:
-                self._dispatched[item.partition] = item.offset + 1
-                if isinstance(item, ConsumedRecord):
-                    for subscription in tuple(self._subscriptions):
-                        subscription.offer_live(item)
+        error = await read_forever(
+            consumer,
+            self._deliver,
+            what=repr(self.topic),
+            max_records=_POLL_MAX_RECORDS,
+            log=logger,
+        )
+        logger.error("reading %r failed, closing its subscribers: %s", self.topic, error)
+        self._fail(error)
+
+    def _deliver(self, items: list[Consumed]) -> None:
+        for item in items:
+            self._dispatched[item.partition] = item.offset + 1
+            if isinstance(item, ConsumedRecord):
+                for subscription in tuple(self._subscriptions):
+                    subscription.offer_live(item)
 
     async def _catch_up(
         self,
@@ -468,7 +465,7 @@ class TopicFanout:
             if assigned_topic == topic and partition not in remaining:
                 reader.seek(topic, partition, self._dispatched.get(partition, 0))
         while remaining and not subscription.closed:
-            for item in await reader.poll(timeout_ms=_POLL_TIMEOUT_MS, max_records=500):
+            for item in await reader.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=500):
                 stop = remaining.get(item.partition)
                 if stop is None or item.offset >= stop or not isinstance(item, ConsumedRecord):
                     continue

@@ -30,8 +30,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
 from gateway.headers import SERVICE_REQUEST_ID_HEADER
-from sluice.errors import KafkaError, SluiceError
-from sluice.events import ConsumedRecord
+from gateway.shared_reader import read_forever
+from sluice.errors import SluiceError
+from sluice.events import Consumed, ConsumedRecord
 from sluice.kafka import Consumer, KafkaSettings
 
 if TYPE_CHECKING:
@@ -49,8 +50,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING: Final = 10_000
-_POLL_TIMEOUT_MS: Final = 1000
-_RETRY_DELAY_S: Final = 1.0
 
 ReplyMatcher = Callable[[ConsumedRecord], bool]
 """Further conditions on a reply (the service-options headers), beyond the request id."""
@@ -228,20 +227,14 @@ class ReplyRouter:
                 entry.future.exception()
 
     async def _run(self, consumer: Consumer) -> None:
-        while True:
-            try:
-                items = await consumer.poll(timeout_ms=_POLL_TIMEOUT_MS)
-            except KafkaError as error:
-                if error.retriable:
-                    logger.warning(
-                        "reading replies from %r failed, retrying: %s", self.topic, error
-                    )
-                    await asyncio.sleep(_RETRY_DELAY_S)
-                    continue
-                logger.error("reading replies from %r failed: %s", self.topic, error)
-                self._closed = True
-                self._fail_all(ReplyRouterClosed(f"reading replies from {self.topic!r} failed"))
-                return
-            for item in items:
-                if isinstance(item, ConsumedRecord):
-                    self._dispatch(item)
+        error = await read_forever(
+            consumer, self._deliver, what=f"replies from {self.topic!r}", log=logger
+        )
+        logger.error("reading replies from %r failed: %s", self.topic, error)
+        self._closed = True
+        self._fail_all(ReplyRouterClosed(f"reading replies from {self.topic!r} failed"))
+
+    def _deliver(self, items: list[Consumed]) -> None:
+        for item in items:
+            if isinstance(item, ConsumedRecord):
+                self._dispatch(item)
