@@ -1,15 +1,10 @@
-"""Agents built into the runtime (no user code): ``identity`` for now.
-
-Each one implements a runtime protocol of ``workers.agents`` directly, so it needs no adapter.
-"""
+"""The ``identity`` agent: records go on unchanged."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sluice.record import Record
-from workers.agents import LoadedAgent
 
 
 class Identity:
@@ -26,7 +21,3 @@ class Identity:
 
     async def process(self, record: Record) -> list[Record]:
         return [record]
-
-
-BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {"identity": Identity}
-"""Agent type -> a factory of the loaded agent."""
