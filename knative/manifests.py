@@ -16,7 +16,7 @@ KafkaSource ``<app>-<executor>``        sources.knative.dev/v1beta1         proc
 
 The list comes back in that order of kinds (what others refer to first), then by name; the same
 input gives the same objects, byte for byte. All in the settings' namespace (the tenant). See
-:mod:`knative.config`, :mod:`knative.services`, :mod:`knative.eventing` and
+:mod:`knative.file_objects`, :mod:`knative.services`, :mod:`knative.eventing` and
 :mod:`knative.storage` for the choices each kind embodies.
 """
 
@@ -26,9 +26,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Final
 
-from knative.config import config_data, config_map, config_problems, data_checksum, secret
 from knative.errors import ManifestError
 from knative.eventing import dead_letter_sink, kafka_source
+from knative.file_objects import config_data, config_map, config_problems, data_checksum, secret
 from knative.files import AppFiles
 from knative.labels import Manifest
 from knative.scope import Scope

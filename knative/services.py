@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
-from knative.config import INSTANCE_KEY, SECRETS_KEY
+from knative.file_objects import INSTANCE_KEY, SECRETS_KEY
 from knative.labels import AGENTS, Manifest, labels, metadata
 from knative.names import executor_name, gateway_name, service_url
 from knative.pods import (
