@@ -17,7 +17,7 @@ How it works, and why this way:
   HTTP round trip per exchange, small next to the Kafka acknowledgement each one waits for.
 
 Configuration (LangStream's): ``component-uri``, ``component-options``, ``key-header``,
-``max-buffered-records`` (:mod:`workers.camel.config`); the record mapping is in
+``max-buffered-records`` (:mod:`workers.camel.agent_config`); the record mapping is in
 :mod:`workers.camel.exchange`. The JVM's output goes to the worker's log.
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 
 from sluice.jvm import find_java
 from sluice.record import Record
+from workers.camel.agent_config import CamelSourceConfig, parse_config
 from workers.camel.bridge import Bridge
-from workers.camel.config import CamelSourceConfig, parse_config
 from workers.camel.jars import camel_classpath, component_schemes
 from workers.camel.process import CamelJvm
 from workers.camel.route import main_properties, route_yaml

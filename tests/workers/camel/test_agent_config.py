@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from workers.camel.config import CamelSourceConfig, parse_config
+from workers.camel.agent_config import CamelSourceConfig, parse_config
 from workers.errors import AgentLoadError
 
 
