@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from auth.clock import SYSTEM_CLOCK, Clock
-    from auth.config import InvalidProviderConfiguration
     from auth.provider import AuthenticationFailed, AuthProvider, Identity, ProviderUnavailable
+    from auth.provider_config import InvalidProviderConfiguration
     from auth.providers import build_provider
     from auth.testmode import test_identity
 
@@ -31,7 +31,7 @@ __all__ = [
 _HOMES = {
     "Clock": "auth.clock",
     "SYSTEM_CLOCK": "auth.clock",
-    "InvalidProviderConfiguration": "auth.config",
+    "InvalidProviderConfiguration": "auth.provider_config",
     "AuthProvider": "auth.provider",
     "AuthenticationFailed": "auth.provider",
     "Identity": "auth.provider",

@@ -21,8 +21,8 @@ from typing import Any, Final
 import httpx
 
 from auth.clock import SYSTEM_CLOCK, Clock
-from auth.config import ProviderConfig
 from auth.provider import AuthenticationFailed, Identity, ProviderUnavailable
+from auth.provider_config import ProviderConfig
 from auth.tokens import check_token, fingerprint
 
 __all__ = ["GITHUB_API_URL", "GithubProvider"]

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from auth.clock import SYSTEM_CLOCK, Clock
-from auth.config import ProviderConfig
 from auth.jwks import JwksCache
 from auth.provider import AuthenticationFailed, Identity
+from auth.provider_config import ProviderConfig
 from auth.verifier import ClaimRules, JwtVerifier, expiry
 
 __all__ = ["GOOGLE_ISSUERS", "GOOGLE_JWKS_URI", "GoogleProvider", "google_principal"]

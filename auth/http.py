@@ -15,8 +15,8 @@ from typing import Any, Final
 
 import httpx
 
-from auth.config import ProviderConfig
 from auth.provider import AuthenticationFailed, Identity, ProviderUnavailable
+from auth.provider_config import ProviderConfig
 from auth.tokens import check_token
 
 __all__ = ["HttpProvider"]

@@ -24,9 +24,9 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, Key, OctKey, RSAKey
 
 from auth.clock import SYSTEM_CLOCK, Clock
-from auth.config import ProviderConfig
 from auth.jwks import JwksCache
 from auth.provider import AuthenticationFailed, Identity
+from auth.provider_config import ProviderConfig
 from auth.verifier import (
     ASYMMETRIC_ALGORITHMS,
     SYMMETRIC_ALGORITHMS,

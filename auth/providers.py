@@ -6,12 +6,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from auth.clock import SYSTEM_CLOCK, Clock
-from auth.config import InvalidProviderConfiguration
 from auth.github import GithubProvider
 from auth.google import GoogleProvider
 from auth.http import HttpProvider
 from auth.jwt import JwtProvider
 from auth.provider import AuthProvider
+from auth.provider_config import InvalidProviderConfiguration
 
 __all__ = ["PROVIDER_NAMES", "build_provider"]
 
@@ -33,8 +33,8 @@ def build_provider(
     """The provider ``name`` with its ``configuration``, for gateways of ``tenant``; ``clock``
     is the time its token expiries and caches go by.
 
-    Raises :class:`~auth.config.InvalidProviderConfiguration` when the name is unknown or the
-    configuration is wrong; nothing is contacted until the first token arrives.
+    Raises :class:`~auth.provider_config.InvalidProviderConfiguration` when the name is unknown
+    or the configuration is wrong; nothing is contacted until the first token arrives.
     """
     builder = _BUILDERS.get(name)
     if builder is None:

@@ -18,8 +18,8 @@ import logging
 from collections.abc import Mapping
 
 from auth.clock import SYSTEM_CLOCK, Clock
-from auth.config import InvalidProviderConfiguration
 from auth.provider import AuthenticationFailed, AuthProvider, Identity, ProviderUnavailable
+from auth.provider_config import InvalidProviderConfiguration
 from auth.providers import build_provider
 from auth.testmode import test_identity
 from gateway.errors import GatewayError, Unauthorized, Unavailable
@@ -40,7 +40,7 @@ class Authenticator:
 
     Building contacts nobody; a gateway whose provider configuration is wrong is logged and
     answers 500 naming it (:meth:`identify`); a wrong test provider raises
-    :class:`~auth.config.InvalidProviderConfiguration` on first use.
+    :class:`~auth.provider_config.InvalidProviderConfiguration` on first use.
     """
 
     def __init__(

@@ -98,7 +98,7 @@ def test_provider(options: GatewayOptions, tenant: str) -> AuthenticationSpec | 
         configuration[key.strip()] = value
     spec = AuthenticationSpec(options.test_auth, configuration=configuration)
     # Imported here: the providers pull in HTTP clients that settings alone do not need.
-    from auth.config import InvalidProviderConfiguration
+    from auth.provider_config import InvalidProviderConfiguration
     from auth.providers import build_provider
 
     try:

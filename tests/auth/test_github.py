@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from auth.config import InvalidProviderConfiguration
 from auth.github import GithubProvider
 from auth.provider import AuthenticationFailed, ProviderUnavailable
+from auth.provider_config import InvalidProviderConfiguration
 from auth.providers import build_provider
 from tests.auth.github_server import CLIENT_ID, FakeGithub, github_server
 

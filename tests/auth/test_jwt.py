@@ -10,9 +10,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from auth.config import InvalidProviderConfiguration
 from auth.jwt import JwtProvider
 from auth.provider import AuthenticationFailed
+from auth.provider_config import InvalidProviderConfiguration
 from auth.providers import build_provider
 from tests.auth.jwks_server import JwksServer, jwks_server
 
