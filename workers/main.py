@@ -221,7 +221,7 @@ async def _serve(
         topic_producer = SharedTopicProducer(producer, asyncio.get_running_loop(), source=source)
         loaded = await _load_agents(stack, settings, app, executor, topic_producer)
         runner = _runner(
-            settings, app, plan.topic, executor, loaded, kafka, producer, metrics, main_thread
+            settings, app, plan.topic_spec, executor, loaded, kafka, producer, metrics, main_thread
         )
         health = HealthServer(
             port=settings.health_port,
@@ -311,7 +311,7 @@ Runner = PullExecutor | SourceExecutor | ServiceHost
 def _runner(
     settings: WorkerSettings,
     app: Application,
-    topic: Callable[[str], TopicSpec | None],
+    topic_spec: Callable[[str], TopicSpec],
     executor: Executor,
     loaded: list[LoadedAgent],
     kafka: KafkaSettings,
@@ -336,7 +336,7 @@ def _runner(
             producer,
         )
     assert executor.input_topic is not None
-    input_topic: TopicSpec = topic(executor.input_topic) or TopicSpec(executor.input_topic)
+    input_topic = topic_spec(executor.input_topic)
     pull = PullSettings(
         group_id=f"sluice-{app.name}-{executor.id}",
         input_topic=input_topic,
@@ -394,7 +394,7 @@ async def _serve_push(
             f"executor {executor.id} ({executor.component}) has no input topic: push mode is "
             "for processors and sinks (run it without --push)"
         )
-    input_topic = plan.topic(executor.input_topic) or TopicSpec(executor.input_topic)
+    input_topic = plan.topic_spec(executor.input_topic)
     source = output_source(settings.tenant, app, executor)
     # Imported here: pull mode does not need the push endpoint's modules.
     from workers.push_app import PushServer

@@ -46,6 +46,15 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
     implicit: bool = False
 
+    @classmethod
+    def bare(cls, name: str) -> TopicSpec:
+        """The spec of a topic the application does not declare: no schema, nothing created.
+
+        Agents and gateways may name a topic made outside the application; its records are
+        then read without a schema. One home for that rule: the application and the plan use it.
+        """
+        return cls(name)
+
     @property
     def value_type(self) -> SchemaType | None:
         return self.schema.type if self.schema else None
@@ -295,7 +304,7 @@ class Application:
 
     def topic_spec(self, name: str) -> TopicSpec:
         """The declared topic ``name``, or a bare spec (no schema) for a topic not declared."""
-        return self.topics.get(name) or TopicSpec(name)
+        return self.topics.get(name) or TopicSpec.bare(name)
 
     def gateway(self, gateway_id: str, gateway_type: str) -> GatewaySpec | None:
         return next(

@@ -83,6 +83,10 @@ class Plan:
     def topic(self, name: str) -> TopicSpec | None:
         return next((t for t in self.topics if t.name == name), None)
 
+    def topic_spec(self, name: str) -> TopicSpec:
+        """The planned topic ``name``, or a bare spec (no schema) for a topic not declared."""
+        return self.topic(name) or TopicSpec.bare(name)
+
     def to_dict(self, *, show_secrets: bool = False) -> dict[str, Any]:
         """The plan as plain data; values of agent configurations that came from secrets are
         replaced by ``(a secret value)`` unless ``show_secrets``."""

@@ -149,6 +149,17 @@ def test_different_parallelism_gets_an_implicit_topic(write_app: WriteApp) -> No
     assert implicit is not None and implicit.creation_mode == "create-if-not-exists"
 
 
+def test_topic_spec_of_a_declared_planned_and_undeclared_topic(write_app: WriteApp) -> None:
+    """The plan and the application answer alike: declared as declared, else a bare spec."""
+    app = load_application(write_app({"pipeline.yaml": CASES["parallelism"]}))
+    plan = plan_application(app)
+    assert plan.topic_spec("in") == app.topic_spec("in") == plan.topic("in")
+    assert plan.topic_spec("agent-b-input") == plan.topic("agent-b-input")
+    assert plan.topic_spec("made-elsewhere") == app.topic_spec("made-elsewhere")
+    bare = plan.topic_spec("made-elsewhere")
+    assert (bare.name, bare.schema, bare.creation_mode) == ("made-elsewhere", None, "none")
+
+
 def test_different_errors_and_dead_letters(write_app: WriteApp) -> None:
     plan = _plan(write_app, CASES["errors"])
     assert [(e.id, e.dead_letter_topic) for e in plan.executors] == [
