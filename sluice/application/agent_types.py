@@ -46,16 +46,6 @@ def _types() -> dict[str, AgentType]:
         "compute-ai-embeddings",
         "compute",
         "drop",
-        "drop-fields",
-        "merge-key-value",
-        "unwrap-key-value",
-        "cast",
-        "flatten",
-        "text-extractor",
-        "text-splitter",
-        "text-normaliser",
-        "language-detector",
-        "document-to-json",
         "http-request",
         "langserve-invoke",
         "re-rank",
@@ -65,6 +55,16 @@ def _types() -> dict[str, AgentType]:
         "log-event",
     ):
         table.append(AgentType(name, "processor"))
+    for name in ("drop-fields", "merge-key-value", "unwrap-key-value", "cast", "flatten"):
+        table.append(AgentType(name, "processor", runnable=True))
+    for name in (
+        "text-extractor",
+        "text-splitter",
+        "text-normaliser",
+        "language-detector",
+        "document-to-json",
+    ):
+        table.append(AgentType(name, "processor", runnable=True))
     return {t.name: t for t in table}
 
 

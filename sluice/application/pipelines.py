@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.application.agent_types import AGENT_TYPES
+from sluice.application.builtin_config import check_configuration
 from sluice.application.model import (
     DEFAULT_DISK_SIZE,
     DEFAULT_MODULE,
@@ -159,6 +160,7 @@ def _agent(
         prefix = "" if pipeline.module == DEFAULT_MODULE else f"{pipeline.module}-"
         agent_id = f"{prefix}{pipeline.id}-{agent_type or 'agent'}-{auto}"
     configuration = node.mapping("configuration")
+    check_configuration(agent_type, node.child("configuration"))
     kind = AGENT_TYPES.get(agent_type)
     if kind is not None and kind.needs_class_name and not configuration.get("className"):
         node.error(f"{agent_type} needs configuration.className (module.Class)", "configuration")

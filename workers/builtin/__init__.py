@@ -1,7 +1,7 @@
 """Agents built into the runtime, LangStream's built-in agent types: no user code.
 
 Each one implements a runtime protocol of ``workers.agents`` directly, so it needs no adapter.
-One module per family of agents (``identity``; transforms, text, HTTP as they arrive); this
+One module per family of agents (``identity``, ``transforms``, ``text``; HTTP as it arrives); this
 package only holds the registry the loader reads.
 """
 
@@ -11,8 +11,41 @@ from collections.abc import Callable
 
 from workers.agents import LoadedAgent
 from workers.builtin.identity import Identity
+from workers.builtin.text import (
+    DocumentToJson,
+    LanguageDetector,
+    TextExtractor,
+    TextNormaliser,
+    TextSplitter,
+)
+from workers.builtin.transforms import Cast, DropFields, Flatten, MergeKeyValue, UnwrapKeyValue
 
-__all__ = ["BUILTIN_AGENTS", "Identity"]
+__all__ = [
+    "BUILTIN_AGENTS",
+    "Cast",
+    "DocumentToJson",
+    "DropFields",
+    "Flatten",
+    "Identity",
+    "LanguageDetector",
+    "MergeKeyValue",
+    "TextExtractor",
+    "TextNormaliser",
+    "TextSplitter",
+    "UnwrapKeyValue",
+]
 
-BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {"identity": Identity}
+BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
+    "identity": Identity,
+    "text-extractor": TextExtractor,
+    "text-normaliser": TextNormaliser,
+    "language-detector": LanguageDetector,
+    "text-splitter": TextSplitter,
+    "document-to-json": DocumentToJson,
+    "drop-fields": DropFields,
+    "merge-key-value": MergeKeyValue,
+    "unwrap-key-value": UnwrapKeyValue,
+    "cast": Cast,
+    "flatten": Flatten,
+}
 """Agent type -> a factory of the loaded agent."""
