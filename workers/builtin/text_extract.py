@@ -3,8 +3,8 @@
 LangStream used Apache Tika, a JVM library. Sluice recognises the formats LangStream's sources
 deliver (the raw bytes of files from S3 or Azure, HTML pages from the web crawler, text) by their
 first bytes and reads each with a small pure-Python library: pypdf for PDF, python-docx for
-``.docx``, Beautiful Soup (with Python's own HTML parser, so no C library) for HTML and XML, the
-standard library for OpenDocument. The libraries are imported on first use, so a worker without
+``.docx``, Beautiful Soup (with Python's own HTML parser) for HTML, the standard library for XML
+and OpenDocument. The libraries are imported on first use, so a worker without
 the ``text`` extra runs every other agent.
 """
 
@@ -90,8 +90,10 @@ def extract_text(data: bytes) -> str:
     if head.startswith(b"PK\x03\x04"):
         return _zip_document(data).strip()
     text = _decode(data)
-    if _HTML_START.match(head) or _XML_START.match(head):
-        return _markup(text).strip()
+    if _HTML_START.match(head):
+        return _html(text).strip()
+    if _XML_START.match(head):
+        return _xml(text).strip()
     return text.strip()
 
 
@@ -146,7 +148,7 @@ def _odf(content: bytes) -> str:
     return "\n".join(block for block in blocks if block.strip())
 
 
-def _markup(text: str) -> str:
+def _html(text: str) -> str:
     bs4 = require("bs4", "beautifulsoup4", "text-extractor (HTML)")
     soup = bs4.BeautifulSoup(text, "html.parser")
     for hidden in soup(["script", "style", "noscript", "template"]):
@@ -157,6 +159,15 @@ def _markup(text: str) -> str:
         tag.insert_before("\n")
     lines = (line.strip() for line in soup.get_text().splitlines())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _xml(text: str) -> str:
+    """Each element's own text on a line (expat refuses entity-expansion bombs)."""
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as error:
+        raise ExtractionError(f"cannot read the XML document: {error}") from None
+    return "\n".join(part.strip() for part in root.itertext() if part.strip())
 
 
 def _decode(data: bytes) -> str:
