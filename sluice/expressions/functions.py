@@ -491,7 +491,7 @@ def decimal_from_unscaled(value: Any, scale: Any) -> Decimal:
         raise CoercionError(f"cannot convert {describe(value)} to an unscaled integer")
     places = to_int(scale)
     assert places is not None
-    return Decimal(unscaled).scaleb(-places)
+    return Decimal(f"{unscaled}E{-places}")  # exact: scaleb would round to 28 digits
 
 
 def decimal_from_number(value: Any) -> Decimal:

@@ -59,7 +59,7 @@ def describe(value: object) -> str:
         datetime: "an instant",
     }
     kind = kinds.get(type(value), type(value).__name__)
-    shown = repr(value) if not isinstance(value, dict | list) else to_text(value)
+    shown = repr(value) if isinstance(value, str | bytes) else _java_text(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return "null" if value is None else f"{shown} ({kind})"
