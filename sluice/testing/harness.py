@@ -44,6 +44,7 @@ from sluice.sdk import AgentContext, Processor, Service, Sink, Source
 from sluice.testing.results import Delivery, Results
 from workers.adapters import adapt, to_record
 from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSink, LoadedSource
+from workers.builtin import BUILTIN_AGENTS
 from workers.chain import Chain
 from workers.errors import ExecutorFailed
 from workers.loading import PYTHON_AGENT_TYPES, instantiate
@@ -225,7 +226,8 @@ class AgentHarness:
         agent: the agent: an instance of your class (``Upper()``), or its ``className``
             (``"my_app.Upper"``) as ``pipeline.yaml`` names it, imported like the worker
             imports it (with ``app_dir``'s ``python/`` and ``python/lib`` folders at the front
-            of ``sys.path``) and made with no arguments.
+            of ``sys.path``) and made with no arguments; or the type of a built-in agent
+            (``"drop-fields"``), run as the worker runs it.
         app_dir: the application folder, for a ``className``.
         config: the agent's ``configuration`` block, given to ``init``. As in the worker,
             ``resources`` and ``globals`` are added when absent.
@@ -327,10 +329,12 @@ class AgentHarness:
             raise HarnessError(f"no agent {agent_id!r} in {app_dir} (agents: {known})")
         executor, agent = match
         class_name = agent.configuration.get("className")
-        if agent.type not in PYTHON_AGENT_TYPES or not isinstance(class_name, str):
+        if agent.type in BUILTIN_AGENTS:
+            class_name = agent.type
+        elif agent.type not in PYTHON_AGENT_TYPES or not isinstance(class_name, str):
             raise HarnessError(
-                f"agent {agent_id} is a {agent.type}: the harness runs Python agents with "
-                "configuration.className"
+                f"agent {agent_id} is a {agent.type}: the harness runs built-in agents and "
+                "Python agents with configuration.className"
             )
         merged = {**agent.configuration, **(config or {})}
         merged.setdefault("resources", {r.id: dict(r.configuration) for r in app.resources})
@@ -358,14 +362,18 @@ class AgentHarness:
         """The user's agent object (made from ``className`` when one was given)."""
         if self._loaded is None:
             raise HarnessError("the agent is not loaded yet: use `async with AgentHarness(...)`")
+        if isinstance(self._agent, str) and self._agent in BUILTIN_AGENTS:
+            return self._loaded
         return cast(Any, self._loaded).instance
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> AgentHarness:
-        instance = self._instance()
+        builtin = BUILTIN_AGENTS.get(self._agent) if isinstance(self._agent, str) else None
+        instance = builtin() if builtin is not None else self._instance()
         if self._component is None:
-            self._component = infer_component(instance)
+            # Built-in agents implement the runtime's processor protocol (all are processors).
+            self._component = "processor" if builtin is not None else infer_component(instance)
         if self._state_dir is not None:
             self._state_dir.mkdir(parents=True, exist_ok=True)
         self._producer = MemoryTopicProducer(asyncio.get_running_loop(), self.source)
@@ -377,7 +385,10 @@ class AgentHarness:
             state_directory=str(self._state_dir) if self._state_dir is not None else None,
             topic_producer=self._producer,
         )
-        loaded = adapt(instance, self._component, context, agent_id=self.agent_id)
+        if builtin is not None:
+            loaded = cast(LoadedAgent, instance)
+        else:
+            loaded = adapt(instance, self._component, context, agent_id=self.agent_id)
         self._loaded = loaded
         if self._component == "processor":
             self._chain = Chain([cast(LoadedProcessor, loaded)])

@@ -32,15 +32,16 @@ class CastError(ValueError):
     """A value that cannot be converted to the requested schema type."""
 
 
-def schema_type_of(data: Any, *, from_text: bool) -> str | None:
-    """The schema type LangStream would give ``data``; ``from_text`` for a parsed JSON text.
+def schema_type_of(data: Any, form: str) -> str | None:
+    """The schema type LangStream would give working ``data`` that goes back as ``form``.
 
-    A JSON object parsed from text counts as STRING, so casting it to STRING changes nothing.
+    A JSON object parsed from text counts as STRING (from bytes, BYTES), so casting it to STRING
+    changes nothing.
     """
     if data is None:
         return None
     if isinstance(data, dict):
-        return "STRING" if from_text else "MAP"
+        return {"json-text": "STRING", "json-bytes": "BYTES"}.get(form, "MAP")
     if isinstance(data, str):
         return "STRING"
     if isinstance(data, bytes):

@@ -132,7 +132,7 @@ class Cast(ToolkitAgent):
             )
 
     def _cast(self, data: Any, form: Any, part: str) -> tuple[Any, Any]:
-        if schema_type_of(data, from_text=form != "as-is") == self.target:
+        if schema_type_of(data, form) == self.target:
             return data, form
         try:
             return parse_json_object(cast(data, self.target))

@@ -1,0 +1,112 @@
+"""Built-in transform agents: their configuration checked at validation, and their fusion."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice.application import load_application, plan_application
+from sluice.errors import InvalidApplication, Problem
+from tests.sluice.application.conftest import WriteApp
+
+TOPICS = """
+topics:
+  - name: questions
+    creation-mode: create-if-not-exists
+  - name: answers
+"""
+
+
+def agent(agent_type: str, configuration: str) -> dict[str, str]:
+    return {
+        "pipeline.yaml": TOPICS
+        + f"pipeline:\n  - type: {agent_type}\n    input: questions\n    output: answers\n"
+        + f"    configuration:\n{configuration}"
+    }
+
+
+@pytest.mark.parametrize(
+    ("agent_type", "configuration", "expected"),
+    [
+        (
+            "drop-fields",
+            "      part: value\n",
+            "pipeline.yaml:9 pipeline[0].configuration.fields: is required by drop-fields",
+        ),
+        (
+            "drop-fields",
+            "      fields: name\n",
+            "pipeline.yaml:10 pipeline[0].configuration.fields: must be a list of names, "
+            "got the string 'name'",
+        ),
+        (
+            "cast",
+            "      schema-type: AVRO\n",
+            "pipeline.yaml:10 pipeline[0].configuration.schema-type: must be one of STRING,",
+        ),
+        (
+            "flatten",
+            "      delimiter: '.'\n      part: both\n",
+            "pipeline.yaml:11 pipeline[0].configuration.part: must be one of key, value, "
+            "got 'both'",
+        ),
+        (
+            "unwrap-key-value",
+            "      unwrapKey: sometimes\n",
+            "pipeline.yaml:10 pipeline[0].configuration.unwrapKey: must be true or false",
+        ),
+        (
+            "merge-key-value",
+            '      when: "value.a == 1"\n',
+            "pipeline.yaml:10 pipeline[0].configuration.when: is not supported by Sluice yet",
+        ),
+    ],
+)
+def test_bad_configuration_is_an_error_with_file_and_line(
+    write_app: WriteApp, agent_type: str, configuration: str, expected: str
+) -> None:
+    with pytest.raises(InvalidApplication) as caught:
+        load_application(write_app(agent(agent_type, configuration)))
+    rendered = [_plain(p) for p in caught.value.problems]
+    assert any(text.startswith(expected) for text in rendered), rendered
+
+
+def _plain(problem: Problem) -> str:
+    # Problems inside an agent read 'agent "x" (file:line) path: message'; compare file:line
+    # path: message, the same facts.
+    where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
+    return f"{where} {problem.path}: {problem.message}"
+
+
+def test_unknown_keys_are_warnings(write_app: WriteApp) -> None:
+    app = load_application(
+        write_app(agent("flatten", "      delimiter: '.'\n      delimter: '-'\n"))
+    )
+    [warning] = [w for w in app.warnings if "delimter" in w]
+    assert 'unknown key "delimter" of flatten is ignored; did you mean "delimiter"?' in warning
+    assert "(pipeline.yaml:11) configuration.delimter" in warning
+
+
+def test_valid_transforms_validate_and_fuse(write_app: WriteApp) -> None:
+    # LangStream's planner fuses consecutive composable agents (CompositeAgentTest); the
+    # transforms are composable unless they say composable: false.
+    app = load_application(
+        write_app(
+            {
+                "pipeline.yaml": TOPICS
+                + """
+pipeline:
+  - {id: drop, type: drop-fields, input: questions, configuration: {fields: [secret]}}
+  - {id: flat, type: flatten, configuration: {delimiter: "."}}
+  - {id: cast, type: cast, configuration: {schema-type: STRING, composable: false}}
+  - {id: unwrap, type: unwrap-key-value, output: answers, configuration: {unwrapKey: true}}
+"""
+            }
+        )
+    )
+    plan = plan_application(app)
+    assert [[a.id for a in e.agents] for e in plan.executors] == [
+        ["drop", "flat"],
+        ["cast"],
+        ["unwrap"],
+    ]
+    assert app.unsupported == ()
