@@ -7,6 +7,7 @@ Expected values come from LangStream's step tests (``langstream-ai-agents``, pac
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -263,3 +264,16 @@ async def test_a_bad_record_under_the_harness_error_policy() -> None:
     [letter] = harness.history.dead_letters
     assert letter.value == "one"
     assert letter.headers["error-class"] == "workers.builtin.casting.CastError"
+
+
+async def test_the_harness_finds_a_built_in_agent_in_an_application(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.yaml").write_text(
+        "topics: [{name: in}, {name: out}]\n"
+        "pipeline:\n"
+        "  - {id: flat, type: flatten, input: in, output: out, errors: {on-failure: skip},\n"
+        "     configuration: {delimiter: '/'}}\n"
+    )
+    async with AgentHarness.from_application(tmp_path, "flat") as harness:
+        results = await harness.send('{"a":{"b":1}}', "plain text")
+    assert results.values == ['{"a/b":1}']
+    assert harness.errors.on_failure == "skip"
