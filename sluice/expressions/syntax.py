@@ -259,9 +259,9 @@ def parse(text: str) -> Node:
             ) from None
         found = str(token)
         reason = _REFUSED_TOKENS.get(found, f"unexpected {found!r}")
-        if found == ">" and token.start_pos and text[token.start_pos - 1] == "-":
-            reason = _REFUSED_TOKENS["->"]
         column = token.column if isinstance(token.column, int) else 1
+        if found == ">" and token.start_pos and text[token.start_pos - 1] == "-":
+            reason, column = _REFUSED_TOKENS["->"], column - 1
         raise ExpressionSyntaxError(text, column, reason) from None
     except lark.UnexpectedEOF:
         raise ExpressionSyntaxError(text, len(text) + 1, "the expression ends too early") from None
