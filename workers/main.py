@@ -186,6 +186,12 @@ async def run_worker(
         await _serve(settings, app, plan, executor, stop, main_thread)
     finally:
         watcher.cancel()
+    if main_thread is None and stop.is_set():
+        # Stopped as asked: closing the loop would put the default handlers back, and a repeated
+        # SIGTERM would then kill the process half-way through its exit.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:

@@ -131,8 +131,10 @@ class MainThread:
                     return result
                 self._call(request)
         finally:
+            # After a stop the process only exits: a repeated stop signal (a supervisor's second
+            # SIGTERM, a user's second Ctrl-C) must not kill it half-way through that exit.
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, signal.SIG_IGN if self.stop_requested else handler)
 
     def on_stop(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` (from a signal handler: it must be quick and thread-safe, such as
