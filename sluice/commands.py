@@ -66,14 +66,14 @@ class WorkerCommand:
 
     def to_argv(self) -> list[str]:
         """The arguments after ``python -m workers``, in a fixed order."""
-        argv = [str(self.app_dir), "--bootstrap-servers", self.bootstrap_servers]
-        if self.instance is not None:
-            argv += ["-i", str(self.instance)]
-        if self.secrets is not None:
-            argv += ["-s", str(self.secrets)]
-        argv += ["--tenant", self.tenant]
-        if self.app_id is not None:
-            argv += ["--app-id", self.app_id]
+        argv = _application_argv(
+            self.app_dir,
+            self.bootstrap_servers,
+            self.instance,
+            self.secrets,
+            self.tenant,
+            self.app_id,
+        )
         argv += ["--executor", self.executor_id]
         if self.service_port is not None:
             argv += ["--service-port", str(self.service_port)]
@@ -120,13 +120,8 @@ def parser() -> argparse.ArgumentParser:
         description="Run one executor of a Sluice application (sluice run starts these).",
         epilog=WORKER_ENVIRONMENT,
     )
-    parser.add_argument("app_dir", type=Path, metavar="APP_DIR")
+    _add_application_arguments(parser)
     parser.add_argument("--executor", required=True, help="executor id (from sluice plan)")
-    parser.add_argument("--bootstrap-servers", required=True)
-    parser.add_argument("-i", "--instance", type=Path)
-    parser.add_argument("-s", "--secrets", type=Path)
-    parser.add_argument("--tenant", default="default")
-    parser.add_argument("--app-id")
     parser.add_argument("--state-dir", type=Path)
     parser.add_argument(
         "--state-volumes",
@@ -223,14 +218,14 @@ class GatewayCommand:
     def to_argv(self) -> list[str]:
         """The arguments after ``python -m gateway``, in a fixed order (service URLs sorted by
         agent id)."""
-        argv = [str(self.app_dir), "--bootstrap-servers", self.bootstrap_servers]
-        if self.instance is not None:
-            argv += ["-i", str(self.instance)]
-        if self.secrets is not None:
-            argv += ["-s", str(self.secrets)]
-        argv += ["--tenant", self.tenant]
-        if self.app_id is not None:
-            argv += ["--app-id", self.app_id]
+        argv = _application_argv(
+            self.app_dir,
+            self.bootstrap_servers,
+            self.instance,
+            self.secrets,
+            self.tenant,
+            self.app_id,
+        )
         if self.host is not None:
             argv += ["--host", self.host]
         if self.port is not None:
@@ -277,12 +272,7 @@ def gateway_parser() -> argparse.ArgumentParser:
         description="Serve the gateways of one Sluice application (Knative runs this).",
         epilog=GATEWAY_ENVIRONMENT,
     )
-    parser.add_argument("app_dir", type=Path, metavar="APP_DIR")
-    parser.add_argument("--bootstrap-servers", required=True)
-    parser.add_argument("-i", "--instance", type=Path)
-    parser.add_argument("-s", "--secrets", type=Path)
-    parser.add_argument("--tenant", default="default")
-    parser.add_argument("--app-id")
+    _add_application_arguments(parser)
     parser.add_argument("--host", help="address to listen on (default: 0.0.0.0)")
     parser.add_argument("--port", type=int, help="HTTP port (default: $PORT or 8080)")
     parser.add_argument(
@@ -351,3 +341,34 @@ def add_gateway_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="configuration of the --test-auth provider (e.g. clientId=...); repeat for more",
     )
+
+
+def _add_application_arguments(parser: argparse.ArgumentParser) -> None:
+    """What both entry points are given about the application: its folder, Kafka, the instance
+    and secrets files, the tenant and the application id."""
+    parser.add_argument("app_dir", type=Path, metavar="APP_DIR")
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("-i", "--instance", type=Path)
+    parser.add_argument("-s", "--secrets", type=Path)
+    parser.add_argument("--tenant", default="default")
+    parser.add_argument("--app-id")
+
+
+def _application_argv(
+    app_dir: Path,
+    bootstrap_servers: str,
+    instance: Path | None,
+    secrets: Path | None,
+    tenant: str,
+    app_id: str | None,
+) -> list[str]:
+    """The arguments of :func:`_add_application_arguments`, in the order both commands use."""
+    argv = [str(app_dir), "--bootstrap-servers", bootstrap_servers]
+    if instance is not None:
+        argv += ["-i", str(instance)]
+    if secrets is not None:
+        argv += ["-s", str(secrets)]
+    argv += ["--tenant", tenant]
+    if app_id is not None:
+        argv += ["--app-id", app_id]
+    return argv
