@@ -7,7 +7,9 @@ Both run as containers (Knative sets ``PORT``) and as ``sluice run`` children, w
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Mapping
 
@@ -35,3 +37,16 @@ def configure_logging() -> None:
         level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def ignore_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """After a stop that was asked for: SIGTERM and SIGINT are ignored until the process exits.
+
+    Closing the event loop would put Python's defaults back (KeyboardInterrupt for SIGINT, death
+    for SIGTERM), so a repeated stop signal (a supervisor's second SIGTERM, a user's second
+    Ctrl-C) would kill the process half-way through its exit. The loop's handlers are taken off
+    here, before the loop closes.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)

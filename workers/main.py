@@ -25,7 +25,12 @@ from sluice.application import Application, Executor, load_application, plan_app
 from sluice.application.model import TopicSpec
 from sluice.application.plan import Plan
 from sluice.commands import WorkerCommand
-from sluice.entrypoint import SUPERVISOR_PID_ENV, configure_logging, port_from
+from sluice.entrypoint import (
+    SUPERVISOR_PID_ENV,
+    configure_logging,
+    ignore_stop_signals,
+    port_from,
+)
 from sluice.errors import SluiceError
 from sluice.events import agent_source
 from sluice.kafka import Consumer, KafkaSettings, Producer, RebalanceListener
@@ -187,11 +192,7 @@ async def run_worker(
     finally:
         watcher.cancel()
     if main_thread is None and stop.is_set():
-        # Stopped as asked: closing the loop would put the default handlers back, and a repeated
-        # SIGTERM would then kill the process half-way through its exit.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_stop_signals(loop)
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:

@@ -20,6 +20,7 @@ from sluice.application import Application
 from sluice.cli.app import app_arguments, check_runtime, load
 from sluice.cli.summary import summary_lines
 from sluice.commands import GatewayOptions, add_gateway_options
+from sluice.entrypoint import ignore_stop_signals
 from sluice.errors import SluiceError
 from sluice.local import RunEvents, Running, RunSettings, Status, run_application
 
@@ -141,7 +142,7 @@ async def _serve(app: Application, settings: RunSettings, console: Console) -> i
     async with run_application(app, settings, _ConsoleEvents(console, settings, interrupts)):
         await interrupts.stop.wait()
     console.print("stopped")
-    interrupts.ignore_until_exit()
+    ignore_stop_signals(asyncio.get_running_loop())
     return 0
 
 
@@ -182,18 +183,6 @@ class _Interrupts:
             self.stop.set()
         else:
             self._task.cancel()
-
-    def ignore_until_exit(self) -> None:
-        """Everything is stopped: a late signal must not turn a clean exit into 130.
-
-        Closing the event loop would put Python's default handlers back (KeyboardInterrupt for
-        SIGINT, death for SIGTERM), so the loop's handlers are taken off here and the signals
-        ignored for the few milliseconds until the process exits.
-        """
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_IGN)
 
 
 _STYLES = {"ready": "bold green", "not-ready": "bold red", "problem": "red"}
