@@ -32,6 +32,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from sluice.expressions import EvaluationContext
 from sluice.record import Record
 
 Form = Literal["json-text", "json-bytes", "as-is"]
@@ -108,6 +109,19 @@ def to_working(record: Record) -> WorkingRecord:
         event_time=record.timestamp,
         value_form=value_form,
         key_form=key_form,
+    )
+
+
+def context_of(working: WorkingRecord) -> EvaluationContext:
+    """What the expression language sees of ``working``: value, key, properties..."""
+    return EvaluationContext(
+        value=working.value,
+        key=working.key,
+        properties=working.properties,
+        topic_name=working.topic,
+        event_time=working.event_time,
+        destination_topic=working.destination_topic,
+        message_key=working.message_key,
     )
 
 

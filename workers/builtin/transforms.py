@@ -13,9 +13,16 @@ import copy
 from typing import Any, ClassVar
 
 from sluice.application.builtin_config import read_configuration
+from sluice.expressions import Predicate, compile_predicate
 from sluice.record import Record
 from workers.builtin.casting import CastError, cast, schema_type_of
-from workers.builtin.records import WorkingRecord, parse_json_object, to_record, to_working
+from workers.builtin.records import (
+    WorkingRecord,
+    context_of,
+    parse_json_object,
+    to_record,
+    to_working,
+)
 
 
 class ToolkitAgent:
@@ -23,13 +30,19 @@ class ToolkitAgent:
 
     Subclasses name their ``agent_type`` (its configuration is read and checked with the same
     table ``sluice validate`` uses), read what they need in :meth:`configure` and change the
-    working record in :meth:`apply`.
+    working record in :meth:`apply`. With a ``when`` condition that does not hold, the record
+    goes on unchanged but for its JSON object value or key, written back compactly as every step
+    writes them (LangStream's behaviour).
     """
 
     agent_type: ClassVar[str]
+    when: Predicate | None = None
 
     async def init(self, config: dict[str, Any]) -> None:
-        self.configure(read_configuration(self.agent_type, config))
+        checked = read_configuration(self.agent_type, config)
+        when = checked.get("when")
+        self.when = None if when is None else compile_predicate(when)
+        self.configure(checked)
 
     async def start(self) -> None:
         pass
@@ -39,7 +52,8 @@ class ToolkitAgent:
 
     async def process(self, record: Record) -> list[Record]:
         working = to_working(record)
-        self.apply(working)
+        if self.when is None or self.when.test(context_of(working)):
+            self.apply(working)
         return [to_record(working, record)]
 
     def configure(self, config: dict[str, Any]) -> None:

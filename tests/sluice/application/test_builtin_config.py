@@ -56,8 +56,9 @@ def agent(agent_type: str, configuration: str) -> dict[str, str]:
         ),
         (
             "merge-key-value",
-            '      when: "value.a == 1"\n',
-            "pipeline.yaml:10 pipeline[0].configuration.when: is not supported by Sluice yet",
+            '      when: "value.a == = 1"\n',
+            "pipeline.yaml:10 pipeline[0].configuration.when: assignment is not supported "
+            "(compare with == or eq) at column 12",
         ),
     ],
 )

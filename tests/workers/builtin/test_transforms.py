@@ -221,7 +221,7 @@ async def test_flatten_refuses_plain_text() -> None:
         ("cast", {"schema-type": "AVRO"}, "schema-type: must be one of STRING"),
         ("flatten", {"part": "both"}, "part: must be one of key, value"),
         ("unwrap-key-value", {"unwrapKey": "maybe"}, "must be true or false"),
-        ("merge-key-value", {"when": "true"}, "when: is not supported by Sluice yet"),
+        ("merge-key-value", {"when": "value.a +"}, "when: .* at column"),
     ],
 )
 async def test_bad_configuration_fails_init(
