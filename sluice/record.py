@@ -17,6 +17,11 @@ class Record:
     unless an agent sets the same header itself. ``origin`` is the topic (or source URI) the
     record came from and ``timestamp`` its time in milliseconds since the epoch.
 
+    ``destination`` is a topic an agent sends this record to instead of its executor's output
+    (``dispatch``, ``trigger-event``, ``compute`` writing ``destinationTopic``). Such a record
+    leaves its executor at once: agents fused after the one that set it do not see it. It is
+    not part of the event on the wire.
+
     >>> r = Record("hello", headers={"session": "s1"})
     >>> r.with_value("HELLO").headers["session"]
     's1'
@@ -27,6 +32,7 @@ class Record:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     origin: str | None = None
     timestamp: int | None = None
+    destination: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, MappingProxyType):
@@ -38,6 +44,11 @@ class Record:
 
     def with_key(self, key: Any) -> Record:
         return replace(self, key=key)
+
+    def to(self, topic: str | None) -> Record:
+        """The same record sent to ``topic`` instead of the executor's output (None: back to
+        the output)."""
+        return replace(self, destination=topic)
 
     def with_headers(self, headers: Mapping[str, str] | None = None, **more: str) -> Record:
         """The same record with these headers added or replaced."""

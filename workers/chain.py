@@ -21,23 +21,29 @@ def carry_headers(source: Record, output: Record) -> Record:
 
 @dataclass(frozen=True)
 class Chain:
-    """Processors in order, then an optional sink. Outputs carry their input's headers."""
+    """Processors in order, then an optional sink. Outputs carry their input's headers.
+
+    An output with a ``destination`` leaves the chain where it was made: the later processors
+    and the sink do not see it, and it is returned for its topic.
+    """
 
     processors: Sequence[LoadedProcessor] = ()
     sink: LoadedSink | None = None
 
     async def run(self, record: Record) -> list[Record]:
-        """The records to write to the output topic (none when the chain ends with a sink)."""
+        """The records to write: each to its ``destination``, else to the output topic (the
+        sink, when the chain ends with one, takes those)."""
         records = [record]
+        routed: list[Record] = []
         for processor in self.processors:
             outputs: list[Record] = []
             for current in records:
-                outputs.extend(
-                    carry_headers(current, out) for out in await processor.process(current)
-                )
+                for out in await processor.process(current):
+                    out = carry_headers(current, out)
+                    (outputs if out.destination is None else routed).append(out)
             records = outputs
         if self.sink is not None:
             for current in records:
                 await self.sink.write(current)
-            return []
-        return records
+            return routed
+        return routed + records

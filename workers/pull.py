@@ -249,20 +249,20 @@ class PullExecutor(RebalanceListener):
             self._observe("seconds", time.perf_counter() - started)
             reason = outcome.error if isinstance(outcome, Failed) else ""
         if isinstance(outcome, Done):
-            output = self._settings.output_topic
-            if output is None:
-                return []
             try:
-                messages = await encode_outputs(
-                    self._producer, output, outcome.value, source=self._settings.source
+                routed = await encode_outputs(
+                    self._producer,
+                    self._settings.output_topic,
+                    outcome.value,
+                    source=self._settings.source,
                 )
             except BAD_OUTPUT as error:
                 # Writing them would fail the same way every time: a bad record, not an outage.
                 return self._on_failure(item, Failed(error, 1), error, what)
-            self._observe("out", len(messages))
+            self._observe("out", len(routed))
             return [
-                (lambda m=m: self._producer.enqueue_message(output, m))  # type: ignore[misc]
-                for m in messages
+                (lambda t=t, m=m: self._producer.enqueue_message(t, m))  # type: ignore[misc]
+                for t, m in routed
             ]
         if isinstance(outcome, Skipped):
             return []

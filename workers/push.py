@@ -148,25 +148,24 @@ class PushExecutor:
         return await self._failed(item, outcome, what)
 
     async def _outputs(self, item: ConsumedRecord, records: list[Record], what: str) -> Answer:
-        output = self._settings.output_topic
-        if output is None or not records:
-            return Answer(204, "done")
         try:
-            messages = await encode_outputs(
-                self._producer, output, records, source=self._settings.source
+            routed = await encode_outputs(
+                self._producer, self._settings.output_topic, records, source=self._settings.source
             )
         except BAD_OUTPUT as error:
             # Kafka would refuse it on every redelivery, so a 503 would have KafkaSource send it
             # forever: it is a failure of the event, through the policy.
             return await self._failed(item, Failed(error, 1), what)
+        if not routed:
+            return Answer(204, "done")
         writes: list[_Write] = [
-            (lambda m=m: self._producer.enqueue_message(output, m))  # type: ignore[misc]
-            for m in messages
+            (lambda t=t, m=m: self._producer.enqueue_message(t, m))  # type: ignore[misc]
+            for t, m in routed
         ]
         failure = await self._write(writes, "output")
         if failure is not None:
             return failure
-        self._observe("out", len(records))
+        self._observe("out", len(routed))
         return Answer(204, "done")
 
     async def _failed(self, item: ConsumedRecord, failed: Failed, what: str) -> Answer:

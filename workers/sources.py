@@ -90,11 +90,15 @@ class SourceExecutor:
             await self._source.commit(written)
 
     def _send(self, outputs: list[Record]) -> asyncio.Future[list[SendResult]] | None:
-        topic = self._settings.output_topic
-        if topic is None or not outputs:
-            return None
-        source = self._settings.source
-        return asyncio.gather(*(self._producer.send(topic, out, source=source) for out in outputs))
+        """Each output to its ``destination``, else to the output topic (none: not written)."""
+        default = self._settings.output_topic
+        routed = [(out.destination or default, out) for out in outputs]
+        sends = [
+            self._producer.send(topic, out, source=self._settings.source)
+            for topic, out in routed
+            if topic is not None
+        ]
+        return asyncio.gather(*sends) if sends else None
 
     async def _give_up(self, record: Record, error: BaseException) -> None:
         log.warning("a source record failed for good: %s: %s", type(error).__name__, error)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from sluice.kafka.connection import KafkaSettings, Role
 from sluice.kafka.consumer import Consumer, Partition, RebalanceListener
-from sluice.kafka.errors import RecordTooLarge
+from sluice.kafka.errors import RecordTooLarge, UnknownTopic
 from sluice.kafka.producer import (
     DEFAULT_MAX_REQUEST_SIZE,
     DEFAULT_REQUEST_TIMEOUT_MS,
@@ -39,4 +39,5 @@ __all__ = [
     "RecordTooLarge",
     "Role",
     "SendResult",
+    "UnknownTopic",
 ]

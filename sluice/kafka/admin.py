@@ -18,6 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from sluice.errors import KafkaError
 from sluice.kafka.connection import KafkaSettings
+from sluice.kafka.errors import UnknownTopic
 from sluice.kafka.errors import kafka_error as _kafka_error
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ async def describe_topic(settings: KafkaSettings, name: str) -> TopicDescription
             topics = await admin.describe_topics()
             found = [t for t in topics if t["topic"] == name]
             if not found:
-                raise KafkaError(f"topic {name!r} does not exist")
+                raise UnknownTopic(name)
             if found[0]["error_code"]:
                 raise _broker_error(found[0]["error_code"], None, f"cannot describe {name!r}")
             responses = await admin.describe_configs(

@@ -6,7 +6,7 @@ import aiokafka.errors
 
 from sluice.errors import KafkaError
 
-__all__ = ["RecordTooLarge", "kafka_error"]
+__all__ = ["RecordTooLarge", "UnknownTopic", "kafka_error"]
 
 
 class RecordTooLarge(KafkaError):
@@ -15,6 +15,15 @@ class RecordTooLarge(KafkaError):
 
     def __init__(self, message: str, *, topic: str) -> None:
         super().__init__(message, retriable=False)
+        self.topic = topic
+
+
+class UnknownTopic(KafkaError):
+    """A topic the cluster does not have. Never retriable for the record that named it (a
+    ``destination`` no topic holds); the topic may be created later."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist", retriable=False)
         self.topic = topic
 
 

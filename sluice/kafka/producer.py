@@ -30,7 +30,7 @@ from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, WireMessage, to_kafka
 from sluice.kafka.admin import describe_topic
 from sluice.kafka.connection import KafkaSettings
-from sluice.kafka.errors import RecordTooLarge, kafka_error
+from sluice.kafka.errors import RecordTooLarge, UnknownTopic, kafka_error
 from sluice.kafka.logs import quiet_retry_logs
 from sluice.record import Record
 
@@ -140,9 +140,10 @@ class Producer:
         size: int = self._kwargs["max_request_size"]
         return size
 
-    async def record_limit(self, topic: str) -> int:
+    async def record_limit(self, topic: str, *, must_exist: bool = False) -> int:
         """The largest batch Kafka takes for ``topic``: the producer's ``max_request_size`` or
-        the topic's ``max.message.bytes`` when smaller.
+        the topic's ``max.message.bytes`` when smaller. With ``must_exist``, a topic the cluster
+        does not have raises :class:`UnknownTopic` (asked again a minute later).
 
         Read from the cluster once per topic (one admin request however many callers ask at
         once) and kept; while it cannot be read (Kafka away, no DescribeConfigs permission)
@@ -159,6 +160,10 @@ class Producer:
             self._limits[topic] = entry
         try:
             return await asyncio.shield(entry[0])
+        except UnknownTopic:
+            if must_exist:
+                raise
+            return self.max_request_size
         except KafkaError:
             return self.max_request_size
 

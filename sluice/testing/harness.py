@@ -488,16 +488,21 @@ class AgentHarness:
             return Delivery(item.record, "skipped", written=sunk, attempts=attempts, delays=delays)
         if isinstance(outcome, Done):
             try:
-                messages = [to_kafka(out, source=self.source) for out in outcome.value]
+                outputs = self._read_outputs(outcome.value)
             except UnencodableRecord as error:
                 # The worker encodes before writing: a bad output is a failure of its input.
                 outcome = Failed(error, 1)
             else:
-                outputs = tuple(_read_back(m, self.output_topic) for m in messages)
                 return Delivery(
                     item.record, "done", outputs, sunk, attempts=attempts, delays=delays
                 )
         return self._failed(item, outcome, sunk, delays, what)
+
+    def _read_outputs(self, records: list[Record]) -> tuple[Record, ...]:
+        """``records`` as consumers of their topics read them (each at its destination, else
+        at the output topic); raises :class:`UnencodableRecord` as the worker would."""
+        messages = [(out.destination, to_kafka(out, source=self.source)) for out in records]
+        return tuple(_read_back(m, topic or self.output_topic) for topic, m in messages)
 
     def _failed(
         self,
@@ -595,11 +600,10 @@ class AgentHarness:
             outputs: tuple[Record, ...] = ()
             if isinstance(outcome, Done):
                 try:
-                    messages = [to_kafka(out, source=self.source) for out in outcome.value]
+                    outputs = self._read_outputs(outcome.value)
                 except UnencodableRecord as error:
                     deliveries.append(await self._give_up(source, record, error, delays))
                     continue
-                outputs = tuple(_read_back(m, self.output_topic) for m in messages)
             kind: Literal["done", "skipped"] = "done" if isinstance(outcome, Done) else "skipped"
             deliveries.append(
                 Delivery(record, kind, outputs, attempts=len(delays) + 1, delays=delays)

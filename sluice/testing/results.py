@@ -33,8 +33,9 @@ class Delivery:
     Attributes:
         input: the record the agent received (for a source, the record it read).
         outcome: see :data:`Outcome`.
-        outputs: what was written to the output topic, as a consumer of it reads them. Empty
-            for a sink, a skip or a failure.
+        outputs: what was written, as a consumer reads them; a record an agent sent to
+            another topic (``dispatch``, ``trigger-event``) has that topic as its ``origin``,
+            the others the output topic. Empty for a sink, a skip or a failure.
         written: what a sink's ``write`` accepted (empty for other agents). A record written,
             then retried because a later step failed, appears once per successful write, as
             it would reach the outside world.

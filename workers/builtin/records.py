@@ -19,8 +19,9 @@ number in text, invalid JSON) is left as it is: only JSON *objects* are parsed.
 The field-name grammar of results (:func:`parse_field_name`, :func:`set_field`): ``value``,
 ``key``, ``value.<name>``, ``key.<name>``, ``properties.<name>``, ``destinationTopic``,
 ``messageKey``. ``<name>`` is one top-level field: ``value.a.b`` is the field ``"a.b"``, not a
-path. ``destinationTopic`` and ``messageKey`` are kept on the working record but change nothing
-that is emitted, as in LangStream's runtime.
+path. ``destinationTopic`` sends the record to that topic instead of the agent's output and
+``messageKey`` becomes the record's key (its Kafka key): LangStream's runtime dropped both, its
+documentation promises them.
 
 These are pure functions over :class:`sluice.record.Record`; the agents of this package import
 them.
@@ -58,7 +59,8 @@ class WorkingRecord:
 
     ``value``/``key``: a dict when the record held a JSON object, else as received.
     ``properties``: the headers. ``topic``: where it came from. ``event_time``: milliseconds
-    since the epoch. ``destination_topic``/``message_key``: writable, never emitted.
+    since the epoch. ``destination_topic``: the topic the record goes to instead of the output;
+    ``message_key``: when set, the key the record goes out with.
     """
 
     value: Any
@@ -126,13 +128,18 @@ def context_of(working: WorkingRecord) -> EvaluationContext:
 
 
 def to_record(working: WorkingRecord, record: Record) -> Record:
-    """``record`` with what the step made of it: dicts that came from text go back to text."""
+    """``record`` with what the step made of it: dicts that came from text go back to text,
+    a ``messageKey`` written replaces the key, a ``destinationTopic`` routes it."""
+    key = (
+        back(working.key, working.key_form) if working.message_key is None else working.message_key
+    )
     return replace(
         record,
         value=back(working.value, working.value_form),
-        key=back(working.key, working.key_form),
+        key=key,
         headers=working.properties,
         timestamp=working.event_time,
+        destination=working.destination_topic or record.destination,
     )
 
 

@@ -109,10 +109,12 @@ def test_set_field_targets() -> None:
     set_field(working, "mk", "messageKey")
     out = to_record(working, Record(""))
     assert out.value == '{"a":1,"b":"x"}'
-    assert out.key == '{"id":7,"n":8}'
     assert dict(out.headers) == {"h": "1", "count": "42", "json": '{"j":true}'}
-    # Kept on the working record, never emitted (as in LangStream's runtime).
-    assert (working.destination_topic, working.message_key) == ("t2", "mk")
+    # LangStream's runtime dropped these two; Sluice routes the record and keys it as its
+    # documentation says: the message key replaces the key written before it.
+    assert (out.destination, out.key) == ("t2", "mk")
+    set_field(working, None, "messageKey")
+    assert to_record(working, Record("")).key == '{"id":7,"n":8}'
 
 
 def test_set_whole_value_to_a_dict_goes_out_as_json_text() -> None:
