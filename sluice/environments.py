@@ -88,6 +88,7 @@ WORKER_DISTRIBUTIONS = frozenset(
         "aiokafka",
         "cloudevents",
         "hypercorn",
+        "lark",
         "platformdirs",
         "prometheus-client",
         "psutil",

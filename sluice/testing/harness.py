@@ -105,8 +105,8 @@ def as_record(item: Any) -> Record:
     anything else (a string, a number, any other dict) is the value of a record without key or
     headers. To send a JSON value that itself looks like a record dict, wrap it in a ``Record``.
 
-    >>> as_record("hi")
-    Record(value='hi', key=None, headers=mappingproxy({}), origin=None, timestamp=None)
+    >>> as_record("hi").value, as_record("hi").headers
+    ('hi', mappingproxy({}))
     >>> as_record({"value": "hi", "headers": {"session": "s1"}}).headers["session"]
     's1'
     >>> as_record({"question": "why?"}).value

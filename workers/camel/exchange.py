@@ -36,9 +36,13 @@ class InvalidExchange(ValueError):
 def to_record(document: bytes, *, key_header: str, origin: str) -> Record:
     """The record of one exchange, or :class:`InvalidExchange`.
 
-    >>> to_record(b'{"n": 1, "SluiceCamelBody": "hi", "SluiceCamelBodyClass": "java.lang.String"}',
-    ...           key_header="n", origin="timer:t")
-    Record(value='hi', key=1, headers=mappingproxy({'n': '1'}), origin='timer:t', timestamp=None)
+    >>> record = to_record(
+    ...     b'{"n": 1, "SluiceCamelBody": "hi", "SluiceCamelBodyClass": "java.lang.String"}',
+    ...     key_header="n",
+    ...     origin="timer:t",
+    ... )
+    >>> record.value, record.key, dict(record.headers), record.origin
+    ('hi', 1, {'n': '1'}, 'timer:t')
     """
     try:
         fields = json.loads(document)
