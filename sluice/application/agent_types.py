@@ -35,8 +35,9 @@ def _types() -> dict[str, AgentType]:
         AgentType("source", "source", composable=False),
         AgentType("sink", "sink", composable=False),
     ]
-    for name in ("webcrawler-source", "s3-source", "azure-blob-storage-source", "timer-source"):
+    for name in ("webcrawler-source", "s3-source", "azure-blob-storage-source"):
         table.append(AgentType(name, "source"))
+    table.append(AgentType("timer-source", "source", runnable=True))
     table.append(AgentType("vector-db-sink", "sink"))
     for name in (
         "query-vector-db",
@@ -50,11 +51,10 @@ def _types() -> dict[str, AgentType]:
         "langserve-invoke",
         "re-rank",
         "flare-controller",
-        "dispatch",
-        "trigger-event",
-        "log-event",
     ):
         table.append(AgentType(name, "processor"))
+    for name in ("dispatch", "trigger-event", "log-event"):
+        table.append(AgentType(name, "processor", runnable=True))
     for name in ("drop-fields", "merge-key-value", "unwrap-key-value", "cast", "flatten"):
         table.append(AgentType(name, "processor", runnable=True))
     for name in (

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.application.agent_types import AGENT_TYPES
+from sluice.application.builtin_schemas.flow import destination_topics
 from sluice.application.gateways import ParsedGateway, gateway_headers, parse_gateways
 from sluice.application.model import (
     Application,
@@ -250,6 +251,11 @@ def _check_agents(
             seen.setdefault(agent.id, pipeline.file)
             _check_topic(node, "input", agent.input, topics)
             _check_topic(node, "output", agent.output, topics)
+            for path, topic in destination_topics(agent.type, agent.configuration):
+                target = node.child("configuration")
+                for step in path[:-1]:
+                    target = target.child(step)
+                _check_topic(target, str(path[-1]), topic, topics)
             kind = AGENT_TYPES.get(agent.type)
             component = kind.component if kind else None
             if kind is not None and not kind.runnable:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workers.agents import LoadedAgent
+from workers.builtin.flow import Dispatch, LogEvent, TimerSource, TriggerEvent
 from workers.builtin.identity import Identity
 from workers.builtin.text import (
     DocumentToJson,
@@ -23,15 +24,19 @@ from workers.builtin.transforms import Cast, DropFields, Flatten, MergeKeyValue,
 __all__ = [
     "BUILTIN_AGENTS",
     "Cast",
+    "Dispatch",
     "DocumentToJson",
     "DropFields",
     "Flatten",
     "Identity",
     "LanguageDetector",
+    "LogEvent",
     "MergeKeyValue",
     "TextExtractor",
     "TextNormaliser",
     "TextSplitter",
+    "TimerSource",
+    "TriggerEvent",
     "UnwrapKeyValue",
 ]
 
@@ -47,5 +52,9 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "unwrap-key-value": UnwrapKeyValue,
     "cast": Cast,
     "flatten": Flatten,
+    "dispatch": Dispatch,
+    "trigger-event": TriggerEvent,
+    "log-event": LogEvent,
+    "timer-source": TimerSource,
 }
 """Agent type -> a factory of the loaded agent."""
