@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workers.agents import LoadedAgent
+from workers.builtin.compute import Compute
 from workers.builtin.flow import Dispatch, LogEvent, TimerSource, TriggerEvent
 from workers.builtin.identity import Identity
 from workers.builtin.text import (
@@ -19,13 +20,22 @@ from workers.builtin.text import (
     TextNormaliser,
     TextSplitter,
 )
-from workers.builtin.transforms import Cast, DropFields, Flatten, MergeKeyValue, UnwrapKeyValue
+from workers.builtin.transforms import (
+    Cast,
+    Drop,
+    DropFields,
+    Flatten,
+    MergeKeyValue,
+    UnwrapKeyValue,
+)
 
 __all__ = [
     "BUILTIN_AGENTS",
     "Cast",
+    "Compute",
     "Dispatch",
     "DocumentToJson",
+    "Drop",
     "DropFields",
     "Flatten",
     "Identity",
@@ -52,6 +62,8 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "unwrap-key-value": UnwrapKeyValue,
     "cast": Cast,
     "flatten": Flatten,
+    "compute": Compute,
+    "drop": Drop,
     "dispatch": Dispatch,
     "trigger-event": TriggerEvent,
     "log-event": LogEvent,

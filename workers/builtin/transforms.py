@@ -1,16 +1,17 @@
-"""LangStream's transform agents that need no expression language.
+"""LangStream's transform agents but ``compute`` (in ``workers.builtin.compute``).
 
 ``drop-fields``, ``merge-key-value``, ``unwrap-key-value``, ``cast`` and ``flatten`` each change
 one record into one record, on the working form of :mod:`workers.builtin.records`: a JSON object
-in text is edited as a dict and goes back as compact JSON text. A failure (a value ``cast`` cannot
-convert, a plain-text value ``flatten`` cannot flatten) raises, so the agent's ``errors`` policy
-decides what happens to the record.
+in text is edited as a dict and goes back as compact JSON text. ``drop`` emits nothing for the
+records its ``when`` selects. A failure (a value ``cast`` cannot convert, a plain-text value
+``flatten`` cannot flatten) raises, so the agent's ``errors`` policy decides what happens to the
+record.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sluice.application.builtin_config import read_configuration
 from sluice.expressions import Predicate, compile_predicate
@@ -24,15 +25,19 @@ from workers.builtin.records import (
     to_working,
 )
 
+DROP: Literal["drop"] = "drop"
+"""What :meth:`ToolkitAgent.apply` returns for a record that goes nowhere."""
+
 
 class ToolkitAgent:
     """A processor that runs one step on the working form of each record.
 
     Subclasses name their ``agent_type`` (its configuration is read and checked with the same
     table ``sluice validate`` uses), read what they need in :meth:`configure` and change the
-    working record in :meth:`apply`. With a ``when`` condition that does not hold, the record
-    goes on unchanged but for its JSON object value or key, written back compactly as every step
-    writes them (LangStream's behaviour).
+    working record in :meth:`apply`, which returns :data:`DROP` to emit nothing for the record.
+    With a ``when`` condition that does not hold, the record goes on unchanged but for its JSON
+    object value or key, written back compactly as every step writes them (LangStream's
+    behaviour).
     """
 
     agent_type: ClassVar[str]
@@ -52,15 +57,29 @@ class ToolkitAgent:
 
     async def process(self, record: Record) -> list[Record]:
         working = to_working(record)
-        if self.when is None or self.when.test(context_of(working)):
-            self.apply(working)
+        selected = self.when is None or self.when.test(context_of(working))
+        if selected and self.apply(working) == DROP:
+            return []
         return [to_record(working, record)]
 
     def configure(self, config: dict[str, Any]) -> None:
         """Keep what :meth:`apply` needs from the checked configuration (defaults filled in)."""
 
-    def apply(self, working: WorkingRecord) -> None:
+    def apply(self, working: WorkingRecord) -> Literal["drop"] | None:
+        """Change ``working`` in place; return :data:`DROP` to emit nothing for the record."""
         raise NotImplementedError
+
+
+class Drop(ToolkitAgent):
+    """``drop``: emit nothing for the records ``when`` selects (every record without ``when``).
+
+    A dropped record is done with: its input is committed, nothing is written for it.
+    """
+
+    agent_type = "drop"
+
+    def apply(self, working: WorkingRecord) -> Literal["drop"]:
+        return DROP
 
 
 def _parts(part: str | None) -> tuple[bool, bool]:
