@@ -101,7 +101,7 @@ def _read(schema: tuple[Key, ...], config: Mapping[str, Any]) -> dict[str, Any]:
             value = value if isinstance(value, str) else _text(value)
         elif key.kind == "integer":
             value = int(value)
-        elif key.kind == "names":
+        elif key.kind in ("names", "texts"):
             value = tuple(value)
         elif key.kind == "mapping":
             value = {str(name): _text(item) for name, item in value.items()}
@@ -173,6 +173,11 @@ def _wrong(key: Key, value: Any) -> str | None:
             return f"must be a non-empty list of names, got {value!r}"
         bad = [v for v in value if not isinstance(v, str) or not v.strip()]
         return f"must hold non-blank strings, got {bad[0]!r}" if bad else None
+    if key.kind == "texts":
+        if not isinstance(value, list):
+            return f"must be a list of strings, got {_shown(value)}"
+        bad = [v for v in value if not isinstance(v, str)]
+        return f"must hold strings, got {bad[0]!r}" if bad else None
     if key.kind == "mapping":
         if not isinstance(value, dict):
             return f"must be a mapping of names to texts, got {_shown(value)}"

@@ -15,6 +15,7 @@ Kind = Literal[
     "boolean",
     "integer",
     "names",
+    "texts",
     "mapping",
     "objects",
     "expression",
@@ -25,10 +26,10 @@ Kind = Literal[
 
 ``string``: text (numbers are read as their text). ``boolean``: true/false (also as text).
 ``integer``: a whole number (also as text), at least ``minimum``. ``names``: a non-empty list of
-non-blank strings. ``mapping``: names to texts (``headers``, ``query-string``). ``objects``: a
-list of mappings, each checked against ``items``. ``expression``/``predicate``: an expression of
-the expression language, compiled when checked (a predicate is a ``when`` condition). ``any``:
-not checked.
+non-blank strings. ``texts``: a list of strings, possibly empty, blanks allowed. ``mapping``:
+names to texts (``headers``, ``query-string``). ``objects``: a list of mappings, each checked
+against ``items``. ``expression``/``predicate``: an expression of the expression language,
+compiled when checked (a predicate is a ``when`` condition). ``any``: not checked.
 """
 
 
@@ -52,6 +53,9 @@ Problem = tuple[tuple[str | int, ...], str, bool]
 
 Check = Callable[[Mapping[str, Any]], list[Problem]]
 """A family's extra check of one agent type's whole configuration (after the keys are checked)."""
+
+COMPOSABLE = Key("composable", "boolean", default=True)
+"""``composable: false`` keeps an agent out of a fused executor (read by the planner)."""
 
 TOOLKIT: tuple[Key, ...] = (Key("when", "predicate"), Key("composable", "boolean", default=True))
 """Keys every GenAI-toolkit step of LangStream accepts; ``composable`` is read by the planner."""

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
+from sluice.application.builtin_config import read_configuration
 from sluice.record import Record
 from workers.builtin.text_extract import MissingLibrary, extract_text, require
 from workers.builtin.text_splitter import (
@@ -72,6 +72,7 @@ class TextExtractor(_TextAgent):
     its plain text, trimmed."""
 
     async def init(self, config: dict[str, Any]) -> None:
+        read_configuration("text-extractor", config)
         for module, package in (
             ("pypdf", "pypdf"),
             ("docx", "python-docx"),
@@ -98,8 +99,9 @@ class TextNormaliser(_TextAgent):
     trim_spaces = True
 
     async def init(self, config: dict[str, Any]) -> None:
-        self.lowercase = _bool(config, "make-lowercase", True, "text-normaliser")
-        self.trim_spaces = _bool(config, "trim-spaces", True, "text-normaliser")
+        checked = read_configuration("text-normaliser", config)
+        self.lowercase = checked["make-lowercase"]
+        self.trim_spaces = checked["trim-spaces"]
 
     async def process(self, record: Record) -> list[Record]:
         text = as_text(record.value)
@@ -132,14 +134,9 @@ class LanguageDetector(_TextAgent):
     allowed: frozenset[str] = frozenset()
 
     async def init(self, config: dict[str, Any]) -> None:
-        self.property = _str(config, "property", "language", "language-detector")
-        allowed = config.get("allowedLanguages", [])
-        if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
-            raise TextAgentError(
-                f"language-detector: allowedLanguages must be a list of language codes, "
-                f"got {allowed!r}"
-            )
-        self.allowed = frozenset(allowed)
+        checked = read_configuration("language-detector", config)
+        self.property = checked["property"]
+        self.allowed = frozenset(checked["allowedLanguages"])
         langdetect = _require("langdetect.detector_factory", "langdetect", "language-detector")
         # langdetect samples at random; a fixed seed gives the same answer for the same text.
         langdetect.DetectorFactory.seed = 0
@@ -175,8 +172,9 @@ class DocumentToJson(_TextAgent):
     copy_properties = True
 
     async def init(self, config: dict[str, Any]) -> None:
-        self.text_field = _str(config, "text-field", "text", "document-to-json")
-        self.copy_properties = _bool(config, "copy-properties", True, "document-to-json")
+        checked = read_configuration("document-to-json", config)
+        self.text_field = checked["text-field"]
+        self.copy_properties = checked["copy-properties"]
 
     async def process(self, record: Record) -> list[Record]:
         document: dict[str, Any] = {self.text_field: as_text(record.value)}
@@ -191,25 +189,16 @@ class TextSplitter(_TextAgent):
     ``chunk_num_tokens`` (by ``length_function``) and ``text_num_chunks``."""
 
     async def init(self, config: dict[str, Any]) -> None:
-        kind = _str(config, "splitter_type", "RecursiveCharacterTextSplitter", "text-splitter")
-        if kind != "RecursiveCharacterTextSplitter":
-            raise TextAgentError(
-                f"text-splitter: Unknown splitter type: {kind}, only "
-                "RecursiveCharacterTextSplitter is supported (splitter_type)"
-            )
-        separators = config.get("separators", list(DEFAULT_SEPARATORS))
-        if not isinstance(separators, list) or not all(isinstance(s, str) for s in separators):
-            raise TextAgentError(
-                f"text-splitter: separators must be a list of strings, got {separators!r}"
-            )
-        self.length = self._length(_str(config, "length_function", "cl100k_base", "text-splitter"))
+        checked = read_configuration("text-splitter", config)
+        separators = checked["separators"]
+        self.length = self._length(checked["length_function"])
         try:
             self.splitter = RecursiveCharacterSplitter(
-                chunk_size=_int(config, "chunk_size", 200, "text-splitter"),
-                chunk_overlap=_int(config, "chunk_overlap", 100, "text-splitter"),
+                chunk_size=checked["chunk_size"],
+                chunk_overlap=checked["chunk_overlap"],
                 length=self.length,
-                separators=tuple(separators),
-                keep_separator=_bool(config, "keep_separator", False, "text-splitter"),
+                separators=DEFAULT_SEPARATORS if separators is None else separators,
+                keep_separator=checked["keep_separator"],
             )
         except ValueError as error:
             raise TextAgentError(f"text-splitter: {error}") from None
@@ -251,28 +240,3 @@ def _require(module: str, package: str, agent_type: str) -> Any:
         return require(module, package, agent_type)
     except MissingLibrary as error:
         raise TextAgentError(str(error)) from None
-
-
-def _bool(config: Mapping[str, Any], key: str, default: bool, agent_type: str) -> bool:
-    value = config.get(key, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise TextAgentError(f"{agent_type}: {key} must be true or false, got {value!r}")
-
-
-def _int(config: Mapping[str, Any], key: str, default: int, agent_type: str) -> int:
-    value = config.get(key, default)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value)
-    raise TextAgentError(f"{agent_type}: {key} must be an integer, got {value!r}")
-
-
-def _str(config: Mapping[str, Any], key: str, default: str, agent_type: str) -> str:
-    value = config.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise TextAgentError(f"{agent_type}: {key} must be a non-empty string, got {value!r}")
-    return value

@@ -55,6 +55,22 @@ def agent(agent_type: str, configuration: str) -> dict[str, str]:
             "pipeline.yaml:10 pipeline[0].configuration.unwrapKey: must be true or false",
         ),
         (
+            "text-splitter",
+            "      chunk_size: 5\n      chunk_overlap: 6\n",
+            "pipeline.yaml:11 pipeline[0].configuration.chunk_overlap: (6) is larger than "
+            "chunk_size (5); it must be smaller",
+        ),
+        (
+            "text-splitter",
+            "      separators: \"\\n\"\n",
+            "pipeline.yaml:10 pipeline[0].configuration.separators: must be a list of strings",
+        ),
+        (
+            "document-to-json",
+            "      copy-properties: sometimes\n",
+            "pipeline.yaml:10 pipeline[0].configuration.copy-properties: must be true or false",
+        ),
+        (
             "merge-key-value",
             '      when: "value.a == = 1"\n',
             "pipeline.yaml:10 pipeline[0].configuration.when: assignment is not supported "

@@ -17,13 +17,13 @@ from pypdf import PdfWriter
 from pypdf.generic import ContentStream, DictionaryObject, NameObject
 
 from sluice.application.agent_types import AGENT_TYPES
+from sluice.application.builtin_config import BadConfiguration
 from sluice.application.plan import PlannedAgent
 from sluice.record import Record
 from sluice.sdk import AgentContext
 from workers.builtin.text import (
     DocumentToJson,
     LanguageDetector,
-    TextAgentError,
     TextExtractor,
     TextNormaliser,
     as_text,
@@ -183,7 +183,7 @@ async def test_normaliser_options_off() -> None:
     config = {"make-lowercase": False, "trim-spaces": "false"}
     [record] = await run(TextNormaliser(), config, Record("  Hello \t WORLD "))
     assert record.value == "  Hello \t WORLD "
-    with pytest.raises(TextAgentError, match="text-normaliser: make-lowercase must be true"):
+    with pytest.raises(BadConfiguration, match="text-normaliser: make-lowercase: must be true"):
         await TextNormaliser().init({"make-lowercase": "maybe"})
 
 
@@ -213,7 +213,7 @@ async def test_language_detector_drops_languages_not_allowed() -> None:
     assert await run(LanguageDetector(), config, Record("Questo è italiano")) == []
     [kept] = await run(LanguageDetector(), config, Record("This is a English"))
     assert kept.headers["language"] == "en"
-    with pytest.raises(TextAgentError, match="allowedLanguages must be a list"):
+    with pytest.raises(BadConfiguration, match="allowedLanguages: must be a list of strings"):
         await LanguageDetector().init({"allowedLanguages": "en"})
 
 

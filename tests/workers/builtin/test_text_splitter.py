@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sluice.application.builtin_config import BadConfiguration
 from sluice.record import Record
 from workers.builtin.text import TextAgentError, TextSplitter
 from workers.builtin.text_splitter import (
@@ -182,21 +183,29 @@ def test_token_counts_are_offline_cl100k() -> None:
     [
         pytest.param(
             {"chunk_size": 5, "chunk_overlap": 6},
-            "Got a larger chunk overlap (6) than chunk size (5), should be smaller.",
+            "chunk_overlap: (6) is larger than chunk_size (5); it must be smaller",
             id="overlap",
         ),
-        pytest.param({"splitter_type": "Other"}, "Unknown splitter type: Other", id="type"),
+        pytest.param(
+            {"splitter_type": "Other"},
+            "splitter_type: must be one of RecursiveCharacterTextSplitter",
+            id="type",
+        ),
         pytest.param({"length_function": "gpt9"}, "Unknown encoding: gpt9", id="encoding"),
-        pytest.param({"chunk_size": "many"}, "chunk_size must be an integer", id="size"),
-        pytest.param({"keep_separator": "yes"}, "keep_separator must be true or false", id="bool"),
+        pytest.param(
+            {"chunk_size": "many"}, "chunk_size: must be a whole number, got 'many'", id="size"
+        ),
+        pytest.param({"keep_separator": "yes"}, "keep_separator: must be true or false", id="bool"),
         pytest.param(
             {"separators": ["("]}, "separator '(' is not a regular expression", id="regex"
         ),
-        pytest.param({"separators": "\n"}, "separators must be a list of strings", id="list"),
+        pytest.param({"separators": "\n"}, "separators: must be a list of strings", id="list"),
     ],
 )
 async def test_bad_configuration_is_refused_at_init(config: dict[str, Any], message: str) -> None:
-    with pytest.raises(TextAgentError, match=r"^text-splitter: ") as caught:
+    # Configuration checked by its table (BadConfiguration, as sluice validate words it), or a
+    # separator or encoding the splitter refuses (TextAgentError): both name the agent type.
+    with pytest.raises((TextAgentError, BadConfiguration), match=r"^text-splitter: ") as caught:
         await TextSplitter().init(config)
     assert message in str(caught.value)
 
