@@ -45,8 +45,6 @@ def _types() -> dict[str, AgentType]:
         "ai-chat-completions",
         "ai-text-completions",
         "compute-ai-embeddings",
-        "compute",
-        "drop",
         "http-request",
         "langserve-invoke",
         "re-rank",
@@ -55,7 +53,15 @@ def _types() -> dict[str, AgentType]:
         table.append(AgentType(name, "processor"))
     for name in ("dispatch", "trigger-event", "log-event"):
         table.append(AgentType(name, "processor", runnable=True))
-    for name in ("drop-fields", "merge-key-value", "unwrap-key-value", "cast", "flatten"):
+    for name in (
+        "compute",
+        "drop",
+        "drop-fields",
+        "merge-key-value",
+        "unwrap-key-value",
+        "cast",
+        "flatten",
+    ):
         table.append(AgentType(name, "processor", runnable=True))
     for name in (
         "text-extractor",

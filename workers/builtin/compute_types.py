@@ -167,8 +167,11 @@ def _float32(number: float) -> float:
         return float(single)
     for digits in range(1, 10):
         candidate = float(f"{single:.{digits}g}")
-        if struct.unpack(">f", struct.pack(">f", candidate))[0] == single:
-            return candidate
+        try:
+            if struct.unpack(">f", struct.pack(">f", candidate))[0] == single:
+                return candidate
+        except OverflowError:  # rounded up past the largest float (3.403e38)
+            continue
     return float(single)
 
 
