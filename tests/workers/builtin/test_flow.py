@@ -18,6 +18,7 @@ import pytest
 from sluice.application.builtin_config import BadConfiguration
 from sluice.expressions import ExpressionError
 from sluice.record import Record
+from sluice.testing import AgentHarness
 from workers.builtin import BUILTIN_AGENTS
 from workers.builtin.flow import Dispatch, LogEvent, TimerSource, TriggerEvent
 
@@ -307,3 +308,26 @@ async def test_timer_source_bad_field_loses_the_tick(caplog: pytest.LogCaptureFi
         while not caplog.records:
             assert await source.read() == []
     assert "could not make a record" in caplog.text
+
+
+# -- through sluice.testing ----------------------------------------------------------------------
+
+
+async def test_dispatch_and_trigger_event_through_the_agent_harness() -> None:
+    # What a user's unit test sees: routed records read back at their topic.
+    async with AgentHarness("dispatch", config=ROUTES) as harness:
+        results = await harness.send(
+            Record("a", headers={"language": "en"}), Record("b", headers={"language": "it"})
+        )
+    assert [(r.value, r.origin) for r in results.outputs] == [("a", "topic1"), ("b", "output")]
+    config = {"destination": "side", "fields": [{"name": "value.x", "expression": "1"}]}
+    async with AgentHarness("trigger-event", config=config) as harness:
+        [delivery] = await harness.send(Record('{"a": 0}'))
+    assert [(as_dict(r.value), r.origin) for r in delivery.outputs] == [
+        ({"a": 0, "x": 1}, "side"),
+        ({"a": 0}, "output"),
+    ]
+
+
+def as_dict(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
