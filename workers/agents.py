@@ -7,10 +7,10 @@ user code on the hot path.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sluice.record import Record
-from sluice.sdk import ASGIApp
+from sluice.sdk import AgentContext, ASGIApp
 
 
 class Lifecycle(Protocol):
@@ -43,6 +43,14 @@ class LoadedService(Lifecycle, Protocol):
     def main(self) -> None:
         """Blocking ``main()`` of a service that runs its own server (on the main thread)."""
         ...
+
+
+@runtime_checkable
+class UsesContext(Protocol):
+    """A built-in agent that needs its context (``langserve-invoke`` writes streamed chunks
+    with ``context.get_topic_producer()``): the loader hands it over before ``init``."""
+
+    def use_context(self, context: AgentContext) -> None: ...
 
 
 LoadedAgent = LoadedProcessor | LoadedSource | LoadedSink | LoadedService

@@ -21,7 +21,7 @@ from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.plan import PlannedAgent
 from sluice.sdk import AgentContext
 from workers.adapters import adapt
-from workers.agents import LoadedAgent
+from workers.agents import LoadedAgent, UsesContext
 from workers.builtin import BUILTIN_AGENTS
 from workers.camel import CamelSettings, CamelSource
 from workers.errors import AgentLoadError
@@ -52,7 +52,10 @@ def load_agent(
         return adapt(instance, agent.component, context, agent_id=agent.id, class_name=class_name)
     builtin = BUILTIN_AGENTS.get(agent.type)
     if builtin is not None:
-        return builtin()
+        loaded = builtin()
+        if isinstance(loaded, UsesContext):
+            loaded.use_context(context)
+        return loaded
     if agent.type == "camel-source":
         return CamelSource(agent.id, camel or CamelSettings())
     if agent.type in AGENT_TYPES:

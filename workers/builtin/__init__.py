@@ -12,7 +12,9 @@ from collections.abc import Callable
 from workers.agents import LoadedAgent
 from workers.builtin.compute import Compute
 from workers.builtin.flow import Dispatch, LogEvent, TimerSource, TriggerEvent
+from workers.builtin.http import HttpRequest
 from workers.builtin.identity import Identity
+from workers.builtin.langserve import LangServeInvoke
 from workers.builtin.text import (
     DocumentToJson,
     LanguageDetector,
@@ -38,7 +40,9 @@ __all__ = [
     "Drop",
     "DropFields",
     "Flatten",
+    "HttpRequest",
     "Identity",
+    "LangServeInvoke",
     "LanguageDetector",
     "LogEvent",
     "MergeKeyValue",
@@ -68,5 +72,7 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "trigger-event": TriggerEvent,
     "log-event": LogEvent,
     "timer-source": TimerSource,
+    "http-request": HttpRequest,
+    "langserve-invoke": LangServeInvoke,
 }
 """Agent type -> a factory of the loaded agent."""

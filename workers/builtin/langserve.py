@@ -1,0 +1,280 @@
+"""LangStream's ``langserve-invoke`` agent: call a LangServe endpoint for each record.
+
+The request is ``{"input": {<name>: <expression value>, ...}}`` from ``fields`` (expressions of
+:mod:`sluice.expressions`), posted with the templated ``headers`` and
+``Content-Type: application/json``. The URL says how the answer comes back:
+
+- ``.../invoke``: one JSON answer; its ``output`` is the answer when it is text, and its
+  ``content-field`` (default ``content``) when it is an object (a chat message). An answer that
+  is a JSON string is its text; any other body is taken as it is.
+- ``.../stream``: server-sent events. Each ``data`` event carries a piece (an object's
+  ``content-field``, or a JSON string), ``end`` closes the answer, an ``error`` event fails the
+  record. The answer is the pieces joined. With ``stream-to-topic``, the pieces also go to that
+  topic as they arrive, grouped 1, 2, 4, ... up to ``min-chunks-per-message`` pieces per record
+  (:class:`ChunkGrouper`): each chunk record is a copy of the input with the chunk written to
+  ``stream-response-field`` (default: ``output-field``) and the headers ``stream-id`` (one
+  random id per answer), ``stream-index`` (1, 2, ...) and ``stream-last-message``
+  (``true`` on the last). That is how a gateway streams an answer to a chat client.
+
+The final answer is written to ``output-field`` (default ``value``) of the record that goes on.
+
+Chunks are written with the worker's topic producer and awaited: chunk n is acknowledged by
+Kafka before the agent reads on, so chunks arrive in order, and a chunk that cannot be written
+fails the record (its ``errors`` policy applies) instead of leaving a silent hole in the stream a
+client is showing. Where no producer is at hand (an agent run without the worker's context),
+the chunk records are returned with the answer, routed to ``stream-to-topic``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from sluice.application.builtin_config import read_configuration
+from sluice.expressions import Expression, compile_expression
+from sluice.record import Record
+from sluice.sdk import AgentContext, TopicProducer
+from workers.builtin.http import (
+    HttpAgentError,
+    check_status,
+    compile_templates,
+    failure,
+    http_client,
+    template_view,
+)
+from workers.builtin.records import (
+    WorkingRecord,
+    context_of,
+    parse_field_name,
+    set_field,
+    to_record,
+    to_working,
+)
+
+
+@dataclass
+class ChunkGrouper:
+    """LangStream's grouping of streamed pieces into chunk records (sans I/O).
+
+    Non-empty pieces collect in a buffer; when it holds ``size`` pieces, or on the last event,
+    it is flushed as one chunk and ``size`` doubles up to ``limit``: 1, 2, 4, 8, 16, 20, 20...
+
+    >>> grouper = ChunkGrouper(limit=3)
+    >>> [grouper.add(piece) for piece in ["A", " car", " is", " a", " vehicle"]]
+    [(1, 'A', False), None, (2, ' car is', False), None, None]
+    >>> grouper.add("", last=True), grouper.answer
+    ((3, ' a vehicle', True), 'A car is a vehicle')
+    """
+
+    limit: int
+    size: int = 1
+    index: int = 0
+    buffer: list[str] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
+
+    def add(self, piece: str, last: bool = False) -> tuple[int, str, bool] | None:
+        """Take one piece; a (index, chunk text, last) tuple when a chunk is due."""
+        if piece:
+            self.buffer.append(piece)
+            self.pieces.append(piece)
+        if len(self.buffer) < self.size and not last:
+            return None
+        self.size = min(self.size * 2, self.limit)
+        self.index += 1
+        chunk = "".join(self.buffer)
+        self.buffer.clear()
+        return self.index, chunk, last
+
+    @property
+    def answer(self) -> str:
+        """Every piece so far, joined."""
+        return "".join(self.pieces)
+
+
+def invoke_answer(body: str, content_field: str) -> str:
+    """The answer in an ``/invoke`` response body (see the module's documentation)."""
+    text = body.lstrip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return body
+        if isinstance(parsed, dict):
+            output = parsed.get("output")
+            if isinstance(output, str):
+                return output
+            if isinstance(output, dict) and isinstance(output.get(content_field), str):
+                return str(output[content_field])
+            raise HttpAgentError(
+                f"the LangServe answer has no text in output or output.{content_field}: "
+                f"{body[:200]}"
+            )
+    elif text.startswith('"'):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return body
+        if isinstance(parsed, str):
+            return parsed
+    return body
+
+
+def stream_piece(data: str, content_field: str) -> str:
+    """The text of one ``data:`` line of ``/stream`` (an object's field, or a JSON string)."""
+    try:
+        if data.startswith("{"):
+            parsed = json.loads(data)
+            piece = parsed.get(content_field) if isinstance(parsed, dict) else None
+            return "" if piece is None else str(piece)
+        if data.startswith('"'):
+            parsed = json.loads(data)
+            return parsed if isinstance(parsed, str) else data
+    except ValueError:
+        pass
+    return data
+
+
+class LangServeInvoke:
+    """The ``langserve-invoke`` processor (see the module's documentation)."""
+
+    client: httpx.AsyncClient | None = None
+    producer: TopicProducer | None = None
+
+    def use_context(self, context: AgentContext) -> None:
+        self.producer = context.get_topic_producer()
+
+    async def init(self, config: dict[str, Any]) -> None:
+        checked = read_configuration("langserve-invoke", config)
+        self.config = checked
+        self.url: str = checked["url"]
+        self.streaming = httpx.URL(self.url).path.endswith("/stream")
+        self.method: str = checked["method"].upper()
+        self.output_field: str = checked["output-field"]
+        self.stream_field: str = checked["stream-response-field"] or self.output_field
+        parse_field_name(self.output_field)
+        parse_field_name(self.stream_field)
+        self.stream_topic: str | None = checked["stream-to-topic"] or None
+        self.chunk_limit: int = checked["min-chunks-per-message"]
+        self.content_field: str = checked["content-field"]
+        self.timeout = float(checked["timeout-seconds"])
+        self.headers = compile_templates(checked["headers"])
+        self.fields: list[tuple[str, Expression]] = [
+            (entry["name"], compile_expression(entry["expression"])) for entry in checked["fields"]
+        ]
+
+    async def start(self) -> None:
+        self.client = http_client(self.config)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    async def process(self, record: Record) -> list[Record]:
+        if self.client is None:
+            raise HttpAgentError("langserve-invoke called before start()")
+        working = to_working(record)
+        context = context_of(working)
+        inputs = {name: expression.evaluate(context) for name, expression in self.fields}
+        body = json.dumps({"input": inputs}, ensure_ascii=False, default=str).encode("utf-8")
+        view = template_view(working)
+        headers = {"Content-Type": "application/json"}
+        headers.update((name, template.render(view)) for name, template in self.headers.items())
+        routed: list[Record] = []
+        try:
+            if self.streaming:
+                answer = await self._stream(self.client, body, headers, working, record, routed)
+            else:
+                async with asyncio.timeout(self.timeout):
+                    response = await self.client.request(
+                        self.method, self.url, content=body, headers=headers
+                    )
+                check_status(self.method, self.url, response, response.text)
+                answer = invoke_answer(response.text, self.content_field)
+        except (httpx.HTTPError, TimeoutError) as error:
+            raise failure(self.method, self.url, error) from error
+        set_field(working, answer, self.output_field)
+        return [*routed, to_record(working, record)]
+
+    async def _stream(
+        self,
+        client: httpx.AsyncClient,
+        body: bytes,
+        headers: dict[str, str],
+        working: WorkingRecord,
+        record: Record,
+        routed: list[Record],
+    ) -> str:
+        grouper = ChunkGrouper(self.chunk_limit)
+        stream_id = str(uuid.uuid4())
+        async with client.stream(self.method, self.url, content=body, headers=headers) as response:
+            if response.status_code >= 400:
+                text = (await response.aread()).decode("utf-8", "replace")
+                check_status(self.method, self.url, response, text)
+            event, last = "data", False
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    event = line[len("event:") :].strip()
+                    if event != "end":
+                        continue
+                    piece, last = "", True
+                elif line.startswith("data:") and event == "data":
+                    piece = stream_piece(line[len("data:") :].strip(), self.content_field)
+                elif line.startswith("data:") and event == "error":
+                    raise HttpAgentError(f"{self.url} streamed an error: {line[5:].strip()}")
+                else:
+                    continue
+                chunk = grouper.add(piece, last)
+                if chunk is not None:
+                    await self._chunk(chunk, stream_id, working, record, routed)
+                if last:
+                    return grouper.answer
+        # A stream that ends without "event: end" still closes its answer.
+        chunk = grouper.add("", last=True)
+        if chunk is not None:
+            await self._chunk(chunk, stream_id, working, record, routed)
+        return grouper.answer
+
+    async def _chunk(
+        self,
+        chunk: tuple[int, str, bool],
+        stream_id: str,
+        working: WorkingRecord,
+        record: Record,
+        routed: list[Record],
+    ) -> None:
+        if self.stream_topic is None:
+            return
+        index, text, last = chunk
+        chunk_record = WorkingRecord(
+            value=_copied(working.value),
+            key=_copied(working.key),
+            properties=dict(working.properties),
+            topic=working.topic,
+            event_time=working.event_time,
+            value_form=working.value_form,
+            key_form=working.key_form,
+        )
+        set_field(chunk_record, text, self.stream_field)
+        chunk_record.properties.update(
+            {
+                "stream-id": stream_id,
+                "stream-index": str(index),
+                "stream-last-message": "true" if last else "false",
+            }
+        )
+        out = to_record(chunk_record, record).to(self.stream_topic)
+        if self.producer is None:
+            routed.append(out)
+        else:
+            await self.producer.awrite(self.stream_topic, out.to(None))
+
+
+def _copied(data: Any) -> Any:
+    return copy.deepcopy(data) if isinstance(data, dict) else data
