@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--scenario t1,t1b,w1,t4,t4b,w2,t3,a1,c1] [--quick] [--results DIR]``.
+"""``python -m benchmarks [--scenario t1,t1b,w1,t4,t4b,w2,t3,b1,a1,c1] [--quick] [--results DIR]``.
 
 Starts its own broker (a local Kafka on a free port, in a temporary folder, stopped afterwards;
 ``--bootstrap-servers`` uses a running one instead), runs the scenarios of docs/benchmarks.md,
@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import t3
+from benchmarks import b1, t3
 from benchmarks.chart import draw
 from benchmarks.harness import CLIENT_CPU, GATEWAY_CPU, SERVER_OPTIONS, have_wrk
 from benchmarks.report import markdown
@@ -29,7 +29,9 @@ from sluice.eventloop import loop_name, run
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "c1", "t3", "a1", "u1")
+SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "c1", "t3", "b1", "a1", "u1")
+WORKER_ONLY = frozenset({"t3", "b1", "a1"})
+"""Scenarios without the benchmark gateway (no pinning either)."""
 
 
 def environment(pinned: bool) -> dict[str, Any]:
@@ -103,7 +105,7 @@ async def _scenarios(
     quick = args.quick
     repetitions = 1 if quick else args.repetitions
     results: list[dict[str, Any]] = []
-    gateway_scenarios = [s for s in chosen if s not in ("t3", "a1")]
+    gateway_scenarios = [s for s in chosen if s not in WORKER_ONLY]
     if gateway_scenarios:
         from benchmarks.harness import APP_DIR
         from sluice.application import plan_application
@@ -139,6 +141,10 @@ async def _scenarios(
         print("T3: worker", flush=True)
         records = 2000 if quick else args.records
         results.append(await t3.run(bootstrap, records=records, repetitions=repetitions))
+    if "b1" in chosen:
+        print("B1: fused built-in agents", flush=True)
+        records = 2000 if quick else args.records
+        results.append(await b1.run(bootstrap, records=records, repetitions=repetitions))
     return results
 
 
@@ -197,7 +203,7 @@ def main() -> None:
         default=",".join(SCENARIOS),
         help=f"comma-separated, of {','.join(SCENARIOS)} (default: all)",
     )
-    parser.add_argument("--records", type=int, default=50_000, help="T3 records per run")
+    parser.add_argument("--records", type=int, default=50_000, help="T3 and B1 records per run")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument(
         "--seconds", type=float, help="length of each measurement (default 8, --quick 2)"
@@ -225,7 +231,7 @@ def main() -> None:
         parser.error(f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}")
     load_before = os.getloadavg()
     results = run(main_async(args, chosen))
-    environment_ = environment(args.pin and bool(set(chosen) - {"t3", "a1"}))
+    environment_ = environment(args.pin and bool(set(chosen) - WORKER_ONLY))
     environment_["load_before"] = load_before
     environment_["load_after"] = os.getloadavg()
     date = datetime.date.today().isoformat()

@@ -25,6 +25,20 @@ def _row(r: dict[str, Any]) -> list[str]:
         worker = r["worker_records_per_second"]
         base = r["baseline_records_per_second"]
         return [_fig(worker, "rec/s"), _fig(base, "rec/s"), f"{r['ratio']:.3g}", "", ""]
+    if rid == "B1":
+        rates, cpu = r["records_per_second"], r["cpu_seconds_per_1k_records"]
+        per_rep = r["ratio_per_repetition"]
+        python = rates.get("python-identity")
+        return [
+            _fig(rates["fused"], "rec/s"),
+            "identity agent "
+            + _fig(rates["identity"], "rec/s")
+            + (f"; python identity {_fig(python, 'rec/s')}" if python else ""),
+            f"{r['ratio']:.3g} (per repetition {per_rep['min']:.3g}-{per_rep['max']:.3g})",
+            "",
+            "worker CPU-s per 1k records: "
+            + ", ".join(f"{name} {figure['median']:.3f}" for name, figure in cpu.items()),
+        ]
     if rid == "T4b":
         late = r["timeout_elapsed_over_timeout"]
         worst = f"{late['max']:.3f}x timeout (median {late['median']:.3f}x)" if late else "n/a"
