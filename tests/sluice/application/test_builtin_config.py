@@ -62,7 +62,7 @@ def agent(agent_type: str, configuration: str) -> dict[str, str]:
         ),
         (
             "text-splitter",
-            "      separators: \"\\n\"\n",
+            '      separators: "\\n"\n',
             "pipeline.yaml:10 pipeline[0].configuration.separators: must be a list of strings",
         ),
         (
