@@ -45,13 +45,13 @@ def _types() -> dict[str, AgentType]:
         "ai-chat-completions",
         "ai-text-completions",
         "compute-ai-embeddings",
-        "http-request",
-        "langserve-invoke",
         "re-rank",
         "flare-controller",
     ):
         table.append(AgentType(name, "processor"))
     for name in ("dispatch", "trigger-event", "log-event"):
+        table.append(AgentType(name, "processor", runnable=True))
+    for name in ("http-request", "langserve-invoke"):
         table.append(AgentType(name, "processor", runnable=True))
     for name in (
         "compute",

@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.builtin_config import BadConfiguration
 from sluice.record import Record
 from sluice.templates import TemplateRenderError
+from sluice.testing import AgentHarness
+from workers.builtin import BUILTIN_AGENTS
 from workers.builtin.http import HttpAgentError, HttpRequest
 from workers.builtin.langserve import LangServeInvoke
 
@@ -498,3 +501,27 @@ async def test_langserve_unreachable_fails_the_record() -> None:
 async def test_bad_langserve_configuration(config: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         await LangServeInvoke().init(config)
+
+
+def test_both_agents_are_runnable_built_in_types() -> None:
+    for agent_type in ("http-request", "langserve-invoke"):
+        assert AGENT_TYPES[agent_type].runnable
+        assert agent_type in BUILTIN_AGENTS
+
+
+async def test_langserve_stream_through_sluice_testing(serve: Serve) -> None:
+    async def stream(request: web.Request) -> web.Response:
+        return web.Response(body=sse(["A", " car", " is"]), content_type="text/event-stream")
+
+    base = await serve({"/chain/stream": stream})
+    config = {"url": f"{base}/chain/stream", "stream-to-topic": "answers"}
+    async with AgentHarness("langserve-invoke", config=config) as harness:
+        results = await harness.send({"value": "q", "headers": {"session-id": "s1"}})
+    # Without the worker's producer, the chunks come back with the answer, read at their topic.
+    assert [(r.origin, r.value, r.headers.get("stream-index")) for r in results.outputs] == [
+        ("answers", "A", "1"),
+        ("answers", " car is", "2"),
+        ("answers", "", "3"),
+        (harness.output_topic, "A car is", None),
+    ]
+    assert all(r.headers["session-id"] == "s1" for r in results.outputs)
