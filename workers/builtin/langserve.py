@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,8 @@ from workers.builtin.records import (
     to_record,
     to_working,
 )
+
+log = logging.getLogger("sluice.agent.langserve-invoke")
 
 
 @dataclass
@@ -163,6 +166,7 @@ class LangServeInvoke:
         self.chunk_limit: int = checked["min-chunks-per-message"]
         self.content_field: str = checked["content-field"]
         self.timeout = float(checked["timeout-seconds"])
+        self.debug: bool = checked["debug"]
         self.headers = compile_templates(checked["headers"])
         self.fields: list[tuple[str, Expression]] = [
             (entry["name"], compile_expression(entry["expression"])) for entry in checked["fields"]
@@ -199,6 +203,8 @@ class LangServeInvoke:
                 answer = invoke_answer(response.text, self.content_field)
         except (httpx.HTTPError, TimeoutError) as error:
             raise failure(self.method, self.url, error) from error
+        if self.debug:
+            log.info("%s %s with %s answered %r", self.method, self.url, body.decode(), answer)
         set_field(working, answer, self.output_field)
         return [*routed, to_record(working, record)]
 

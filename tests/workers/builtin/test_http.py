@@ -525,3 +525,26 @@ async def test_langserve_stream_through_sluice_testing(serve: Serve) -> None:
         (harness.output_topic, "A car is", None),
     ]
     assert all(r.headers["session-id"] == "s1" for r in results.outputs)
+
+
+async def test_debug_logs_the_request_and_the_answer(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def invoke(request: web.Request) -> web.Response:
+        return web.json_response({"output": "hi"})
+
+    base = await serve({"/chain/invoke": invoke})
+    agent = await started(
+        LangServeInvoke(),
+        {
+            "url": f"{base}/chain/invoke",
+            "fields": [{"name": "t", "expression": "value"}],
+            "debug": True,
+        },
+    )
+    try:
+        with caplog.at_level("INFO", logger="sluice.agent.langserve-invoke"):
+            await agent.process(Record("cats"))
+    finally:
+        await agent.close()
+    assert '{"input": {"t": "cats"}} answered \'hi\'' in caplog.text
