@@ -119,7 +119,10 @@ async def sluice_run(
         if drain is not None:
             await drain
         if delete_topics_after:
-            topics = load_application(app_dir, instance=tmp_path / "instance.yaml").topics
+            secrets = extra[extra.index("-s") + 1] if "-s" in extra else None
+            topics = load_application(
+                app_dir, instance=tmp_path / "instance.yaml", secrets=secrets
+            ).topics
             await delete_topics(KafkaSettings(bootstrap), list(topics))
     assert code == 0, running.output
 

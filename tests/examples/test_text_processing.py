@@ -55,7 +55,11 @@ def test_the_whole_pipeline_is_one_executor(kafka_bootstrap: str, tmp_path: Path
 
 async def test_documents_become_json_chunks(example: Example, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
-    documents = {"guide.pdf": pdf(*PAGES), "gateways.html": HTML.encode(), "it.txt": ITALIAN}
+    documents: dict[str, str | bytes] = {
+        "guide.pdf": pdf(*PAGES),
+        "gateways.html": HTML.encode(),
+        "it.txt": ITALIAN,
+    }
     async with connect(example.ws_url("consume", "chunks", "?option:position=earliest")) as ws:
         for name, content in documents.items():
             staging = inbox / f".{name}.tmp"
