@@ -14,7 +14,9 @@ that environment's interpreter:
   built, with uv's explanation and the Sluice requirement it conflicts with, instead of
   breaking a worker at run time. The CLI- and gateway-only libraries (Quart, httpx, pydantic,
   rich, kubernetes...) are not in it: the worker imports them neither in pull mode nor in push
-  mode, so an application may pin other versions of them.
+  mode, so an application may pin other versions of them. The built-in agents an application
+  uses add what they import (:data:`BUILTIN_DISTRIBUTIONS`: httpx for ``http-request``, the
+  text libraries for the text agents).
 * Sluice's own packages the worker and user code import (:data:`SLUICE_PACKAGES`) are
   symbolic links in its ``site-packages`` to where they are installed, refreshed on every use,
   so the environment always runs the Sluice that starts it (an editable checkout included).
