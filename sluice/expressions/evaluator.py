@@ -232,7 +232,24 @@ class _Compiler:
         return unknown
 
     def _binary(self, op: Callable[[Any, Any], Any], node: Node) -> _Evaluator:
-        left, right = map(self.compile, node.children)
+        left_node, right_node = node.children
+        left = self.compile(left_node)
+        if right_node.kind == "literal":
+            # ``value.n``, ``value.n + 1``: a constant right side is not a call per evaluation.
+            constant = right_node.children[0]
+            if op is operators.get_property and isinstance(constant, str):
+                get_property = operators.get_property
+
+                def read(c: EvaluationContext) -> Any:
+                    base = left(c)
+                    # A JSON object's key, as get_property reads it, without its checks.
+                    return (
+                        base.get(constant) if type(base) is dict else get_property(base, constant)
+                    )
+
+                return read
+            return lambda c: op(left(c), constant)
+        right = self.compile(right_node)
         return lambda c: op(left(c), right(c))
 
     def _function(self, node: Node) -> _Evaluator:
@@ -257,6 +274,17 @@ class _Compiler:
             )
         self._arity(node, name, len(args), function.least, function.most)
         call = function.call
+        if len(args) == 1:
+            [only] = args
+
+            def apply_one(context: EvaluationContext) -> Any:
+                value = only(context)
+                try:
+                    return call(value)
+                except CoercionError as error:
+                    raise CoercionError(f"fn:{name}: {error}") from None
+
+            return apply_one
 
         def apply(context: EvaluationContext) -> Any:
             values = [arg(context) for arg in args]

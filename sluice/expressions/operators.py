@@ -63,6 +63,8 @@ def multiply(a: Any, b: Any) -> Any:
 
 
 def _arith(a: Any, b: Any, op: Callable[[Any, Any], Any]) -> Any:
+    if type(a) is int and type(b) is int:  # the common case, as the long path below does it
+        return _integral(op(a, b), a, b)
     if a is None and b is None:
         return 0
     kind = _arith_kind(a, b)
@@ -97,9 +99,12 @@ def divide(a: Any, b: Any) -> Any:
 
 def modulo(a: Any, b: Any) -> Any:
     """``%`` and ``mod``: the remainder keeps the dividend's sign (``-7 % 3`` is -1)."""
-    if a is None and b is None:
+    if type(a) is int and type(b) is int:  # the common case: the long path below, untouched
+        kind = "long"
+    elif a is None and b is None:
         return 0
-    kind = _arith_kind(a, b)
+    else:
+        kind = _arith_kind(a, b)
     if kind == "decimal":
         x_m, y_m = to_decimal(a), to_decimal(b)
         if y_m == 0:
@@ -187,6 +192,8 @@ def relational(op: str) -> Callable[[Any, Any], bool]:
 def equals(a: Any, b: Any) -> bool:
     """``==`` / ``eq``: numbers compare as numbers (``'1' == 1``), booleans as booleans, then
     texts as texts; null equals only null."""
+    if type(a) is int and type(b) is int:  # the common case: two longs
+        return a == b
     if a is None or b is None:
         return a is None and b is None
     kind = _number_kind(a, b)

@@ -129,7 +129,19 @@ def context_of(working: WorkingRecord) -> EvaluationContext:
 
 def to_record(working: WorkingRecord, record: Record) -> Record:
     """``record`` with what the step made of it: dicts that came from text go back to text,
-    a ``messageKey`` written replaces the key, a ``destinationTopic`` routes it."""
+    a ``messageKey`` written replaces the key, a ``destinationTopic`` routes it. A step that
+    changed nothing of an unparsed record gives ``record`` itself (no copy)."""
+    if (
+        working.value_form == "as-is"
+        and working.key_form == "as-is"
+        and working.message_key is None
+        and working.destination_topic is None
+        and working.value is record.value
+        and working.key is record.key
+        and working.event_time == record.timestamp
+        and working.properties == record.headers
+    ):
+        return record
     key = (
         back(working.key, working.key_form) if working.message_key is None else working.message_key
     )
