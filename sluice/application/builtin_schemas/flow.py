@@ -80,7 +80,11 @@ CHECKS: dict[str, Check] = {"dispatch": _routes, "log-event": _message}
 def destination_topics(
     agent_type: str, config: Mapping[str, Any]
 ) -> list[tuple[tuple[str | int, ...], str]]:
-    """(path inside the configuration, topic) of each topic ``config`` sends records to."""
+    """(path inside the configuration, topic) of each topic ``config`` sends records to:
+    dispatch routes, trigger-event's destination, the ``stream-to-topic`` of streaming agents."""
+    stream = config.get("stream-to-topic")
+    if isinstance(stream, str) and stream:
+        return [(("stream-to-topic",), stream)]
     if agent_type == "trigger-event":
         destination = config.get("destination")
         return (

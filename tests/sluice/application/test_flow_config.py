@@ -132,6 +132,20 @@ def test_sluice_validate_reports_a_route_to_an_undeclared_topic(write_app: Write
     )
 
 
+def test_a_stream_to_topic_must_be_declared(write_app: WriteApp) -> None:
+    app = agent(
+        "langserve-invoke",
+        "      url: http://localhost:1/chain/stream\n      stream-to-topic: streamed\n",
+    )
+    with pytest.raises(InvalidApplication) as caught:
+        load_application(write_app(app))
+    [problem] = [_plain(p) for p in caught.value.problems]
+    assert problem.startswith(
+        'pipeline.yaml:12 pipeline[0].configuration.stream-to-topic: topic "streamed" is not '
+        "declared"
+    )
+
+
 def test_valid_flow_agents_validate_run_and_fuse(write_app: WriteApp) -> None:
     app = load_application(
         write_app(
