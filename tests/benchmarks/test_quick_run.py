@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("t1", "t1b", "w1", "c1")
+SCENARIOS = ("t1", "t1b", "w1", "c1", "b1")
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
