@@ -32,17 +32,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sluice.errors import SluiceError
+from sluice.javatext import java_text
 
 __all__ = [
     "Template",
     "TemplateRenderError",
     "TemplateSyntaxError",
     "compile_template",
-    "java_text",
     "record_view",
 ]
 
@@ -185,42 +184,6 @@ def record_view(
         "destinationTopic": destination_topic,
         "eventTime": event_time,
     }
-
-
-def java_text(value: Any) -> str:
-    """``value`` as Java's ``toString`` writes it (JMustache's output of a variable).
-
-    >>> java_text(True), java_text(1.0), java_text(1e10), java_text({"a": [1, None]})
-    ('true', '1.0', '1.0E10', '{a=[1, null]}')
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _java_double(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{java_text(k)}={java_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(java_text(item) for item in value) + "]"
-    return str(value)
-
-
-def _java_double(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0 or 1e-3 <= abs(value) < 1e7:
-        return repr(value)  # Python's shortest form is Java's in this range
-    sign, digits, exponent = Decimal(repr(value)).as_tuple()
-    shown = "".join(map(str, digits)).rstrip("0") or "0"
-    power = len(digits) - 1 + int(exponent)
-    return f"{'-' if sign else ''}{shown[0]}.{shown[1:] or '0'}E{power}"
 
 
 def _lookup(stack: list[_Frame], path: tuple[str, ...]) -> Any:

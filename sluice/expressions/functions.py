@@ -26,10 +26,10 @@ from sluice.expressions.values import (
     CoercionError,
     check_text_size,
     describe,
-    java_double,
     to_double,
     to_text,
 )
+from sluice.javatext import java_double
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from sluice.javatext import java_text
 
 #: Longest text an operator or function may produce (``+=``, fn:concat, fn:replace, ...), so a
 #: small expression cannot build a huge string out of a record.
@@ -59,7 +61,7 @@ def describe(value: object) -> str:
         datetime: "an instant",
     }
     kind = kinds.get(type(value), type(value).__name__)
-    shown = repr(value) if isinstance(value, str | bytes) else _java_text(value)
+    shown = repr(value) if isinstance(value, str | bytes) else java_text(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return "null" if value is None else f"{shown} ({kind})"
@@ -74,63 +76,12 @@ def fits_long(number: int) -> bool:
     return _LONG_MIN <= number <= _LONG_MAX
 
 
-def java_double(number: float) -> str:
-    """``Double.toString``: ``1.0``, ``0.001``, ``1.0E7``, ``1.0E-4``, ``NaN``, ``Infinity``."""
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "Infinity" if number > 0 else "-Infinity"
-    if number == 0:
-        return "-0.0" if math.copysign(1.0, number) < 0 else "0.0"
-    sign = "-" if number < 0 else ""
-    shortest = Decimal(repr(abs(number)))
-    if 1e-3 <= abs(number) < 1e7:
-        text = format(shortest, "f")
-        return sign + (text if "." in text else text + ".0")
-    _, digit_tuple, exponent = shortest.normalize().as_tuple()
-    digits = "".join(map(str, digit_tuple))
-    assert isinstance(exponent, int)
-    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{len(digits) + exponent - 1}"
-
-
-def instant_text(moment: datetime) -> str:
-    """``Instant.toString``: UTC, ``Z``, fractions in groups of three digits, none when zero."""
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    micros = moment.microsecond
-    if micros:
-        text += f".{micros // 1000:03d}" if micros % 1000 == 0 else f".{micros:06d}"
-    return text + "Z"
-
-
 def to_text(value: Any) -> str:
     """EL string coercion as LangStream applies it: null → ``""``, bytes decoded as UTF-8,
     instants in ISO-8601, maps and lists in Java's ``{k=v}`` / ``[a, b]`` form."""
     if value is None:
         return ""
-    return _java_text(value)
-
-
-def _java_text(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return java_double(value)
-    if isinstance(value, int | Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, datetime):
-        return instant_text(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_java_text(k)}={_java_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_java_text(item) for item in value) + "]"
-    raise CoercionError(f"cannot convert {type(value).__name__} to a text")
+    return java_text(value)
 
 
 def to_double(value: Any) -> float:

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from sluice.javatext import java_text
 from sluice.templates import (
     TemplateRenderError,
     TemplateSyntaxError,
     compile_template,
-    java_text,
     record_view,
 )
 

@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sluice.expressions import to_text
-from sluice.expressions.values import instant_text, java_double
+from sluice.javatext import instant_text, java_double
 from workers.builtin.casting import CastError, cast
 
 _EPOCH_DAY = date(1970, 1, 1)
