@@ -23,11 +23,12 @@ from typing import Any
 from sluice.application.builtin_config import read_configuration
 from sluice.expressions import Expression, Predicate, compile_expression, compile_predicate
 from sluice.record import Record
-from sluice.templates import Template, compile_template, record_view
+from sluice.templates import Template, compile_template
 from workers.builtin.records import (
     WorkingRecord,
     context_of,
     set_field,
+    template_view,
     to_record,
     to_working,
 )
@@ -152,18 +153,6 @@ class LogEvent(_Processor):
             log.info("%s", values)
         if self.message is not None:
             log.info("%s", self.message.render(template_view(working)))
-
-
-def template_view(working: WorkingRecord) -> dict[str, Any]:
-    """What a Mustache template sees of a record (LangStream's ``JsonRecord``)."""
-    return record_view(
-        value=working.value,
-        key=working.key,
-        properties=working.properties,
-        topic_name=working.topic,
-        destination_topic=working.destination_topic,
-        event_time=working.event_time,
-    )
 
 
 def describe_record(record: Record) -> str:

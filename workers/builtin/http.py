@@ -25,11 +25,11 @@ import httpx
 from sluice.application.builtin_config import read_configuration
 from sluice.errors import SluiceError
 from sluice.record import Record
-from sluice.templates import Template, compile_template, record_view
+from sluice.templates import Template, compile_template
 from workers.builtin.records import (
-    WorkingRecord,
     parse_field_name,
     set_field,
+    template_view,
     to_record,
     to_working,
 )
@@ -53,18 +53,6 @@ def http_client(config: dict[str, Any]) -> httpx.AsyncClient:
         # A policy that allows no domain: the jar neither stores nor sends a cookie.
         client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return client
-
-
-def template_view(working: WorkingRecord) -> dict[str, Any]:
-    """What the agents' templates see of ``working``."""
-    return record_view(
-        value=working.value,
-        key=working.key,
-        properties=working.properties,
-        topic_name=working.topic,
-        destination_topic=working.destination_topic,
-        event_time=working.event_time,
-    )
 
 
 def compile_templates(templates: dict[str, str]) -> dict[str, Template]:

@@ -47,13 +47,13 @@ from workers.builtin.http import (
     compile_templates,
     failure,
     http_client,
-    template_view,
 )
 from workers.builtin.records import (
     WorkingRecord,
     context_of,
     parse_field_name,
     set_field,
+    template_view,
     to_record,
     to_working,
 )

@@ -9,6 +9,7 @@ CloudEvent, or from a fused agent before) stays a dict. Anything else (plain tex
 number in text, invalid JSON) is left as it is: only JSON *objects* are parsed.
 
 >>> from sluice.record import Record
+from sluice.templates import record_view
 >>> working = to_working(Record('{ "a" : 1.0, "b":[ 1, 2 ] }', headers={"p": "v"}))
 >>> working.value, working.properties
 ({'a': 1.0, 'b': [1, 2]}, {'p': 'v'})
@@ -124,6 +125,18 @@ def context_of(working: WorkingRecord) -> EvaluationContext:
         event_time=working.event_time,
         destination_topic=working.destination_topic,
         message_key=working.message_key,
+    )
+
+
+def template_view(working: WorkingRecord) -> dict[str, Any]:
+    """What a Mustache template sees of ``working`` (LangStream's ``JsonRecord``)."""
+    return record_view(
+        value=working.value,
+        key=working.key,
+        properties=working.properties,
+        topic_name=working.topic,
+        destination_topic=working.destination_topic,
+        event_time=working.event_time,
     )
 
 
