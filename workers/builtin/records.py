@@ -9,7 +9,6 @@ CloudEvent, or from a fused agent before) stays a dict. Anything else (plain tex
 number in text, invalid JSON) is left as it is: only JSON *objects* are parsed.
 
 >>> from sluice.record import Record
-from sluice.templates import record_view
 >>> working = to_working(Record('{ "a" : 1.0, "b":[ 1, 2 ] }', headers={"p": "v"}))
 >>> working.value, working.properties
 ({'a': 1.0, 'b': [1, 2]}, {'p': 'v'})
@@ -36,6 +35,7 @@ from typing import Any, Literal
 
 from sluice.expressions import EvaluationContext
 from sluice.record import Record
+from sluice.templates import record_view
 
 Form = Literal["json-text", "json-bytes", "as-is"]
 """How a working value or key goes back: to JSON text, to JSON bytes, or unchanged."""
