@@ -22,12 +22,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 
 from langstream.api import Record as LangStreamRecord
 from sluice.application import load_application, plan_application
+from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.model import ErrorsSpec
 from sluice.application.plan import DEAD_LETTER_SUFFIX
 from sluice.errors import SluiceError
@@ -43,7 +44,14 @@ from sluice.record import Record
 from sluice.sdk import AgentContext, Processor, Service, Sink, Source
 from sluice.testing.results import Delivery, Results
 from workers.adapters import adapt, to_record
-from workers.agents import LoadedAgent, LoadedProcessor, LoadedService, LoadedSink, LoadedSource
+from workers.agents import (
+    LoadedAgent,
+    LoadedProcessor,
+    LoadedService,
+    LoadedSink,
+    LoadedSource,
+    UsesContext,
+)
 from workers.builtin import BUILTIN_AGENTS
 from workers.chain import Chain
 from workers.errors import ExecutorFailed
@@ -59,6 +67,9 @@ from workers.policy import (
     attempt,
     stopped,
 )
+
+if TYPE_CHECKING:
+    from sluice.testing.executor import ExecutorHarness
 
 Component = Literal["processor", "source", "sink", "service"]
 
@@ -350,6 +361,36 @@ class AgentHarness:
         }
         return cls(class_name, app_dir=app_dir, config=merged, **{**defaults, **options})
 
+    @classmethod
+    def from_executor(
+        cls,
+        app_dir: str | Path,
+        executor_or_agent_id: str,
+        *,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        instance: str | Path | None = None,
+        secrets: str | Path | None = None,
+        **options: Any,
+    ) -> ExecutorHarness:
+        """A harness for a whole planned executor of the application in ``app_dir``: every agent
+        the planner fused with the one named (or the executor of that id), run as one chain.
+
+        ``config`` maps agent ids to entries replacing that agent's configuration entries;
+        ``options`` are :class:`~sluice.testing.executor.ExecutorHarness`'s (``state_dir``,
+        ``errors``, ``tenant``, ``backoff``). See :mod:`sluice.testing.executor`.
+        """
+        # Imported here: the executor harness builds on this module.
+        from sluice.testing.executor import ExecutorHarness
+
+        return ExecutorHarness.from_application(
+            app_dir,
+            executor_or_agent_id,
+            config=config,
+            instance=instance,
+            secrets=secrets,
+            **options,
+        )
+
     @property
     def component(self) -> Component:
         """What the agent is (known once the harness is entered)."""
@@ -372,8 +413,11 @@ class AgentHarness:
         builtin = BUILTIN_AGENTS.get(self._agent) if isinstance(self._agent, str) else None
         instance = builtin() if builtin is not None else self._instance()
         if self._component is None:
-            # Built-in agents implement the runtime's processor protocol (all are processors).
-            self._component = "processor" if builtin is not None else infer_component(instance)
+            # Built-in agents implement the runtime's protocol of their component directly.
+            if isinstance(self._agent, str) and builtin is not None:
+                self._component = AGENT_TYPES[self._agent].component
+            else:
+                self._component = infer_component(instance)
         if self._state_dir is not None:
             self._state_dir.mkdir(parents=True, exist_ok=True)
         self._producer = MemoryTopicProducer(asyncio.get_running_loop(), self.source)
@@ -387,6 +431,9 @@ class AgentHarness:
         )
         if builtin is not None:
             loaded = cast(LoadedAgent, instance)
+            # As workers.loading does: langserve-invoke writes with context's topic producer.
+            if isinstance(loaded, UsesContext):
+                loaded.use_context(context)
         else:
             loaded = adapt(instance, self._component, context, agent_id=self.agent_id)
         self._loaded = loaded
