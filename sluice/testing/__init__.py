@@ -37,11 +37,32 @@ A runnable example, with a LangStream-style processor returning a dict record:
 >>> [(r.value, r.headers["session-id"]) for r in results.outputs]
 [('a', 's1'), ('b', 's1')]
 
+Built-in agents run the same way, by type (``AgentHarness("drop-fields", config=...)``), and so
+does a pipeline as deployed: :meth:`AgentHarness.from_executor` loads the executor the planner
+makes of an agent and its fused neighbours (``compute``, ``drop``, your processor,
+``document-to-json``...) and runs them as the worker's chain does, with one ``errors`` policy
+for the whole chain; a record an agent routes elsewhere (``dispatch``) leaves the chain for its
+topic (see :mod:`sluice.testing.executor`):
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> app = Path(tempfile.mkdtemp())
+>>> _ = (app / "pipeline.yaml").write_text('''
+... topics: [{name: questions}, {name: answers}]
+... pipeline:
+...   - {id: shout, type: compute, input: questions,
+...      configuration: {fields: [{name: value, expression: "fn:uppercase(value)"}]}}
+...   - {id: hush, type: drop, output: answers, configuration: {when: "value == 'SECRET'"}}
+... ''')
+>>> run_processor(AgentHarness.from_executor(app, "shout"), ["hi", "secret"]).values
+['HI']
+>>> import shutil; shutil.rmtree(app)
+
 Layering: this module drives the worker's code (``workers``), so it sits on the top layer, beside
 the CLI; ``sluice``'s own ``__init__`` does not import it, and the SDK never depends on it.
-Not covered: several agents fused into one executor (test each agent alone), an executor's
-``configuration.environment`` (set the variables in your test), an output's size against the
-topic's ``max.message.bytes``, and services that run their own server from ``main()``.
+Not covered: an executor's ``configuration.environment`` (set the variables in your test), an
+output's size against the topic's ``max.message.bytes``, whether a routed record's topic exists,
+and services that run their own server from ``main()``.
 """
 
 from sluice.testing.harness import (

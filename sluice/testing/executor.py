@@ -42,6 +42,7 @@ the agents, as the worker's topic producer is. Make one with
 [('{"text":"hello","lang":"en"}', 'answers')]
 >>> [d.outcome for d in results], results.deliveries[1].outputs  # "" was dropped
 (['done', 'done'], ())
+>>> import shutil; shutil.rmtree(app)
 
 A source executor (a source and the processors fused after it) is read with
 :meth:`~sluice.testing.AgentHarness.read`, a service executor called with
