@@ -207,12 +207,8 @@ def test_on_failure_fail_stops_the_executor(app: Path) -> None:
     assert len(harness.history) == 1  # what came before the failure
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workers/builtin: compute writes value.x into the input record's own dict (a JSON "
-    "object value), so a failure later in the chain dead-letters (and retries) the changed record; "
-    "the worker does the same (see the last test)",
-)
+# A step writes into a copy of a dict value: a failure later in the chain dead-letters (and
+# retries) the record as it was read, not as compute left it.
 def test_a_dead_letter_holds_the_input_as_it_was_read(app: Path) -> None:
     results = run_processor(AgentHarness.from_executor(app, "score"), [{"n": 13}])
     assert [letter.value for letter in results.dead_letters] == [{"n": 13}]

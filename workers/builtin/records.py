@@ -101,9 +101,18 @@ def parse_json_object(data: Any) -> tuple[Any, Form]:
 
 
 def to_working(record: Record) -> WorkingRecord:
-    """The working form of ``record`` (JSON objects in text parsed, headers as properties)."""
+    """The working form of ``record`` (JSON objects in text parsed, headers as properties).
+
+    A value or key that already is a dict (a JSON CloudEvent, or the output of a fused agent) is
+    copied: steps write its top-level fields, and the input record must stay as it was read,
+    for a retry and for its dead letter.
+    """
     value, value_form = parse_json_object(record.value)
     key, key_form = parse_json_object(record.key)
+    if value_form == "as-is" and isinstance(value, dict):
+        value = dict(value)
+    if key_form == "as-is" and isinstance(key, dict):
+        key = dict(key)
     return WorkingRecord(
         value=value,
         key=key,
@@ -149,8 +158,8 @@ def to_record(working: WorkingRecord, record: Record) -> Record:
         and working.key_form == "as-is"
         and working.message_key is None
         and working.destination_topic is None
-        and working.value is record.value
-        and working.key is record.key
+        and _same(working.value, record.value)
+        and _same(working.key, record.key)
         and working.event_time == record.timestamp
         and working.properties == record.headers
     ):
@@ -166,6 +175,12 @@ def to_record(working: WorkingRecord, record: Record) -> Record:
         timestamp=working.event_time,
         destination=working.destination_topic or record.destination,
     )
+
+
+def _same(working: Any, original: Any) -> bool:
+    """Whether a working value or key is still the original (dicts are compared, as
+    :func:`to_working` copied them)."""
+    return working is original or (type(working) is dict and working == original)
 
 
 def back(data: Any, form: Form) -> Any:

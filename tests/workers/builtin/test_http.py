@@ -517,14 +517,13 @@ async def test_langserve_stream_through_sluice_testing(serve: Serve) -> None:
     config = {"url": f"{base}/chain/stream", "stream-to-topic": "answers"}
     async with AgentHarness("langserve-invoke", config=config) as harness:
         results = await harness.send({"value": "q", "headers": {"session-id": "s1"}})
-    # Without the worker's producer, the chunks come back with the answer, read at their topic.
+    # The chunks go through the topic producer, as in the worker; the answer is the output.
     assert [(r.origin, r.value, r.headers.get("stream-index")) for r in results.outputs] == [
-        ("answers", "A", "1"),
-        ("answers", " car is", "2"),
-        ("answers", "", "3"),
         (harness.output_topic, "A car is", None),
     ]
-    assert all(r.headers["session-id"] == "s1" for r in results.outputs)
+    chunks = [(topic, r.value, r.headers["stream-index"]) for topic, r in results.topic_writes]
+    assert chunks == [("answers", "A", "1"), ("answers", " car is", "2"), ("answers", "", "3")]
+    assert all(r.headers["session-id"] == "s1" for _, r in results.topic_writes)
 
 
 async def test_debug_logs_the_request_and_the_answer(
