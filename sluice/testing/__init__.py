@@ -77,6 +77,7 @@ from sluice.testing.harness import (
     run_sink,
     run_source,
 )
+from sluice.testing.executor import ExecutorHarness
 from sluice.testing.results import Delivery, Outcome, Results
 from workers.errors import ExecutorFailed
 
@@ -85,6 +86,7 @@ __all__ = [
     "Component",
     "Delivery",
     "ExecutorFailed",
+    "ExecutorHarness",
     "HarnessError",
     "MemoryTopicProducer",
     "Outcome",

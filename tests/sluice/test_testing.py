@@ -597,6 +597,7 @@ def test_the_public_names_are_pinned() -> None:
         "Component",
         "Delivery",
         "ExecutorFailed",
+        "ExecutorHarness",
         "HarnessError",
         "MemoryTopicProducer",
         "Outcome",
