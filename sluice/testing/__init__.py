@@ -38,7 +38,7 @@ A runnable example, with a LangStream-style processor returning a dict record:
 [('a', 's1'), ('b', 's1')]
 
 Built-in agents run the same way, by type (``AgentHarness("drop-fields", config=...)``), and so
-does a pipeline as deployed: :meth:`AgentHarness.from_executor` loads the executor the planner
+does a pipeline as deployed: :meth:`ExecutorHarness.from_application` loads the executor the planner
 makes of an agent and its fused neighbours (``compute``, ``drop``, your processor,
 ``document-to-json``...) and runs them as the worker's chain does, with one ``errors`` policy
 for the whole chain; a record an agent routes elsewhere (``dispatch``) leaves the chain for its
@@ -54,7 +54,7 @@ topic (see :mod:`sluice.testing.executor`):
 ...      configuration: {fields: [{name: value, expression: "fn:uppercase(value)"}]}}
 ...   - {id: hush, type: drop, output: answers, configuration: {when: "value == 'SECRET'"}}
 ... ''')
->>> run_processor(AgentHarness.from_executor(app, "shout"), ["hi", "secret"]).values
+>>> run_processor(ExecutorHarness.from_application(app, "shout"), ["hi", "secret"]).values
 ['HI']
 >>> import shutil; shutil.rmtree(app)
 
@@ -65,6 +65,7 @@ output's size against the topic's ``max.message.bytes``, whether a routed record
 and services that run their own server from ``main()``.
 """
 
+from sluice.testing.executor import ExecutorHarness
 from sluice.testing.harness import (
     AgentHarness,
     Component,
@@ -77,7 +78,6 @@ from sluice.testing.harness import (
     run_sink,
     run_source,
 )
-from sluice.testing.executor import ExecutorHarness
 from sluice.testing.results import Delivery, Outcome, Results
 from workers.errors import ExecutorFailed
 

@@ -11,11 +11,11 @@ worker's own loader (:func:`workers.loading.load_agent`: built-in agents by type
 the chain is a failure of the input record: retried whole, then skipped, dead-lettered or
 fatal), the CloudEvent encoding, and a :class:`~sluice.testing.MemoryTopicProducer` shared by
 the agents, as the worker's topic producer is. Make one with
-:meth:`sluice.testing.AgentHarness.from_executor` (or :meth:`ExecutorHarness.from_application`).
+:meth:`ExecutorHarness.from_application`.
 
 >>> import asyncio, tempfile, textwrap
 >>> from pathlib import Path
->>> from sluice.testing import AgentHarness
+>>> from sluice.testing import ExecutorHarness
 >>> app = Path(tempfile.mkdtemp())
 >>> _ = (app / "pipeline.yaml").write_text(textwrap.dedent('''
 ...     topics:
@@ -35,7 +35,7 @@ the agents, as the worker's topic producer is. Make one with
 ...         output: answers
 ... '''))
 >>> async def main():
-...     async with AgentHarness.from_executor(app, "quiet") as harness:
+...     async with ExecutorHarness.from_application(app, "quiet") as harness:
 ...         return await harness.send("hello", "")
 >>> results = asyncio.run(main())
 >>> [(r.value, r.origin) for r in results.outputs]

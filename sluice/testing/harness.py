@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import httpx
 
@@ -67,9 +67,6 @@ from workers.policy import (
     attempt,
     stopped,
 )
-
-if TYPE_CHECKING:
-    from sluice.testing.executor import ExecutorHarness
 
 Component = Literal["processor", "source", "sink", "service"]
 
@@ -360,36 +357,6 @@ class AgentHarness:
             "output_topic": executor.output_topic or "output",
         }
         return cls(class_name, app_dir=app_dir, config=merged, **{**defaults, **options})
-
-    @classmethod
-    def from_executor(
-        cls,
-        app_dir: str | Path,
-        executor_or_agent_id: str,
-        *,
-        config: Mapping[str, Mapping[str, Any]] | None = None,
-        instance: str | Path | None = None,
-        secrets: str | Path | None = None,
-        **options: Any,
-    ) -> ExecutorHarness:
-        """A harness for a whole planned executor of the application in ``app_dir``: every agent
-        the planner fused with the one named (or the executor of that id), run as one chain.
-
-        ``config`` maps agent ids to entries replacing that agent's configuration entries;
-        ``options`` are :class:`~sluice.testing.executor.ExecutorHarness`'s (``state_dir``,
-        ``errors``, ``tenant``, ``backoff``). See :mod:`sluice.testing.executor`.
-        """
-        # Imported here: the executor harness builds on this module.
-        from sluice.testing.executor import ExecutorHarness
-
-        return ExecutorHarness.from_application(
-            app_dir,
-            executor_or_agent_id,
-            config=config,
-            instance=instance,
-            secrets=secrets,
-            **options,
-        )
 
     @property
     def component(self) -> Component:

@@ -121,7 +121,7 @@ def test_the_planner_fuses_the_pipeline_into_one_executor(app: Path) -> None:
 
 
 def test_the_fused_executor_runs_in_memory(app: Path) -> None:
-    results = run_processor(AgentHarness.from_executor(app, "score"), INPUTS)
+    results = run_processor(ExecutorHarness.from_application(app, "score"), INPUTS)
     first, dropped, routed, bad, failed_late = results.deliveries
     assert [d.outcome for d in results] == [
         "done",
@@ -170,7 +170,7 @@ def test_the_fused_executor_runs_in_memory(app: Path) -> None:
 
 
 async def test_any_agent_of_the_executor_names_it_and_instances_are_reachable(app: Path) -> None:
-    async with AgentHarness.from_executor(app, "label") as harness:
+    async with ExecutorHarness.from_application(app, "label") as harness:
         assert isinstance(harness, ExecutorHarness)
         assert harness.executor.id == "score"
         assert list(harness.instances) == ["score", "quiet", "route", "label", "wrap"]
@@ -184,7 +184,7 @@ async def test_any_agent_of_the_executor_names_it_and_instances_are_reachable(ap
 
 
 def test_config_replaces_entries_per_agent_and_errors_can_be_changed(app: Path) -> None:
-    harness = AgentHarness.from_executor(
+    harness = ExecutorHarness.from_application(
         app, "score", config={"label": {"prefix": "#"}}, errors={"on-failure": "skip"}
     )
     results = run_processor(harness, [{"n": 1}, {"n": 13}])
@@ -193,15 +193,15 @@ def test_config_replaces_entries_per_agent_and_errors_can_be_changed(app: Path) 
     assert results.deliveries[1].attempts == 1
 
     with pytest.raises(HarnessError, match=r"config names agent 'nope'.*its agents: score, "):
-        AgentHarness.from_executor(app, "score", config={"nope": {}})
+        ExecutorHarness.from_application(app, "score", config={"nope": {}})
     with pytest.raises(HarnessError, match=r"config\['label'\] is a str"):
-        AgentHarness.from_executor(app, "score", config={"label": "x"})  # type: ignore[dict-item]
+        ExecutorHarness.from_application(app, "score", config={"label": "x"})
     with pytest.raises(HarnessError, match=r"no executor or agent 'x' in .*score \(score, quiet"):
-        AgentHarness.from_executor(app, "x")
+        ExecutorHarness.from_application(app, "x")
 
 
 def test_on_failure_fail_stops_the_executor(app: Path) -> None:
-    harness = AgentHarness.from_executor(app, "score", errors={"retries": 0})
+    harness = ExecutorHarness.from_application(app, "score", errors={"retries": 0})
     with pytest.raises(ExecutorFailed, match="unlucky"):
         run_processor(harness, [{"n": 1}, {"n": 13}, {"n": 2}])
     assert len(harness.history) == 1  # what came before the failure
@@ -210,7 +210,7 @@ def test_on_failure_fail_stops_the_executor(app: Path) -> None:
 # A step writes into a copy of a dict value: a failure later in the chain dead-letters (and
 # retries) the record as it was read, not as compute left it.
 def test_a_dead_letter_holds_the_input_as_it_was_read(app: Path) -> None:
-    results = run_processor(AgentHarness.from_executor(app, "score"), [{"n": 13}])
+    results = run_processor(ExecutorHarness.from_application(app, "score"), [{"n": 13}])
     assert [letter.value for letter in results.dead_letters] == [{"n": 13}]
     assert [d.input.value for d in results] == [{"n": 13}]
 
@@ -253,7 +253,7 @@ class Keep:  # LangStream style: no base class
 def test_a_sink_executor_reports_what_the_sink_wrote(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", {"pipeline.yaml": SINK_APP, "python/keeper.py": KEEPER})
     state = tmp_path / "state"
-    harness = AgentHarness.from_executor(app, "keep", state_dir=state)
+    harness = ExecutorHarness.from_application(app, "keep", state_dir=state)
     assert harness.component == "sink"
     results = run_sink(harness, ["later", "now"])
     (written,) = results.written
@@ -293,7 +293,7 @@ class Count(Source):
 
 async def test_a_source_executor_is_read_through_its_processors(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", {"pipeline.yaml": SOURCE_APP, "python/counter.py": COUNTER})
-    async with AgentHarness.from_executor(app, "count") as harness:
+    async with ExecutorHarness.from_application(app, "count") as harness:
         results = await harness.read()
     assert results.values == [4, 2, 0]
     assert [r.value for r in results.committed] == [2, 1, 0]
@@ -305,7 +305,7 @@ def test_an_agent_that_cannot_load_is_named(tmp_path: Path) -> None:
     pipeline = PIPELINE.replace("labels.Label", "absent_labels.Label")
     app = write_app(tmp_path / "app", {"pipeline.yaml": pipeline})
     with pytest.raises(AgentLoadError, match=r"agent label.*absent_labels"):
-        run_processor(AgentHarness.from_executor(app, "score"), [{"n": 1}])
+        run_processor(ExecutorHarness.from_application(app, "score"), [{"n": 1}])
 
 
 async def test_built_in_agents_get_their_context_and_component() -> None:
@@ -357,7 +357,7 @@ async def test_the_harness_reports_what_the_worker_writes(
     dead = await read_all(kafka_bootstrap, f"{topics['inp']}-deadletter", 2, within=30)
     assert await worker.stop() == 0
 
-    async with AgentHarness.from_executor(app_dir, "score") as harness:
+    async with ExecutorHarness.from_application(app_dir, "score") as harness:
         results = await harness.send(*inputs)
 
     def seen(record: Record) -> tuple[Any, Any, dict[str, str], str | None]:
