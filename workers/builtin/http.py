@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote_plus
 
 import httpx
@@ -79,10 +79,33 @@ def check_status(method: str, url: str, response: httpx.Response, body: str) -> 
         )
 
 
-class HttpRequest:
+class HttpClientAgent:
+    """What the HTTP agents share: one httpx client, made at ``start`` from the checked
+    configuration (``self.config``) and closed at ``close``."""
+
+    agent_type: ClassVar[str]
+    config: dict[str, Any]
+    _client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._client = http_client(self.config)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise HttpAgentError(f"{self.agent_type} called before start()")
+        return self._client
+
+
+class HttpRequest(HttpClientAgent):
     """The ``http-request`` processor (see the module's documentation)."""
 
-    client: httpx.AsyncClient | None = None
+    agent_type = "http-request"
 
     async def init(self, config: dict[str, Any]) -> None:
         checked = read_configuration("http-request", config)
@@ -97,17 +120,8 @@ class HttpRequest:
         body = checked["body"]
         self.body = None if body is None else compile_template(body)
 
-    async def start(self) -> None:
-        self.client = http_client(self.config)
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
-
     async def process(self, record: Record) -> list[Record]:
-        if self.client is None:
-            raise HttpAgentError("http-request called before start()")
+        client = self.client
         working = to_working(record)
         view = template_view(working)
         url = self.url
@@ -121,9 +135,7 @@ class HttpRequest:
         content = None if self.body is None else self.body.render(view).encode("utf-8")
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.client.request(
-                    self.method, url, headers=headers, content=content
-                )
+                response = await client.request(self.method, url, headers=headers, content=content)
         except (httpx.HTTPError, TimeoutError) as error:
             raise failure(self.method, url, error) from error
         text = response.text

@@ -43,10 +43,10 @@ from sluice.record import Record
 from sluice.sdk import AgentContext, TopicProducer
 from workers.builtin.http import (
     HttpAgentError,
+    HttpClientAgent,
     check_status,
     compile_templates,
     failure,
-    http_client,
 )
 from workers.builtin.records import (
     WorkingRecord,
@@ -143,10 +143,10 @@ def stream_piece(data: str, content_field: str) -> str:
     return data
 
 
-class LangServeInvoke:
+class LangServeInvoke(HttpClientAgent):
     """The ``langserve-invoke`` processor (see the module's documentation)."""
 
-    client: httpx.AsyncClient | None = None
+    agent_type = "langserve-invoke"
     producer: TopicProducer | None = None
 
     def use_context(self, context: AgentContext) -> None:
@@ -172,17 +172,8 @@ class LangServeInvoke:
             (entry["name"], compile_expression(entry["expression"])) for entry in checked["fields"]
         ]
 
-    async def start(self) -> None:
-        self.client = http_client(self.config)
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
-
     async def process(self, record: Record) -> list[Record]:
-        if self.client is None:
-            raise HttpAgentError("langserve-invoke called before start()")
+        client = self.client
         working = to_working(record)
         context = context_of(working)
         inputs = {name: expression.evaluate(context) for name, expression in self.fields}
@@ -193,10 +184,10 @@ class LangServeInvoke:
         routed: list[Record] = []
         try:
             if self.streaming:
-                answer = await self._stream(self.client, body, headers, working, record, routed)
+                answer = await self._stream(client, body, headers, working, record, routed)
             else:
                 async with asyncio.timeout(self.timeout):
-                    response = await self.client.request(
+                    response = await client.request(
                         self.method, self.url, content=body, headers=headers
                     )
                 check_status(self.method, self.url, response, response.text)
