@@ -105,3 +105,52 @@ CHUNK_HEADERS = {
     "chunk_num_tokens",
     "text_num_chunks",
 }
+
+
+BAD_DOCUMENT_APP = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+  - {{name: {out}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: extract
+    type: text-extractor
+    input: {inp}
+    output: {out}
+    errors: {{on-failure: {policy}}}
+"""
+
+
+@pytest.mark.parametrize("policy", ["dead-letter", "skip"])
+async def test_a_document_that_cannot_be_read_goes_through_the_errors_policy(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+    policy: str,
+) -> None:
+    app_dir = app_factory({"pipeline.yaml": BAD_DOCUMENT_APP}, policy=policy, **topics)
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_worker(app_dir, "extract")
+    for record in (
+        Record(pdf("first"), key="1"),
+        Record(b"%PDF-1.4 cut short", key="2"),  # a PDF whose bytes end too soon
+        Record("plain text after it", key="3"),
+    ):
+        await send(producer, topics["inp"], record)
+    outputs = await read_all(kafka_bootstrap, topics["out"], 2, within=60, settle=1)
+    dead = []
+    if policy == "dead-letter":  # the planner makes the topic only for this policy
+        dead = await read_all(kafka_bootstrap, f"{topics['inp']}-deadletter", 1, within=30)
+    assert await worker.stop() == 0, "\n".join(worker.output)
+    # The worker went on after the bad record, whatever the policy.
+    assert [(o.record.key, o.record.value) for o in outputs] == [
+        ("1", "first"),
+        ("3", "plain text after it"),
+    ]
+    if policy == "dead-letter":
+        [letter] = dead
+        assert letter.record.key == "2"
+        assert "cannot read the PDF" in letter.record.headers["error-message"]
+    else:
+        assert "skipped" in "\n".join(worker.output)
