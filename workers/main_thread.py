@@ -207,11 +207,25 @@ class MainThread:
         """``signal.signal`` whose SIGTERM and SIGINT handlers note the stop request first."""
 
         def signal_(signalnum: int, handler: Any) -> Any:
-            if signalnum in SIGNALS and callable(handler) and handler is not self._handler:
-                handler = self._noting(handler)
+            if signalnum in SIGNALS:
+                handler = self._taking_back(handler)
             return install(signalnum, handler)
 
         return signal_
+
+    def _taking_back(self, handler: Any) -> Any:
+        """The handler to install for SIGTERM/SIGINT instead of ``handler`` during ``main()``.
+
+        A server's own handler notes the stop request first. Python's defaults (what asyncio's
+        and uvloop's loops put back when they close, while a server is still finishing) become
+        the worker's: a repeated stop signal at that moment would otherwise kill the process
+        half-way through its exit (SIGTERM's default), so once a stop was asked it is ignored.
+        """
+        if handler in (signal.SIG_DFL, signal.default_int_handler):
+            return signal.SIG_IGN if self.stop_requested else self._handler
+        if callable(handler) and handler is not self._handler:
+            return self._noting(handler)
+        return handler
 
     def _noting(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         if getattr(handler, "_sluice_noting", False):
@@ -240,13 +254,35 @@ class MainThread:
                 callback = self._noting(callback)
             return add(loop, sig, callback, *args)
 
+        own_remove = loop_class.__dict__.get("remove_signal_handler")
+        remove = loop_class.remove_signal_handler
+        install = signal.signal
+
+        def remove_signal_handler(loop: Any, sig: int) -> Any:
+            if sig not in SIGNALS:
+                return remove(loop, sig)
+            # uvloop puts Python's default back with the signal.signal it bound at import: the
+            # signal waits, blocked, until the worker's handler is back in place.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
+            try:
+                removed = remove(loop, sig)
+                install(sig, self._taking_back(signal.SIG_DFL))
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+            return removed
+
         loop_class.add_signal_handler = add_signal_handler
+        loop_class.remove_signal_handler = remove_signal_handler
 
         def undo() -> None:
-            if own is None:
-                del loop_class.add_signal_handler
-            else:
-                loop_class.add_signal_handler = own
+            for name, original in (
+                ("add_signal_handler", own),
+                ("remove_signal_handler", own_remove),
+            ):
+                if original is None:
+                    delattr(loop_class, name)
+                else:
+                    setattr(loop_class, name, original)
 
         return undo
 

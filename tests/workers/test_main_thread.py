@@ -177,3 +177,34 @@ async def test_run_refuses_other_threads() -> None:
 
     with pytest.raises(RuntimeError, match="from the main thread"):
         await asyncio.to_thread(MainThread().run, worker)
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_a_closing_server_loop_leaves_no_moment_of_the_default_sigterm(
+    loop_factory: object,
+) -> None:
+    # A server on its own loop (Hypercorn under asyncio.run, uvloop.run) drains after SIGTERM,
+    # then its loop closes and puts Python's default back while main() is still finishing: a
+    # second SIGTERM then (a supervisor's) killed the worker with -15. Once a stop was asked,
+    # the signal is ignored instead, from the moment the loop gives it up.
+    seen: list[object] = []
+
+    def main() -> None:
+        async def serve() -> None:
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            sigterm_soon(0.1)
+            await stop.wait()
+
+        loop = loop_factory()  # type: ignore[operator]
+        try:
+            loop.run_until_complete(serve())
+        finally:
+            loop.close()
+        seen.append(signal.getsignal(signal.SIGTERM))
+
+    async def worker(main_thread: MainThread) -> BaseException | None:
+        return await main_thread.start(main)
+
+    assert MainThread().run(worker) is None
+    assert seen == [signal.SIG_IGN]
