@@ -28,7 +28,10 @@ and SIGINT handlers they install note the stop request before they run:
   it is installed; ``uvloop.run(serve(...))``) is seen here instead.
 
 An event loop that installs handlers some other way escapes both: its ``main()`` returning
-normally after a signal counts as ending by itself.
+normally after a signal counts as ending by itself. When a server's loop closes it puts Python's
+default handlers back while the server may still be finishing; through the same interposition
+those become the worker's own (ignored once a stop was asked), so a repeated SIGTERM never finds
+the default that would kill the worker half-way through its exit.
 """
 
 from __future__ import annotations
