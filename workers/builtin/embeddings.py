@@ -1,0 +1,172 @@
+"""LangStream's ``compute-ai-embeddings``: the vector of a text from the record, written back.
+
+``text`` is a Mustache template rendered over the record (LangStream's view: ``value``, ``key``,
+``properties``...); its vector, a list of floats, goes to ``embeddings-field`` (the result field
+grammar of :func:`workers.builtin.records.set_field`). With ``loop-over`` (an expression giving
+a list of JSON objects), the template is rendered for each element as ``{{ record.x }}``, each
+element gets its vector at ``embeddings-field: record.<name>``, and the list is written back
+where ``loop-over`` points (``value.docs``). An empty list goes on unchanged (LangStream never
+completed such a record).
+
+The model runs in the worker (``hugging-face-configuration`` with ``provider: local``):
+all-MiniLM-L6-v2 on onnxruntime (:mod:`workers.builtin.embedding_models`), loaded once per
+worker at ``init`` and run off the event loop. The texts of one record (its ``loop-over``
+elements) go to the model ``batch-size`` at a time. The worker hands this agent one record at a
+time, in order, and commits a record's offset only after its output is written, so
+``flush-interval`` and ``concurrency`` (LangStream's batching across records) are accepted and
+have no effect yet: each record is embedded as soon as it arrives.
+
+Configuration and resource problems stop the worker at ``init`` with the key in the message; a
+record whose template names a missing field, whose ``loop-over`` is not a list of objects or
+whose target cannot be written fails, and the agent's ``errors`` policy decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from sluice.application.builtin_config import read_configuration
+from sluice.expressions import Expression, Predicate, compile_expression, compile_predicate
+from sluice.record import Record
+from sluice.templates import Template, compile_template
+from workers.builtin.embedding_models import LocalEmbeddingModel, load_model, local_model_name
+from workers.builtin.records import (
+    WorkingRecord,
+    context_of,
+    set_field,
+    template_view,
+    to_record,
+    to_working,
+)
+from workers.errors import WorkerError
+
+__all__ = ["AGENT_TYPE", "ComputeAIEmbeddings", "EmbeddingsError"]
+
+AGENT_TYPE = "compute-ai-embeddings"
+
+NO_AI_SERVICE = (
+    "No ai service resource found in application configuration. One of vertex-configuration, "
+    "hugging-face-configuration, open-ai-configuration, bedrock-configuration, "
+    "ollama-configuration must be defined."
+)
+"""LangStream's planning error when an application has no AI resource."""
+
+
+class EmbeddingsError(WorkerError, ValueError):
+    """``compute-ai-embeddings`` cannot start, or one record cannot be embedded."""
+
+
+def choose_resource(resources: Mapping[str, Any], ai_service: str | None) -> dict[str, Any]:
+    """The configuration of the AI resource the agent uses.
+
+    ``ai-service`` names it; without it, the first resource with ``provider: local`` (the only
+    provider run so far). The worker sees resources without their type, so a resource is taken
+    for a local Hugging Face one by its ``provider`` key.
+    """
+    if ai_service is not None:
+        if ai_service not in resources:
+            known = ", ".join(sorted(map(str, resources))) or "none"
+            raise EmbeddingsError(
+                f"{AGENT_TYPE}: ai-service {ai_service!r} is not a resource of the application "
+                f"(resources: {known})"
+            )
+        chosen = resources[ai_service]
+        if not isinstance(chosen, Mapping) or _provider(chosen) != "local":
+            raise EmbeddingsError(
+                f"{AGENT_TYPE}: resource {ai_service!r} is not a hugging-face-configuration "
+                "with provider: local, the only AI service compute-ai-embeddings runs so far"
+            )
+        return dict(chosen)
+    local = [
+        dict(value)
+        for value in resources.values()
+        if isinstance(value, Mapping) and _provider(value) == "local"
+    ]
+    if local:
+        return local[0]
+    if not resources:
+        raise EmbeddingsError(f"{AGENT_TYPE}: {NO_AI_SERVICE}")
+    raise EmbeddingsError(
+        f"{AGENT_TYPE}: no resource with provider: local; compute-ai-embeddings runs only a "
+        "hugging-face-configuration with provider: local so far (add one, or name it with "
+        "ai-service)"
+    )
+
+
+def _provider(configuration: Mapping[str, Any]) -> str:
+    return str(configuration.get("provider", "api")).strip().lower()
+
+
+class ComputeAIEmbeddings:
+    """``compute-ai-embeddings`` on the local model (see the module docstring)."""
+
+    when: Predicate | None = None
+    loop_over: Expression | None = None
+
+    async def init(self, config: dict[str, Any]) -> None:
+        checked = read_configuration(AGENT_TYPE, config)
+        when = checked["when"]
+        self.when = None if when is None else compile_predicate(when)
+        # LangStream 0.0.x's {{% name}} still works in this template (its own rewrite).
+        self.text: Template = compile_template(checked["text"].replace("{{%", "{{"))
+        self.field: str = checked["embeddings-field"]
+        self.loop_over_field: str | None = checked["loop-over"]
+        if self.loop_over_field is not None:
+            self.loop_over = compile_expression(self.loop_over_field)
+            self.element_field = self.field.removeprefix("record.")
+        self.batch_size: int = checked["batch-size"]
+        choose_resource(config.get("resources") or {}, checked["ai-service"])
+        try:
+            name = local_model_name(checked["model"], checked["model-url"])
+        except ValueError as error:
+            raise EmbeddingsError(f"{AGENT_TYPE}: {error}") from None
+        self.model: LocalEmbeddingModel = await asyncio.to_thread(load_model, name)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def process(self, record: Record) -> list[Record]:
+        working = to_working(record)
+        if self.when is None or self.when.test(context_of(working)):
+            if self.loop_over is None:
+                vectors = await self._embed([self.text.render(template_view(working))])
+                set_field(working, vectors[0], self.field)
+            else:
+                await self._loop_over(working, self.loop_over)
+        return [to_record(working, record)]
+
+    async def _loop_over(self, working: WorkingRecord, loop_over: Expression) -> None:
+        items = loop_over.evaluate(context_of(working))
+        if not isinstance(items, list):
+            raise EmbeddingsError(
+                f"{AGENT_TYPE}: loop-over {self.loop_over_field!r} must give a list of JSON "
+                f"objects, got {type(items).__name__}"
+            )
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise EmbeddingsError(
+                    f"{AGENT_TYPE}: element {index} of loop-over {self.loop_over_field!r} is "
+                    f"not a JSON object ({type(item).__name__})"
+                )
+        if not items:
+            return  # LangStream never completed such a record; here it goes on unchanged
+        texts = [self.text.render({"record": item}) for item in items]
+        vectors = await self._embed(texts)
+        embedded = [
+            {**item, self.element_field: vector}
+            for item, vector in zip(items, vectors, strict=True)
+        ]
+        set_field(working, embedded, self.loop_over_field)  # checked writable at validation
+
+    async def _embed(self, texts: list[str]) -> list[list[float]]:
+        """The vectors of ``texts``, ``batch-size`` per model run, off the event loop."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            vectors.extend(await asyncio.to_thread(self.model.embed, batch))
+        return vectors
