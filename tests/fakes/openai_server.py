@@ -6,8 +6,14 @@ test is unchanged. It answers ``POST /v1/chat/completions`` (and ``/chat/complet
 modes: one JSON body, or ``stream: true`` server-sent events (``chat.completion.chunk`` deltas,
 a usage chunk when ``stream_options.include_usage`` asks for it, then ``data: [DONE]``), sent
 with chunked transfer encoding as OpenAI does. The answer is ``reply(messages)``, by default
-``Fake answer to: <last user message>``, streamed a word at a time. Requests without a bearer
-token get OpenAI's 401; every request is recorded in :attr:`FakeOpenAI.requests`.
+``Fake answer to: <last user message>``, streamed a word at a time (a reply may also be a list
+of pieces, streamed as they are). Requests without a bearer token get OpenAI's 401; every
+request is recorded in :attr:`FakeOpenAI.requests`.
+
+It also answers the legacy text completions, ``POST /v1/completions`` (``prompt`` a string or a
+list; the reply is asked for one user message of the prompts joined by spaces), in both modes,
+with ``logprobs`` when the request asks for them. ``fault(body)`` may return a :class:`Fault`
+for a request: an error status (with ``Retry-After``), a body that is not JSON, or a delay.
 
 In a test::
 
@@ -32,9 +38,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-Reply = Callable[[list[dict[str, Any]]], str]
+Reply = Callable[[list[dict[str, Any]]], "str | list[str]"]
 
 PATHS = ("/v1/chat/completions", "/chat/completions")
+TEXT_PATHS = ("/v1/completions", "/completions")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the server does instead of answering: wait ``delay`` seconds, then answer
+    ``status`` with OpenAI's error body (``Retry-After`` when given), or, with ``body``, that
+    body as it is (status 200 and ``body`` set: an answer that is not a completion)."""
+
+    status: int = 500
+    body: bytes | None = None
+    delay: float = 0.0
+    retry_after: str | None = None
+
+
+def no_fault(body: dict[str, Any]) -> Fault | None:
+    return None
 
 
 def echo_reply(messages: list[dict[str, Any]]) -> str:
@@ -64,6 +87,7 @@ class FakeOpenAI:
     port: int = 0
     reply: Reply = echo_reply
     model: str = "gpt-fake"
+    fault: Callable[[dict[str, Any]], Fault | None] = no_fault
     requests: list[RecordedRequest] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -140,6 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         path = self.path.split("?", 1)[0].rstrip("/")
+        if path in TEXT_PATHS:
+            self._text_completion(path, raw)
+            return
         if path not in PATHS:
             self._error(404, f"Unknown request URL: POST {self.path}", "invalid_request_error")
             return
@@ -156,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fake = self.server_fake
         fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
+        if self._faulted(body):
+            return
         answer = fake.reply(messages)
         model = str(body.get("model") or fake.model)
         if body.get("stream"):
@@ -163,15 +192,58 @@ class _Handler(BaseHTTPRequestHandler):
                 answer, model, bool((body.get("stream_options") or {}).get("include_usage"))
             )
         else:
-            self._json(200, completion(answer, model, messages))
+            self._json(200, completion(_joined(answer), model, messages))
 
-    def _stream(self, answer: str, model: str, include_usage: bool) -> None:
+    def _text_completion(self, path: str, raw: bytes) -> None:
+        if not re.fullmatch(r"Bearer \S+", self.headers.get("Authorization", "")):
+            self._error(401, "You didn't provide an API key.", "invalid_request_error")
+            return
+        try:
+            body = json.loads(raw or b"null")
+            prompt = body["prompt"]
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        except (ValueError, KeyError, TypeError) as error:
+            self._error(400, f"Invalid body: {error}", "invalid_request_error")
+            return
+        fake = self.server_fake
+        fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
+        if self._faulted(body):
+            return
+        answer = fake.reply([{"role": "user", "content": " ".join(map(str, prompts))}])
+        model = str(body.get("model") or fake.model)
+        logprobs = body.get("logprobs") is not None
+        if body.get("stream"):
+            self._send_events(text_chunks(answer, model, logprobs=logprobs))
+        else:
+            self._json(200, text_completion(answer, model, logprobs=logprobs))
+
+    def _faulted(self, body: dict[str, Any]) -> bool:
+        fault = self.server_fake.fault(body)
+        if fault is None:
+            return False
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.body is not None:
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(fault.body)))
+            self.end_headers()
+            self.wfile.write(fault.body)
+        else:
+            extra = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+            self._error(fault.status, f"Fake fault {fault.status}", "server_error", extra)
+        return True
+
+    def _stream(self, answer: str | list[str], model: str, include_usage: bool) -> None:
+        self._send_events(chunks(answer, model, include_usage=include_usage))
+
+    def _send_events(self, events: Iterator[dict[str, Any]]) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for chunk in chunks(answer, model, include_usage=include_usage):
+        for chunk in events:
             self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
         self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")
@@ -180,17 +252,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def _json(self, status: int, body: Any) -> None:
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, message: str, kind: str) -> None:
+    def _error(
+        self, status: int, message: str, kind: str, headers: dict[str, str] | None = None
+    ) -> None:
         self._json(
-            status, {"error": {"message": message, "type": kind, "param": None, "code": None}}
+            status,
+            {"error": {"message": message, "type": kind, "param": None, "code": None}},
+            headers,
         )
 
 
@@ -215,8 +293,11 @@ def completion(answer: str, model: str, messages: list[dict[str, Any]]) -> dict[
     }
 
 
-def chunks(answer: str, model: str, *, include_usage: bool = False) -> Iterator[dict[str, Any]]:
-    """The ``chat.completion.chunk`` objects of a streamed answer: a word per delta."""
+def chunks(
+    answer: str | list[str], model: str, *, include_usage: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of a streamed answer: a word per delta (or the
+    answer's own pieces when it is a list)."""
     ident = f"chatcmpl-fake-{time.monotonic_ns()}"
     created = int(time.time())
 
@@ -231,7 +312,7 @@ def chunks(answer: str, model: str, *, include_usage: bool = False) -> Iterator[
         }
 
     yield chunk({"role": "assistant", "content": ""}, None)
-    for piece in re.findall(r"\S+\s*", answer):
+    for piece in _pieces(answer):
         yield chunk({"content": piece}, None)
     yield chunk({}, "stop")
     if include_usage:
@@ -241,8 +322,72 @@ def chunks(answer: str, model: str, *, include_usage: bool = False) -> Iterator[
             "created": created,
             "model": model,
             "choices": [],
-            "usage": _usage(0, len(answer.split())),
+            "usage": _usage(0, len(_joined(answer).split())),
         }
+
+
+def text_completion(
+    answer: str | list[str], model: str, *, logprobs: bool = False
+) -> dict[str, Any]:
+    """A ``text_completion`` object answering with ``answer`` (log probs a word, or a piece of
+    a list, at a time)."""
+    pieces = _pieces(answer)
+    return {
+        "id": f"cmpl-fake-{time.monotonic_ns()}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "text": _joined(answer),
+                "index": 0,
+                "logprobs": _logprobs(pieces) if logprobs else None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(0, len(pieces)),
+    }
+
+
+def text_chunks(
+    answer: str | list[str], model: str, *, logprobs: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The ``text_completion`` objects of a streamed text answer, then one with the finish."""
+    ident = f"cmpl-fake-{time.monotonic_ns()}"
+    created = int(time.time())
+
+    def chunk(text: str, finish: str | None) -> dict[str, Any]:
+        found = _logprobs([text]) if logprobs and text else None
+        choice = {"text": text, "index": 0, "logprobs": found, "finish_reason": finish}
+        return {
+            "id": ident,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [choice],
+        }
+
+    for piece in _pieces(answer):
+        yield chunk(piece, None)
+    yield chunk("", "stop")
+
+
+def _pieces(answer: str | list[str]) -> list[str]:
+    return list(answer) if isinstance(answer, list) else re.findall(r"\S+\s*", answer)
+
+
+def _joined(answer: str | list[str]) -> str:
+    return "".join(answer) if isinstance(answer, list) else answer
+
+
+def _logprobs(pieces: list[str]) -> dict[str, Any]:
+    """Made-up log probabilities, -0.5 per token (a piece is a token here)."""
+    return {
+        "tokens": pieces,
+        "token_logprobs": [-0.5] * len(pieces),
+        "top_logprobs": None,
+        "text_offset": [0] * len(pieces),
+    }
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

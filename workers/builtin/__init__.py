@@ -2,9 +2,10 @@
 
 Each one implements a runtime protocol of ``workers.agents`` directly, so it needs no adapter.
 One module per family of agents (``identity``, ``transforms``, ``compute``, ``flow``, ``text``,
-``http``, ``langserve``); this package only holds the registry the loader reads. The HTTP agents
-are imported when one is loaded: their client library (httpx) is in an application's
-environment only when the application uses them (``sluice.environments``).
+``http``, ``langserve``, ``completions``); this package only holds the registry the loader
+reads. The HTTP and AI agents are imported when one is loaded: their client libraries (httpx,
+openai) are in an application's environment only when the application uses them
+(``sluice.environments``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ def _langserve_invoke() -> LoadedAgent:
     return LangServeInvoke()
 
 
+def _ai_chat_completions() -> LoadedAgent:
+    from workers.builtin.completions import ChatCompletions
+
+    return ChatCompletions()
+
+
+def _ai_text_completions() -> LoadedAgent:
+    from workers.builtin.completions import TextCompletions
+
+    return TextCompletions()
+
+
 def _compute_ai_embeddings() -> LoadedAgent:
     from workers.builtin.embeddings import ComputeAIEmbeddings
 
@@ -92,5 +105,7 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "http-request": _http_request,
     "langserve-invoke": _langserve_invoke,
     "compute-ai-embeddings": _compute_ai_embeddings,
+    "ai-chat-completions": _ai_chat_completions,
+    "ai-text-completions": _ai_text_completions,
 }
 """Agent type -> a factory of the loaded agent."""

@@ -11,10 +11,11 @@ The request is ``{"input": {<name>: <expression value>, ...}}`` from ``fields`` 
   ``content-field``, or a JSON string), ``end`` closes the answer, an ``error`` event fails the
   record. The answer is the pieces joined. With ``stream-to-topic``, the pieces also go to that
   topic as they arrive, grouped 1, 2, 4, ... up to ``min-chunks-per-message`` pieces per record
-  (:class:`ChunkGrouper`): each chunk record is a copy of the input with the chunk written to
-  ``stream-response-field`` (default: ``output-field``) and the headers ``stream-id`` (one
-  random id per answer), ``stream-index`` (1, 2, ...) and ``stream-last-message``
-  (``true`` on the last). That is how a gateway streams an answer to a chat client.
+  (:class:`workers.builtin.streaming.ChunkGrouper`): each chunk record is a copy of the input
+  with the chunk written to ``stream-response-field`` (default: ``output-field``) and the
+  headers ``stream-id`` (one random id per answer), ``stream-index`` (1, 2, ...) and
+  ``stream-last-message`` (``true`` on the last). That is how a gateway streams an answer to a
+  chat client.
 
 The final answer is written to ``output-field`` (default ``value``) of the record that goes on.
 
@@ -32,7 +33,6 @@ import copy
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -57,47 +57,9 @@ from workers.builtin.records import (
     to_record,
     to_working,
 )
+from workers.builtin.streaming import ChunkGrouper
 
 log = logging.getLogger("sluice.agent.langserve-invoke")
-
-
-@dataclass
-class ChunkGrouper:
-    """LangStream's grouping of streamed pieces into chunk records (sans I/O).
-
-    Non-empty pieces collect in a buffer; when it holds ``size`` pieces, or on the last event,
-    it is flushed as one chunk and ``size`` doubles up to ``limit``: 1, 2, 4, 8, 16, 20, 20...
-
-    >>> grouper = ChunkGrouper(limit=3)
-    >>> [grouper.add(piece) for piece in ["A", " car", " is", " a", " vehicle"]]
-    [(1, 'A', False), None, (2, ' car is', False), None, None]
-    >>> grouper.add("", last=True), grouper.answer
-    ((3, ' a vehicle', True), 'A car is a vehicle')
-    """
-
-    limit: int
-    size: int = 1
-    index: int = 0
-    buffer: list[str] = field(default_factory=list)
-    pieces: list[str] = field(default_factory=list)
-
-    def add(self, piece: str, last: bool = False) -> tuple[int, str, bool] | None:
-        """Take one piece; a (index, chunk text, last) tuple when a chunk is due."""
-        if piece:
-            self.buffer.append(piece)
-            self.pieces.append(piece)
-        if len(self.buffer) < self.size and not last:
-            return None
-        self.size = min(self.size * 2, self.limit)
-        self.index += 1
-        chunk = "".join(self.buffer)
-        self.buffer.clear()
-        return self.index, chunk, last
-
-    @property
-    def answer(self) -> str:
-        """Every piece so far, joined."""
-        return "".join(self.pieces)
 
 
 def invoke_answer(body: str, content_field: str) -> str:
