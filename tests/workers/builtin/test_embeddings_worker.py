@@ -140,3 +140,58 @@ async def test_records_that_cannot_be_embedded_go_to_the_dead_letter_topic(
         assert_matches_reference(doc["vector"], JANE)
     assert letter.record.key == "2"
     assert "record.lastName" in letter.record.headers["error-message"]
+
+
+KILLED = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+  - {{name: {out}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: embed
+    type: compute-ai-embeddings
+    input: {inp}
+    output: {out}
+    configuration:
+      model: all-MiniLM-L6-v2
+      text: "{{{{ record.text }}}}"
+      loop-over: value.docs
+      embeddings-field: record.vector
+      batch-size: 4
+"""
+
+
+async def test_a_worker_killed_while_embedding_loses_no_record(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+    fast_instance: Path,
+) -> None:
+    """SIGKILL after some records are embedded and written, before their offsets are
+    committed: after a restart every input has its output (some twice), each fully embedded."""
+    app_dir = app_factory({"pipeline.yaml": KILLED, "configuration.yaml": CONFIGURATION}, **topics)
+    await prepare(app_dir, kafka_bootstrap)
+    sent: list[str] = []
+    for run, kill_after in enumerate((3, 7, 1)):
+        batch = [f"r{run}-{i}" for i in range(8)]
+        for name in batch:
+            docs = [{"text": f"{name} part {part}"} for part in range(6)]
+            await send(producer, topics["inp"], Record(json.dumps({"name": name, "docs": docs})))
+        sent += batch
+        worker = await start_worker(
+            app_dir,
+            "embed",
+            env={"SLUICE_FAULT_KILL_AFTER": str(kill_after)},
+            ready=False,
+            instance=fast_instance,
+        )
+        assert await worker.exited(within=60) == -9, "\n".join(worker.output)
+    final = await start_worker(app_dir, "embed", instance=fast_instance)
+    outputs = await read_all(kafka_bootstrap, topics["out"], len(sent), within=60, settle=1)
+    assert await final.stop() == 0, "\n".join(final.output)
+    values = [json.loads(o.record.value) for o in outputs]
+    assert set(sent) <= {v["name"] for v in values}, "an input was lost"
+    for value in values:
+        assert len(value["docs"]) == 6
+        assert all(len(doc["vector"]) == 384 for doc in value["docs"])
