@@ -223,6 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if fault.delay:
             time.sleep(fault.delay)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._fault(fault)  # a client that gave up while it waited is gone
+        return True
+
+    def _fault(self, fault: Fault) -> None:
         if fault.body is not None:
             self.send_response(fault.status)
             self.send_header("Content-Type", "application/json")
@@ -232,7 +237,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             extra = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
             self._error(fault.status, f"Fake fault {fault.status}", "server_error", extra)
-        return True
 
     def _stream(self, answer: str | list[str], model: str, include_usage: bool) -> None:
         self._send_events(chunks(answer, model, include_usage=include_usage))

@@ -18,6 +18,7 @@ import pytest
 
 from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.builtin_config import BadConfiguration
+from sluice.environments import worker_requirements
 from sluice.record import Record
 from sluice.templates import TemplateRenderError
 from sluice.testing import AgentHarness
@@ -505,3 +506,6 @@ def test_both_agents_are_runnable_built_in_types() -> None:
     for agent_type in ("ai-chat-completions", "ai-text-completions"):
         assert AGENT_TYPES[agent_type].runnable
         assert agent_type in BUILTIN_AGENTS
+        # An application environment gets the openai client when a pipeline uses the agent.
+        requirements = worker_requirements(agent_types=[agent_type])
+        assert any(r.startswith("openai") for r in requirements), requirements
