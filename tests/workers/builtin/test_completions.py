@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -383,6 +384,20 @@ async def test_provider_faults_fail_the_record(
     assert 'resource "openai"' in str(caught.value)
     # The client's own retries are bounded by max-retries (1 retry: 2 calls) for 429 and 5xx.
     assert len(fake.requests) == (2 if fault.status >= 429 else 1)
+
+
+async def test_a_429_is_retried_after_retry_after(fake: FakeOpenAI) -> None:
+    calls: list[float] = []
+
+    def fault(body: dict[str, Any]) -> Fault | None:
+        calls.append(time.monotonic())
+        return Fault(429, retry_after="1") if len(calls) == 1 else None
+
+    fake.fault = fault
+    fake.reply = lambda messages: "ok"
+    assert await run(ChatCompletions(), chat(fake), Record("q")) == [Record("ok")]
+    assert len(calls) == 2
+    assert calls[1] - calls[0] >= 0.9  # the client waited as Retry-After said
 
 
 async def test_a_401_names_the_status_and_never_the_key(
