@@ -3,13 +3,16 @@ topics dispatch and trigger-event send to."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 
 import pytest
 
 from sluice.application import load_application, plan_application
-from sluice.errors import InvalidApplication, Problem
+from sluice.errors import InvalidApplication
+from tests.sluice.application import builtin_agents
+from tests.sluice.application.builtin_agents import plain
 from tests.sluice.application.conftest import WriteApp
 
 TOPICS = """
@@ -20,14 +23,8 @@ topics:
   - name: topic1
 """
 
-
-def agent(agent_type: str, configuration: str, *, source: bool = False) -> dict[str, str]:
-    wiring = "    output: answers\n" if source else "    input: questions\n    output: answers\n"
-    return {
-        "pipeline.yaml": TOPICS
-        + f"pipeline:\n  - type: {agent_type}\n{wiring}"
-        + f"    configuration:\n{configuration}"
-    }
+# topic1 too: a destination that is declared.
+agent = functools.partial(builtin_agents.agent, topics=TOPICS)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +101,7 @@ def test_bad_configuration_is_an_error_with_file_and_line(
 ) -> None:
     with pytest.raises(InvalidApplication) as caught:
         load_application(write_app(agent(agent_type, configuration)))
-    rendered = [_plain(p) for p in caught.value.problems]
+    rendered = [plain(p) for p in caught.value.problems]
     assert any(text.startswith(expected) for text in rendered), rendered
 
 
@@ -112,7 +109,7 @@ def test_timer_source_period_must_be_positive(write_app: WriteApp) -> None:
     app = agent("timer-source", "      period-seconds: 0\n", source=True)
     with pytest.raises(InvalidApplication) as caught:
         load_application(write_app(app))
-    assert [_plain(p) for p in caught.value.problems] == [
+    assert [plain(p) for p in caught.value.problems] == [
         "pipeline.yaml:10 pipeline[0].configuration.period-seconds: must be at least 1, got 0"
     ]
 
@@ -139,7 +136,7 @@ def test_a_stream_to_topic_must_be_declared(write_app: WriteApp) -> None:
     )
     with pytest.raises(InvalidApplication) as caught:
         load_application(write_app(app))
-    [problem] = [_plain(p) for p in caught.value.problems]
+    [problem] = [plain(p) for p in caught.value.problems]
     assert problem.startswith(
         'pipeline.yaml:12 pipeline[0].configuration.stream-to-topic: topic "streamed" is not '
         "declared"
@@ -174,8 +171,3 @@ pipeline:
     assert [[a.id for a in e.agents] for e in plan.executors] == [
         ["timer", "trigger", "log", "route"]
     ]
-
-
-def _plain(problem: Problem) -> str:
-    where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
-    return f"{where} {problem.path}: {problem.message}"

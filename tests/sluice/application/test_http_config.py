@@ -5,23 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sluice.application import load_application
-from sluice.errors import InvalidApplication, Problem
+from sluice.errors import InvalidApplication
+from tests.sluice.application.builtin_agents import TOPICS, agent, plain
 from tests.sluice.application.conftest import WriteApp
-
-TOPICS = """
-topics:
-  - name: questions
-    creation-mode: create-if-not-exists
-  - name: answers
-"""
-
-
-def agent(agent_type: str, configuration: str) -> dict[str, str]:
-    return {
-        "pipeline.yaml": TOPICS
-        + f"pipeline:\n  - type: {agent_type}\n    input: questions\n    output: answers\n"
-        + f"    configuration:\n{configuration}"
-    }
 
 
 @pytest.mark.parametrize(
@@ -73,7 +59,7 @@ def test_bad_configuration_is_an_error_with_file_and_line(
 ) -> None:
     with pytest.raises(InvalidApplication) as caught:
         load_application(write_app(agent(agent_type, configuration)))
-    rendered = [_plain(p) for p in caught.value.problems]
+    rendered = [plain(p) for p in caught.value.problems]
     assert any(text.startswith(expected) for text in rendered), rendered
 
 
@@ -101,8 +87,3 @@ pipeline:
         }
     )
     load_application(app)
-
-
-def _plain(problem: Problem) -> str:
-    where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
-    return f"{where} {problem.path}: {problem.message}"
