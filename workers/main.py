@@ -283,7 +283,7 @@ async def _load_agents(
         )
         _export_environment(agent.configuration.get("environment"))
         instance = load_agent(agent, context, code_dirs=code_dirs, camel=camel)
-        await instance.init(_agent_config(app, agent.configuration))
+        await instance.init(app.runtime_configuration(agent.configuration))
         await instance.start()
         stack.push_async_callback(_close, agent.id, instance)
         loaded.append(instance)
@@ -295,14 +295,6 @@ def _export_environment(entries: Any) -> None:
     for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict) and entry.get("key"):
             os.environ[str(entry["key"])] = str(entry.get("value", ""))
-
-
-def _agent_config(app: Application, configuration: Any) -> dict[str, Any]:
-    """The agent's configuration plus ``resources`` and ``globals``, as LangStream passed them."""
-    config = dict(configuration)
-    config.setdefault("resources", {r.id: dict(r.configuration) for r in app.resources})
-    config.setdefault("globals", dict(app.globals))
-    return config
 
 
 async def _close(agent_id: str, instance: LoadedAgent) -> None:

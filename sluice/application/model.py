@@ -295,6 +295,17 @@ class Application:
     # valid LangStream), but ``sluice validate`` and ``sluice run`` refuse it with these.
     unsupported: tuple[Problem, ...] = ()
 
+    def runtime_configuration(self, configuration: Mapping[str, Any]) -> dict[str, Any]:
+        """An agent's ``configuration`` as the worker hands it to the agent, with what the
+        application adds unless the agent sets it: ``resources`` (resource id -> its
+        configuration, as LangStream passed them), ``resource-types`` (resource id -> its type:
+        how a built-in AI agent finds its service without ``ai-service``) and ``globals``."""
+        config = dict(configuration)
+        config.setdefault("resources", {r.id: dict(r.configuration) for r in self.resources})
+        config.setdefault("resource-types", {r.id: r.type for r in self.resources})
+        config.setdefault("globals", dict(self.globals))
+        return config
+
     @property
     def agents(self) -> tuple[AgentSpec, ...]:
         return tuple(agent for pipeline in self.pipelines for agent in pipeline.agents)

@@ -282,10 +282,9 @@ class ExecutorHarness(AgentHarness):
 
     def _agent_config(self, planned: PlannedAgent) -> dict[str, Any]:
         """As the worker passes it, plus the test's replacements."""
-        config = {**planned.configuration, **self._overrides.get(planned.id, {})}
-        config.setdefault("resources", {r.id: dict(r.configuration) for r in self.app.resources})
-        config.setdefault("globals", dict(self.app.globals))
-        return config
+        return self.app.runtime_configuration(
+            {**planned.configuration, **self._overrides.get(planned.id, {})}
+        )
 
     def _read_outputs(self, records: list[Record]) -> tuple[Record, ...]:
         """As :func:`workers.outputs.encode_outputs`: each at its ``destination``, else at the

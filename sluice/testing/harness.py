@@ -344,9 +344,7 @@ class AgentHarness:
                 f"agent {agent_id} is a {agent.type}: the harness runs built-in agents and "
                 "Python agents with configuration.className"
             )
-        merged = {**agent.configuration, **(config or {})}
-        merged.setdefault("resources", {r.id: dict(r.configuration) for r in app.resources})
-        merged.setdefault("globals", dict(app.globals))
+        merged = app.runtime_configuration({**agent.configuration, **(config or {})})
         defaults: dict[str, Any] = {
             "errors": executor.errors,
             "component": agent.component,

@@ -110,13 +110,15 @@ def _looks_like_openai(configuration: Any) -> bool:
 def openai_resource(agent_type: str, config: dict[str, Any]) -> OpenAIResource:
     """The OpenAI resource of an agent: ``ai-service``'s, else the first OpenAI one.
 
-    ``config["resources"]`` maps resource ids to their configuration (the worker adds it). The
-    worker does not hand the resources' types over, so without ``ai-service`` the first resource
-    shaped as ``open-ai-configuration`` (an ``access-key``, ``provider`` openai or azure, none of
-    the other providers' keys) is taken, as LangStream took OpenAI first. Raises
+    ``config["resources"]`` maps resource ids to their configuration and
+    ``config["resource-types"]`` ids to their type (the worker adds both). Without
+    ``ai-service`` the first ``open-ai-configuration`` is taken, as LangStream took OpenAI first;
+    where the types are not given (an agent made by hand), the first resource shaped as one (an
+    ``access-key``, ``provider`` openai or azure, none of the other providers' keys). Raises
     :class:`ResourceError` naming the resource and what it lacks.
     """
     resources = config.get("resources") or {}
+    types = config.get("resource-types") or {}
     service = config.get("ai-service")
     if service:
         if service not in resources:
@@ -125,9 +127,19 @@ def openai_resource(agent_type: str, config: dict[str, Any]) -> OpenAIResource:
                 f'{agent_type}: ai-service "{service}" is not a resource of the application '
                 f"(resources: {known})"
             )
+        kind = types.get(service)
+        if kind is not None and kind != "open-ai-configuration":
+            raise ResourceError(
+                f'{agent_type}: ai-service "{service}" is a {kind}; Sluice runs {agent_type} on '
+                "open-ai-configuration resources so far"
+            )
         ident, conf = str(service), resources[service]
     else:
-        found = [(i, c) for i, c in resources.items() if _looks_like_openai(c)]
+        found = [
+            (i, c)
+            for i, c in resources.items()
+            if (types.get(i) == "open-ai-configuration" if types else _looks_like_openai(c))
+        ]
         if not found:
             raise ResourceError(
                 f"{agent_type}: no open-ai-configuration resource in configuration.yaml "

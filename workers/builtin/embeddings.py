@@ -58,12 +58,17 @@ class EmbeddingsError(WorkerError, ValueError):
     """``compute-ai-embeddings`` cannot start, or one record cannot be embedded."""
 
 
-def choose_resource(resources: Mapping[str, Any], ai_service: str | None) -> dict[str, Any]:
+def choose_resource(
+    resources: Mapping[str, Any],
+    ai_service: str | None,
+    types: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The configuration of the AI resource the agent uses.
 
-    ``ai-service`` names it; without it, the first resource with ``provider: local`` (the only
-    provider run so far). The worker sees resources without their type, so a resource is taken
-    for a local Hugging Face one by its ``provider`` key.
+    ``ai-service`` names it; without it, the first ``hugging-face-configuration`` with
+    ``provider: local`` (the only provider run so far). ``types`` (resource id -> type, which
+    the worker passes as ``resource-types``) narrows the choice to Hugging Face resources; where
+    it is not given, a resource is taken for a local Hugging Face one by its ``provider`` key.
     """
     if ai_service is not None:
         if ai_service not in resources:
@@ -81,8 +86,10 @@ def choose_resource(resources: Mapping[str, Any], ai_service: str | None) -> dic
         return dict(chosen)
     local = [
         dict(value)
-        for value in resources.values()
-        if isinstance(value, Mapping) and _provider(value) == "local"
+        for ident, value in resources.items()
+        if isinstance(value, Mapping)
+        and _provider(value) == "local"
+        and (types or {}).get(ident) in (None, "hugging-face-configuration")
     ]
     if local:
         return local[0]
@@ -117,7 +124,9 @@ class ComputeAIEmbeddings:
             self.loop_over = compile_expression(self.loop_over_field)
             self.element_field = self.field.removeprefix("record.")
         self.batch_size: int = checked["batch-size"]
-        choose_resource(config.get("resources") or {}, checked["ai-service"])
+        choose_resource(
+            config.get("resources") or {}, checked["ai-service"], config.get("resource-types")
+        )
         try:
             name = local_model_name(checked["model"], checked["model-url"])
         except ValueError as error:

@@ -451,6 +451,24 @@ async def test_without_ai_service_the_first_openai_resource_is_used(fake: FakeOp
     assert fake.requests[0].headers["Authorization"] == "Bearer sk-o"
 
 
+async def test_the_resource_types_the_worker_passes_decide(fake: FakeOpenAI) -> None:
+    # A Hugging Face API resource has an access-key too: with the types (as the worker passes
+    # them) it is never taken for OpenAI, and naming it with ai-service is an init error.
+    config = chat(fake, stream=False)
+    config["resources"] = {
+        "hf": {"access-key": "hf-key", "url": "http://127.0.0.1:1/v1"},
+        "openai": {"access-key": "sk-o", "url": fake.base_url},
+    }
+    config["resource-types"] = {
+        "hf": "hugging-face-configuration",
+        "openai": "open-ai-configuration",
+    }
+    await run(ChatCompletions(), config, Record("q"))
+    assert fake.requests[0].headers["Authorization"] == "Bearer sk-o"
+    with pytest.raises(ResourceError, match=r'"hf" is a hugging-face-configuration'):
+        await ChatCompletions().init({**config, "ai-service": "hf"})
+
+
 @pytest.mark.parametrize(
     ("resources", "extra", "problem"),
     [
