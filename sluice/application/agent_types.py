@@ -42,7 +42,6 @@ def _types() -> dict[str, AgentType]:
     for name in (
         "query-vector-db",
         "query",
-        "re-rank",
         "flare-controller",
     ):
         table.append(AgentType(name, "processor"))
@@ -51,6 +50,7 @@ def _types() -> dict[str, AgentType]:
     for name in ("ai-chat-completions", "ai-text-completions"):
         table.append(AgentType(name, "processor", runnable=True))
     table.append(AgentType("compute-ai-embeddings", "processor", runnable=True))
+    table.append(AgentType("re-rank", "processor", runnable=True))
     for name in ("http-request", "langserve-invoke"):
         table.append(AgentType(name, "processor", runnable=True))
     for name in (

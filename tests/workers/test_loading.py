@@ -349,8 +349,10 @@ async def test_camel_source_loads_and_checks_its_configuration() -> None:
 
 
 def test_a_known_type_sluice_does_not_implement_yet() -> None:
-    error = load_error(planned("re-rank"), [])
-    assert str(error) == "agent my-agent: agent type re-rank is not implemented by Sluice yet"
+    error = load_error(planned("flare-controller"), [])
+    assert (
+        str(error) == "agent my-agent: agent type flare-controller is not implemented by Sluice yet"
+    )
 
 
 def test_an_unknown_type() -> None:

@@ -16,6 +16,7 @@ from workers.agents import LoadedAgent
 from workers.builtin.compute import Compute
 from workers.builtin.flow import Dispatch, LogEvent, TimerSource, TriggerEvent
 from workers.builtin.identity import Identity
+from workers.builtin.rerank import ReRank
 from workers.builtin.text import (
     DocumentToJson,
     LanguageDetector,
@@ -45,6 +46,7 @@ __all__ = [
     "LanguageDetector",
     "LogEvent",
     "MergeKeyValue",
+    "ReRank",
     "TextExtractor",
     "TextNormaliser",
     "TextSplitter",
@@ -102,6 +104,7 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "trigger-event": TriggerEvent,
     "log-event": LogEvent,
     "timer-source": TimerSource,
+    "re-rank": ReRank,
     "http-request": _http_request,
     "langserve-invoke": _langserve_invoke,
     "compute-ai-embeddings": _compute_ai_embeddings,
