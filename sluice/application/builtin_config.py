@@ -36,7 +36,7 @@ _CHECKS: dict[str, Check] = {
 }
 
 # What the worker adds to every agent's configuration; never the user's mistake.
-_RUNTIME_KEYS = ("resources", "globals")
+_RUNTIME_KEYS = ("resources", "resource-types", "globals")
 
 
 class BadConfiguration(SluiceError, ValueError):
