@@ -31,6 +31,7 @@ a first piece that is only whitespace, as LangStream did.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -95,7 +96,9 @@ class OpenAIResource:
     @property
     def where(self) -> str:
         """How messages name the provider (never with the key)."""
-        return f'{self.provider} resource "{self.id}" ({self.url or "api.openai.com"})'
+        # Without a url the openai client reads OPENAI_BASE_URL, as everywhere it is used.
+        url = self.url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
+        return f'{self.provider} resource "{self.id}" ({url})'
 
 
 def _looks_like_openai(configuration: Any) -> bool:

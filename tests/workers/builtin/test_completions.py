@@ -451,6 +451,21 @@ async def test_without_ai_service_the_first_openai_resource_is_used(fake: FakeOp
     assert fake.requests[0].headers["Authorization"] == "Bearer sk-o"
 
 
+async def test_a_resource_without_url_follows_openai_base_url(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LangStream's openai-text-completions example names only an access-key: the official
+    # client's OPENAI_BASE_URL points it elsewhere (here the fake), and messages say where.
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    config = chat(fake, stream=False)
+    config["resources"] = {"o": {"access-key": "sk-o"}}
+    await run(ChatCompletions(), config, Record("q"))
+    assert fake.requests[0].headers["Authorization"] == "Bearer sk-o"
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(CompletionError, match=r'resource "o" \(http://127.0.0.1:\d+/v1\)'):
+        await run(ChatCompletions(), {**config, "max-retries": 0}, Record("q"))
+
+
 async def test_the_resource_types_the_worker_passes_decide(fake: FakeOpenAI) -> None:
     # A Hugging Face API resource has an access-key too: with the types (as the worker passes
     # them) it is never taken for OpenAI, and naming it with ai-service is an init error.
