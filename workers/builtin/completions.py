@@ -30,8 +30,10 @@ a first piece that is only whitespace, as LangStream did.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -166,6 +168,36 @@ def openai_resource(agent_type: str, config: dict[str, Any]) -> OpenAIResource:
     return OpenAIResource(ident, provider, url, key)
 
 
+def provider_failure(agent_type: str, resource: OpenAIResource, what: str) -> CompletionError:
+    """The failure of a call to ``resource``, naming it, never with its key."""
+    message = f"{agent_type}: {resource.where} {what}"
+    return CompletionError(message.replace(resource.access_key, "***"))
+
+
+@contextlib.contextmanager
+def provider_errors(
+    agent_type: str, resource: OpenAIResource, timeout: float, answer: str
+) -> Iterator[None]:
+    """The openai client's errors inside the block as :class:`CompletionError`: an error status,
+    a timeout, a server that cannot be reached, or an answer that is not ``answer``."""
+    try:
+        yield
+    except openai.APIStatusError as error:
+        what = f"answered {error.status_code}: {error.message}"
+        raise provider_failure(agent_type, resource, what) from None
+    except openai.APITimeoutError:
+        what = f"did not answer within {timeout:g}s"
+        raise provider_failure(agent_type, resource, what) from None
+    except openai.APIConnectionError as error:
+        what = f"cannot be reached: {error.__cause__ or error}"
+        raise provider_failure(agent_type, resource, what) from None
+    except (openai.OpenAIError, AttributeError, TypeError, LookupError, ValueError) as error:
+        if isinstance(error, SluiceError):
+            raise
+        what = f"gave an answer that is not {answer} ({type(error).__name__}: {error})"
+        raise provider_failure(agent_type, resource, what) from None
+
+
 def openai_client(resource: OpenAIResource, *, timeout: float, max_retries: int) -> Any:
     """The async client of ``resource`` (Azure's for ``provider: azure``)."""
     if resource.provider == "azure":
@@ -251,29 +283,13 @@ class Completions:
             return [to_record(working, record)]
         rendered = self.render(template_view(working))
         routed: list[Record] = []
-        try:
+        with provider_errors(self.agent_type, self.resource, self.timeout, "a completion"):
             answer, extra = await self.complete(rendered, working, record, routed)
-        except openai.APIStatusError as error:
-            raise self._failure(f"answered {error.status_code}: {error.message}") from None
-        except openai.APITimeoutError:
-            raise self._failure(f"did not answer within {self.timeout:g}s") from None
-        except openai.APIConnectionError as error:
-            cause = error.__cause__ or error
-            raise self._failure(f"cannot be reached: {cause}") from None
-        except (openai.OpenAIError, AttributeError, TypeError, LookupError, ValueError) as error:
-            if isinstance(error, SluiceError):
-                raise
-            reason = f"{type(error).__name__}: {error}"
-            raise self._failure(f"gave an answer that is not a completion ({reason})") from None
         set_field(working, answer, self.completion_field)
         if self.log_field is not None:
             set_field(working, self.log_text(rendered), self.log_field)
         self.write_extra(working, extra)
         return [*routed, to_record(working, record)]
-
-    def _failure(self, what: str) -> CompletionError:
-        message = f"{self.agent_type}: {self.resource.where} {what}"
-        return CompletionError(message.replace(self.resource.access_key, "***"))
 
     def log_text(self, rendered: list[Any]) -> str:
         """LangStream's log of a request: the model, the agent's options, what was sent."""

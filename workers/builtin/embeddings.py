@@ -8,9 +8,12 @@ element gets its vector at ``embeddings-field: record.<name>``, and the list is 
 where ``loop-over`` points (``value.docs``). An empty list goes on unchanged (LangStream never
 completed such a record).
 
-The model runs in the worker (``hugging-face-configuration`` with ``provider: local``):
-all-MiniLM-L6-v2 on onnxruntime (:mod:`workers.builtin.embedding_models`), loaded once per
-worker at ``init`` and run off the event loop. The texts of one record (its ``loop-over``
+The vectors come from an ``open-ai-configuration`` resource when there is one (the one
+``ai-service`` names, else the first: LangStream tried OpenAI first), through the official
+client as ``ai-chat-completions`` calls it; otherwise from the model in the worker
+(``hugging-face-configuration`` with ``provider: local``): all-MiniLM-L6-v2 on onnxruntime
+(:mod:`workers.builtin.embedding_models`), loaded once per worker at ``init`` and run off the
+event loop. The texts of one record (its ``loop-over``
 elements) go to the model ``batch-size`` at a time. The worker hands this agent one record at a
 time, in order, and commits a record's offset only after its output is written, so
 ``flush-interval`` and ``concurrency`` (LangStream's batching across records) are accepted and
@@ -56,6 +59,21 @@ NO_AI_SERVICE = (
 
 class EmbeddingsError(WorkerError, ValueError):
     """``compute-ai-embeddings`` cannot start, or one record cannot be embedded."""
+
+
+OPENAI = "open-ai-configuration"
+
+
+def openai_service(
+    resources: Mapping[str, Any], ai_service: str | None, types: Mapping[str, str] | None
+) -> str | None:
+    """The id of the ``open-ai-configuration`` resource the agent uses, or None for the local
+    model: the one ``ai-service`` names, else the first OpenAI one (LangStream tried OpenAI
+    first). Known only from ``types`` (the worker's ``resource-types``)."""
+    types = types or {}
+    if ai_service is not None:
+        return ai_service if types.get(ai_service) == OPENAI else None
+    return next((str(ident) for ident in resources if types.get(ident) == OPENAI), None)
 
 
 def choose_resource(
@@ -111,6 +129,7 @@ class ComputeAIEmbeddings:
 
     when: Predicate | None = None
     loop_over: Expression | None = None
+    remote: OpenAIEmbeddings | None = None
 
     async def init(self, config: dict[str, Any]) -> None:
         checked = read_configuration(AGENT_TYPE, config)
@@ -124,9 +143,14 @@ class ComputeAIEmbeddings:
             self.loop_over = compile_expression(self.loop_over_field)
             self.element_field = self.field.removeprefix("record.")
         self.batch_size: int = checked["batch-size"]
-        choose_resource(
-            config.get("resources") or {}, checked["ai-service"], config.get("resource-types")
-        )
+        resources = config.get("resources") or {}
+        types = config.get("resource-types")
+        service = openai_service(resources, checked["ai-service"], types)
+        if service is not None:
+            self.remote = OpenAIEmbeddings({**config, "ai-service": service}, checked["model"])
+            return
+        self.remote = None
+        choose_resource(resources, checked["ai-service"], types)
         try:
             name = local_model_name(checked["model"], checked["model-url"])
         except ValueError as error:
@@ -137,7 +161,8 @@ class ComputeAIEmbeddings:
         pass
 
     async def close(self) -> None:
-        pass
+        if self.remote is not None:
+            await self.remote.close()
 
     async def process(self, record: Record) -> list[Record]:
         working = to_working(record)
@@ -177,5 +202,43 @@ class ComputeAIEmbeddings:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
-            vectors.extend(await asyncio.to_thread(self.model.embed, batch))
+            if self.remote is not None:
+                vectors.extend(await self.remote.embed(batch))
+            else:
+                vectors.extend(await asyncio.to_thread(self.model.embed, batch))
         return vectors
+
+
+class OpenAIEmbeddings:
+    """Vectors from an ``open-ai-configuration`` resource (OpenAI, Azure, any OpenAI-compatible
+    server) with the official client, as ``ai-chat-completions`` calls it: the same resource
+    rules, a bounded timeout and retries, errors naming the resource and never its key."""
+
+    TIMEOUT = 120.0
+    RETRIES = 2
+
+    def __init__(self, config: dict[str, Any], model: str) -> None:
+        # Imported here: the openai client is installed with the ai extra, and only an
+        # application that embeds through OpenAI needs it.
+        from workers.builtin import completions
+
+        self._completions = completions
+        self.resource = completions.openai_resource(AGENT_TYPE, config)
+        self.model = model
+        self.client = completions.openai_client(
+            self.resource, timeout=self.TIMEOUT, max_retries=self.RETRIES
+        )
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        with self._completions.provider_errors(
+            AGENT_TYPE, self.resource, self.TIMEOUT, "a list of embeddings"
+        ):
+            response = await self.client.embeddings.create(model=self.model, input=texts)
+            data = sorted(response.data, key=lambda item: item.index)
+            vectors = [[float(number) for number in item.embedding] for item in data]
+            if len(vectors) != len(texts):
+                raise ValueError(f"{len(vectors)} vectors for {len(texts)} texts")
+        return vectors
+
+    async def close(self) -> None:
+        await self.client.close()

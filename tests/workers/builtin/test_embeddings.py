@@ -13,6 +13,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from sluice.environments import worker_requirements
 from sluice.record import Record
 from sluice.sdk import AgentContext
 from sluice.templates import TemplateRenderError
+from tests.fakes.openai_server import FakeOpenAI, Fault, fake_embedding
 from workers.builtin import BUILTIN_AGENTS
+from workers.builtin.completions import CompletionError
 from workers.builtin.embedding_models import (
     DIMENSIONS,
     UnknownModel,
@@ -400,3 +403,83 @@ def test_without_the_ai_extra_the_error_says_what_to_install() -> None:
         "compute-ai-embeddings with provider local needs onnxruntime: "
         "install the ai extra: pip install 'sluicegate[ai]'"
     )
+
+
+# -- through an OpenAI-compatible server --------------------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+def openai_config(fake: FakeOpenAI, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "text-embedding-3-small",
+        "text": "{{ value.q }}",
+        "embeddings-field": "value.embeddings",
+        "resources": {
+            "hf": {"provider": "local"},
+            "oa": {"access-key": "sk-secret-embedding-key", "url": fake.base_url},
+        },
+        "resource-types": {"hf": "hugging-face-configuration", "oa": "open-ai-configuration"},
+        **extra,
+    }
+
+
+async def test_an_openai_resource_is_used_first_as_langstream_did(fake: FakeOpenAI) -> None:
+    embeddings = ComputeAIEmbeddings()
+    await embeddings.init(openai_config(fake))
+    try:
+        [out] = await embeddings.process(Record(json.dumps({"q": CAT})))
+    finally:
+        await embeddings.close()
+    assert value_of(out)["embeddings"] == fake_embedding(CAT)
+    [request] = fake.requests
+    assert (request.path, request.body["model"], request.body["input"]) == (
+        "/v1/embeddings",
+        "text-embedding-3-small",
+        [CAT],
+    )
+
+
+async def test_loop_over_through_openai_sends_batch_size_texts_per_call(fake: FakeOpenAI) -> None:
+    embeddings = ComputeAIEmbeddings()
+    config = openai_config(
+        fake,
+        text="{{ record.t }}",
+        **{"loop-over": "value.docs", "embeddings-field": "record.v", "batch-size": 2},
+    )
+    await embeddings.init(config)
+    docs = [{"t": f"text {n}"} for n in range(5)]
+    try:
+        [out] = await embeddings.process(Record(json.dumps({"docs": docs})))
+    finally:
+        await embeddings.close()
+    assert [d["v"] for d in value_of(out)["docs"]] == [fake_embedding(d["t"]) for d in docs]
+    assert [len(r.body["input"]) for r in fake.requests] == [2, 2, 1]
+
+
+async def test_ai_service_can_name_the_local_model_beside_an_openai_resource(
+    fake: FakeOpenAI,
+) -> None:
+    embeddings = ComputeAIEmbeddings()
+    await embeddings.init(openai_config(fake, model="all-MiniLM-L6-v2", **{"ai-service": "hf"}))
+    [out] = await embeddings.process(Record(json.dumps({"q": CAT})))
+    assert_matches_reference(value_of(out)["embeddings"], CAT)
+    assert fake.requests == []
+
+
+async def test_an_openai_failure_fails_the_record_naming_the_resource_not_the_key(
+    fake: FakeOpenAI,
+) -> None:
+    fake.fault = lambda body: Fault(status=500)
+    embeddings = ComputeAIEmbeddings()
+    await embeddings.init(openai_config(fake))
+    try:
+        with pytest.raises(CompletionError, match=r'resource "oa" .* answered 500') as caught:
+            await embeddings.process(Record(json.dumps({"q": CAT})))
+    finally:
+        await embeddings.close()
+    assert "sk-secret-embedding-key" not in str(caught.value)
