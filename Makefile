@@ -49,9 +49,10 @@ endef
 test: lint chromium
 	$(call run_tests,$(PYTEST_ARGS))
 
-# The tests that need no Kafka broker, no Java, no kube-apiserver (Go) and no browser: seconds.
-# Markers are set in tests/conftest.py by the fixtures a test uses and by folder.
-UNIT_MARKERS := not kafka and not java and not kube and not browser
+# The tests that need no Kafka broker, no Java, no kube-apiserver (Go), no local chat model (C++)
+# and no browser: seconds. Markers are set in tests/conftest.py by the fixtures a test uses and by
+# folder.
+UNIT_MARKERS := not kafka and not java and not kube and not llm and not browser
 unit: install
 	$(call run_tests,-m "$(UNIT_MARKERS)" $(PYTEST_ARGS))
 

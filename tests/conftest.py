@@ -1,24 +1,27 @@
-"""Shared fixtures: the Kafka broker every Kafka-touching test uses, and a stand-in for
-Google's JWKS endpoint; and the markers saying what a test needs beyond Python (``make unit``
-deselects them)."""
+"""Shared fixtures: the Kafka broker every Kafka-touching test uses, a stand-in for Google's
+JWKS endpoint and a real local chat model (:mod:`tests.fakes.local_llm`); and the markers
+saying what a test needs beyond Python (``make unit`` deselects them)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.auth.jwks_server import JwksServer, jwks_server
+from tests.fakes.local_llm import LocalLlm, LocalLlmError, prepare, running_server
 
 NEEDS_BY_FIXTURE = {
     "kafka_bootstrap": "kafka",
     "camel_jars": "java",
     "kube_assets": "kube",
+    "local_llm_assets": "llm",
 }
 """A test that uses one of these fixtures, even through another fixture, needs what it starts:
-the broker is a JVM, the Camel jars come from Maven, kube-apiserver is built with Go."""
+the broker is a JVM, the Camel jars come from Maven, kube-apiserver is built with Go, the local
+model's server is compiled from C++ (llama.cpp)."""
 
 NEEDS_BY_PATH = {
     "kube": "kube",
@@ -68,3 +71,47 @@ async def jwks() -> AsyncIterator[JwksServer]:
     async with jwks_server() as server:
         server.keys.append(new_key("k1"))
         yield server
+
+
+_LLM_ASSETS = pytest.StashKey[Path | str]()
+"""After collection: the local model's directory, or why there is none."""
+
+
+def _prepare_llm(config: pytest.Config) -> Path | str:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        return prepare(report=reporter.write_line if reporter is not None else None)
+    except LocalLlmError as error:
+        return str(error)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the local model right after collection (not inside a test's timeout), only when a
+    selected test uses it."""
+    config = session.config
+    if config.option.collectonly or _LLM_ASSETS in config.stash:
+        return
+    if any("local_llm_assets" in getattr(item, "fixturenames", ()) for item in session.items):
+        config.stash[_LLM_ASSETS] = _prepare_llm(config)
+
+
+@pytest.fixture(scope="session")
+def local_llm_assets(pytestconfig: pytest.Config) -> Path:
+    """Directory of the built llama-cpp-python server and the Gemma 3 270M GGUF."""
+    if _LLM_ASSETS not in pytestconfig.stash:
+        pytestconfig.stash[_LLM_ASSETS] = _prepare_llm(pytestconfig)
+    assets = pytestconfig.stash[_LLM_ASSETS]
+    if isinstance(assets, str):
+        pytest.fail(f"no local chat model for the tests: {assets}", pytrace=False)
+    return assets
+
+
+@pytest.fixture(scope="session")
+def local_llm(local_llm_assets: Path) -> Iterator[LocalLlm]:
+    """A real OpenAI-compatible chat model on loopback for the whole session (its ``base_url``
+    is an ``open-ai-configuration`` resource's ``url``; any access key is accepted)."""
+    try:
+        with running_server(local_llm_assets) as server:
+            yield server
+    except LocalLlmError as error:
+        pytest.fail(f"the local chat model did not start: {error}", pytrace=False)
