@@ -38,9 +38,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 Reply = Callable[[list[dict[str, Any]]], "str | list[str]"]
+
+_T = TypeVar("_T")
 
 PATHS = ("/v1/chat/completions", "/chat/completions")
 TEXT_PATHS = ("/v1/completions", "/completions")
@@ -183,21 +185,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in PATHS:
             self._error(404, f"Unknown request URL: POST {self.path}", "invalid_request_error")
             return
-        if not re.fullmatch(r"Bearer \S+", self.headers.get("Authorization", "")):
-            self._error(401, "You didn't provide an API key.", "invalid_request_error")
+        accepted = self._accepted(path, raw, _messages)
+        if accepted is None:
             return
-        try:
-            body = json.loads(raw or b"null")
-            messages = body["messages"]
-            if not isinstance(messages, list):
-                raise TypeError("messages must be a list")
-        except (ValueError, KeyError, TypeError) as error:
-            self._error(400, f"Invalid body: {error}", "invalid_request_error")
-            return
+        body, messages = accepted
         fake = self.server_fake
-        fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
-        if self._faulted(body):
-            return
         answer = fake.reply(messages)
         model = str(body.get("model") or fake.model)
         if body.get("stream"):
@@ -208,20 +200,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, completion(_joined(answer), model, messages))
 
     def _text_completion(self, path: str, raw: bytes) -> None:
-        if not re.fullmatch(r"Bearer \S+", self.headers.get("Authorization", "")):
-            self._error(401, "You didn't provide an API key.", "invalid_request_error")
+        accepted = self._accepted(path, raw, lambda body: _texts(body, "prompt"))
+        if accepted is None:
             return
-        try:
-            body = json.loads(raw or b"null")
-            prompt = body["prompt"]
-            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        except (ValueError, KeyError, TypeError) as error:
-            self._error(400, f"Invalid body: {error}", "invalid_request_error")
-            return
+        body, prompts = accepted
         fake = self.server_fake
-        fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
-        if self._faulted(body):
-            return
         answer = fake.reply([{"role": "user", "content": " ".join(map(str, prompts))}])
         model = str(body.get("model") or fake.model)
         logprobs = body.get("logprobs") is not None
@@ -233,20 +216,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _embeddings(self, path: str, raw: bytes) -> None:
         """``POST /v1/embeddings``: ``input`` a text or a list of texts; one
         :func:`fake_embedding` each, in order."""
-        if not re.fullmatch(r"Bearer \S+", self.headers.get("Authorization", "")):
-            self._error(401, "You didn't provide an API key.", "invalid_request_error")
+        accepted = self._accepted(path, raw, lambda body: _texts(body, "input"))
+        if accepted is None:
             return
-        try:
-            body = json.loads(raw or b"null")
-            given = body["input"]
-            texts = [given] if isinstance(given, str) else [str(text) for text in given]
-        except (ValueError, KeyError, TypeError) as error:
-            self._error(400, f"Invalid body: {error}", "invalid_request_error")
-            return
+        body, texts = accepted
         fake = self.server_fake
-        fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
-        if self._faulted(body):
-            return
         data = [
             {"object": "embedding", "index": index, "embedding": fake_embedding(text)}
             for index, text in enumerate(texts)
@@ -254,6 +228,26 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model") or fake.model)
         usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
         self._json(200, {"object": "list", "data": data, "model": model, "usage": usage})
+
+    def _accepted(
+        self, path: str, raw: bytes, read: Callable[[Any], _T]
+    ) -> tuple[dict[str, Any], _T] | None:
+        """The request's body and what ``read`` takes from it, recorded; or None once it was
+        answered instead: 401 without a bearer token, 400 for a body ``read`` refuses (not
+        recorded), or the fault :attr:`FakeOpenAI.fault` chose."""
+        if not re.fullmatch(r"Bearer \S+", self.headers.get("Authorization", "")):
+            self._error(401, "You didn't provide an API key.", "invalid_request_error")
+            return None
+        try:
+            body = json.loads(raw or b"null")
+            got = read(body)
+        except (ValueError, KeyError, TypeError) as error:
+            self._error(400, f"Invalid body: {error}", "invalid_request_error")
+            return None
+        self.server_fake.requests.append(RecordedRequest(path, dict(self.headers.items()), body))
+        if self._faulted(body):
+            return None
+        return body, got
 
     def _faulted(self, body: dict[str, Any]) -> bool:
         fault = self.server_fake.fault(body)
@@ -464,3 +458,16 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _messages(body: Any) -> list[Any]:
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        raise TypeError("messages must be a list")
+    return messages
+
+
+def _texts(body: Any, name: str) -> list[str]:
+    """``body[name]``: a text or a list of texts, as a list."""
+    given = body[name]
+    return [given] if isinstance(given, str) else [str(text) for text in given]
