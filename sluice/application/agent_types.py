@@ -39,12 +39,9 @@ def _types() -> dict[str, AgentType]:
         table.append(AgentType(name, "source"))
     table.append(AgentType("timer-source", "source", runnable=True))
     table.append(AgentType("vector-db-sink", "sink"))
-    for name in (
-        "query-vector-db",
-        "query",
-        "flare-controller",
-    ):
+    for name in ("query-vector-db", "query"):
         table.append(AgentType(name, "processor"))
+    table.append(AgentType("flare-controller", "processor", runnable=True))
     for name in ("dispatch", "trigger-event", "log-event"):
         table.append(AgentType(name, "processor", runnable=True))
     for name in ("ai-chat-completions", "ai-text-completions"):

@@ -17,14 +17,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from sluice.application.builtin_keys import Check, Key, Problem
-from sluice.application.builtin_schemas import ai, embeddings, flow, http, rerank, text, transforms
+from sluice.application.builtin_schemas import (
+    ai,
+    embeddings,
+    flare,
+    flow,
+    http,
+    rerank,
+    text,
+    transforms,
+)
 from sluice.application.reader import Node, did_you_mean
 from sluice.errors import SluiceError
 from sluice.expressions import ExpressionSyntaxError, compile_expression, compile_predicate
 
 __all__ = ["SCHEMAS", "BadConfiguration", "check_configuration", "read_configuration"]
 
-_FAMILIES = (transforms, flow, http, text, ai, embeddings, rerank)
+_FAMILIES = (transforms, flow, http, text, ai, embeddings, rerank, flare)
 
 SCHEMAS: dict[str, tuple[Key, ...]] = {
     name: keys for family in _FAMILIES for name, keys in family.SCHEMAS.items()

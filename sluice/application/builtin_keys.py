@@ -65,3 +65,20 @@ FIELDS: tuple[Key, ...] = (
     Key("expression", "expression", required=True),
 )
 """One ``fields[]`` entry of ``trigger-event``, ``log-event`` and ``timer-source``."""
+
+RESULT_WHOLE = ("value", "key", "destinationTopic", "messageKey")
+RESULT_PREFIXES = ("value.", "key.", "properties.")
+
+
+def field_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a result field name (``value``, ``key``, ``value.<f>``, ``key.<f>``,
+    ``properties.<f>``, ``destinationTopic``, ``messageKey``), or None when it is one: the
+    grammar the worker's field writer accepts, checked at validation."""
+    if name in RESULT_WHOLE or any(
+        name.startswith(prefix) and len(name) > len(prefix) for prefix in RESULT_PREFIXES
+    ):
+        return None
+    return (
+        f"invalid field name {name!r}: it should be value, key, destinationTopic, messageKey, "
+        "or start with value., key. or properties."
+    )

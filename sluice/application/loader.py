@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.application.agent_types import AGENT_TYPES
+from sluice.application.builtin_schemas.flare import loop_topics
 from sluice.application.builtin_schemas.flow import destination_topics
 from sluice.application.gateways import ParsedGateway, gateway_headers, parse_gateways
 from sluice.application.model import (
@@ -251,7 +252,11 @@ def _check_agents(
             seen.setdefault(agent.id, pipeline.file)
             _check_topic(node, "input", agent.input, topics)
             _check_topic(node, "output", agent.output, topics)
-            for path, topic in destination_topics(agent.type, agent.configuration):
+            written = (
+                *destination_topics(agent.type, agent.configuration),
+                *loop_topics(agent.type, agent.configuration),
+            )
+            for path, topic in written:
                 target = node.child("configuration")
                 for step in path[:-1]:
                     target = target.child(step)

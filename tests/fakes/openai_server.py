@@ -13,7 +13,8 @@ request is recorded in :attr:`FakeOpenAI.requests`.
 It answers ``POST /v1/embeddings`` with :func:`fake_embedding` vectors too. It also answers
 the legacy text completions, ``POST /v1/completions`` (``prompt`` a string or a list; the reply
 is asked for one user message of the prompts joined by spaces), in both modes, with
-``logprobs`` when the request asks for them. ``fault(body)`` may return a :class:`Fault`
+``logprobs`` when the request asks for them: each token's is ``logprob(token)``, by default
+-0.5 (confident). ``fault(body)`` may return a :class:`Fault`
 for a request: an error status (with ``Retry-After``), a body that is not JSON, or a delay.
 
 In a test::
@@ -41,6 +42,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 Reply = Callable[[list[dict[str, Any]]], "str | list[str]"]
+TokenLogprob = Callable[[str], float]
 
 _T = TypeVar("_T")
 
@@ -72,6 +74,11 @@ def no_fault(body: dict[str, Any]) -> Fault | None:
     return None
 
 
+def flat_logprob(token: str) -> float:
+    """-0.5 for every token: a probability of about 0.61, a confident answer."""
+    return -0.5
+
+
 def echo_reply(messages: list[dict[str, Any]]) -> str:
     """``Fake answer to: <the last user message>``."""
     for message in reversed(messages):
@@ -100,6 +107,7 @@ class FakeOpenAI:
     reply: Reply = echo_reply
     model: str = "gpt-fake"
     fault: Callable[[dict[str, Any]], Fault | None] = no_fault
+    logprob: TokenLogprob = flat_logprob
     requests: list[RecordedRequest] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -209,9 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model") or fake.model)
         logprobs = body.get("logprobs") is not None
         if body.get("stream"):
-            self._send_events(text_chunks(answer, model, logprobs=logprobs))
+            self._send_events(text_chunks(answer, model, logprobs=logprobs, logprob=fake.logprob))
         else:
-            self._json(200, text_completion(answer, model, logprobs=logprobs))
+            self._json(200, text_completion(answer, model, logprobs=logprobs, logprob=fake.logprob))
 
     def _embeddings(self, path: str, raw: bytes) -> None:
         """``POST /v1/embeddings``: ``input`` a text or a list of texts; one
@@ -363,10 +371,14 @@ def chunks(
 
 
 def text_completion(
-    answer: str | list[str], model: str, *, logprobs: bool = False
+    answer: str | list[str],
+    model: str,
+    *,
+    logprobs: bool = False,
+    logprob: TokenLogprob = flat_logprob,
 ) -> dict[str, Any]:
     """A ``text_completion`` object answering with ``answer`` (log probs a word, or a piece of
-    a list, at a time)."""
+    a list, at a time: ``logprob(token)`` each)."""
     pieces = _pieces(answer)
     return {
         "id": f"cmpl-fake-{time.monotonic_ns()}",
@@ -377,7 +389,7 @@ def text_completion(
             {
                 "text": _joined(answer),
                 "index": 0,
-                "logprobs": _logprobs(pieces) if logprobs else None,
+                "logprobs": _logprobs(pieces, logprob) if logprobs else None,
                 "finish_reason": "stop",
             }
         ],
@@ -386,14 +398,18 @@ def text_completion(
 
 
 def text_chunks(
-    answer: str | list[str], model: str, *, logprobs: bool = False
+    answer: str | list[str],
+    model: str,
+    *,
+    logprobs: bool = False,
+    logprob: TokenLogprob = flat_logprob,
 ) -> Iterator[dict[str, Any]]:
     """The ``text_completion`` objects of a streamed text answer, then one with the finish."""
     ident = f"cmpl-fake-{time.monotonic_ns()}"
     created = int(time.time())
 
     def chunk(text: str, finish: str | None) -> dict[str, Any]:
-        found = _logprobs([text]) if logprobs and text else None
+        found = _logprobs([text], logprob) if logprobs and text else None
         choice = {"text": text, "index": 0, "logprobs": found, "finish_reason": finish}
         return {
             "id": ident,
@@ -416,11 +432,11 @@ def _joined(answer: str | list[str]) -> str:
     return "".join(answer) if isinstance(answer, list) else answer
 
 
-def _logprobs(pieces: list[str]) -> dict[str, Any]:
-    """Made-up log probabilities, -0.5 per token (a piece is a token here)."""
+def _logprobs(pieces: list[str], logprob: TokenLogprob = flat_logprob) -> dict[str, Any]:
+    """Made-up log probabilities, ``logprob(token)`` per token (a piece is a token here)."""
     return {
         "tokens": pieces,
-        "token_logprobs": [-0.5] * len(pieces),
+        "token_logprobs": [logprob(piece) for piece in pieces],
         "top_logprobs": None,
         "text_offset": [0] * len(pieces),
     }

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from workers.agents import LoadedAgent
 from workers.builtin.compute import Compute
+from workers.builtin.flare import FlareController
 from workers.builtin.flow import Dispatch, LogEvent, TimerSource, TriggerEvent
 from workers.builtin.identity import Identity
 from workers.builtin.rerank import ReRank
@@ -41,6 +42,7 @@ __all__ = [
     "DocumentToJson",
     "Drop",
     "DropFields",
+    "FlareController",
     "Flatten",
     "Identity",
     "LanguageDetector",
@@ -105,6 +107,7 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "log-event": LogEvent,
     "timer-source": TimerSource,
     "re-rank": ReRank,
+    "flare-controller": FlareController,
     "http-request": _http_request,
     "langserve-invoke": _langserve_invoke,
     "compute-ai-embeddings": _compute_ai_embeddings,
