@@ -53,4 +53,14 @@ class UsesContext(Protocol):
     def use_context(self, context: AgentContext) -> None: ...
 
 
+@runtime_checkable
+class Batching(Protocol):
+    """A built-in agent that gathers several records into one call (``compute-ai-embeddings``
+    with a ``flush-interval``): the executor lets up to ``records_in_flight`` records into the
+    chain at once and still writes their outputs, and commits their offsets, in input order."""
+
+    @property
+    def records_in_flight(self) -> int: ...
+
+
 LoadedAgent = LoadedProcessor | LoadedSource | LoadedSink | LoadedService

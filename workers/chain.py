@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sluice.record import Record
-from workers.agents import LoadedProcessor, LoadedSink
+from workers.agents import Batching, LoadedProcessor, LoadedSink
 
 
 def carry_headers(source: Record, output: Record) -> Record:
@@ -29,6 +29,16 @@ class Chain:
 
     processors: Sequence[LoadedProcessor] = ()
     sink: LoadedSink | None = None
+
+    @property
+    def window(self) -> int:
+        """How many records may be in the chain at once: 1, unless an agent gathers records
+        into batches (:class:`workers.agents.Batching`), whose outputs the executors still
+        write in input order."""
+        agents: list[object] = [*self.processors, self.sink]
+        return max(
+            [1, *(agent.records_in_flight for agent in agents if isinstance(agent, Batching))]
+        )
 
     async def run(self, record: Record) -> list[Record]:
         """The records to write: each to its ``destination``, else to the output topic (the

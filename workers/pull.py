@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sluice.application.model import ErrorsSpec, TopicSpec
 from sluice.errors import KafkaError
@@ -48,6 +49,9 @@ from workers.policy import (
 )
 
 log = logging.getLogger("sluice.worker")
+
+Effects = list[Callable[[], Awaitable[asyncio.Future[SendResult]]]]
+"""What must be acknowledged before a record is finished: its outputs or its dead letter."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,10 @@ class PullExecutor(RebalanceListener):
         """Set when the processing task has something to look at: records, stop or failure."""
         self._drained = asyncio.Event()
         """Set when the queue went down to half its bound: the poll loop fetches again."""
-        self._current: Partition | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._running: dict[Partition, int] = {}
+        """Records started and not yet handed to the producer, per partition."""
+        self._handed = asyncio.Event()
+        """Set whenever a started record's outputs were handed to the producer."""
         self.ready = False
 
     # -- the loop --------------------------------------------------------------------------------
@@ -185,50 +190,102 @@ class PullExecutor(RebalanceListener):
                 last_commit = time.monotonic()
 
     async def _process(self, stop: asyncio.Event) -> None:
-        """Handle queued records in order until ``stop`` or a failed write."""
-        low = self._settings.max_queued // 2
-        while True:
-            if stop.is_set() or self._failure is not None:
-                return  # what is not started stays uncommitted and is read again later
-            if not self._queue:
-                self._queued.clear()
-                await self._queued.wait()
-                continue
-            item = self._queue.popleft()
-            if len(self._queue) <= low:
-                self._drained.set()
-            self._current = (item.topic, item.partition)
-            self._idle.clear()
-            try:
-                await self._handle(item)
-            finally:
-                self._current = None
-                self._idle.set()
+        """Handle queued records in order until ``stop`` or a failed write.
+
+        Up to the chain's ``window`` records are in the agents at once (a batching agent
+        gathers several records into one model call); their outputs are handed to the producer
+        strictly in input order, and a record is finished only when they are acknowledged.
+        """
+        window = self._chain.window
+        running: deque[tuple[Consumed, asyncio.Future[Effects]]] = deque()
+        try:
+            while True:
+                if self._failure is not None:
+                    return  # what is not written stays uncommitted and is read again later
+                while running and running[0][1].done():
+                    item, head = running.popleft()
+                    await self._hand_over(item, head.result())
+                can_start = len(running) < window and not stop.is_set()
+                if self._queue and can_start:
+                    item = self._queue.popleft()
+                    if len(self._queue) <= self._settings.max_queued // 2:
+                        self._drained.set()
+                    if not await self._room_for_one():
+                        return  # not started: read again after the restart
+                    self._start(item)
+                    if window == 1:  # the common case: no task per record
+                        await self._hand_over(item, await self._effects(item))
+                    else:
+                        running.append((item, asyncio.ensure_future(self._effects(item))))
+                elif running:
+                    # The oldest record is still in the agents (a batch filling up, say): wait
+                    # for it, or for new records to start meanwhile while there is room.
+                    waiting: set[asyncio.Future[Any]] = {running[0][1]}
+                    if can_start:
+                        self._queued.clear()
+                        waiting.add(asyncio.ensure_future(self._queued.wait()))
+                    try:
+                        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for future in waiting - {running[0][1]}:
+                            future.cancel()
+                elif stop.is_set():
+                    return  # what is not started stays uncommitted and is read again later
+                else:
+                    self._queued.clear()
+                    await self._queued.wait()
+        finally:
+            for _, effects in running:
+                effects.cancel()
+            if running:
+                await asyncio.wait({effects for _, effects in running})
+                for item, effects in running:
+                    if not effects.cancelled():
+                        effects.exception()  # retrieved: the record is read again anyway
+                    self._not_running(item)
+
+    async def _room_for_one(self) -> bool:
+        """Wait until fewer than ``max_in_flight`` records are unfinished; False on failure."""
+        while self._tracker.in_flight() >= self._settings.max_in_flight:
+            if self._failure is not None:
+                return False
+            self._room.clear()
+            await self._room.wait()
+        return True
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
             failure = self._failure
             raise ExecutorFailed(f"{failure}") from failure
 
-    async def _handle(self, item: Consumed) -> None:
+    def _start(self, item: Consumed) -> None:
         partition: Partition = (item.topic, item.partition)
-        while self._tracker.in_flight() >= self._settings.max_in_flight:
-            if self._failure is not None:
-                return  # not started: read again after the restart
-            self._room.clear()
-            await self._room.wait()
         self._tracker.started(partition, item.offset)
+        self._running[partition] = self._running.get(partition, 0) + 1
         self._observe("in", 1)
-        effects = await self._effects(item)
-        # Buffered in order by this one task; their acknowledgements are awaited together.
-        acks = [await effect() for effect in effects]
+
+    def _not_running(self, item: Consumed) -> None:
+        partition: Partition = (item.topic, item.partition)
+        left = self._running.get(partition, 0) - 1
+        if left > 0:
+            self._running[partition] = left
+        else:
+            self._running.pop(partition, None)
+        self._handed.set()
+
+    async def _hand_over(self, item: Consumed, effects: Effects) -> None:
+        """Buffer ``item``'s writes in order; it is finished when all are acknowledged."""
+        partition: Partition = (item.topic, item.partition)
+        try:
+            # Buffered in order by this one task; their acknowledgements are awaited together.
+            acks = [await effect() for effect in effects]
+        finally:
+            self._not_running(item)
         writes = asyncio.gather(*acks)
         self._writes.add(writes)
         writes.add_done_callback(lambda done: self._acknowledged(done, item.offset, partition))
 
-    async def _effects(
-        self, item: Consumed
-    ) -> list[Callable[[], Awaitable[asyncio.Future[SendResult]]]]:
+    async def _effects(self, item: Consumed) -> Effects:
         """What must be acknowledged before ``item`` is finished: outputs or a dead letter."""
         what = f"record {item.topic}/{item.partition}@{item.offset}"
         if isinstance(item, Undecodable):
@@ -270,7 +327,7 @@ class PullExecutor(RebalanceListener):
 
     def _on_failure(
         self, item: Consumed, failed: Failed, reason: BaseException | str, what: str
-    ) -> list[Callable[[], Awaitable[asyncio.Future[SendResult]]]]:
+    ) -> Effects:
         self._observe("error", 1)
         settings = self._settings
         decision = after_failure(
@@ -356,18 +413,23 @@ class PullExecutor(RebalanceListener):
 
     async def on_revoked(self, partitions: frozenset[Partition]) -> None:
         # Their queued records are read again by the next owner (or by this member, from the
-        # committed offset, if the partitions come back). The record in hand is finished first,
-        # so a rebalance does not process it twice.
+        # committed offset, if the partitions come back). Records already in the agents are
+        # handed over first, so a rebalance does not process them twice.
         self._queue = deque(i for i in self._queue if (i.topic, i.partition) not in partitions)
-        if self._current in partitions:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout=self._settings.drain_timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._handed_over(partitions), self._settings.drain_timeout)
         await self._drain()
         try:
             await self._commit(only=partitions)
         except Exception as error:  # the group moved on: the new owner redoes that work
             log.warning("could not commit revoked partitions: %s", error)
         self._tracker.forget(partitions)
+
+    async def _handed_over(self, partitions: frozenset[Partition]) -> None:
+        """Return once no record of ``partitions`` is in the agents any more."""
+        while not self._running.keys().isdisjoint(partitions):
+            self._handed.clear()
+            await self._handed.wait()
 
     async def on_assigned(self, partitions: frozenset[Partition]) -> None:
         log.info("assigned %s", ", ".join(f"{t}/{p}" for t, p in sorted(partitions)) or "nothing")

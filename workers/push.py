@@ -23,9 +23,11 @@ the agent raised ``FatalError``         500, and the worker stops (exit 1), as i
 ======================================  =========================================================
 
 Agents are called one event at a time, as in pull mode (agents are not required to be
-reentrant); writing and acknowledging outputs is not serialised, so a slow acknowledgement does
-not hold the next event back. Per-partition order is KafkaSource's: with ``ordering: ordered`` it
-sends the next event of a partition only after this one's 2xx.
+reentrant), or up to the chain's ``window`` at once when an agent gathers records into batches
+(``compute-ai-embeddings`` with a ``flush-interval``); writing and acknowledging outputs is not
+serialised, so a slow acknowledgement does not hold the next event back. Per-partition order is
+KafkaSource's: with ``ordering: ordered`` it sends the next event of a partition only after this
+one's 2xx.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class PushExecutor:
         self._chain = chain
         self._observe = observe or (lambda _name, _count: None)
         self._on_fatal = on_fatal or (lambda: None)
-        self._agents = asyncio.Lock()
+        self._agents = asyncio.Semaphore(chain.window)
         self.failure: ExecutorFailed | None = None
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 
 from sluice.application.model import ErrorsSpec
@@ -13,7 +14,7 @@ from sluice.record import Record
 from workers.agents import LoadedSource
 from workers.chain import Chain
 from workers.errors import ExecutorFailed
-from workers.policy import Backoff, Done, Failed, attempt
+from workers.policy import Backoff, Done, Failed, Skipped, attempt
 
 log = logging.getLogger("sluice.worker")
 
@@ -60,23 +61,18 @@ class SourceExecutor:
     async def _deliver(self, batch: list[Record]) -> None:
         """Process the batch in order, pipeline the writes, then commit what Kafka took."""
         writes: list[tuple[Record, asyncio.Future[list[SendResult]] | None]] = []
-        for record in batch:
-            outcome = await attempt(
-                lambda record=record: self._chain.run(record),  # type: ignore[misc]
-                self._settings.errors,
-                self._settings.backoff,
-                what="source record",
-            )
-            if isinstance(outcome, Done):
-                writes.append((record, self._send(outcome.value)))
-            elif isinstance(outcome, Failed):
-                if self._settings.errors.on_failure == "fail":
-                    raise ExecutorFailed(
-                        f"a source record failed: {outcome.error}"
-                    ) from outcome.error
-                await self._give_up(record, outcome.error)
-            else:
-                writes.append((record, None))
+        async with contextlib.aclosing(self._outcomes(batch)) as outcomes:
+            async for record, outcome in outcomes:
+                if isinstance(outcome, Done):
+                    writes.append((record, self._send(outcome.value)))
+                elif isinstance(outcome, Failed):
+                    if self._settings.errors.on_failure == "fail":
+                        raise ExecutorFailed(
+                            f"a source record failed: {outcome.error}"
+                        ) from outcome.error
+                    await self._give_up(record, outcome.error)
+                else:
+                    writes.append((record, None))
         written: list[Record] = []
         for record, pending in writes:
             try:
@@ -88,6 +84,39 @@ class SourceExecutor:
                 written.append(record)
         if written:
             await self._source.commit(written)
+
+    async def _outcomes(
+        self, batch: list[Record]
+    ) -> AsyncIterator[tuple[Record, Done[list[Record]] | Skipped | Failed]]:
+        """Each record of ``batch`` with what the chain made of it, in order. One at a time,
+        or up to the chain's ``window`` at once when an agent gathers records into batches."""
+
+        def run(record: Record) -> Awaitable[Done[list[Record]] | Skipped | Failed]:
+            return attempt(
+                lambda: self._chain.run(record),
+                self._settings.errors,
+                self._settings.backoff,
+                what="source record",
+            )
+
+        window = self._chain.window
+        if window == 1:
+            for record in batch:
+                yield record, await run(record)
+            return
+        gate = asyncio.Semaphore(window)
+
+        async def gated(record: Record) -> Done[list[Record]] | Skipped | Failed:
+            async with gate:
+                return await run(record)
+
+        running = [asyncio.ensure_future(gated(record)) for record in batch]
+        try:
+            for record, outcome in zip(batch, running, strict=True):
+                yield record, await outcome
+        finally:
+            for outcome in running:
+                outcome.cancel()
 
     def _send(self, outputs: list[Record]) -> asyncio.Future[list[SendResult]] | None:
         """Each output to its ``destination``, else to the output topic (none: not written)."""

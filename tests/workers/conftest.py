@@ -150,13 +150,25 @@ async def send(producer: Producer, topic: str, *records: Record) -> None:
 
 
 async def read_all(
-    bootstrap: str, topic: str, count: int, *, within: float = 30, settle: float = 0.0
+    bootstrap: str,
+    topic: str,
+    count: int,
+    *,
+    within: float = 30,
+    settle: float = 0.0,
+    until: Callable[[list[ConsumedRecord]], bool] | None = None,
 ) -> list[ConsumedRecord]:
-    """Read ``count`` records from the start of ``topic`` (then ``settle`` more seconds)."""
+    """Read ``count`` records from the start of ``topic`` (then ``settle`` more seconds); with
+    ``until``, read until it holds of what was read (redelivered duplicates count towards
+    ``count``, so a test that expects some waits for the distinct records it needs)."""
     got: list[ConsumedRecord] = []
+
+    def done() -> bool:
+        return until(got) if until is not None else len(got) >= count
+
     async with Consumer(KafkaSettings(bootstrap), [TopicSpec(topic)], start_at="beginning") as c:
         deadline = asyncio.get_running_loop().time() + within
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
+        while not done() and asyncio.get_running_loop().time() < deadline:
             got.extend(i for i in await c.poll(timeout_ms=200) if isinstance(i, ConsumedRecord))
         end = asyncio.get_running_loop().time() + settle
         while asyncio.get_running_loop().time() < end:

@@ -56,7 +56,13 @@ async def test_sigkill_after_processing_before_commit_loses_nothing(
         assert code == -9, "\n".join(worker.output)
         killed += 1
     final = await start_worker(app_dir, "copy", instance=fast_instance)
-    outputs = await read_all(kafka_bootstrap, topics["out"], len(sent), within=60, settle=1)
+    outputs = await read_all(
+        kafka_bootstrap,
+        topics["out"],
+        len(sent),
+        within=90,
+        until=lambda got: set(sent) <= {r.record.value for r in got},
+    )
     values = [r.record.value for r in outputs]
     assert killed == RUNS
     missing = set(sent) - set(values)
