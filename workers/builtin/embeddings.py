@@ -27,7 +27,6 @@ whose target cannot be written fails, and the agent's ``errors`` policy decides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 from sluice.application.builtin_config import read_configuration
@@ -35,6 +34,14 @@ from sluice.expressions import Expression, Predicate, compile_expression, compil
 from sluice.record import Record
 from sluice.templates import Template, compile_template
 from workers.builtin.embedding_models import LocalEmbeddingModel, load_model, local_model_name
+from workers.builtin.providers import (
+    AIProvider,
+    AIResource,
+    ResourceError,
+    choose_resource,
+    open_provider,
+)
+from workers.builtin.providers.resources import HUGGING_FACE, NO_AI_SERVICE, OPENAI
 from workers.builtin.records import (
     WorkingRecord,
     context_of,
@@ -45,83 +52,13 @@ from workers.builtin.records import (
 )
 from workers.errors import WorkerError
 
-__all__ = ["AGENT_TYPE", "ComputeAIEmbeddings", "EmbeddingsError"]
+__all__ = ["AGENT_TYPE", "NO_AI_SERVICE", "ComputeAIEmbeddings", "EmbeddingsError"]
 
 AGENT_TYPE = "compute-ai-embeddings"
-
-NO_AI_SERVICE = (
-    "No ai service resource found in application configuration. One of vertex-configuration, "
-    "hugging-face-configuration, open-ai-configuration, bedrock-configuration, "
-    "ollama-configuration must be defined."
-)
-"""LangStream's planning error when an application has no AI resource."""
 
 
 class EmbeddingsError(WorkerError, ValueError):
     """``compute-ai-embeddings`` cannot start, or one record cannot be embedded."""
-
-
-OPENAI = "open-ai-configuration"
-
-
-def openai_service(
-    resources: Mapping[str, Any], ai_service: str | None, types: Mapping[str, str] | None
-) -> str | None:
-    """The id of the ``open-ai-configuration`` resource the agent uses, or None for the local
-    model: the one ``ai-service`` names, else the first OpenAI one (LangStream tried OpenAI
-    first). Known only from ``types`` (the worker's ``resource-types``)."""
-    types = types or {}
-    if ai_service is not None:
-        return ai_service if types.get(ai_service) == OPENAI else None
-    return next((str(ident) for ident in resources if types.get(ident) == OPENAI), None)
-
-
-def choose_resource(
-    resources: Mapping[str, Any],
-    ai_service: str | None,
-    types: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The configuration of the AI resource the agent uses.
-
-    ``ai-service`` names it; without it, the first ``hugging-face-configuration`` with
-    ``provider: local`` (the only provider run so far). ``types`` (resource id -> type, which
-    the worker passes as ``resource-types``) narrows the choice to Hugging Face resources; where
-    it is not given, a resource is taken for a local Hugging Face one by its ``provider`` key.
-    """
-    if ai_service is not None:
-        if ai_service not in resources:
-            known = ", ".join(sorted(map(str, resources))) or "none"
-            raise EmbeddingsError(
-                f"{AGENT_TYPE}: ai-service {ai_service!r} is not a resource of the application "
-                f"(resources: {known})"
-            )
-        chosen = resources[ai_service]
-        if not isinstance(chosen, Mapping) or _provider(chosen) != "local":
-            raise EmbeddingsError(
-                f"{AGENT_TYPE}: resource {ai_service!r} is not a hugging-face-configuration "
-                "with provider: local, the only AI service compute-ai-embeddings runs so far"
-            )
-        return dict(chosen)
-    local = [
-        dict(value)
-        for ident, value in resources.items()
-        if isinstance(value, Mapping)
-        and _provider(value) == "local"
-        and (types or {}).get(ident) in (None, "hugging-face-configuration")
-    ]
-    if local:
-        return local[0]
-    if not resources:
-        raise EmbeddingsError(f"{AGENT_TYPE}: {NO_AI_SERVICE}")
-    raise EmbeddingsError(
-        f"{AGENT_TYPE}: no resource with provider: local; compute-ai-embeddings runs only a "
-        "hugging-face-configuration with provider: local so far (add one, or name it with "
-        "ai-service)"
-    )
-
-
-def _provider(configuration: Mapping[str, Any]) -> str:
-    return str(configuration.get("provider", "api")).strip().lower()
 
 
 class ComputeAIEmbeddings:
@@ -129,7 +66,7 @@ class ComputeAIEmbeddings:
 
     when: Predicate | None = None
     loop_over: Expression | None = None
-    remote: OpenAIEmbeddings | None = None
+    remote: OpenAIEmbeddings | ProviderEmbeddings | None = None
 
     async def init(self, config: dict[str, Any]) -> None:
         checked = read_configuration(AGENT_TYPE, config)
@@ -143,14 +80,20 @@ class ComputeAIEmbeddings:
             self.loop_over = compile_expression(self.loop_over_field)
             self.element_field = self.field.removeprefix("record.")
         self.batch_size: int = checked["batch-size"]
-        resources = config.get("resources") or {}
-        types = config.get("resource-types")
-        service = openai_service(resources, checked["ai-service"], types)
-        if service is not None:
-            self.remote = OpenAIEmbeddings({**config, "ai-service": service}, checked["model"])
-            return
+        timeout, retries = float(checked["timeout-seconds"]), checked["max-retries"]
+        try:
+            chosen = choose_resource(AGENT_TYPE, {**config, "ai-service": checked["ai-service"]})
+            if chosen.type == OPENAI:
+                named = {**config, "ai-service": chosen.id}
+                self.remote = OpenAIEmbeddings(named, checked["model"], timeout, retries)
+                return
+            if chosen.type != HUGGING_FACE or chosen.hugging_face_provider != "local":
+                provider = open_provider(AGENT_TYPE, chosen, timeout=timeout, max_retries=retries)
+                self.remote = ProviderEmbeddings(provider, chosen, checked["model"])
+                return
+        except ResourceError as error:
+            raise EmbeddingsError(str(error)) from None
         self.remote = None
-        choose_resource(resources, checked["ai-service"], types)
         try:
             name = local_model_name(checked["model"], checked["model-url"])
         except ValueError as error:
@@ -214,10 +157,7 @@ class OpenAIEmbeddings:
     server) with the official client, as ``ai-chat-completions`` calls it: the same resource
     rules, a bounded timeout and retries, errors naming the resource and never its key."""
 
-    TIMEOUT = 120.0
-    RETRIES = 2
-
-    def __init__(self, config: dict[str, Any], model: str) -> None:
+    def __init__(self, config: dict[str, Any], model: str, timeout: float, retries: int) -> None:
         # Imported here: the openai client is installed with the ai extra, and only an
         # application that embeds through OpenAI needs it.
         from workers.builtin import completions
@@ -225,13 +165,12 @@ class OpenAIEmbeddings:
         self._completions = completions
         self.resource = completions.openai_resource(AGENT_TYPE, config)
         self.model = model
-        self.client = completions.openai_client(
-            self.resource, timeout=self.TIMEOUT, max_retries=self.RETRIES
-        )
+        self.timeout = timeout
+        self.client = completions.openai_client(self.resource, timeout=timeout, max_retries=retries)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         with self._completions.provider_errors(
-            AGENT_TYPE, self.resource, self.TIMEOUT, "a list of embeddings"
+            AGENT_TYPE, self.resource, self.timeout, "a list of embeddings"
         ):
             response = await self.client.embeddings.create(model=self.model, input=texts)
             data = sorted(response.data, key=lambda item: item.index)
@@ -242,3 +181,24 @@ class OpenAIEmbeddings:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+class ProviderEmbeddings:
+    """Vectors from another provider's resource (:mod:`workers.builtin.providers`)."""
+
+    def __init__(self, provider: AIProvider, resource: AIResource, model: str) -> None:
+        self.provider = provider
+        self.resource = resource
+        self.model = model
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        vectors = await self.provider.embed(texts, self.model)
+        if len(vectors) != len(texts):
+            raise EmbeddingsError(
+                f'{AGENT_TYPE}: resource "{self.resource.id}" gave {len(vectors)} vectors for '
+                f"{len(texts)} texts"
+            )
+        return vectors
+
+    async def close(self) -> None:
+        await self.provider.aclose()

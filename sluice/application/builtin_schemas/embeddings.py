@@ -5,7 +5,9 @@ is a validation error, with its line and column inside the template) and checks
 ``embeddings-field``: with ``loop-over`` it must be ``record.<name>`` (the field set on each
 element), without it a field name of the result grammar (``value``, ``value.x``,
 ``properties.x``...); ``loop-over`` must be such a name too, as the embedded list is written
-back there. LangStream found these only when the first record failed.
+back there. LangStream found these only when the first record failed. ``timeout-seconds`` and
+``max-retries`` are Sluice's own keys, as for the completion agents: how long one call to a
+remote provider may take and how many times a 429, 5xx or failed connection is tried again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         Key("ai-service", "string"),
         Key("options", "any"),
         Key("arguments", "any"),
+        Key("timeout-seconds", "integer", default=120, minimum=1),
+        Key("max-retries", "integer", default=2, minimum=0),
     ),
 }
 

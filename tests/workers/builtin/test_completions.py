@@ -487,7 +487,7 @@ async def test_the_resource_types_the_worker_passes_decide(fake: FakeOpenAI) -> 
 @pytest.mark.parametrize(
     ("resources", "extra", "problem"),
     [
-        ({}, {}, "no open-ai-configuration resource"),
+        ({}, {}, "No ai service resource found in application configuration"),
         (
             {"o": {"access-key": "", "url": "http://h"}},
             {"ai-service": "o"},
@@ -495,7 +495,8 @@ async def test_the_resource_types_the_worker_passes_decide(fake: FakeOpenAI) -> 
         ),
         ({"o": {"access-key": "k", "provider": "azure"}}, {}, '"o" .provider azure. has no url'),
         ({"o": {"access-key": "k"}}, {"ai-service": "x"}, 'ai-service "x" is not a resource'),
-        ({"o": {"access-key": "k", "provider": "local"}}, {"ai-service": "o"}, "openai or azure"),
+        ({"o": {"access-key": "k", "provider": "local"}}, {"ai-service": "o"}, "runs only compute"),
+        ({"o": {"access-key": "k", "provider": "other"}}, {"ai-service": "o"}, "openai or azure"),
     ],
 )
 async def test_resource_problems_are_init_errors(

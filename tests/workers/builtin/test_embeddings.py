@@ -303,11 +303,14 @@ async def test_bad_configuration_stops_the_agent_at_init(
     ("config", "problem"),
     [
         ({"resources": {}}, NO_AI_SERVICE.replace(".", r"\.")),
-        ({"resources": {"openai": {"access-key": "x"}}}, "no resource with provider: local"),
-        ({"ai-service": "missing"}, r"ai-service 'missing' is not a resource .*\(resources: hf\)"),
+        ({"ai-service": "missing"}, r'ai-service "missing" is not a resource .*\(resources: hf\)'),
         (
-            {"ai-service": "api", "resources": {"api": {"provider": "api"}}},
-            "resource 'api' is not a hugging-face-configuration with provider: local",
+            {"ai-service": "db", "resources": {"db": {"service": "jdbc", "url": "jdbc:x"}}},
+            'ai-service "db" is not an AI resource',
+        ),
+        (
+            {"ai-service": "o", "resources": {"o": {"url": " "}}},
+            'resource "o" .ollama-configuration. has no url',
         ),
         ({"model": "text-embedding-ada-002"}, "'text-embedding-ada-002' is not available"),
     ],

@@ -1,0 +1,132 @@
+"""The AI agents in a real worker process on the real broker, on each provider besides OpenAI
+(its fake a real HTTP server on loopback), through the resource types of
+``configuration.yaml``: chunks on ``stream-to-topic`` in order with their headers, the answer
+on the output, and a question the provider answers with 500 under dead-letter."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluice.kafka import Producer
+from sluice.record import Record
+from tests.fakes.ollama_server import FakeOllama
+from tests.fakes.provider_server import Fault, Recorded
+from tests.workers.conftest import StartWorker, prepare, read_all, send
+
+pytestmark = pytest.mark.kafka
+
+PIPELINE = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+  - {{name: {out}, creation-mode: create-if-not-exists}}
+  - {{name: {stream}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: chat
+    type: ai-chat-completions
+    input: {inp}
+    output: {out}
+    errors: {{on-failure: dead-letter}}
+    configuration: {configuration}
+"""
+
+CAR = ["A", " car", " is", " a", " vehicle"]
+
+
+async def run_chat(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+    *,
+    resource: dict[str, Any],
+    model: str,
+) -> tuple[list[Any], list[Any], Any, list[str]]:
+    """Run "the car", "bad" and "again" through the chat agent on ``resource``: the outputs,
+    the chunks, the dead letter and the worker's output lines."""
+    names = {**topics, "stream": f"stream-{uuid.uuid4().hex[:8]}"}
+    configuration = json.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": "{{{ value.question }}}"}],
+            "completion-field": "value.answer",
+            "stream-to-topic": names["stream"],
+            "stream-response-completion-field": "value",
+            "min-chunks-per-message": 3,
+            "max-retries": 1,
+        }
+    )
+    files = {
+        "pipeline.yaml": PIPELINE.format(configuration=configuration, **names),
+        "configuration.yaml": json.dumps({"configuration": {"resources": [resource]}}),
+    }
+    app_dir = app_factory({n: t.replace("{", "{{").replace("}", "}}") for n, t in files.items()})
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_worker(app_dir, "chat")
+    for q in ("the car", "bad", "again"):
+        record = Record(json.dumps({"question": q}), key=f"k-{q}", headers={"session-id": "s42"})
+        await send(producer, names["inp"], record)
+    out = await read_all(kafka_bootstrap, names["out"], 2, settle=0.5)
+    chunks = await read_all(kafka_bootstrap, names["stream"], 6, settle=0.5)
+    [dead] = await read_all(kafka_bootstrap, names["inp"] + "-deadletter", 1)
+    assert await worker.stop() == 0
+    return out, chunks, dead, list(worker.output)
+
+
+def assert_answers(out: list[Any], chunks: list[Any], dead: Any) -> None:
+    assert [(c.record.key, c.record.value, c.record.headers["stream-index"]) for c in chunks] == [
+        (key, text, index)
+        for key in ("k-the car", "k-again")
+        for text, index in (("A", "1"), (" car is", "2"), (" a vehicle", "3"))
+    ]
+    assert [c.record.headers["stream-last-message"] for c in chunks] == [
+        "false",
+        "false",
+        "true",
+    ] * 2
+    assert all(c.record.headers["session-id"] == "s42" for c in chunks)
+    ids = [c.record.headers["stream-id"] for c in chunks]
+    assert len(set(ids[:3])) == len(set(ids[3:])) == 1 and ids[0] != ids[3]
+    assert [(r.record.key, json.loads(r.record.value)) for r in out] == [
+        (f"k-{q}", {"question": q, "answer": "A car is a vehicle"}) for q in ("the car", "again")
+    ]
+    assert all("stream-id" not in r.record.headers for r in out)
+    assert (dead.record.key, json.loads(dead.record.value)) == ("k-bad", {"question": "bad"})
+    assert dead.record.headers["error-class"] == "workers.builtin.completions.CompletionError"
+    assert "answered 500" in dead.record.headers["error-message"]
+
+
+async def test_ollama(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+) -> None:
+    def fault(request: Recorded) -> Fault | None:
+        return Fault(500) if request.body["prompt"] == "bad" else None
+
+    with FakeOllama(reply=lambda prompt: CAR, fault=fault) as fake:
+        resource = {
+            "type": "ollama-configuration",
+            "name": "local-ollama",
+            "configuration": {"url": fake.url},
+        }
+        out, chunks, dead, _ = await run_chat(
+            app_factory,
+            topics,
+            start_worker,
+            producer,
+            kafka_bootstrap,
+            resource=resource,
+            model="llama3",
+        )
+    assert_answers(out, chunks, dead)
+    assert 'ollama resource "local-ollama"' in dead.record.headers["error-message"]
+    assert sum(r.body["prompt"] == "bad" for r in fake.requests) == 2

@@ -1,0 +1,28 @@
+"""The provider module that calls each AI resource type, imported when an agent opens one (so a
+worker loads only the client libraries its resources need)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.builtin.providers.base import AIProvider
+from workers.builtin.providers.errors import ResourceError
+from workers.builtin.providers.resources import OLLAMA, AIResource
+
+__all__ = ["open_provider"]
+
+
+def open_provider(
+    agent_type: str, resource: AIResource, *, timeout: float, max_retries: int
+) -> AIProvider:
+    """The provider that calls ``resource`` (not OpenAI's, which the agents call with the
+    official client). Raises :class:`ResourceError` for a resource that lacks a key."""
+    kwargs: dict[str, Any] = {"timeout": timeout, "max_retries": max_retries}
+    if resource.type == OLLAMA:
+        from workers.builtin.providers.ollama import Ollama
+
+        return Ollama(agent_type, resource, **kwargs)
+    raise ResourceError(
+        f'{agent_type}: resource "{resource.id}" is a {resource.type}, which Sluice does not '
+        f"call for {agent_type} yet"
+    )
