@@ -188,7 +188,13 @@ async def test_a_worker_killed_while_embedding_loses_no_record(
         )
         assert await worker.exited(within=60) == -9, "\n".join(worker.output)
     final = await start_worker(app_dir, "embed", instance=fast_instance)
-    outputs = await read_all(kafka_bootstrap, topics["out"], len(sent), within=60, settle=1)
+    outputs = await read_all(
+        kafka_bootstrap,
+        topics["out"],
+        len(sent),
+        within=90,
+        until=lambda got: set(sent) <= {json.loads(o.record.value)["name"] for o in got},
+    )
     assert await final.stop() == 0, "\n".join(final.output)
     values = [json.loads(o.record.value) for o in outputs]
     assert set(sent) <= {v["name"] for v in values}, "an input was lost"
