@@ -468,7 +468,7 @@ async def test_a_resource_without_url_follows_openai_base_url(
 
 async def test_the_resource_types_the_worker_passes_decide(fake: FakeOpenAI) -> None:
     # A Hugging Face API resource has an access-key too: with the types (as the worker passes
-    # them) it is never taken for OpenAI, and naming it with ai-service is an init error.
+    # them) it is never taken for OpenAI, and a resource that is no AI service cannot be named.
     config = chat(fake, stream=False)
     config["resources"] = {
         "hf": {"access-key": "hf-key", "url": "http://127.0.0.1:1/v1"},
@@ -480,8 +480,10 @@ async def test_the_resource_types_the_worker_passes_decide(fake: FakeOpenAI) -> 
     }
     await run(ChatCompletions(), config, Record("q"))
     assert fake.requests[0].headers["Authorization"] == "Bearer sk-o"
-    with pytest.raises(ResourceError, match=r'"hf" is a hugging-face-configuration'):
-        await ChatCompletions().init({**config, "ai-service": "hf"})
+    config["resources"]["db"] = {"service": "jdbc", "url": "jdbc:x"}
+    config["resource-types"]["db"] = "datasource"
+    with pytest.raises(ResourceError, match=r'"db" is not an AI resource \(datasource\)'):
+        await ChatCompletions().init({**config, "ai-service": "db"})
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sluice.testing import AgentHarness
+from tests.fakes.huggingface_server import FakeHuggingFace
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.provider_server import FakeProvider, Fault, Recorded
 
@@ -39,6 +40,23 @@ KITS = [
         lambda url: ("ollama-configuration", {"url": url}),
         "llama3",
         "nomic-embed-text",
+    ),
+    Kit(
+        "huggingface",
+        FakeHuggingFace,
+        lambda url: (
+            "hugging-face-configuration",
+            {
+                "provider": "api",
+                "access-key": "hf_secret_fault_key",
+                "api-url": f"{url}/pipeline/feature-extraction/",
+                "model-check-url": f"{url}/api/models/",
+                "inference-url": url,
+            },
+        ),
+        "bert-base-uncased",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        secret="hf_secret_fault_key",
     ),
 ]
 

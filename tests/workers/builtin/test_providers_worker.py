@@ -15,8 +15,9 @@ import pytest
 
 from sluice.kafka import Producer
 from sluice.record import Record
+from tests.fakes.huggingface_server import FakeHuggingFace
 from tests.fakes.ollama_server import FakeOllama
-from tests.fakes.provider_server import Fault, Recorded
+from tests.fakes.provider_server import Fault, Recorded, fake_embedding
 from tests.workers.conftest import StartWorker, prepare, read_all, send
 
 pytestmark = pytest.mark.kafka
@@ -29,6 +30,19 @@ topics:
 pipeline:
   - id: chat
     type: ai-chat-completions
+    input: {inp}
+    output: {out}
+    errors: {{on-failure: dead-letter}}
+    configuration: {configuration}
+"""
+
+EMBEDDINGS = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+  - {{name: {out}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: embed
+    type: compute-ai-embeddings
     input: {inp}
     output: {out}
     errors: {{on-failure: dead-letter}}
@@ -77,6 +91,40 @@ async def run_chat(
     [dead] = await read_all(kafka_bootstrap, names["inp"] + "-deadletter", 1)
     assert await worker.stop() == 0
     return out, chunks, dead, list(worker.output)
+
+
+async def run_embeddings(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+    *,
+    resource: dict[str, Any],
+    model: str,
+) -> tuple[list[Any], Any]:
+    """Embed "a cat", "bad" and "a dog" on ``resource``: the outputs and the dead letter."""
+    configuration = json.dumps(
+        {"model": model, "text": "{{{ value.q }}}", "embeddings-field": "value.v", "max-retries": 1}
+    )
+    files = {
+        "pipeline.yaml": EMBEDDINGS.format(configuration=configuration, **topics),
+        "configuration.yaml": json.dumps({"configuration": {"resources": [resource]}}),
+    }
+    app_dir = app_factory({n: t.replace("{", "{{").replace("}", "}}") for n, t in files.items()})
+    await prepare(app_dir, kafka_bootstrap)
+    worker = await start_worker(app_dir, "embed")
+    for q in ("a cat", "bad", "a dog"):
+        await send(producer, topics["inp"], Record(json.dumps({"q": q}), key=q))
+    out = await read_all(kafka_bootstrap, topics["out"], 2, settle=0.5)
+    [dead] = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 1)
+    assert await worker.stop() == 0
+    assert [(r.record.key, json.loads(r.record.value)) for r in out] == [
+        (q, {"q": q, "v": fake_embedding(q)}) for q in ("a cat", "a dog")
+    ]
+    assert (dead.record.key, json.loads(dead.record.value)) == ("bad", {"q": "bad"})
+    assert "answered 500" in dead.record.headers["error-message"]
+    return out, dead
 
 
 def assert_answers(out: list[Any], chunks: list[Any], dead: Any) -> None:
@@ -130,3 +178,35 @@ async def test_ollama(
     assert_answers(out, chunks, dead)
     assert 'ollama resource "local-ollama"' in dead.record.headers["error-message"]
     assert sum(r.body["prompt"] == "bad" for r in fake.requests) == 2
+
+
+async def test_hugging_face_api_embeddings(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+) -> None:
+    def fault(request: Recorded) -> Fault | None:
+        bad = request.method == "POST" and request.body["inputs"] == ["bad"]
+        return Fault(500) if bad else None
+
+    with FakeHuggingFace(fault=fault) as fake:
+        resource = {
+            "type": "hugging-face-configuration",
+            "name": "hf-api",
+            "configuration": fake.resource("hf_worker_key"),
+        }
+        _, dead = await run_embeddings(
+            app_factory,
+            topics,
+            start_worker,
+            producer,
+            kafka_bootstrap,
+            resource=resource,
+            model="sentence-transformers/all-MiniLM-L6-v2",
+        )
+    message = dead.record.headers["error-message"]
+    assert 'hugging-face-configuration resource "hf-api"' in message
+    assert "hf_worker_key" not in message
+    assert [r.method for r in fake.requests].count("GET") == 1
