@@ -13,11 +13,16 @@ The vectors come from an ``open-ai-configuration`` resource when there is one (t
 client as ``ai-chat-completions`` calls it; otherwise from the model in the worker
 (``hugging-face-configuration`` with ``provider: local``): all-MiniLM-L6-v2 on onnxruntime
 (:mod:`workers.builtin.embedding_models`), loaded once per worker at ``init`` and run off the
-event loop. The texts of one record (its ``loop-over``
-elements) go to the model ``batch-size`` at a time. The worker hands this agent one record at a
-time, in order, and commits a record's offset only after its output is written, so
-``flush-interval`` and ``concurrency`` (LangStream's batching across records) are accepted and
-have no effect yet: each record is embedded as soon as it arrives.
+event loop.
+
+Batching is LangStream's: with ``flush-interval`` 0 (the default) each record's texts go to the
+model as soon as the record arrives, ``batch-size`` texts per call; with ``flush-interval`` > 0
+the texts of several records are gathered (:class:`workers.builtin.batching.Batcher`) into calls
+of ``batch-size`` texts, a partial batch leaving ``flush-interval`` milliseconds after its first
+text, with up to ``concurrency`` calls at once. The worker then lets ``batch-size`` x
+``concurrency`` records into the agent at once (``records_in_flight``) and still writes their
+outputs and commits their offsets in input order, so a worker killed in the middle of a batch
+loses no record: what was not written is read again.
 
 Configuration and resource problems stop the worker at ``init`` with the key in the message; a
 record whose template names a missing field, whose ``loop-over`` is not a list of objects or
@@ -33,6 +38,7 @@ from sluice.application.builtin_config import read_configuration
 from sluice.expressions import Expression, Predicate, compile_expression, compile_predicate
 from sluice.record import Record
 from sluice.templates import Template, compile_template
+from workers.builtin.batching import Batcher
 from workers.builtin.embedding_models import LocalEmbeddingModel, load_model, local_model_name
 from workers.builtin.providers import (
     AIProvider,
@@ -67,6 +73,7 @@ class ComputeAIEmbeddings:
     when: Predicate | None = None
     loop_over: Expression | None = None
     remote: OpenAIEmbeddings | ProviderEmbeddings | None = None
+    batcher: Batcher[str, list[float]] | None = None
 
     async def init(self, config: dict[str, Any]) -> None:
         checked = read_configuration(AGENT_TYPE, config)
@@ -80,6 +87,16 @@ class ComputeAIEmbeddings:
             self.loop_over = compile_expression(self.loop_over_field)
             self.element_field = self.field.removeprefix("record.")
         self.batch_size: int = checked["batch-size"]
+        self.concurrency: int = checked["concurrency"]
+        flush_interval: int = checked["flush-interval"]
+        self.batcher = None
+        if flush_interval > 0:
+            self.batcher = Batcher(
+                self._call_model,
+                size=self.batch_size,
+                interval=flush_interval / 1000,
+                concurrency=self.concurrency,
+            )
         timeout, retries = float(checked["timeout-seconds"]), checked["max-retries"]
         try:
             chosen = choose_resource(AGENT_TYPE, {**config, "ai-service": checked["ai-service"]})
@@ -109,7 +126,15 @@ class ComputeAIEmbeddings:
     async def start(self) -> None:
         pass
 
+    @property
+    def records_in_flight(self) -> int:
+        """Records the worker may let in at once: enough to fill ``concurrency`` batches when
+        records are batched together, else one."""
+        return 1 if self.batcher is None else self.batch_size * self.concurrency
+
     async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
         if self.remote is not None:
             await self.remote.close()
 
@@ -147,15 +172,20 @@ class ComputeAIEmbeddings:
         set_field(working, embedded, self.loop_over_field)  # checked writable at validation
 
     async def _embed(self, texts: list[str]) -> list[list[float]]:
-        """The vectors of ``texts``, ``batch-size`` per model run, off the event loop."""
+        """The vectors of ``texts``: with other records' texts when batching across records,
+        else ``batch-size`` per model call."""
+        if self.batcher is not None:
+            return await self.batcher.submit(texts)
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            if self.remote is not None:
-                vectors.extend(await self.remote.embed(batch))
-            else:
-                vectors.extend(await asyncio.to_thread(self.model.embed, batch))
+            vectors.extend(await self._call_model(texts[start : start + self.batch_size]))
         return vectors
+
+    async def _call_model(self, texts: list[str]) -> list[list[float]]:
+        """One call to the model: the remote service, or the local model off the event loop."""
+        if self.remote is not None:
+            return await self.remote.embed(texts)
+        return await asyncio.to_thread(self.model.embed, texts)
 
 
 class OpenAIEmbeddings:
