@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--scenario t1,t1b,w1,t4,t4b,w2,t3,b1,a1,c1] [--quick] [--results DIR]``.
+"""``python -m benchmarks [--scenario S,...] [--quick] [--results DIR]``, S of :data:`SCENARIOS`.
 
 Starts its own broker (a local Kafka on a free port, in a temporary folder, stopped afterwards;
 ``--bootstrap-servers`` uses a running one instead), runs the scenarios of docs/benchmarks.md,
@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import b1, t3
+from benchmarks import b1, b2, b3, t3
 from benchmarks.chart import draw
 from benchmarks.harness import CLIENT_CPU, GATEWAY_CPU, SERVER_OPTIONS, have_wrk
 from benchmarks.report import markdown
@@ -29,8 +29,8 @@ from sluice.eventloop import loop_name, run
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "c1", "t3", "b1", "a1", "u1")
-WORKER_ONLY = frozenset({"t3", "b1", "a1"})
+SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "c1", "t3", "b1", "b2", "b3", "a1", "u1")
+WORKER_ONLY = frozenset({"t3", "b1", "b2", "b3", "a1"})
 """Scenarios without the benchmark gateway (no pinning either)."""
 
 
@@ -59,6 +59,8 @@ def environment(pinned: bool) -> dict[str, Any]:
         "websockets",
         "aiohttp",
         "httpx",
+        "onnxruntime",
+        "openai",
     )
     versions = {}
     for name in names:
@@ -145,6 +147,14 @@ async def _scenarios(
         print("B1: fused built-in agents", flush=True)
         records = 2000 if quick else args.records
         results.append(await b1.run(bootstrap, records=records, repetitions=repetitions))
+    if "b2" in chosen:
+        print("B2: compute-ai-embeddings on the local model", flush=True)
+        records = 100 if quick else args.b2_records
+        results.append(await b2.run(bootstrap, records=records, repetitions=repetitions))
+    if "b3" in chosen:
+        print("B3: chat time to first chunk on the local model", flush=True)
+        questions = 3 if quick else args.b3_questions
+        results.append(await b3.run(bootstrap, questions=questions, repetitions=repetitions))
     return results
 
 
@@ -209,6 +219,10 @@ def main() -> None:
         "--seconds", type=float, help="length of each measurement (default 8, --quick 2)"
     )
     parser.add_argument("--w2-sizes", default="1000,10000", help="W2 connection counts")
+    parser.add_argument("--b2-records", type=int, default=2000, help="B2 records per run")
+    parser.add_argument(
+        "--b3-questions", type=int, default=15, help="B3 questions per repetition (odd)"
+    )
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small and once")
     parser.add_argument("--name", help="result file stem after the date (default: the scenarios)")

@@ -3,8 +3,8 @@ against the built-in ``identity`` agent in a worker, in the same run.
 
 Every variant is a real worker process (``python -m workers``) on the same local broker, fed the
 same pre-filled CloudEvents (JSON object values of about 200 bytes), alternating, several
-repetitions. Throughput is measured from outside as in T3 (:mod:`benchmarks.t3`): the output
-topic's end offset, sampled, from the first output to the last; the rate counts the *input*
+repetitions. Throughput is measured from outside as in T3 (:mod:`benchmarks.worker_runs`): the
+output topic's end offset, sampled, from the first output to the last; the rate counts the *input*
 records worked through (the fused chain drops 5% of them, so it writes fewer). The worker's
 CPU-seconds are read from ``/proc`` at the first and the last output, so start-up (imports,
 connecting) is not counted.
@@ -22,27 +22,17 @@ The variants:
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import statistics
-import sys
 import tempfile
-import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from benchmarks import t3
+from benchmarks.worker_runs import fill, new_topics, running, watch, worker_argv
 from sluice.application import plan_application
 from sluice.application.loader import load_application
-from sluice.application.model import TopicSpec
-from sluice.kafka import KafkaSettings, Producer
-from sluice.kafka.admin import ensure_topics
-from sluice.record import Record
 
 __all__ = ["DROPPED_ONE_IN", "VARIANTS", "run", "value_of"]
 
@@ -110,25 +100,6 @@ class Sample:
     cpu_seconds_per_1k: float
 
 
-async def fill(settings: KafkaSettings, topic: str, count: int) -> None:
-    async with Producer(settings) as producer:
-        for start in range(0, count, 2000):
-            await asyncio.gather(
-                *(
-                    producer.send(
-                        topic,
-                        Record(
-                            value_of(i),
-                            key=f"k{i % 64}",
-                            headers={"langstream-client-session-id": "s"},
-                        ),
-                        source="/bench",
-                    )
-                    for i in range(start, min(count, start + 2000))
-                )
-            )
-
-
 def outputs_of(variant: str, records: int) -> int:
     """How many outputs ``records`` inputs give (the fused chain drops one in 20)."""
     if variant == "fused":
@@ -138,15 +109,14 @@ def outputs_of(variant: str, records: int) -> int:
 
 def write_app(variant: str, folder: Path, inp: str, out: str) -> Path:
     """The application folder of ``variant``; checks that its agents plan as one executor."""
-    (folder / "python").mkdir(parents=True)
     if variant == "python-identity":
-        text = t3.APP.format(inp=inp, out=out, agent=EXECUTOR)
-        (folder / "python" / "bench.py").write_text(t3.AGENT)
+        t3.write_app(folder, inp, out, agent=EXECUTOR)
     else:
         text = (FUSED if variant == "fused" else IDENTITY).format(
             inp=inp, out=out, one_in=DROPPED_ONE_IN
         )
-    (folder / "pipeline.yaml").write_text(text)
+        folder.mkdir(parents=True)
+        (folder / "pipeline.yaml").write_text(text)
     plan = plan_application(load_application(folder))
     if len(plan.executors) != 1 or plan.executors[0].id != EXECUTOR:
         chains = [[a.id for a in e.agents] for e in plan.executors]
@@ -154,71 +124,22 @@ def write_app(variant: str, folder: Path, inp: str, out: str) -> Path:
     return folder
 
 
-async def _watch(
-    bootstrap: str, topic: str, count: int, pid: int, within: float
-) -> tuple[float, float, float, float]:
-    """(time, worker CPU-seconds) when the first and the last of ``count`` outputs were there."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    tp = TopicPartition(topic, 0)
-    first: tuple[float, float] | None = None
-    deadline = time.monotonic() + within
-    try:
-        while time.monotonic() < deadline:
-            end = (await consumer.end_offsets([tp]))[tp]
-            now, cpu = time.monotonic(), t3._cpu_seconds(pid)
-            if end > 0 and first is None:
-                first = (now, cpu)
-            if end >= count:
-                assert first is not None
-                return first[0], now, first[1], cpu
-            await asyncio.sleep(0.02)
-    finally:
-        await consumer.stop()
-    raise TimeoutError(f"only part of {count} records reached {topic} in {within:.0f}s")
-
-
 async def one(variant: str, repetition: int, bootstrap: str, records: int, work: Path) -> Sample:
-    settings = KafkaSettings(bootstrap)
-    suffix = uuid.uuid4().hex[:8]
-    inp, out = f"b1-in-{suffix}", f"b1-out-{suffix}"
-    await ensure_topics(
-        settings,
-        [
-            TopicSpec(inp, "create-if-not-exists", partitions=1),
-            TopicSpec(out, "create-if-not-exists", partitions=1),
-        ],
-    )
-    await fill(settings, inp, records)
-    app = write_app(variant, work / f"app-{suffix}", inp, out)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "workers",
-        str(app),
-        "--executor",
-        EXECUTOR,
-        "--bootstrap-servers",
-        bootstrap,
-        "--state-dir",
-        str(work / "state"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    inp, out = await new_topics(bootstrap, "b1", "in", "out")
+    await fill(bootstrap, inp, records, value_of)
+    app = write_app(variant, work / f"app-{inp}", inp, out)
     outputs = outputs_of(variant, records)
-    try:
-        first, last, cpu_first, cpu_last = await _watch(
-            bootstrap, out, outputs, process.pid, within=600
-        )
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()
-    seconds = last - first
-    # The first output marks the start; count the inputs worked through after it.
-    rate = (records - 1) / seconds if seconds > 0 else float("inf")
-    cpu = cpu_last - cpu_first
+    async with running(worker_argv(app, EXECUTOR, bootstrap, work / "state")) as process:
+        span = await watch(bootstrap, out, outputs, process)
     return Sample(
-        variant, repetition, records, outputs, seconds, rate, cpu, 1000 * cpu / (records - 1)
+        variant,
+        repetition,
+        records,
+        outputs,
+        span.seconds,
+        span.rate(records),
+        span.cpu_seconds,
+        1000 * span.cpu_seconds / (records - 1),
     )
 
 

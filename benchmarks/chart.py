@@ -16,6 +16,8 @@ RATIO_TARGETS: dict[str, tuple[float, str]] = {
     "W1": (0.6, ">="),
     "T3": (0.4, ">="),
     "B1": (0.7, ">="),
+    "B2": (0.8, ">="),
+    "B3": (1.2, "<="),
     "T4": (10.0, ">="),
     "C1": (2.0, "<="),
 }
@@ -72,6 +74,10 @@ def _latencies(results: list[dict[str, Any]]) -> list[tuple[str, dict[str, float
                     rows.append(
                         (label, {"p50": best["p50_s_approx"] * 1000, "p99": best["p99_s"] * 1000})
                     )
+        elif rid == "B3":
+            for variant, label in (("pipeline", "B3 first chunk"), ("direct", "B3 server TTFT")):
+                figure = r["first_chunk_ms"][variant]
+                rows.append((label, {"p50": figure["median"], "p90": figure["p90"]}))
         elif rid == "C1":
             for name, figure in r["p99_ms"].items():
                 rows.append((f"C1 {name} (wrk)", {"p99": figure["median"]}))

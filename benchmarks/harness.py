@@ -122,30 +122,10 @@ async def gateway(
 @contextlib.asynccontextmanager
 async def worker(bootstrap: str, executor: str, state_dir: Path) -> AsyncIterator[Process]:
     """A real Sluice worker (``python -m workers``) for one executor of the benchmark app."""
-    argv = [
-        sys.executable,
-        "-m",
-        "workers",
-        str(APP_DIR),
-        "--executor",
-        executor,
-        "--bootstrap-servers",
-        bootstrap,
-        "--state-dir",
-        str(state_dir),
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    try:
+    from benchmarks.worker_runs import running, worker_argv  # it builds on this module
+
+    async with running(worker_argv(APP_DIR, executor, bootstrap, state_dir)) as process:
         yield Process(process)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 60)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 async def state(gw: Process) -> dict[str, Any]:

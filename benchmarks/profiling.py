@@ -3,7 +3,8 @@
 ``python -m benchmarks.profiling --scenario S --bootstrap-servers B [--seconds N] [--out DIR]``,
 S one of t1, t1-noop, t1b, w1, w1-echo, c1-1 (C1 at one client), t4, w2 (``--connections``
 idle consumers, ``--rate`` events per second on their topic), t3 (the identity worker of T3,
-sampled while it works through ``--records`` pre-filled records).
+sampled while it works through ``--records`` pre-filled records), b2 (B2's embeddings worker,
+likewise; onnxruntime's own threads show as the Python frame that called the model).
 
 Starts the benchmark gateway (as ``python -m benchmarks`` does), drives the scenario's load for
 ``--seconds`` while ``py-spy record`` samples the gateway (native frames off, idle excluded), and
@@ -167,46 +168,24 @@ async def _fan(args: argparse.Namespace, url: str, spy: Callable[[], Awaitable[N
         await clients.quit()
 
 
-async def _t3(args: argparse.Namespace, raw: Path) -> None:
-    """Sample a real worker (python -m workers) reading a pre-filled topic."""
-    import signal
-    import uuid
+async def _worker(args: argparse.Namespace, raw: Path) -> None:
+    """Sample a real worker (python -m workers) reading a pre-filled topic: T3's identity
+    python-processor, or B2's compute-ai-embeddings on the local model."""
+    from benchmarks import b2, t3
+    from benchmarks.worker_runs import fill, new_topics, running, worker_argv
 
-    from benchmarks.t3 import AGENT, APP, fill
-    from sluice.application.model import TopicSpec
-    from sluice.kafka import KafkaSettings
-    from sluice.kafka.admin import ensure_topics
-
-    settings = KafkaSettings(args.bootstrap_servers)
-    suffix = uuid.uuid4().hex[:8]
-    inp, out = f"t3p-in-{suffix}", f"t3p-out-{suffix}"
-    specs = [TopicSpec(inp, "create-if-not-exists"), TopicSpec(out, "create-if-not-exists")]
-    await ensure_topics(settings, specs)
-    await fill(settings, inp, args.records)
+    inp, out = await new_topics(args.bootstrap_servers, f"{args.scenario}p", "in", "out")
+    records = args.records or (60_000 if args.scenario == "t3" else 3000)
+    value_of = t3.value_of if args.scenario == "t3" else b2.value_of
+    await fill(args.bootstrap_servers, inp, records, value_of)
     with tempfile.TemporaryDirectory(prefix="sluice-prof-") as tmp:
-        app = Path(tmp) / "app"
-        (app / "python").mkdir(parents=True)
-        (app / "pipeline.yaml").write_text(APP.format(inp=inp, out=out, agent="identity"))
-        (app / "python" / "bench.py").write_text(AGENT)
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "workers",
-            str(app),
-            "--executor",
-            "identity",
-            "--bootstrap-servers",
-            args.bootstrap_servers,
-            "--state-dir",
-            str(Path(tmp) / "state"),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
+        if args.scenario == "t3":
+            app, executor = t3.write_app(Path(tmp) / "app", inp, out), "identity"
+        else:
+            app, executor = b2.write_app(Path(tmp) / "app", inp, out), b2.EXECUTOR
+        argv = worker_argv(app, executor, args.bootstrap_servers, Path(tmp) / "state")
+        async with running(argv) as worker:
             await _record(args, worker.pid, raw)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            await worker.wait()
 
 
 async def _record(args: argparse.Namespace, pid: int, raw: Path) -> None:
@@ -234,8 +213,8 @@ async def _record(args: argparse.Namespace, pid: int, raw: Path) -> None:
 async def profile(args: argparse.Namespace) -> Profile:
     noop = args.scenario in ("t1-noop",)
     raw = args.out / f"{args.scenario}.collapsed.txt"
-    if args.scenario == "t3":
-        await _t3(args, raw)
+    if args.scenario in ("t3", "b2"):
+        await _worker(args, raw)
         return read_collapsed(raw.read_text())
     async with contextlib.AsyncExitStack() as stack:
         gw = await stack.enter_async_context(
@@ -279,7 +258,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--connections", type=int, default=2000, help="w2: idle consumers")
     parser.add_argument("--rate", type=float, default=5, help="w2: events per second")
-    parser.add_argument("--records", type=int, default=60_000, help="t3: records to work on")
+    parser.add_argument(
+        "--records", type=int, help="t3, b2: records to work on (default 60,000; b2 3,000)"
+    )
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,34 @@ def _row(r: dict[str, Any]) -> list[str]:
             "worker CPU-s per 1k records: "
             + ", ".join(f"{name} {figure['median']:.3f}" for name, figure in cpu.items()),
         ]
+    if rid == "B2":
+        rates, cpu = r["records_per_second"], r["cpu_seconds_per_1k_records"]
+        per_rep = r["ratio_per_repetition"]
+        return [
+            _fig(rates["pipeline"], "rec/s"),
+            f"model direct, {r['batch_size']} per call: "
+            + _fig(rates["direct"], "rec/s")
+            + f"; one per call {_fig(rates['direct-single'], 'rec/s')}",
+            f"{r['ratio']:.3g} (per repetition {per_rep['min']:.3g}-{per_rep['max']:.3g}); "
+            f"{r['ratio_to_direct_single']:.3g} of one per call",
+            "",
+            "CPU-s per 1k records (worker; direct: this process): "
+            + ", ".join(f"{name} {figure['median']:.1f}" for name, figure in cpu.items()),
+        ]
+    if rid == "B3":
+        first, whole = r["first_chunk_ms"], r["answer_ms"]
+
+        def ms(figure: dict[str, float]) -> str:
+            return f"median {figure['median']:.0f} ms, p90 {figure['p90']:.0f} ms"
+
+        return [
+            "first chunk through the worker: " + ms(first["pipeline"]),
+            "server's first token: " + ms(first["direct"]),
+            f"{r['ratio']:.3g} (p90 {r['ratio_p90']:.3g}; +{r['added_ms_median']:.0f} ms)",
+            f"whole answer ({r['max_tokens']} tokens max): worker {ms(whole['pipeline'])}; "
+            f"direct {ms(whole['direct'])}",
+            "",
+        ]
     if rid == "T4b":
         late = r["timeout_elapsed_over_timeout"]
         worst = f"{late['max']:.3f}x timeout (median {late['median']:.3f}x)" if late else "n/a"

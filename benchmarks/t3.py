@@ -2,28 +2,20 @@
 
 Both run as their own process against the same local broker, on the same number of pre-filled
 CloudEvents, alternating, several repetitions. Throughput is measured the same way for both, from
-outside: the output topic's end offset, sampled, from the first output to the last.
+outside (:mod:`benchmarks.worker_runs`): the output topic's end offset, sampled, from the first
+output to the last.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import statistics
 import sys
 import tempfile
-import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from sluice.application.model import TopicSpec
-from sluice.kafka import KafkaSettings, Producer
-from sluice.kafka.admin import ensure_topics
-from sluice.record import Record
+from benchmarks.worker_runs import fill, new_topics, running, watch, worker_argv
 
 APP = """
 topics:
@@ -43,6 +35,18 @@ class Identity(Processor):
 """
 
 
+def write_app(folder: Path, inp: str, out: str, agent: str = "identity") -> Path:
+    """The application folder of T3's identity python-processor (executor ``agent``)."""
+    (folder / "python").mkdir(parents=True)
+    (folder / "pipeline.yaml").write_text(APP.format(inp=inp, out=out, agent=agent))
+    (folder / "python" / "bench.py").write_text(AGENT)
+    return folder
+
+
+def value_of(i: int) -> dict[str, Any]:
+    return {"question": f"q{i}", "n": i}
+
+
 @dataclass(frozen=True)
 class Sample:
     variant: str
@@ -53,64 +57,9 @@ class Sample:
     cpu_seconds: float
 
 
-async def fill(settings: KafkaSettings, topic: str, count: int) -> None:
-    async with Producer(settings) as producer:
-        for start in range(0, count, 2000):
-            await asyncio.gather(
-                *(
-                    producer.send(
-                        topic,
-                        Record(
-                            {"question": f"q{i}", "n": i},
-                            key=f"k{i % 64}",
-                            headers={"langstream-client-session-id": "s"},
-                        ),
-                        source="/bench",
-                    )
-                    for i in range(start, min(count, start + 2000))
-                )
-            )
-
-
-async def _watch(bootstrap: str, topic: str, count: int, within: float) -> tuple[float, float]:
-    """Times (monotonic) when the first and the last of ``count`` outputs were there."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    tp = TopicPartition(topic, 0)
-    first = None
-    deadline = time.monotonic() + within
-    try:
-        while time.monotonic() < deadline:
-            end = (await consumer.end_offsets([tp]))[tp]
-            now = time.monotonic()
-            if end > 0 and first is None:
-                first = now
-            if end >= count:
-                assert first is not None
-                return first, now
-            await asyncio.sleep(0.02)
-    finally:
-        await consumer.stop()
-    raise TimeoutError(f"only part of {count} records reached {topic} in {within:.0f}s")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def one(variant: str, repetition: int, bootstrap: str, records: int, work: Path) -> Sample:
-    settings = KafkaSettings(bootstrap)
-    suffix = uuid.uuid4().hex[:8]
-    inp, out = f"t3-in-{suffix}", f"t3-out-{suffix}"
-    await ensure_topics(
-        settings,
-        [
-            TopicSpec(inp, "create-if-not-exists", partitions=1),
-            TopicSpec(out, "create-if-not-exists", partitions=1),
-        ],
-    )
-    await fill(settings, inp, records)
+    inp, out = await new_topics(bootstrap, "t3", "in", "out")
+    await fill(bootstrap, inp, records, value_of)
     if variant == "baseline":
         argv = [
             sys.executable,
@@ -123,38 +72,14 @@ async def one(variant: str, repetition: int, bootstrap: str, records: int, work:
             "--output",
             out,
             "--group",
-            f"g-{suffix}",
+            f"g-{inp}",
         ]
     else:
-        app = work / f"app-{suffix}"
-        (app / "python").mkdir(parents=True)
-        (app / "pipeline.yaml").write_text(APP.format(inp=inp, out=out, agent="identity"))
-        (app / "python" / "bench.py").write_text(AGENT)
-        argv = [
-            sys.executable,
-            "-m",
-            "workers",
-            str(app),
-            "--executor",
-            "identity",
-            "--bootstrap-servers",
-            bootstrap,
-            "--state-dir",
-            str(work / "state"),
-        ]
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    try:
-        first, last = await _watch(bootstrap, out, records, within=600)
-        cpu = _cpu_seconds(process.pid)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()
-    seconds = last - first
-    # The first output marks the start; count the records after it.
-    rate = (records - 1) / seconds if seconds > 0 else float("inf")
-    return Sample(variant, repetition, records, seconds, rate, cpu)
+        app = write_app(work / f"app-{inp}", inp, out)
+        argv = worker_argv(app, "identity", bootstrap, work / "state")
+    async with running(argv) as process:
+        span = await watch(bootstrap, out, records, process)
+    return Sample(variant, repetition, records, span.seconds, span.rate(records), span.cpu_last)
 
 
 async def run(bootstrap: str, *, records: int, repetitions: int) -> dict[str, object]:
