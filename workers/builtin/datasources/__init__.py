@@ -1,0 +1,73 @@
+"""The datasources of LangStream's ``query``, ``query-vector-db`` and ``vector-db-sink`` agents.
+
+An agent names a resource of ``configuration.yaml`` with ``datasource``; :func:`open_datasource`
+finds it, checks its type and service, and returns the datasource (started by the agent). Sluice
+runs the ``jdbc`` service on PostgreSQL (:mod:`~.jdbc` maps LangStream's keys,
+:mod:`~.postgres` holds the pool); other services are refused by name. psycopg is imported only
+here, so workers without the ``db`` extra run every other agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
+from workers.builtin.datasources.jdbc import JdbcSettings, jdbc_settings
+from workers.builtin.datasources.postgres import PostgresDataSource
+
+__all__ = [
+    "DATASOURCE",
+    "VECTOR_DATABASE",
+    "DataSourceError",
+    "DataSourceResourceError",
+    "JdbcSettings",
+    "PostgresDataSource",
+    "datasource_resource",
+    "jdbc_settings",
+    "open_datasource",
+]
+
+DATASOURCE = "datasource"
+VECTOR_DATABASE = "vector-database"
+
+
+def datasource_resource(
+    agent_type: str, config: Mapping[str, Any], accepted: tuple[str, ...]
+) -> tuple[str, Mapping[str, Any]]:
+    """(name, configuration) of the resource the agent's ``datasource`` names.
+
+    ``accepted``: the resource types the agent takes (``query``: datasource only).
+    """
+    name = str(config.get("datasource") or "")
+    resources: Mapping[str, Any] = config.get("resources") or {}
+    types: Mapping[str, str] = config.get("resource-types") or {}
+    if name not in resources:
+        known = ", ".join(sorted(map(str, resources))) or "none"
+        raise DataSourceResourceError(
+            f'{agent_type}: datasource "{name}" is not a resource of the application '
+            f"(resources: {known})"
+        )
+    kind = types.get(name)
+    if kind is not None and kind not in accepted:
+        raise DataSourceResourceError(
+            f'{agent_type}: resource "{name}" is a {kind}, not a {" or ".join(accepted)}'
+        )
+    resource = resources[name]
+    if not isinstance(resource, Mapping):
+        raise DataSourceResourceError(f'{agent_type}: resource "{name}" has no configuration')
+    return name, resource
+
+
+def open_datasource(
+    agent_type: str, config: Mapping[str, Any], accepted: tuple[str, ...] = (DATASOURCE,)
+) -> PostgresDataSource:
+    """The datasource the agent's ``datasource`` names, not started yet."""
+    name, resource = datasource_resource(agent_type, config, accepted)
+    service = str(resource.get("service") or "")
+    if service != "jdbc":
+        raise DataSourceResourceError(
+            f'{agent_type}: datasource "{name}" has service {service or "(none)"!r}, which '
+            "Sluice does not support yet: jdbc (PostgreSQL) is supported"
+        )
+    return PostgresDataSource(name, jdbc_settings(name, resource))
