@@ -45,3 +45,15 @@ def passable_directory() -> Path:
 def table_name(prefix: str = "t") -> str:
     """A table name no other test uses."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def jdbc_resource(server: LocalPostgres, **extra: object) -> dict[str, object]:
+    """A LangStream ``jdbc`` datasource resource's configuration for ``server``."""
+    return {
+        "service": "jdbc",
+        "driverClass": "org.postgresql.Driver",
+        "url": server.jdbc_url,
+        "user": "postgres",
+        "password": PASSWORD,
+        **extra,
+    }

@@ -35,12 +35,13 @@ def _types() -> dict[str, AgentType]:
         AgentType("source", "source", composable=False),
         AgentType("sink", "sink", composable=False),
     ]
-    for name in ("webcrawler-source", "s3-source", "azure-blob-storage-source"):
+    table.append(AgentType("webcrawler-source", "source", runnable=True))
+    for name in ("s3-source", "azure-blob-storage-source"):
         table.append(AgentType(name, "source"))
     table.append(AgentType("timer-source", "source", runnable=True))
-    table.append(AgentType("vector-db-sink", "sink"))
+    table.append(AgentType("vector-db-sink", "sink", runnable=True))
     for name in ("query-vector-db", "query"):
-        table.append(AgentType(name, "processor"))
+        table.append(AgentType(name, "processor", runnable=True))
     table.append(AgentType("flare-controller", "processor", runnable=True))
     for name in ("dispatch", "trigger-event", "log-event"):
         table.append(AgentType(name, "processor", runnable=True))

@@ -19,11 +19,13 @@ from typing import Any
 from sluice.application.builtin_keys import Check, Key, Problem
 from sluice.application.builtin_schemas import (
     ai,
+    datasources,
     embeddings,
     flare,
     flow,
     http,
     rerank,
+    sources,
     text,
     transforms,
 )
@@ -33,7 +35,7 @@ from sluice.expressions import ExpressionSyntaxError, compile_expression, compil
 
 __all__ = ["SCHEMAS", "BadConfiguration", "check_configuration", "read_configuration"]
 
-_FAMILIES = (transforms, flow, http, text, ai, embeddings, rerank, flare)
+_FAMILIES = (transforms, flow, http, text, ai, embeddings, rerank, flare, sources, datasources)
 
 SCHEMAS: dict[str, tuple[Key, ...]] = {
     name: keys for family in _FAMILIES for name, keys in family.SCHEMAS.items()

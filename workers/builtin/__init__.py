@@ -2,10 +2,10 @@
 
 Each one implements a runtime protocol of ``workers.agents`` directly, so it needs no adapter.
 One module per family of agents (``identity``, ``transforms``, ``compute``, ``flow``, ``text``,
-``http``, ``langserve``, ``completions``); this package only holds the registry the loader
-reads. The HTTP and AI agents are imported when one is loaded: their client libraries (httpx,
-openai) are in an application's environment only when the application uses them
-(``sluice.environments``).
+``http``, ``langserve``, ``completions``, ``query``, ``vector_sink``); this package only holds the
+registry the loader reads. The HTTP, AI and datasource agents are imported when one is loaded:
+their client libraries (httpx, openai; psycopg of the ``db`` extra) are in an application's
+environment only when the application uses them (``sluice.environments``).
 """
 
 from __future__ import annotations
@@ -82,6 +82,30 @@ def _ai_text_completions() -> LoadedAgent:
     return TextCompletions()
 
 
+def _query() -> LoadedAgent:
+    from workers.builtin.query import Query
+
+    return Query()
+
+
+def _query_vector_db() -> LoadedAgent:
+    from workers.builtin.query import QueryVectorDB
+
+    return QueryVectorDB()
+
+
+def _vector_db_sink() -> LoadedAgent:
+    from workers.builtin.vector_sink import VectorDBSink
+
+    return VectorDBSink()
+
+
+def _webcrawler_source() -> LoadedAgent:
+    from workers.builtin.webcrawler import WebCrawlerSource
+
+    return WebCrawlerSource()
+
+
 def _compute_ai_embeddings() -> LoadedAgent:
     from workers.builtin.embeddings import ComputeAIEmbeddings
 
@@ -113,5 +137,9 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "compute-ai-embeddings": _compute_ai_embeddings,
     "ai-chat-completions": _ai_chat_completions,
     "ai-text-completions": _ai_text_completions,
+    "webcrawler-source": _webcrawler_source,
+    "query": _query,
+    "query-vector-db": _query_vector_db,
+    "vector-db-sink": _vector_db_sink,
 }
 """Agent type -> a factory of the loaded agent."""

@@ -1,4 +1,4 @@
-"""The session's PostgreSQL server for these tests."""
+"""The session's PostgreSQL server for the datasource agents' tests."""
 
 from tests.postgres import postgres_server
 

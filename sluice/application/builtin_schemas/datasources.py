@@ -1,0 +1,97 @@
+"""Configuration of the datasource agents: ``query``, ``query-vector-db`` and ``vector-db-sink``
+(LangStream's keys and defaults).
+
+``query`` and ``query-vector-db`` share their keys. Besides the key table, their check compiles
+each of ``fields`` (an expression per ``?`` of the query) with LangStream's rule on what a field
+reads: without ``loop-over`` one of ``value``, ``key``, ``destinationTopic``, ``messageKey``,
+``topicName``, ``eventTime`` or an expression containing ``value.``, ``key.``, ``properties.`` or
+``fn:now``; with ``loop-over`` an expression containing ``record.`` or ``fn:now`` (each element
+is ``record``). ``output-field`` must be a name of the result field grammar.
+
+``vector-db-sink``'s keys depend on the datasource's service; the table lists those of ``jdbc``
+(``table-name``, ``fields`` with ``name``, ``expression``, ``primary-key``), which the agent
+requires when it starts, once it knows the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sluice.application.builtin_keys import (
+    COMPOSABLE,
+    TOOLKIT,
+    Check,
+    Key,
+    Problem,
+    field_name_problem,
+)
+from sluice.expressions import ExpressionSyntaxError, compile_expression
+
+_QUERY: tuple[Key, ...] = (
+    *TOOLKIT,
+    Key("datasource", "string", required=True),
+    Key("query", "string", required=True),
+    Key("fields", "texts", default=()),
+    Key("output-field", "string", required=True),
+    Key("only-first", "boolean", default=False),
+    Key("loop-over", "expression"),
+    Key("mode", "string", default="query", choices=("query", "execute")),
+    Key("generated-keys", "names", default=()),
+)
+
+SINK_FIELD: tuple[Key, ...] = (
+    Key("name", "string", required=True),
+    Key("expression", "expression", required=True),
+    Key("primary-key", "boolean", default=False),
+)
+"""One ``fields[]`` entry of ``vector-db-sink`` on a jdbc datasource."""
+
+SCHEMAS: dict[str, tuple[Key, ...]] = {
+    "query": _QUERY,
+    "query-vector-db": _QUERY,
+    "vector-db-sink": (
+        COMPOSABLE,
+        Key("datasource", "string", required=True),
+        Key("table-name", "string"),
+        Key("fields", "objects", items=SINK_FIELD, default=()),
+    ),
+}
+
+_RECORD_WHOLE = ("value", "key", "destinationTopic", "messageKey", "topicName", "eventTime")
+_RECORD_PARTS = ("value.", "key.", "properties.", "fn:now")
+_ELEMENT_PARTS = ("record.", "fn:now")
+
+
+def _query(config: Mapping[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
+    looping = config.get("loop-over") is not None
+    for index, field in enumerate(config.get("fields") or ()):
+        text = str(field).strip()
+        try:
+            compile_expression(text)
+        except ExpressionSyntaxError as error:
+            message = f"{error.reason} at column {error.column} of the expression {text!r}"
+            out.append((("fields", index), message, True))
+            continue
+        if looping:
+            valid = any(part in text for part in _ELEMENT_PARTS)
+            expected = "with loop-over, a field reads the element: record.<name> (or fn:now)"
+        else:
+            valid = text in _RECORD_WHOLE or any(part in text for part in _RECORD_PARTS)
+            expected = (
+                "a field reads the record: value, key, value.<name>, key.<name>, "
+                "properties.<name> (or fn:now)"
+            )
+        if not valid:
+            out.append((("fields", index), f"invalid field {text!r}: {expected}", True))
+    problem = field_name_problem(str(config.get("output-field", "")))
+    if problem is not None:
+        out.append((("output-field",), problem, True))
+    if config.get("generated-keys") and str(config.get("mode", "query")) != "execute":
+        out.append((("generated-keys",), "is read only with mode: execute", False))
+    return out
+
+
+CHECKS: dict[str, Check] = {"query": _query, "query-vector-db": _query}
+"""Checks of the whole configuration, after its keys are checked."""

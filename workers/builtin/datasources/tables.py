@@ -1,0 +1,147 @@
+"""Rows of one table written by key: what ``vector-db-sink`` does on a jdbc datasource.
+
+A row is written by its primary-key columns, so writing the same record twice (a redelivery
+after a crash) leaves one row. When the table has a unique index on exactly those columns (its
+primary key, usually) the write is one ``INSERT ... ON CONFLICT (keys) DO UPDATE`` statement;
+otherwise it is LangStream's ``UPDATE ... WHERE keys``, then an ``INSERT`` if no row was
+updated, in one transaction. A record without a value deletes the row of its key. Which form
+applies is looked up once, at the first write (the table may be created after the agent
+starts).
+
+Names are written into the SQL as given, as LangStream did (so ``documents`` and ``Documents``
+are the same table, as in any SQL), and must be SQL names: letters, digits, ``_`` and ``$``, a
+``schema.table``, or a ``"quoted name"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import sql as psql
+
+from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
+from workers.builtin.datasources.postgres import PostgresDataSource
+from workers.builtin.datasources.sql import bind_value
+
+__all__ = ["TableWriter", "check_name"]
+
+_NAME = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
+_COLUMN = re.compile(_NAME)
+_TABLE = re.compile(rf"{_NAME}(?:\.{_NAME})?")
+
+_UNIQUE_INDEXES = """
+SELECT array_agg(a.attname::text) AS columns
+FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL
+GROUP BY i.indexrelid
+"""
+
+
+def check_name(where: str, name: str, *, table: bool = False) -> str:
+    """``name`` when it is an SQL name (a table may be ``schema.table``), else an error."""
+    pattern = _TABLE if table else _COLUMN
+    if not pattern.fullmatch(name):
+        what = "table name" if table else "column name"
+        raise DataSourceResourceError(
+            f"{where}: {what} {name!r} is not an SQL name (letters, digits, _ and $, "
+            'or a "quoted name")'
+        )
+    return name
+
+
+def _folded(name: str) -> str:
+    """How PostgreSQL stores a name written in SQL (unquoted names are lowercased)."""
+    if name.startswith('"'):
+        return name[1:-1].replace('""', '"')
+    return name.lower()
+
+
+class TableWriter:
+    """Writes rows of ``table`` by the ``keys`` columns (see the module's documentation)."""
+
+    def __init__(
+        self,
+        datasource: PostgresDataSource,
+        table: str,
+        keys: Sequence[str],
+        columns: Sequence[str],
+    ) -> None:
+        self.datasource = datasource
+        self.table = table
+        self.keys = tuple(keys)
+        self.columns = tuple(columns)
+        self._upsert: psql.Composed | None = None
+        self._resolved = False
+        table_sql = psql.SQL(table)
+        key_list = psql.SQL(", ").join(psql.SQL(k) for k in self.keys)
+        all_list = psql.SQL(", ").join(psql.SQL(c) for c in (*self.keys, *self.columns))
+        marks = psql.SQL(", ").join(psql.Placeholder() for _ in (*self.keys, *self.columns))
+        self._insert = psql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            table_sql, all_list, marks
+        )
+        self._where = psql.SQL(" AND ").join(
+            psql.SQL("{} = %s").format(psql.SQL(k)) for k in self.keys
+        )
+        sets = psql.SQL(", ").join(psql.SQL("{} = %s").format(psql.SQL(c)) for c in self.columns)
+        self._update = psql.SQL("UPDATE {} SET {} WHERE {}").format(table_sql, sets, self._where)
+        self._delete = psql.SQL("DELETE FROM {} WHERE {}").format(table_sql, self._where)
+        excluded = psql.SQL(", ").join(
+            psql.SQL("{} = EXCLUDED.{}").format(psql.SQL(c), psql.SQL(c)) for c in self.columns
+        )
+        action = (
+            psql.SQL("DO UPDATE SET {}").format(excluded)
+            if self.columns
+            else psql.SQL("DO NOTHING")
+        )
+        self._on_conflict = psql.SQL("{} ON CONFLICT ({}) {}").format(
+            self._insert, key_list, action
+        )
+
+    async def write(self, keys: Sequence[Any], values: Sequence[Any]) -> None:
+        """Insert or update the row of ``keys`` with ``values`` (one per column)."""
+        key_params = [bind_value(v) for v in keys]
+        value_params = [bind_value(v) for v in values]
+        if not self._resolved:
+            await self._resolve()
+        async with self.datasource.connection() as connection:
+            if self._upsert is not None:
+                await connection.execute(self._upsert, [*key_params, *value_params])
+                return
+            async with connection.transaction():
+                updated = 0
+                if self.columns:
+                    cursor = await connection.execute(self._update, [*value_params, *key_params])
+                    updated = cursor.rowcount
+                else:
+                    cursor = await connection.execute(
+                        psql.SQL("SELECT 1 FROM {} WHERE {}").format(
+                            psql.SQL(self.table),
+                            self._where,
+                        ),
+                        key_params,
+                    )
+                    updated = len(await cursor.fetchall())
+                if updated == 0:
+                    await connection.execute(self._insert, [*key_params, *value_params])
+
+    async def delete(self, keys: Sequence[Any]) -> None:
+        """Delete the row of ``keys`` (nothing when there is none)."""
+        async with self.datasource.connection() as connection:
+            await connection.execute(self._delete, [bind_value(v) for v in keys])
+
+    async def _resolve(self) -> None:
+        """Choose ON CONFLICT when a unique index covers exactly the key columns."""
+        wanted = {_folded(k) for k in self.keys}
+        async with self.datasource.connection() as connection:
+            cursor = await connection.execute(_UNIQUE_INDEXES, [self.table])
+            rows = await cursor.fetchall()
+            exists = await connection.execute("SELECT to_regclass(%s) AS t", [self.table])
+            found = await exists.fetchone()
+        if found is None or found["t"] is None:
+            raise DataSourceError(f'{self.datasource.where}: table "{self.table}" does not exist')
+        if any(set(row["columns"]) == wanted for row in rows):
+            self._upsert = self._on_conflict
+        self._resolved = True
