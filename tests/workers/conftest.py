@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,6 +117,27 @@ async def start_worker(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[St
             worker.process.kill()
             await worker.process.wait()
         await worker.reader
+
+
+StartApp = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+def start_app(tmp_path: Path, start_worker: StartWorker, kafka_bootstrap: str) -> StartApp:
+    """Start the worker of ``executor`` (default ``t``) of an application made of ``files``,
+    texts already complete (no ``{placeholders}`` left), once its topics exist. Keyword
+    arguments go to ``start_worker``."""
+
+    async def start(files: dict[str, str], executor: str = "t", **options: Any) -> Worker:
+        root = tmp_path / f"app-{uuid.uuid4().hex[:8]}"
+        for relative, text in files.items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text).lstrip("\n"))
+        await prepare(root, kafka_bootstrap)
+        return await start_worker(root, executor, **options)
+
+    return start
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ destination topics out, dropped records, and a bad record under each ``errors`` 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from sluice.kafka import Producer
 from sluice.record import Record
-from tests.workers.conftest import StartWorker, Worker, prepare, read_all, send
+from tests.workers.conftest import StartApp, read_all, send
 
 pytestmark = pytest.mark.kafka
 
@@ -48,20 +46,6 @@ pipeline:
 """
 
 
-async def start(
-    app_factory: Callable[..., Path],
-    topics: dict[str, str],
-    start_worker: StartWorker,
-    kafka_bootstrap: str,
-    errors: str,
-) -> Worker:
-    text = PIPELINE.format(errors=errors, **topics)
-    # app_factory formats the text again: its braces are literal here.
-    app_dir = app_factory({"pipeline.yaml": text.replace("{", "{{").replace("}", "}}")})
-    await prepare(app_dir, kafka_bootstrap)
-    return await start_worker(app_dir, "t")
-
-
 @pytest.fixture
 def side_topics(topics: dict[str, str]) -> dict[str, str]:
     return {**topics, "side": f"side-{uuid.uuid4().hex[:8]}"}
@@ -76,14 +60,13 @@ BAD = Record('{"n": "abc"}', key="kb", headers={"s": "bad"})
 
 
 async def test_compute_and_drop_dead_letter_a_bad_record(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     side_topics: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
 ) -> None:
-    worker = await start(
-        app_factory, side_topics, start_worker, kafka_bootstrap, "{on-failure: dead-letter}"
+    worker = await start_app(
+        {"pipeline.yaml": PIPELINE.format(errors="{on-failure: dead-letter}", **side_topics)}
     )
     for record in [GOOD[0], BAD, *GOOD[1:]]:  # one at a time: the outputs keep the order
         await send(producer, side_topics["inp"], record)
@@ -107,14 +90,13 @@ async def test_compute_and_drop_dead_letter_a_bad_record(
 
 
 async def test_compute_skips_a_bad_record(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     side_topics: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
 ) -> None:
-    worker = await start(
-        app_factory, side_topics, start_worker, kafka_bootstrap, "{on-failure: skip}"
+    worker = await start_app(
+        {"pipeline.yaml": PIPELINE.format(errors="{on-failure: skip}", **side_topics)}
     )
     for record in [BAD, GOOD[0], Record('{"n": 5}', key="k5")]:
         await send(producer, side_topics["inp"], record)
@@ -127,14 +109,13 @@ async def test_compute_skips_a_bad_record(
 
 
 async def test_compute_fails_the_worker_on_a_bad_record(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     side_topics: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
 ) -> None:
-    worker = await start(
-        app_factory, side_topics, start_worker, kafka_bootstrap, "{on-failure: fail}"
+    worker = await start_app(
+        {"pipeline.yaml": PIPELINE.format(errors="{on-failure: fail}", **side_topics)}
     )
     await send(producer, side_topics["inp"], GOOD[0])
     [out] = await read_all(kafka_bootstrap, side_topics["out"], 1)

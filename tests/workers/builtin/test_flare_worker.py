@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from sluice.kafka import Producer
 from sluice.record import Record
 from tests.workers.builtin.test_flare import IT_LOGPROBS, IT_TOKENS
-from tests.workers.conftest import StartWorker, prepare, read_all, send
+from tests.workers.conftest import StartApp, read_all, send
 
 pytestmark = pytest.mark.kafka
 
@@ -48,17 +46,13 @@ def answer(tokens: list[str], logprobs: list[float], **more: Any) -> str:
 
 
 async def test_flare_controller_in_a_worker(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     topics: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
 ) -> None:
     names = {**topics, "loop": f"loop-{uuid.uuid4().hex[:8]}"}
-    text = PIPELINE.format(**names)
-    app_dir = app_factory({"pipeline.yaml": text.replace("{", "{{").replace("}", "}}")})
-    await prepare(app_dir, kafka_bootstrap)
-    worker = await start_worker(app_dir, "flare")
+    worker = await start_app({"pipeline.yaml": PIPELINE.format(**names)}, "flare")
     records = {
         "sure": answer(IT_TOKENS, IT_LOGPROBS),
         "unsure": answer(UNSURE_TOKENS, UNSURE_LOGPROBS, flare_iterations=2),

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sluice.kafka import Producer
 from sluice.record import Record
-from tests.workers.conftest import StartWorker, prepare, read_all, send
+from tests.workers.conftest import StartApp, read_all, send
 
 pytestmark = pytest.mark.kafka
 
@@ -24,18 +22,6 @@ def as_json(data: Any) -> Any:
     if isinstance(data, bytes):
         data = data.decode("utf-8")
     return json.loads(data) if isinstance(data, str) else data
-
-
-async def start_app(
-    app_factory: Callable[..., Path],
-    start_worker: StartWorker,
-    kafka_bootstrap: str,
-    text: str,
-) -> Any:
-    # app_factory formats the text again: its braces are literal here.
-    app_dir = app_factory({"pipeline.yaml": text.replace("{", "{{").replace("}", "}}")})
-    await prepare(app_dir, kafka_bootstrap)
-    return await start_worker(app_dir, "t")
 
 
 DISPATCH = """
@@ -64,15 +50,14 @@ pipeline:
 
 
 async def test_dispatch_in_a_worker(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     topics: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
 ) -> None:
     # FlowControlRunnerIT.testDispatch, with a drop route and a record whose first route fails.
     names = {**topics, "t1": f"t1-{topics['out']}", "t2": f"t2-{topics['out']}"}
-    worker = await start_app(app_factory, start_worker, kafka_bootstrap, DISPATCH.format(**names))
+    worker = await start_app({"pipeline.yaml": DISPATCH.format(**names)})
     for value, language in [
         ("for-default", "it"),
         ("for-topic1", "en"),
@@ -130,9 +115,8 @@ def trigger_record(i: int) -> Record:
 
 @pytest.mark.parametrize("continue_processing", [True, False])
 async def test_trigger_event_in_a_worker(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     topics: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
     continue_processing: bool,
@@ -144,7 +128,7 @@ async def test_trigger_event_in_a_worker(
     else:
         options, errors = "continue-processing: false", "{on-failure: dead-letter}"
     text = TRIGGER.format(options=options, errors=errors, **names)
-    worker = await start_app(app_factory, start_worker, kafka_bootstrap, text)
+    worker = await start_app({"pipeline.yaml": text})
     records = [trigger_record(i) for i in range(4, 8)]
     # activator 'x' fails the condition; with no condition, key.computed on plain text fails.
     bad = Record('{"activator": "x", "original": "A"}', key="plain key")
@@ -204,13 +188,12 @@ pipeline:
 
 
 async def test_timer_source_in_a_worker(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     topics: dict[str, str],
-    start_worker: StartWorker,
     kafka_bootstrap: str,
 ) -> None:
     # FlowControlRunnerIT.testTimerSource
-    worker = await start_app(app_factory, start_worker, kafka_bootstrap, TIMER.format(**topics))
+    worker = await start_app({"pipeline.yaml": TIMER.format(**topics)})
     got = await read_all(kafka_bootstrap, topics["out"], 2)
     stopping = time.monotonic()
     assert await worker.stop() == 0

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -15,7 +14,7 @@ from aiohttp import web
 from sluice.kafka import Producer
 from sluice.record import Record
 from tests.workers.builtin.test_http import PIECES, sse
-from tests.workers.conftest import StartWorker, Worker, prepare, read_all, send
+from tests.workers.conftest import StartApp, read_all, send
 
 pytestmark = pytest.mark.kafka
 
@@ -96,20 +95,8 @@ def expected_answer(agent_type: str, q: str) -> object:
     return f"answer to {q}"
 
 
-async def start(
-    app_factory: Callable[..., Path],
-    names: dict[str, str],
-    start_worker: StartWorker,
-    kafka_bootstrap: str,
-    *,
-    agent_type: str,
-    policy: str,
-    config: str,
-) -> Worker:
-    text = PIPELINE.format(agent_type=agent_type, policy=policy, configuration=config, **names)
-    app_dir = app_factory({"pipeline.yaml": text.replace("{", "{{").replace("}", "}}")})
-    await prepare(app_dir, kafka_bootstrap)
-    return await start_worker(app_dir, "t")
+def pipeline(names: dict[str, str], *, agent_type: str, policy: str, config: str) -> str:
+    return PIPELINE.format(agent_type=agent_type, policy=policy, configuration=config, **names)
 
 
 def question(q: str) -> Record:
@@ -119,23 +106,23 @@ def question(q: str) -> Record:
 @pytest.mark.parametrize("agent_type", ["http-request", "langserve-invoke"])
 @pytest.mark.parametrize("policy", ["skip", "dead-letter"])
 async def test_a_500_answer_under_skip_and_dead_letter(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     names: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
     server: str,
     agent_type: str,
     policy: str,
 ) -> None:
-    worker = await start(
-        app_factory,
-        names,
-        start_worker,
-        kafka_bootstrap,
-        agent_type=agent_type,
-        policy=policy,
-        config=configuration(agent_type, server, names),
+    worker = await start_app(
+        {
+            "pipeline.yaml": pipeline(
+                names,
+                agent_type=agent_type,
+                policy=policy,
+                config=configuration(agent_type, server, names),
+            )
+        }
     )
     for q in ("one", "bad", "two"):
         await send(producer, names["inp"], question(q))
@@ -154,22 +141,22 @@ async def test_a_500_answer_under_skip_and_dead_letter(
 
 @pytest.mark.parametrize("agent_type", ["http-request", "langserve-invoke"])
 async def test_a_500_answer_under_fail_stops_the_worker(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     names: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
     server: str,
     agent_type: str,
 ) -> None:
-    worker = await start(
-        app_factory,
-        names,
-        start_worker,
-        kafka_bootstrap,
-        agent_type=agent_type,
-        policy="fail",
-        config=configuration(agent_type, server, names),
+    worker = await start_app(
+        {
+            "pipeline.yaml": pipeline(
+                names,
+                agent_type=agent_type,
+                policy="fail",
+                config=configuration(agent_type, server, names),
+            )
+        }
     )
     await send(producer, names["inp"], question("one"))
     [out] = await read_all(kafka_bootstrap, names["out"], 1)
@@ -180,9 +167,8 @@ async def test_a_500_answer_under_fail_stops_the_worker(
 
 
 async def test_streamed_chunks_arrive_on_the_stream_topic(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     names: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
     server: str,
@@ -196,14 +182,15 @@ async def test_streamed_chunks_arrive_on_the_stream_topic(
             "stream-to-topic": names["stream"],
         }
     )
-    worker = await start(
-        app_factory,
-        names,
-        start_worker,
-        kafka_bootstrap,
-        agent_type="langserve-invoke",
-        policy="fail",
-        config=config,
+    worker = await start_app(
+        {
+            "pipeline.yaml": pipeline(
+                names,
+                agent_type="langserve-invoke",
+                policy="fail",
+                config=config,
+            )
+        }
     )
     await send(producer, names["inp"], question("cats"))
     [final] = await read_all(kafka_bootstrap, names["out"], 1)

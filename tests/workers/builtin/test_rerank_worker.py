@@ -5,15 +5,13 @@ document has no vector under ``dead-letter``."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from sluice.kafka import Producer
 from sluice.record import Record
 from tests.workers.builtin.test_rerank import it_documents
-from tests.workers.conftest import StartWorker, prepare, read_all, send
+from tests.workers.conftest import StartApp, read_all, send
 
 pytestmark = pytest.mark.kafka
 
@@ -43,17 +41,12 @@ pipeline:
 
 
 async def test_re_rank_in_a_worker(
-    app_factory: Callable[..., Path],
+    start_app: StartApp,
     topics: dict[str, str],
-    start_worker: StartWorker,
     producer: Producer,
     kafka_bootstrap: str,
 ) -> None:
-    text = PIPELINE.format(**topics)
-    # app_factory formats the text again: its braces are literal here.
-    app_dir = app_factory({"pipeline.yaml": text.replace("{", "{{").replace("}", "}}")})
-    await prepare(app_dir, kafka_bootstrap)
-    worker = await start_worker(app_dir, "t")
+    worker = await start_app({"pipeline.yaml": PIPELINE.format(**topics)})
     good = {"question": "this is a question", "related_documents": it_documents()}
     bad = {"question": "text1", "related_documents": [{"text": "text1"}, {"text": "text2"}]}
     relevant = {

@@ -3,14 +3,13 @@ and a bad record under the agent's ``errors`` policy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from sluice.kafka import Producer
 from sluice.record import Record
-from tests.workers.conftest import StartWorker, prepare, read_all, send
+from tests.workers.conftest import StartApp, read_all, send
 
 pytestmark = pytest.mark.kafka
 
@@ -31,47 +30,38 @@ PERSON = '{"name": "Jane", "age": 42, "addr": {"city": "Rome"}}'
 PERSON_KEY = '{"id": 7, "name": "keyname"}'
 
 
-async def run_agent(
-    app_factory: Callable[..., Path],
-    topics: dict[str, str],
-    start_worker: StartWorker,
-    producer: Producer,
-    kafka_bootstrap: str,
-    *,
-    agent_type: str,
-    configuration: str,
-    errors: str,
-    records: list[Record],
-    expected: int,
-) -> list[Record]:
+RunAgent = Callable[..., Awaitable[list[Record]]]
+
+
+@pytest.fixture
+def run_agent(
+    start_app: StartApp, topics: dict[str, str], producer: Producer, kafka_bootstrap: str
+) -> RunAgent:
     """Run ``agent_type`` alone in a worker, send ``records``, return ``expected`` outputs."""
-    text = PIPELINE.format(
-        agent_type=agent_type, errors=errors, configuration=configuration, **topics
-    )
-    # app_factory formats the text again: its braces are literal here.
-    app_dir = app_factory({"pipeline.yaml": text.replace("{", "{{").replace("}", "}}")})
-    await prepare(app_dir, kafka_bootstrap)
-    worker = await start_worker(app_dir, "t")
-    for record in records:  # one at a time: the outputs keep the order
-        await send(producer, topics["inp"], record)
-    got = await read_all(kafka_bootstrap, topics["out"], expected, settle=0.5)
-    assert await worker.stop() == 0
-    return [r.record for r in got]
+
+    async def run(
+        *,
+        agent_type: str,
+        configuration: str,
+        errors: str,
+        records: list[Record],
+        expected: int,
+    ) -> list[Record]:
+        text = PIPELINE.format(
+            agent_type=agent_type, errors=errors, configuration=configuration, **topics
+        )
+        worker = await start_app({"pipeline.yaml": text})
+        for record in records:  # one at a time: the outputs keep the order
+            await send(producer, topics["inp"], record)
+        got = await read_all(kafka_bootstrap, topics["out"], expected, settle=0.5)
+        assert await worker.stop() == 0
+        return [r.record for r in got]
+
+    return run
 
 
-async def test_drop_fields_in_a_worker(
-    app_factory: Callable[..., Path],
-    topics: dict[str, str],
-    start_worker: StartWorker,
-    producer: Producer,
-    kafka_bootstrap: str,
-) -> None:
+async def test_drop_fields_in_a_worker(run_agent: RunAgent) -> None:
     out = await run_agent(
-        app_factory,
-        topics,
-        start_worker,
-        producer,
-        kafka_bootstrap,
         agent_type="drop-fields",
         configuration="{fields: [name, missing]}",
         errors="{on-failure: fail}",
@@ -86,19 +76,8 @@ async def test_drop_fields_in_a_worker(
     assert out[0].headers["s"] == "1"
 
 
-async def test_merge_key_value_in_a_worker(
-    app_factory: Callable[..., Path],
-    topics: dict[str, str],
-    start_worker: StartWorker,
-    producer: Producer,
-    kafka_bootstrap: str,
-) -> None:
+async def test_merge_key_value_in_a_worker(run_agent: RunAgent) -> None:
     out = await run_agent(
-        app_factory,
-        topics,
-        start_worker,
-        producer,
-        kafka_bootstrap,
         agent_type="merge-key-value",
         configuration="{}",
         errors="{on-failure: fail}",
@@ -113,19 +92,8 @@ async def test_merge_key_value_in_a_worker(
     assert out[0].headers["s"] == "1"
 
 
-async def test_unwrap_key_value_in_a_worker(
-    app_factory: Callable[..., Path],
-    topics: dict[str, str],
-    start_worker: StartWorker,
-    producer: Producer,
-    kafka_bootstrap: str,
-) -> None:
+async def test_unwrap_key_value_in_a_worker(run_agent: RunAgent) -> None:
     out = await run_agent(
-        app_factory,
-        topics,
-        start_worker,
-        producer,
-        kafka_bootstrap,
         agent_type="unwrap-key-value",
         configuration="{unwrapKey: true}",
         errors="{on-failure: fail}",
@@ -140,18 +108,9 @@ async def test_unwrap_key_value_in_a_worker(
 
 
 async def test_cast_in_a_worker_dead_letters_what_it_cannot_convert(
-    app_factory: Callable[..., Path],
-    topics: dict[str, str],
-    start_worker: StartWorker,
-    producer: Producer,
-    kafka_bootstrap: str,
+    run_agent: RunAgent, topics: dict[str, str], kafka_bootstrap: str
 ) -> None:
     out = await run_agent(
-        app_factory,
-        topics,
-        start_worker,
-        producer,
-        kafka_bootstrap,
         agent_type="cast",
         configuration="{schema-type: INT64, part: value}",
         errors="{on-failure: dead-letter}",
@@ -171,19 +130,8 @@ async def test_cast_in_a_worker_dead_letters_what_it_cannot_convert(
     assert dead.record.headers["s"] == "2"
 
 
-async def test_flatten_in_a_worker_skips_what_is_not_an_object(
-    app_factory: Callable[..., Path],
-    topics: dict[str, str],
-    start_worker: StartWorker,
-    producer: Producer,
-    kafka_bootstrap: str,
-) -> None:
+async def test_flatten_in_a_worker_skips_what_is_not_an_object(run_agent: RunAgent) -> None:
     out = await run_agent(
-        app_factory,
-        topics,
-        start_worker,
-        producer,
-        kafka_bootstrap,
         agent_type="flatten",
         configuration="{delimiter: '.', part: value}",
         errors="{on-failure: skip}",
