@@ -1,0 +1,212 @@
+"""The datasource agents in real worker processes on the real broker and the real PostgreSQL:
+``query`` answering from a table (a failing statement under ``dead-letter``, without the
+password), ``vector-db-sink`` writing rows (redelivered after SIGKILL: no duplicate row, with
+or without a unique index) and a write to a missing table skipped by the ``errors`` policy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from sluice.kafka import Producer
+from sluice.postgres import LocalPostgres
+from sluice.record import Record
+from tests.postgres import PASSWORD, table_name
+from tests.workers.conftest import StartApp, StartWorker, prepare, read_all, send
+
+pytestmark = pytest.mark.kafka
+
+CONFIGURATION = """
+configuration:
+  resources:
+    - type: "datasource"
+      name: "JdbcDatasource"
+      configuration:
+        service: "jdbc"
+        driverClass: "org.postgresql.Driver"
+        url: "{url}"
+        user: "postgres"
+        password: "{password}"
+"""
+
+
+def configuration(server: LocalPostgres) -> str:
+    return CONFIGURATION.format(url=server.jdbc_url, password=PASSWORD)
+
+
+async def sql(server: LocalPostgres, statement: str) -> list[tuple[Any, ...]]:
+    async with await psycopg.AsyncConnection.connect(
+        **server.connection_arguments(), autocommit=True
+    ) as connection:
+        cursor = await connection.execute(statement)
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def wait_for(
+    server: LocalPostgres, statement: str, expected: Any, within: float = 60
+) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    got = None
+    while asyncio.get_running_loop().time() < deadline:
+        got = await sql(server, statement)
+        if got == expected:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{statement}: {got!r}, expected {expected!r}")
+
+
+QUERY = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+  - {{name: {out}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: t
+    type: query
+    input: {inp}
+    output: {out}
+    errors: {{on-failure: dead-letter}}
+    configuration:
+      datasource: "JdbcDatasource"
+      query: "SELECT answer FROM {table} WHERE id = ? ORDER BY answer"
+      fields: ["value.id"]
+      output-field: "value.answers"
+"""
+
+
+async def test_query_in_a_worker(
+    start_app: StartApp,
+    topics: dict[str, str],
+    producer: Producer,
+    kafka_bootstrap: str,
+    postgres_server: LocalPostgres,
+) -> None:
+    table = table_name("answers")
+    await sql(postgres_server, f"CREATE TABLE {table} (id int, answer text)")
+    await sql(postgres_server, f"INSERT INTO {table} VALUES (1, 'a'), (1, 'b'), (2, 'c')")
+    worker = await start_app(
+        {
+            "pipeline.yaml": QUERY.format(**topics, table=table),
+            "configuration.yaml": configuration(postgres_server),
+        }
+    )
+    for key, value in (("k1", {"id": 1}), ("bad", {"id": "not a number"}), ("k2", {"id": 2})):
+        await send(producer, topics["inp"], Record(json.dumps(value), key=key, headers={"s": key}))
+    got = await read_all(kafka_bootstrap, topics["out"], 2, settle=0.5)
+    assert await worker.stop() == 0
+    assert [(o.record.key, o.record.headers["s"]) for o in got] == [("k1", "k1"), ("k2", "k2")]
+    assert json.loads(got[0].record.value) == {
+        "id": 1,
+        "answers": [{"answer": "a"}, {"answer": "b"}],
+    }
+    assert json.loads(got[1].record.value) == {"id": 2, "answers": [{"answer": "c"}]}
+    [dead] = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 1)
+    assert dead.record.key == "bad"
+    headers = dead.record.headers
+    assert headers["error-class"] == "workers.builtin.datasources.errors.DataSourceError"
+    assert "invalid input syntax for type integer" in headers["error-message"]
+    assert 'datasource "JdbcDatasource"' in headers["error-message"]
+    assert PASSWORD not in json.dumps(dict(headers)) + "\n".join(worker.output)
+
+
+SINK = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: write
+    type: vector-db-sink
+    input: {inp}
+    errors: {{on-failure: {on_failure}}}
+    configuration:
+      datasource: "JdbcDatasource"
+      table-name: "{table}"
+      fields:
+        - {{name: "filename", expression: "value.filename", primary-key: true}}
+        - {{name: "chunk_id", expression: "value.chunk_id", primary-key: true}}
+        - {{name: "text", expression: "value.text"}}
+        - {{name: "embeddings_vector", expression: "fn:toListOfFloat(value.embeddings_vector)"}}
+"""
+
+
+def chunk(name: str, index: int) -> Record:
+    value = {
+        "filename": name,
+        "chunk_id": str(index),
+        "text": f"{name} chunk {index}",
+        "embeddings_vector": [1.0, float(index), 0.5],
+    }
+    return Record(json.dumps(value), key=name)
+
+
+@pytest.mark.parametrize("primary_key", [True, False], ids=["primary-key", "no-unique-index"])
+async def test_vector_db_sink_redelivered_after_sigkill_writes_no_duplicate_row(
+    app_factory: Any,
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+    fast_instance: Path,
+    postgres_server: LocalPostgres,
+    primary_key: bool,
+) -> None:
+    table = table_name("documents")
+    key = ", PRIMARY KEY (filename, chunk_id)" if primary_key else ""
+    await sql(
+        postgres_server,
+        f"CREATE TABLE {table} (filename text, chunk_id int, text text, "
+        f"embeddings_vector vector(3){key})",
+    )
+    app_dir = app_factory(
+        {
+            "pipeline.yaml": SINK.replace("{table}", table).replace("{on_failure}", "fail"),
+            "configuration.yaml": configuration(postgres_server),
+        },
+        **topics,
+    )
+    await prepare(app_dir, kafka_bootstrap)
+    records = [chunk(f"doc{d}", i) for d in range(4) for i in range(5)]
+    await send(producer, topics["inp"], *records[:10])
+    killed = await start_worker(
+        app_dir, "write", env={"SLUICE_FAULT_KILL_AFTER": "6"}, ready=False, instance=fast_instance
+    )
+    assert await killed.exited(within=60) == -9, "\n".join(killed.output)
+    await send(producer, topics["inp"], *records[10:])
+    await send(producer, topics["inp"], *records[:3])  # sent twice too
+    final = await start_worker(app_dir, "write", instance=fast_instance)
+    count = f"SELECT count(*), count(DISTINCT (filename, chunk_id)) FROM {table}"
+    await wait_for(postgres_server, count, [(20, 20)])
+    await asyncio.sleep(1)  # the rest of the redelivered records, if any
+    assert await final.stop() == 0, "\n".join(final.output)
+    assert await sql(postgres_server, count) == [(20, 20)]
+    assert await sql(
+        postgres_server,
+        f"SELECT text, embeddings_vector::text FROM {table} WHERE filename = 'doc2' AND chunk_id = 3",
+    ) == [("doc2 chunk 3", "[1,3,0.5]")]
+
+
+async def test_vector_db_sink_errors_policy(
+    start_app: StartApp,
+    topics: dict[str, str],
+    producer: Producer,
+    kafka_bootstrap: str,
+    postgres_server: LocalPostgres,
+) -> None:
+    missing = table_name("missing")
+    worker = await start_app(
+        {
+            "pipeline.yaml": SINK.format(**topics, table=missing, on_failure="dead-letter"),
+            "configuration.yaml": configuration(postgres_server),
+        },
+        executor="write",
+    )
+    await send(producer, topics["inp"], chunk("doc", 0), chunk("doc", 1))
+    dead = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 2)
+    assert await worker.stop() == 0
+    assert [json.loads(d.record.value)["chunk_id"] for d in dead] == ["0", "1"]
+    message = dead[0].record.headers["error-message"]
+    assert f'table "{missing}" does not exist' in message
+    assert PASSWORD not in message + "\n".join(worker.output)
