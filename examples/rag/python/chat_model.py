@@ -127,7 +127,13 @@ class ChatModel(Service):
             log_path = Path(scratch) / "llama-server.log"
             with log_path.open("wb") as log:
                 server = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # llama_cpp.server prefers $HOST and $PORT to its options, and the worker
+                    # set PORT to this service's own port.
+                    env={k: v for k, v in os.environ.items() if k not in {"HOST", "PORT"}},
                 )
             try:
                 self._wait_until_answering(server, log_path)
