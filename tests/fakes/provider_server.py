@@ -22,7 +22,8 @@ __all__ = ["FakeProvider", "Fault", "Handler", "Recorded", "fake_embedding"]
 
 @dataclass(frozen=True)
 class Recorded:
-    """One request: method, path (with its query), headers, and the JSON body (None if none)."""
+    """One request: method, path (with its query), headers, and the body: JSON (None if none),
+    or the text of a body of another type (a form)."""
 
     method: str
     path: str
@@ -107,11 +108,13 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            self.send_json(400, {"error": "the body is not JSON"})
-            return
+        body: Any = raw.decode("utf-8", "replace")  # a form, as token endpoints take
+        if "json" in self.headers.get("Content-Type", "json"):
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                self.send_json(400, {"error": "the body is not JSON"})
+                return
         request = Recorded(self.command, self.path, dict(self.headers.items()), body)
         self.provider.requests.append(request)
         fault = self.provider.fault(request)

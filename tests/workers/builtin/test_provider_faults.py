@@ -18,6 +18,7 @@ from sluice.testing import AgentHarness
 from tests.fakes.huggingface_server import FakeHuggingFace
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.provider_server import FakeProvider, Fault, Recorded
+from tests.fakes.vertex_server import FakeVertex
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,17 @@ KITS = [
         "bert-base-uncased",
         "sentence-transformers/all-MiniLM-L6-v2",
         secret="hf_secret_fault_key",
+    ),
+    Kit(
+        "vertex",
+        FakeVertex,
+        lambda url: (
+            "vertex-configuration",
+            {"url": url, "project": "p", "region": "r", "token": "ya29.fake-static-token"},
+        ),
+        "chat-bison",
+        "textembedding-gecko",
+        secret="ya29.fake-static-token",
     ),
 ]
 

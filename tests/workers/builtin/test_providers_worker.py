@@ -18,6 +18,7 @@ from sluice.record import Record
 from tests.fakes.huggingface_server import FakeHuggingFace
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.provider_server import Fault, Recorded, fake_embedding
+from tests.fakes.vertex_server import FakeVertex
 from tests.workers.conftest import StartWorker, prepare, read_all, send
 
 pytestmark = pytest.mark.kafka
@@ -61,6 +62,7 @@ async def run_chat(
     *,
     resource: dict[str, Any],
     model: str,
+    chunk_count: int = 6,
 ) -> tuple[list[Any], list[Any], Any, list[str]]:
     """Run "the car", "bad" and "again" through the chat agent on ``resource``: the outputs,
     the chunks, the dead letter and the worker's output lines."""
@@ -87,7 +89,7 @@ async def run_chat(
         record = Record(json.dumps({"question": q}), key=f"k-{q}", headers={"session-id": "s42"})
         await send(producer, names["inp"], record)
     out = await read_all(kafka_bootstrap, names["out"], 2, settle=0.5)
-    chunks = await read_all(kafka_bootstrap, names["stream"], 6, settle=0.5)
+    chunks = await read_all(kafka_bootstrap, names["stream"], chunk_count, settle=0.5)
     [dead] = await read_all(kafka_bootstrap, names["inp"] + "-deadletter", 1)
     assert await worker.stop() == 0
     return out, chunks, dead, list(worker.output)
@@ -210,3 +212,56 @@ async def test_hugging_face_api_embeddings(
     assert 'hugging-face-configuration resource "hf-api"' in message
     assert "hf_worker_key" not in message
     assert [r.method for r in fake.requests].count("GET") == 1
+
+
+async def test_vertex_with_a_service_account(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+) -> None:
+    def fault(request: Recorded) -> Fault | None:
+        body = request.body if isinstance(request.body, dict) else {}  # /token takes a form
+        messages = body.get("instances", [{}])[0].get("messages", [])
+        return Fault(500) if messages and messages[0]["content"] == "bad" else None
+
+    with FakeVertex(reply=lambda texts: "A car is a vehicle", fault=fault) as fake:
+        account = fake.service_account_json()
+        resource = {
+            "type": "vertex-configuration",
+            "name": "vertex",
+            "configuration": {
+                "url": fake.url,
+                "project": "p",
+                "region": "us-central1",
+                "serviceAccountJson": account,
+            },
+        }
+        out, chunks, dead, output = await run_chat(
+            app_factory,
+            topics,
+            start_worker,
+            producer,
+            kafka_bootstrap,
+            resource=resource,
+            model="chat-bison",
+            chunk_count=2,
+        )
+    # Vertex answers whole: one last chunk per answer.
+    assert [(c.record.key, c.record.value, c.record.headers["stream-index"]) for c in chunks] == [
+        ("k-the car", "A car is a vehicle", "1"),
+        ("k-again", "A car is a vehicle", "1"),
+    ]
+    assert all(c.record.headers["stream-last-message"] == "true" for c in chunks)
+    assert [(r.record.key, json.loads(r.record.value)["answer"]) for r in out] == [
+        ("k-the car", "A car is a vehicle"),
+        ("k-again", "A car is a vehicle"),
+    ]
+    assert (dead.record.key, json.loads(dead.record.value)) == ("k-bad", {"question": "bad"})
+    assert 'vertex resource "vertex"' in dead.record.headers["error-message"]
+    # One token for the whole run, and never in a message or the worker's output.
+    assert [r.path for r in fake.requests].count("/token") == 1
+    tokens = fake.tokens - {"ya29.fake-static-token"}
+    assert not any(t in line for t in tokens for line in output)
+    assert not any("PRIVATE KEY" in line for line in output)

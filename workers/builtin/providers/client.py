@@ -98,6 +98,11 @@ class ProviderClient:
             timeout=httpx.Timeout(timeout), headers=dict(headers or {}), auth=auth
         )
 
+    def hide(self, secret: str) -> None:
+        """Hide ``secret`` (a token got later) from messages too."""
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
     def failure(self, what: str) -> ProviderError:
         """The error of a call to this resource: ``<where> <what>``, secrets hidden."""
         message = f"{self.where} {what}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from workers.builtin.providers.base import AIProvider
 from workers.builtin.providers.errors import ResourceError
-from workers.builtin.providers.resources import HUGGING_FACE, OLLAMA, AIResource
+from workers.builtin.providers.resources import HUGGING_FACE, OLLAMA, VERTEX, AIResource
 
 __all__ = ["open_provider"]
 
@@ -29,6 +29,10 @@ def open_provider(
         from workers.builtin.providers.ollama import Ollama
 
         return Ollama(agent_type, resource, **kwargs)
+    if resource.type == VERTEX:
+        from workers.builtin.providers.vertex import Vertex
+
+        return Vertex(agent_type, resource, **kwargs)
     if resource.type == HUGGING_FACE and resource.hugging_face_provider == "api":
         from workers.builtin.providers.huggingface import HuggingFaceAPI
 
