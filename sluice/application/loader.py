@@ -184,6 +184,7 @@ def load_application(
         gateways=tuple(g.spec for g in gateways),
         resources=tuple(resources),
         dependencies=tuple(dependencies),
+        assets=tuple(asset for p in pipelines for asset in p.assets),
         instance=instance_spec,
         globals=globals_,
         warnings=tuple(loading.report.warnings),

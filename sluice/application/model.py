@@ -222,6 +222,20 @@ class GatewaySpec:
 
 
 @dataclass(frozen=True)
+class AssetSpec:
+    """An entry of a pipeline file's ``assets``: a table (or other thing) the application needs
+    (:mod:`sluice.application.assets` reads it)."""
+
+    id: str
+    asset_type: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    creation_mode: CreationMode = "none"
+    deletion_mode: DeletionMode = "none"
+    name: str | None = None
+    pipeline_file: str = ""
+
+
+@dataclass(frozen=True)
 class ResourceSpec:
     """An entry of ``configuration.resources`` (an AI service, a datasource...).
 
@@ -288,6 +302,7 @@ class Application:
     gateways: tuple[GatewaySpec, ...]
     resources: tuple[ResourceSpec, ...] = ()
     dependencies: tuple[DependencySpec, ...] = ()
+    assets: tuple[AssetSpec, ...] = ()
     instance: InstanceSpec = field(default_factory=InstanceSpec)
     globals: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()

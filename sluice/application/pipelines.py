@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.application.agent_types import AGENT_TYPES
+from sluice.application.assets import parse_assets
 from sluice.application.builtin_config import check_configuration
 from sluice.application.model import (
     DEFAULT_DISK_SIZE,
     DEFAULT_MODULE,
     AgentSpec,
+    AssetSpec,
     DiskSpec,
     ErrorsSpec,
     ResourcesSpec,
@@ -51,6 +53,7 @@ class ParsedPipeline:
     file: str
     name: str | None
     agents: list[ParsedAgent] = field(default_factory=list)
+    assets: list[AssetSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -80,8 +83,7 @@ def parse_pipeline_file(root: Node, stem: str) -> tuple[ParsedPipeline, list[Par
     pipeline_id = root.string("id", default=stem) or stem
     pipeline = ParsedPipeline(pipeline_id, module, root.file.name, root.string("name"))
     topics = [_topic(node) for node in root.child("topics").items()]
-    if root.get("assets"):
-        root.warn("assets are not supported by Sluice yet and are ignored", "assets")
+    pipeline.assets = parse_assets(root.child("assets"), root.file.name)
     resources = _resources(root.child("resources"))
     errors = _errors(root.child("errors"))
     auto = 1

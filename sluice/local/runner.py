@@ -4,10 +4,11 @@ the instance names none.
 :func:`run_application` checks nothing about the command line and prints nothing: it takes a
 loaded application and frozen :class:`RunSettings`, tells :class:`~sluice.local.events.RunEvents`
 what it does, and runs until its block ends. In order: the broker (reused when ``sluice kafka
-start`` runs one on the same data folder), the topics, one supervised worker process per
-executor, the gateway in this process (it serves as soon as Kafka does, before the workers are
-ready), then the wait until every worker is ready or has failed. While the block runs, a watch
-keeps the gateway's service routes current and tells about workers that come and go. Leaving it
+start`` runs one on the same data folder), the topics, the ``jdbc-table`` assets
+(:mod:`sluice.local.assets`), one supervised worker process per executor, the gateway in this
+process (it serves as soon as Kafka does, before the workers are ready), then the wait until
+every worker is ready or has failed. While the block runs, a watch keeps the gateway's service
+routes current and tells about workers that come and go. Leaving it
 stops the gateway (drained), then the workers, then a broker it started.
 """
 
@@ -93,6 +94,12 @@ async def run_application(
             await ensure_topics(kafka, plan.topics)
         created = [t.name for t in plan.topics if t.creation_mode == "create-if-not-exists"]
         events.done(f"topics: {', '.join(created) or 'none to create'}")
+        if any(asset.asset_type == "jdbc-table" for asset in app.assets):
+            from sluice.local.assets import create_assets
+
+            with _working(events, "creating assets"):
+                for line in await create_assets(app):
+                    events.done(f"asset {line}")
         supervisor, children = _workers(app, plan, settings, bootstrap, events)
         services = {
             e.id: (settings.tenant, app.name, e.agents[0].id)
