@@ -139,6 +139,10 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     # minio for the crawl status in a bucket (state-storage: s3, LangStream's default).
     "webcrawler-source": frozenset({"httpx", "minio"}),
     "s3-source": frozenset({"minio"}),
+    # psycopg with its binary libpq and its pool (the db extra's requirement names both).
+    "query": frozenset({"psycopg"}),
+    "query-vector-db": frozenset({"psycopg"}),
+    "vector-db-sink": frozenset({"psycopg"}),
 }
 """What the worker imports for a built-in agent type beyond :data:`WORKER_DISTRIBUTIONS`, at
 the ranges of Sluice's dependencies or its ``text`` and ``ai`` extras: an application
@@ -210,7 +214,7 @@ def worker_requirements(
         wanted |= BUILTIN_DISTRIBUTIONS.get(agent_type, frozenset())
     found: list[str] = []
     for requirement in declared:
-        # The core dependencies, else the text, ai or sources extra's (without its marker).
+        # The core dependencies, else the text, ai, sources or db extra's (without its marker).
         plain, _, marker = requirement.partition(";")
         if _name(plain) not in wanted or _name(plain) in {_name(r) for r in found}:
             continue
@@ -220,6 +224,7 @@ def worker_requirements(
             'extra=="text"',
             'extra=="ai"',
             'extra=="sources"',
+            'extra=="db"',
         ):
             found.append(plain.strip())
     # An installation older than the code (an editable checkout not reinstalled since a

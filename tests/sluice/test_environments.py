@@ -168,6 +168,19 @@ def test_built_in_agents_bring_what_they_import(tmp_path: Path) -> None:
     assert done.stdout.split() == ["2"]
 
 
+def test_datasource_agents_bring_psycopg_with_its_pool(tmp_path: Path) -> None:
+    app = app_with(tmp_path, "# nothing of my own\n")
+    (app / "more.yaml").write_text(
+        "pipeline:\n"
+        "  - {id: write, type: vector-db-sink, input: out-topic, configuration: "
+        "{datasource: db, table-name: t}}\n"
+    )
+    environment = plan_environment(app)
+    assert environment is not None
+    [psycopg] = [r for r in environment.worker_requirements if _name(r) == "psycopg"]
+    assert psycopg.startswith("psycopg[binary,pool]")
+
+
 def _name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower()
 
