@@ -35,9 +35,9 @@ def _types() -> dict[str, AgentType]:
         AgentType("source", "source", composable=False),
         AgentType("sink", "sink", composable=False),
     ]
-    table.append(AgentType("webcrawler-source", "source", runnable=True))
-    for name in ("s3-source", "azure-blob-storage-source"):
-        table.append(AgentType(name, "source"))
+    for name in ("webcrawler-source", "s3-source"):
+        table.append(AgentType(name, "source", runnable=True))
+    table.append(AgentType("azure-blob-storage-source", "source"))
     table.append(AgentType("timer-source", "source", runnable=True))
     table.append(AgentType("vector-db-sink", "sink", runnable=True))
     for name in ("query-vector-db", "query"):

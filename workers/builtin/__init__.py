@@ -106,6 +106,12 @@ def _webcrawler_source() -> LoadedAgent:
     return WebCrawlerSource()
 
 
+def _s3_source() -> LoadedAgent:
+    from workers.builtin.s3 import S3Source
+
+    return S3Source()
+
+
 def _compute_ai_embeddings() -> LoadedAgent:
     from workers.builtin.embeddings import ComputeAIEmbeddings
 
@@ -138,6 +144,7 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "ai-chat-completions": _ai_chat_completions,
     "ai-text-completions": _ai_text_completions,
     "webcrawler-source": _webcrawler_source,
+    "s3-source": _s3_source,
     "query": _query,
     "query-vector-db": _query_vector_db,
     "vector-db-sink": _vector_db_sink,

@@ -36,6 +36,8 @@ class StoredObject:
 
     name: str
     size: int
+    etag: str
+    """Changes when the content does."""
 
 
 def endpoint_parts(endpoint: str) -> tuple[str, bool]:
@@ -63,9 +65,10 @@ class Bucket:
 
     async def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         errors = importlib.import_module("minio.error")
+        http_errors = importlib.import_module("urllib3.exceptions")
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
-        except (errors.MinioException, OSError) as error:
+        except (errors.MinioException, http_errors.HTTPError, OSError) as error:
             raise ObjectStoreError(f"{what} on {self.where} failed: {_describe(error)}") from error
 
     async def ensure(self) -> None:
@@ -78,7 +81,7 @@ class Bucket:
 
         def listing() -> list[StoredObject]:
             return [
-                StoredObject(str(item.object_name), int(item.size or 0))
+                StoredObject(str(item.object_name), int(item.size or 0), str(item.etag or ""))
                 for item in self._client.list_objects(self.name, recursive=True)
                 if not item.is_dir and item.object_name
             ]
