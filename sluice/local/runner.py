@@ -4,12 +4,13 @@ the instance names none.
 :func:`run_application` checks nothing about the command line and prints nothing: it takes a
 loaded application and frozen :class:`RunSettings`, tells :class:`~sluice.local.events.RunEvents`
 what it does, and runs until its block ends. In order: the broker (reused when ``sluice kafka
-start`` runs one on the same data folder), the topics, the ``jdbc-table`` assets
-(:mod:`sluice.local.assets`), one supervised worker process per executor, the gateway in this
-process (it serves as soon as Kafka does, before the workers are ready), then the wait until
-every worker is ready or has failed. While the block runs, a watch keeps the gateway's service
-routes current and tells about workers that come and go. Leaving it
-stops the gateway (drained), then the workers, then a broker it started.
+start`` runs one on the same data folder), a PostgreSQL for each ``jdbc`` datasource that names
+this machine where nothing listens (:mod:`sluice.local.databases`), the topics, the
+``jdbc-table`` assets (:mod:`sluice.local.assets`), one supervised worker process per executor,
+the gateway in this process (it serves as soon as Kafka does, before the workers are ready),
+then the wait until every worker is ready or has failed. While the block runs, a watch keeps the
+gateway's service routes current and tells about workers that come and go. Leaving it stops the
+gateway (drained), then the workers, then the PostgreSQL servers and the broker it started.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gateway.settings import GatewaySettings
 from sluice.application import Application, Plan, plan_application
 from sluice.commands import WorkerCommand
 from sluice.kafka import KafkaSettings
+from sluice.local.databases import local_databases
 from sluice.local.environment import worker_python
 from sluice.local.events import RunEvents, Running, Worker
 from sluice.local.watch import Status, WorkerWatch
@@ -67,6 +69,9 @@ class RunSettings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     wait_workers: float = 60.0
     """Seconds the start waits for workers that are neither ready nor failed."""
+    postgres_data_dir: Path | None = None
+    """Where PostgreSQL servers started for ``jdbc`` datasources keep their data, one folder per
+    port (:mod:`sluice.local.databases`); None: the local server's default."""
 
 
 @contextlib.asynccontextmanager
@@ -86,7 +91,10 @@ async def run_application(
         f"{len(plan.executors)} executor(s), {len(plan.topics)} topic(s), "
         f"{len(app.gateways)} gateway(s)"
     )
-    async with _kafka(app, settings, events) as bootstrap:
+    async with (
+        _kafka(app, settings, events) as bootstrap,
+        local_databases(app, settings.postgres_data_dir, events),
+    ):
         from sluice.kafka.admin import ensure_topics
 
         kafka = KafkaSettings(bootstrap, app.instance.kafka_client_options)

@@ -11,6 +11,7 @@ JDBC (``org.postgresql.Driver``)  libpq / psycopg
 ``jdbc:postgresql://h:p/db``     ``host``, ``port`` (5432), ``dbname`` (empty: the user's name)
 ``jdbc:postgresql://h1:p1,h2/db``  ``host=h1,h2`` ``port=p1,5432`` (tried in order)
 ``jdbc:postgresql:db``           ``host=localhost`` ``dbname=db``
+``host.docker.internal``         127.0.0.1 where the name does not resolve (at connection)
 ``user``, ``password``           ``user``, ``password``
 ``ssl`` (true)                   ``sslmode=verify-full`` unless ``sslmode`` is given
 ``sslmode``, ``sslcert``...      the same names (``sslkey``, ``sslrootcert``, ``sslpassword``)
@@ -39,9 +40,11 @@ from urllib.parse import parse_qsl, unquote
 
 from workers.builtin.datasources.errors import DataSourceResourceError
 
-__all__ = ["POSTGRES_DRIVER", "JdbcSettings", "jdbc_settings", "redact"]
+__all__ = ["DOCKER_HOST", "POSTGRES_DRIVER", "JdbcSettings", "jdbc_settings", "redact"]
 
 POSTGRES_DRIVER = "org.postgresql.Driver"
+DOCKER_HOST = "host.docker.internal"
+"""Docker's name of the machine running the containers: 127.0.0.1 where it does not resolve."""
 
 _SAME_NAME = ("user", "password", "sslmode", "sslcert", "sslkey", "sslrootcert", "sslpassword")
 _RENAMED = {

@@ -15,6 +15,7 @@ its password: psycopg's own messages carry none, and :func:`~.jdbc.redact` is ap
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -28,8 +29,9 @@ from psycopg.rows import dict_row
 from psycopg.types import TypeInfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from sluice.net import LOOPBACK
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
-from workers.builtin.datasources.jdbc import JdbcSettings, redact
+from workers.builtin.datasources.jdbc import DOCKER_HOST, JdbcSettings, redact
 from workers.builtin.datasources.sql import bind_value, json_value, parse_vector, to_psycopg
 
 __all__ = ["PostgresDataSource"]
@@ -57,6 +59,20 @@ async def _configure(connection: Connection) -> None:
             connection.adapters.register_loader(info.oid, _VectorLoader)
 
 
+async def _this_machine(arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` with Docker's ``host.docker.internal`` as 127.0.0.1 where the name does not
+    resolve: it names the machine running the containers, and nothing runs in one here
+    (LangStream's examples for ``langstream docker run`` use it)."""
+    hosts = str(arguments.get("host") or "").split(",")
+    if DOCKER_HOST not in hosts:
+        return arguments
+    try:
+        await asyncio.get_running_loop().getaddrinfo(DOCKER_HOST, None)
+    except OSError:
+        arguments["host"] = ",".join(LOOPBACK if h == DOCKER_HOST else h for h in hosts)
+    return arguments
+
+
 class PostgresDataSource:
     """The database of one ``jdbc`` datasource resource, for one agent."""
 
@@ -79,8 +95,9 @@ class PostgresDataSource:
                 self.where,
                 ", ".join(self.settings.ignored),
             )
+        arguments = await _this_machine(dict(self.settings.arguments))
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            kwargs={**self.settings.arguments, "row_factory": dict_row},
+            kwargs={**arguments, "row_factory": dict_row},
             min_size=1,
             max_size=self.settings.max_connections,
             open=False,
