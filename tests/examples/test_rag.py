@@ -174,7 +174,8 @@ async def test_the_application_serves_the_local_model_itself(
             records = await streamed_answer(chat, QUESTION)
     assert_streamed(records, "bob")
     assert "".join(str(record["value"]) for record in records).strip()
-    assert "FIRST RUN BUILDS IT ONCE" in running.output
+    assert "[chat-model] local chat model prepared in" in running.output
+    assert "building the local chat model ONCE" not in running.output  # it was in the cache
     # The model's server stopped with the application.
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
