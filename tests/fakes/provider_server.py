@@ -95,6 +95,7 @@ class FakeProvider:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     provider: FakeProvider
+    raw_body: bytes = b""
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read the recorded requests instead."""
@@ -108,6 +109,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        self.raw_body = raw
         body: Any = raw.decode("utf-8", "replace")  # a form, as token endpoints take
         if "json" in self.headers.get("Content-Type", "json"):
             try:

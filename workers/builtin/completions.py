@@ -253,7 +253,11 @@ class Completions:
             )
         else:
             self.provider = open_provider(
-                self.agent_type, chosen, timeout=self.timeout, max_retries=self.max_retries
+                self.agent_type,
+                chosen,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                options=checked["options"],
             )
         when = checked["when"]
         self.when = None if when is None else compile_predicate(when)

@@ -9,12 +9,13 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from sluice.testing import AgentHarness
+from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.huggingface_server import FakeHuggingFace
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.provider_server import FakeProvider, Fault, Recorded
@@ -32,6 +33,7 @@ class Kit:
     chat_model: str
     embeddings_model: str
     secret: str | None = None
+    chat_extra: dict[str, Any] = field(default_factory=dict)
 
 
 KITS = [
@@ -69,6 +71,18 @@ KITS = [
         "chat-bison",
         "textembedding-gecko",
         secret="ya29.fake-static-token",
+    ),
+    Kit(
+        "bedrock",
+        FakeBedrock,
+        lambda url: (
+            "bedrock-configuration",
+            {"access-key": "AKIAFAKE", "secret-key": "fake-secret-key", "endpoint-override": url},
+        ),
+        "anthropic.claude-v2",
+        "amazon.titan-embed-text-v1",
+        secret="fake-secret-key",
+        chat_extra={"options": {"response-completions-expression": "completion"}},
     ),
 ]
 
@@ -109,7 +123,8 @@ def config(kit: Kit, url: str, agent_type: str, **extra: Any) -> dict[str, Any]:
             "embeddings-field": "value",
             **base,
         }
-    return {"model": kit.chat_model, "messages": [{"content": "{{ value }}"}], **base}
+    messages = [{"content": "{{ value }}"}]
+    return {"model": kit.chat_model, "messages": messages, **kit.chat_extra, **base}
 
 
 async def send(agent_type: str, configuration: dict[str, Any], value: str = "q") -> Any:

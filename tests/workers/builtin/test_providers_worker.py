@@ -15,6 +15,7 @@ import pytest
 
 from sluice.kafka import Producer
 from sluice.record import Record
+from tests.fakes.bedrock_server import FakeBedrock
 from tests.fakes.huggingface_server import FakeHuggingFace
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.provider_server import Fault, Recorded, fake_embedding
@@ -265,3 +266,34 @@ async def test_vertex_with_a_service_account(
     tokens = fake.tokens - {"ya29.fake-static-token"}
     assert not any(t in line for t in tokens for line in output)
     assert not any("PRIVATE KEY" in line for line in output)
+
+
+async def test_bedrock_titan_embeddings(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+) -> None:
+    def fault(request: Recorded) -> Fault | None:
+        return Fault(500) if request.body == {"inputText": "bad"} else None
+
+    with FakeBedrock(fault=fault) as fake:
+        resource = {
+            "type": "bedrock-configuration",
+            "name": "aws",
+            "configuration": fake.resource(),
+        }
+        _, dead = await run_embeddings(
+            app_factory,
+            topics,
+            start_worker,
+            producer,
+            kafka_bootstrap,
+            resource=resource,
+            model="amazon.titan-embed-text-v1",
+        )
+    message = dead.record.headers["error-message"]
+    assert 'bedrock resource "aws"' in message and "fake-secret-key" not in message
+    # Every call signed (the fake refuses others): two texts, and "bad" tried twice.
+    assert len(fake.requests) == 4

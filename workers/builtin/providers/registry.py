@@ -8,7 +8,7 @@ from typing import Any
 
 from workers.builtin.providers.base import AIProvider
 from workers.builtin.providers.errors import ResourceError
-from workers.builtin.providers.resources import HUGGING_FACE, OLLAMA, VERTEX, AIResource
+from workers.builtin.providers.resources import BEDROCK, HUGGING_FACE, OLLAMA, VERTEX, AIResource
 
 __all__ = ["open_provider"]
 
@@ -37,6 +37,10 @@ def open_provider(
         from workers.builtin.providers.huggingface import HuggingFaceAPI
 
         return HuggingFaceAPI(agent_type, resource, options=options, **kwargs)
+    if resource.type == BEDROCK:
+        from workers.builtin.providers.bedrock import Bedrock
+
+        return Bedrock(agent_type, resource, options=options, **kwargs)
     raise ResourceError(
         f'{agent_type}: resource "{resource.id}" is a {resource.type}, which Sluice does not '
         f"call for {agent_type} yet"
