@@ -1,12 +1,15 @@
 """The datasource agents in real worker processes on the real broker and the real PostgreSQL:
 ``query`` answering from a table (a failing statement under ``dead-letter``, without the
 password), ``vector-db-sink`` writing rows (redelivered after SIGKILL: no duplicate row, with
-or without a unique index) and a write to a missing table skipped by the ``errors`` policy."""
+or without a unique index), a database restart mid-stream (nothing lost, no duplicate row) and a
+write to a missing table under the ``errors`` policy."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +17,10 @@ import psycopg
 import pytest
 
 from sluice.kafka import Producer
-from sluice.postgres import LocalPostgres
+from sluice.net import free_port
+from sluice.postgres import LocalPostgres, LocalPostgresSettings
 from sluice.record import Record
-from tests.postgres import PASSWORD, table_name
+from tests.postgres import PASSWORD, passable_directory, table_name
 from tests.workers.conftest import StartApp, StartWorker, prepare, read_all, send
 
 pytestmark = pytest.mark.kafka
@@ -210,3 +214,69 @@ async def test_vector_db_sink_errors_policy(
     message = dead[0].record.headers["error-message"]
     assert f'table "{missing}" does not exist' in message
     assert PASSWORD not in message + "\n".join(worker.output)
+
+
+RESTARTED = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: write
+    type: vector-db-sink
+    input: {inp}
+    errors: {{on-failure: fail, retries: 40}}
+    configuration:
+      datasource: "JdbcDatasource"
+      table-name: "documents"
+      fields:
+        - {{name: "filename", expression: "value.filename", primary-key: true}}
+        - {{name: "chunk_id", expression: "value.chunk_id", primary-key: true}}
+        - {{name: "text", expression: "value.text"}}
+        - {{name: "embeddings_vector", expression: "value.embeddings_vector"}}
+"""
+
+
+@pytest.fixture
+def restartable_dir() -> Iterator[Path]:
+    path = passable_directory()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_vector_db_sink_across_a_database_restart(
+    start_app: StartApp,
+    topics: dict[str, str],
+    producer: Producer,
+    restartable_dir: Path,
+) -> None:
+    """PostgreSQL stops mid-stream and comes back: the records written meanwhile are retried
+    (the errors policy) until it is back; every record ends as one row."""
+    server = LocalPostgres(LocalPostgresSettings(data_dir=restartable_dir / "pg", port=free_port()))
+    await server.start()
+    try:
+        await sql(
+            server,
+            "CREATE TABLE documents (filename text, chunk_id int, text text, "
+            "embeddings_vector vector(3), PRIMARY KEY (filename, chunk_id))",
+        )
+        configuration = CONFIGURATION.format(url=server.jdbc_url, password="unused").replace(
+            'password: "unused"', "connection-timeout-seconds: 2"
+        )
+        worker = await start_app(
+            {
+                "pipeline.yaml": RESTARTED.format(**topics),
+                "configuration.yaml": configuration,
+            },
+            executor="write",
+        )
+        count = "SELECT count(*), count(DISTINCT (filename, chunk_id)) FROM documents"
+        await send(producer, topics["inp"], *[chunk("before", i) for i in range(10)])
+        await wait_for(server, count, [(10, 10)])
+        await server.stop()
+        await send(producer, topics["inp"], *[chunk("during", i) for i in range(10)])
+        await asyncio.sleep(3)  # records fail and are retried meanwhile
+        await server.start()
+        await send(producer, topics["inp"], *[chunk("after", i) for i in range(5)])
+        await wait_for(server, count, [(25, 25)], within=90)
+        assert await worker.stop() == 0, "\n".join(worker.output)
+    finally:
+        await server.stop()
