@@ -140,6 +140,7 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     # minio for the crawl status in a bucket (state-storage: s3, LangStream's default).
     "webcrawler-source": frozenset({"httpx", "minio"}),
     "s3-source": frozenset({"minio"}),
+    "azure-blob-storage-source": frozenset({"azure-storage-blob"}),
     # psycopg with its binary libpq and its pool (the db extra's requirement names both).
     "query": frozenset({"psycopg"}),
     "query-vector-db": frozenset({"psycopg"}),

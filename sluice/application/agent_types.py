@@ -35,9 +35,8 @@ def _types() -> dict[str, AgentType]:
         AgentType("source", "source", composable=False),
         AgentType("sink", "sink", composable=False),
     ]
-    for name in ("webcrawler-source", "s3-source"):
+    for name in ("webcrawler-source", "s3-source", "azure-blob-storage-source"):
         table.append(AgentType(name, "source", runnable=True))
-    table.append(AgentType("azure-blob-storage-source", "source"))
     table.append(AgentType("timer-source", "source", runnable=True))
     table.append(AgentType("vector-db-sink", "sink", runnable=True))
     for name in ("query-vector-db", "query"):

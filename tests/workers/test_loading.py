@@ -349,11 +349,8 @@ async def test_camel_source_loads_and_checks_its_configuration() -> None:
 
 
 def test_a_known_type_sluice_does_not_implement_yet() -> None:
-    error = load_error(planned("azure-blob-storage-source"), [])
-    assert (
-        str(error)
-        == "agent my-agent: agent type azure-blob-storage-source is not implemented by Sluice yet"
-    )
+    error = load_error(planned("source"), [])
+    assert str(error) == "agent my-agent: agent type source is not implemented by Sluice yet"
 
 
 def test_an_unknown_type() -> None:

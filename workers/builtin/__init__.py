@@ -112,6 +112,12 @@ def _s3_source() -> LoadedAgent:
     return S3Source()
 
 
+def _azure_blob_storage_source() -> LoadedAgent:
+    from workers.builtin.azure_blob import AzureBlobStorageSource
+
+    return AzureBlobStorageSource()
+
+
 def _compute_ai_embeddings() -> LoadedAgent:
     from workers.builtin.embeddings import ComputeAIEmbeddings
 
@@ -145,6 +151,7 @@ BUILTIN_AGENTS: dict[str, Callable[[], LoadedAgent]] = {
     "ai-text-completions": _ai_text_completions,
     "webcrawler-source": _webcrawler_source,
     "s3-source": _s3_source,
+    "azure-blob-storage-source": _azure_blob_storage_source,
     "query": _query,
     "query-vector-db": _query_vector_db,
     "vector-db-sink": _vector_db_sink,

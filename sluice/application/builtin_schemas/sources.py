@@ -1,4 +1,5 @@
-"""Configuration of the document sources: webcrawler-source, s3-source.
+"""Configuration of the document sources: webcrawler-source, s3-source,
+azure-blob-storage-source.
 
 The keys and defaults are LangStream's runtime's (its planner injects none). Lists of URLs,
 domains and paths may also be given as one comma-separated string, as LangStream reads them.
@@ -26,6 +27,14 @@ S3_KEYS: tuple[Key, ...] = (
 )
 """Where an S3-compatible object store is, and the credentials to use it."""
 
+OBJECT_SOURCE_KEYS: tuple[Key, ...] = (
+    Key("idle-time", "integer", default=5, minimum=0),
+    Key("file-extensions", "string", default="pdf,docx,html,htm,md,txt"),
+    Key("delete-objects", "boolean", default=True),
+    COMPOSABLE,
+)
+"""What s3-source and azure-blob-storage-source share."""
+
 LISTS = ("seed-urls", "allowed-domains", "forbidden-paths")
 """The webcrawler keys that hold a list of strings, or one comma-separated string."""
 
@@ -50,12 +59,15 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         *S3_KEYS,
         COMPOSABLE,
     ),
-    "s3-source": (
-        *S3_KEYS,
-        Key("idle-time", "integer", default=5, minimum=0),
-        Key("file-extensions", "string", default="pdf,docx,html,htm,md,txt"),
-        Key("delete-objects", "boolean", default=True),
-        COMPOSABLE,
+    "s3-source": (*S3_KEYS, *OBJECT_SOURCE_KEYS),
+    "azure-blob-storage-source": (
+        Key("container", "string", default="langstream-azure-source"),
+        Key("endpoint", "string", required=True),
+        Key("sas-token", "string", default=""),
+        Key("storage-account-name", "string", default=""),
+        Key("storage-account-key", "string", default=""),
+        Key("storage-account-connection-string", "string", default=""),
+        *OBJECT_SOURCE_KEYS,
     ),
 }
 
@@ -93,4 +105,23 @@ def _webcrawler(config: Mapping[str, Any]) -> list[Problem]:
     return out
 
 
-CHECKS: dict[str, Check] = {"webcrawler-source": _webcrawler}
+def _azure(config: Mapping[str, Any]) -> list[Problem]:
+    """LangStream's credentials: a SAS token, an account name and key, or a connection
+    string."""
+    if config.get("sas-token") or config.get("storage-account-connection-string"):
+        return []
+    if config.get("storage-account-name"):
+        if config.get("storage-account-key"):
+            return []
+        return [(("storage-account-key",), "is required with storage-account-name", True)]
+    return [
+        (
+            ("sas-token",),
+            "no credentials: give sas-token, storage-account-name and storage-account-key, "
+            "or storage-account-connection-string",
+            True,
+        )
+    ]
+
+
+CHECKS: dict[str, Check] = {"webcrawler-source": _webcrawler, "azure-blob-storage-source": _azure}

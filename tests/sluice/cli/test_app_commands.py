@@ -130,14 +130,14 @@ def test_validate_warns_about_an_unset_variable_in_the_secrets_file(tmp_path: Pa
 
 
 def test_validate_refuses_an_agent_type_sluice_cannot_run_yet(tmp_path: Path) -> None:
-    app, secrets = _app_with_a_secret(tmp_path, "azure-blob-storage-source")
+    app, secrets = _app_with_a_secret(tmp_path, "source")
     pipeline = app / "pipeline.yaml"
     pipeline.write_text(pipeline.read_text().replace("    input: questions\n", ""))  # a source
     result = sluice("validate", app, "-s", secrets)
     assert result.returncode == 1
     assert result.stdout == ""
     assert (
-        'agent "chat" (pipeline.yaml:6) type: "azure-blob-storage-source" is a LangStream built-in '
+        'agent "chat" (pipeline.yaml:6) type: "source" is a LangStream built-in '
         "agent type that Sluice does not support yet\n"
     ) in result.stderr
     [runs] = [

@@ -21,8 +21,9 @@ from sluice.sdk import AgentContext
 from tests.workers.builtin.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, running_s3_server
 from tests.workers.builtin.website import EMITTED, Website, sample_site
 from tests.workers.conftest import StartWorker, prepare, read_all
+from workers.builtin.object_sources import extension_allowed
 from workers.builtin.objectstore import ObjectStoreError, endpoint_parts
-from workers.builtin.s3 import S3Source, extension_allowed
+from workers.builtin.s3 import S3Source
 from workers.builtin.webcrawler import WebCrawlerSource
 
 
