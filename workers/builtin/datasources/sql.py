@@ -24,7 +24,14 @@ import re
 import uuid
 from typing import Any
 
-__all__ = ["bind_value", "count_placeholders", "json_value", "parse_vector", "to_psycopg"]
+__all__ = [
+    "bind_value",
+    "count_placeholders",
+    "json_value",
+    "parse_vector",
+    "to_psycopg",
+    "vector_text",
+]
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 
@@ -148,3 +155,15 @@ def parse_vector(text: str) -> list[float]:
     """
     inner = text.strip()[1:-1].strip()
     return [float(item) for item in inner.split(",")] if inner else []
+
+
+def vector_text(value: Any) -> Any:
+    """A list of numbers in pgvector's text form (``[1.0,2.5]``), for a ``vector`` column;
+    anything else as :func:`bind_value` binds it (PostgreSQL then says what is wrong).
+
+    >>> vector_text([1, 2.5, -3e-05]), vector_text(None)
+    ('[1.0,2.5,-3e-05]', None)
+    """
+    if isinstance(value, list) and value and all(_is_number(item) for item in value):
+        return "[" + ",".join([repr(float(item)) for item in value]) + "]"
+    return bind_value(value)

@@ -6,7 +6,8 @@ primary key, usually) the write is one ``INSERT ... ON CONFLICT (keys) DO UPDATE
 otherwise it is LangStream's ``UPDATE ... WHERE keys``, then an ``INSERT`` if no row was
 updated, in one transaction. A record without a value deletes the row of its key. Which form
 applies is looked up once, at the first write (the table may be created after the agent
-starts).
+starts), with the table's pgvector columns: a list of numbers for one of those is sent in
+pgvector's text form, which PostgreSQL reads as the column's type, rather than as an array.
 
 Names are written into the SQL as given, as LangStream did (so ``documents`` and ``Documents``
 are the same table, as in any SQL), and must be SQL names: letters, digits, ``_`` and ``$``, a
@@ -23,7 +24,7 @@ from psycopg import sql as psql
 
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 from workers.builtin.datasources.postgres import PostgresDataSource
-from workers.builtin.datasources.sql import bind_value
+from workers.builtin.datasources.sql import bind_value, vector_text
 
 __all__ = ["TableWriter", "check_name"]
 
@@ -37,6 +38,12 @@ FROM pg_index i
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
 WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL
 GROUP BY i.indexrelid
+"""
+
+_VECTOR_COLUMNS = """
+SELECT attname::text AS name FROM pg_attribute
+WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped
+  AND format_type(atttypid, NULL) IN ('vector', 'halfvec')
 """
 
 
@@ -75,6 +82,7 @@ class TableWriter:
         self.columns = tuple(columns)
         self._upsert: psql.Composed | None = None
         self._resolved = False
+        self._vectors: tuple[bool, ...] = ()
         table_sql = psql.SQL(table)
         key_list = psql.SQL(", ").join(psql.SQL(k) for k in self.keys)
         all_list = psql.SQL(", ").join(psql.SQL(c) for c in (*self.keys, *self.columns))
@@ -102,10 +110,13 @@ class TableWriter:
 
     async def write(self, keys: Sequence[Any], values: Sequence[Any]) -> None:
         """Insert or update the row of ``keys`` with ``values`` (one per column)."""
-        key_params = [bind_value(v) for v in keys]
-        value_params = [bind_value(v) for v in values]
         if not self._resolved:
             await self._resolve()
+        key_params = [bind_value(v) for v in keys]
+        value_params = [
+            vector_text(v) if vector else bind_value(v)
+            for v, vector in zip(values, self._vectors, strict=True)
+        ]
         async with self.datasource.connection() as connection:
             if self._upsert is not None:
                 await connection.execute(self._upsert, [*key_params, *value_params])
@@ -138,10 +149,13 @@ class TableWriter:
         async with self.datasource.connection() as connection:
             cursor = await connection.execute(_UNIQUE_INDEXES, [self.table])
             rows = await cursor.fetchall()
+            cursor = await connection.execute(_VECTOR_COLUMNS, [self.table])
+            vectors = {row["name"] for row in await cursor.fetchall()}
             exists = await connection.execute("SELECT to_regclass(%s) AS t", [self.table])
             found = await exists.fetchone()
         if found is None or found["t"] is None:
             raise DataSourceError(f'{self.datasource.where}: table "{self.table}" does not exist')
         if any(set(row["columns"]) == wanted for row in rows):
             self._upsert = self._on_conflict
+        self._vectors = tuple(_folded(c) in vectors for c in self.columns)
         self._resolved = True
