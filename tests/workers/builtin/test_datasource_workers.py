@@ -280,3 +280,22 @@ async def test_vector_db_sink_across_a_database_restart(
         assert await worker.stop() == 0, "\n".join(worker.output)
     finally:
         await server.stop()
+
+
+async def test_a_database_that_cannot_be_reached_stops_the_worker_at_start(
+    start_app: StartApp, topics: dict[str, str]
+) -> None:
+    port = free_port()
+    configuration = CONFIGURATION.format(
+        url=f"jdbc:postgresql://127.0.0.1:{port}/db", password="never-shown-secret"
+    ).replace('user: "postgres"', 'user: "postgres"\n        connection-timeout-seconds: 1')
+    worker = await start_app(
+        {"pipeline.yaml": QUERY.format(**topics, table="t"), "configuration.yaml": configuration},
+        ready=False,
+    )
+    assert await worker.exited(within=60) != 0
+    output = "\n".join(worker.output)
+    assert (
+        f'datasource "JdbcDatasource" (postgresql://127.0.0.1:{port}/db): cannot connect' in output
+    )
+    assert "never-shown-secret" not in output
