@@ -30,6 +30,7 @@ import importlib.util
 import os
 import pwd
 import stat
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,27 +285,51 @@ class LocalPostgres:
         self, argv: list[str], account: _Account | None, what: str, *, log: bool = False
     ) -> None:
         """Run ``argv`` (as ``account`` when set) to its end; fail with its output quoted."""
-        extra: dict[str, Any] = {}
+        returncode: int | None
+        output: bytes
         if account is not None:
-            extra = {"user": account.uid, "group": account.gid, "extra_groups": []}
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=self.directory,
-            **extra,
-        )
-        try:
-            async with asyncio.timeout(self.settings.timeout + 5):
-                output, _ = await process.communicate()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise LocalPostgresError(f"{what} took more than {self.settings.timeout:g} s") from None
-        if process.returncode != 0:
+            # uvloop (the loop of `sluice run`) refuses user/group in create_subprocess_exec;
+            # the standard library's subprocess takes them on any loop, in a thread.
+            try:
+                done = await asyncio.to_thread(
+                    subprocess.run,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.directory,
+                    user=account.uid,
+                    group=account.gid,
+                    extra_groups=[],
+                    timeout=self.settings.timeout + 5,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise LocalPostgresError(
+                    f"{what} took more than {self.settings.timeout:g} s"
+                ) from None
+            returncode, output = done.returncode, done.stdout
+        else:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=self.directory,
+            )
+            try:
+                async with asyncio.timeout(self.settings.timeout + 5):
+                    output, _ = await process.communicate()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                raise LocalPostgresError(
+                    f"{what} took more than {self.settings.timeout:g} s"
+                ) from None
+            returncode = process.returncode
+        if returncode != 0:
             text = output.decode("utf-8", "replace").strip()
             if log and self.log_file.exists():
                 lines = self.log_file.read_text("utf-8", "replace").splitlines()[-_LOG_TAIL:]
                 text += f"\n--- end of {self.log_file} ---\n" + "\n".join(lines)
-            raise LocalPostgresError(f"{what} failed (exit {process.returncode}):\n{text}")
+            raise LocalPostgresError(f"{what} failed (exit {returncode}):\n{text}")
