@@ -305,3 +305,84 @@ async def test_failing_pages_are_retried_then_given_up(tmp_path: Path) -> None:
     assert paths_of(records, site) == ["/", "/after.html", "/flaky.html"]
     assert site.paths().count("/flaky.html") == 3
     assert site.paths().count("/broken.html") == 3
+
+
+async def test_robots_crawl_delay_and_answers(tmp_path: Path) -> None:
+    pages: dict[str, Page | list[Page]] = {
+        "/robots.txt": Page("User-agent: *\nCrawl-delay: 1\n", "text/plain"),
+        "/": html("root", "/a.html"),
+        "/a.html": html("A"),
+    }
+    with Website(pages) as site:
+        source = await started(
+            tmp_path / "delay",
+            **{
+                "seed-urls": [site.url + "/"],
+                "allowed-domains": [site.url],
+                "min-time-between-requests": 0,
+            },
+        )
+        records = await crawl(source, quiet=2.5)
+        await source.close()
+        assert paths_of(records, site) == ["/", "/a.html"]
+        times = [hit.at for hit in site.hits]
+        assert len(times) == 3
+        assert min(b - a for a, b in itertools.pairwise(times)) >= 0.95
+
+    forbidden: dict[str, Page | list[Page]] = {
+        "/robots.txt": Page("no", "text/plain", 403),
+        "/": html("root"),
+    }
+    with Website(forbidden) as site:
+        source = await started(
+            tmp_path / "forbidden",
+            **{"seed-urls": [site.url + "/"], "allowed-domains": [site.url]},
+        )
+        assert await crawl(source, quiet=1.0) == []
+        await source.close()
+        assert site.paths() == ["/robots.txt"]
+
+    down = Page("later", "text/plain", 503)
+    flaky: dict[str, Page | list[Page]] = {
+        "/robots.txt": [down, Page("User-agent: *\nDisallow: /no/\n", "text/plain")],
+        "/": html("root", "/no/x.html", "/yes.html"),
+        "/yes.html": html("Yes"),
+    }
+    with Website(flaky) as site:
+        source = await started(
+            tmp_path / "flaky",
+            **{
+                "seed-urls": [site.url + "/"],
+                "allowed-domains": [site.url],
+                "min-time-between-requests": 0,
+            },
+        )
+        records = await crawl(source, quiet=1.0)
+        await source.close()
+        # No page before robots.txt answered; then its rules apply.
+        assert site.paths()[:3] == ["/robots.txt", "/robots.txt", "/"]
+        assert paths_of(records, site) == ["/", "/yes.html"]
+        assert "/no/x.html" not in site.paths()
+
+
+@pytest.mark.parametrize("handle_cookies", [True, False])
+async def test_cookies(tmp_path: Path, handle_cookies: bool) -> None:
+    pages: dict[str, Page | list[Page]] = {
+        "/": Page(html("root", "/next.html").body, cookie="session=abc; Path=/"),
+        "/next.html": html("Next"),
+    }
+    with Website(pages) as site:
+        source = await started(
+            tmp_path,
+            **{
+                "seed-urls": [site.url + "/"],
+                "allowed-domains": [site.url],
+                "min-time-between-requests": 0,
+                "handle-robots-file": False,
+                "handle-cookies": handle_cookies,
+            },
+        )
+        await crawl(source, quiet=0.5)
+        await source.close()
+        [next_hit] = [hit for hit in site.hits if hit.path == "/next.html"]
+        assert next_hit.cookie == ("session=abc" if handle_cookies else "")

@@ -16,6 +16,8 @@ class Page:
     content_type: str = "text/html; charset=utf-8"
     status: int = 200
     location: str | None = None
+    cookie: str | None = None
+    """A ``Set-Cookie`` header to send."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Hit:
     path: str
     user_agent: str
     at: float
+    cookie: str
 
 
 @dataclass
@@ -52,7 +55,12 @@ class Website:
             def do_GET(self) -> None:
                 with site._lock:
                     site.hits.append(
-                        Hit(self.path, self.headers.get("User-Agent", ""), time.monotonic())
+                        Hit(
+                            self.path,
+                            self.headers.get("User-Agent", ""),
+                            time.monotonic(),
+                            self.headers.get("Cookie", ""),
+                        )
                     )
                     page = site.pages.get(self.path)
                     if isinstance(page, list):
@@ -67,6 +75,8 @@ class Website:
                 self.send_header("Content-Length", str(len(body)))
                 if page.location is not None:
                     self.send_header("Location", page.location)
+                if page.cookie is not None:
+                    self.send_header("Set-Cookie", page.cookie)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -37,6 +37,8 @@ class Robots:
     def parse(cls, text: str, user_agent: str) -> Robots:
         parser = RobotFileParser()
         parser.parse(text.splitlines())
+        # Marks the rules as read: crawl_delay() answers nothing before.
+        parser.modified()
         return cls(parser, user_agent)
 
     def allows(self, url: str) -> bool:

@@ -248,6 +248,7 @@ class WebCrawlerSource:
         robots = Robots.parse(text, self.user_agent)
         self._robots[origin] = robots
         self._status.robots[origin] = text
+        self._delay(origin)  # now with its Crawl-delay
         for sitemap in robots.sitemaps():
             if self.rules.allows(sitemap):
                 self._status.add_sitemap(sitemap)
