@@ -1,27 +1,35 @@
 """examples/rag under ``sluice run``: the documents shipped in the example are extracted, split,
-embedded (all-MiniLM-L6-v2, locally) and stored; a question on the chat gateway gets an answer
-from the real local chat model (Gemma 3 270M on llama.cpp), streamed in pieces, whose prompt
-holds the stored chunk most similar to the question. The model's wording is never asserted:
-the retrieval is, computed here again from the stored vectors and the same embedding model."""
+embedded (all-MiniLM-L6-v2, locally) and stored in PostgreSQL with pgvector; a question on the
+chat gateway gets an answer from the real local chat model (Gemma 3 270M on llama.cpp),
+streamed in pieces, whose prompt holds the stored chunk most similar to the question. The
+model's wording is never asserted: the retrieval is, computed here again from the stored
+vectors and the same embedding model.
+
+The example's datasource names a PostgreSQL on this machine; here it is the test session's
+server (a port where something listens is left alone by ``sluice run``), with the example's
+user and password and a fresh database per test."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
 from sluice.net import free_port
+from sluice.postgres import LocalPostgres
 from tests.examples.support import EXAMPLES, Example, receive_json, sluice_run
 from tests.fakes.local_llm import LocalLlm
+from tests.postgres import table_name
 from workers.builtin.embedding_models import load_model
 
 pytestmark = pytest.mark.kafka
@@ -40,16 +48,49 @@ class StoredChunk:
     embeddings: list[float]
 
 
-def stored_chunks(state_dir: Path) -> list[StoredChunk]:
-    """What the example's ``index`` sink wrote (an empty list before it created its store)."""
-    path = state_dir / "default" / "rag" / "index" / "chunks.sqlite"
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as connection:
-        rows = connection.execute(
-            "SELECT filename, chunk_id, num_chunks, text, embeddings FROM chunks"
-        ).fetchall()
-    return [StoredChunk(f, c, n, t, json.loads(e)) for f, c, n, t, e in rows]
+ROLE = "rag"
+ROLE_PASSWORD = "rag-on-this-machine"
+"""The user and password of the example's datasource (examples/rag/configuration.yaml)."""
+
+
+async def example_database(server: LocalPostgres) -> dict[str, Any]:
+    """A fresh database of the session's server, owned by the example's user (created once);
+    psycopg's connection arguments for it, as that user."""
+    name = table_name("rag")
+    async with await psycopg.AsyncConnection.connect(
+        **server.connection_arguments(), autocommit=True
+    ) as connection:
+        found = await connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [ROLE])
+        if await found.fetchone() is None:
+            await connection.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(ROLE), sql.Literal(ROLE_PASSWORD)
+                )
+            )
+        await connection.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(ROLE)
+            )
+        )
+    return {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "dbname": name,
+        "user": ROLE,
+        "password": ROLE_PASSWORD,
+    }
+
+
+async def stored_chunks(database: dict[str, Any]) -> list[StoredChunk]:
+    """The rows of the example's ``documents`` table (none before it is created)."""
+    async with await psycopg.AsyncConnection.connect(**database) as connection:
+        exists = await connection.execute("SELECT to_regclass('documents')")
+        if (await exists.fetchone()) == (None,):
+            return []
+        rows = await connection.execute(
+            "SELECT filename, chunk_id, num_chunks, text, embeddings_vector::text FROM documents"
+        )
+        return [StoredChunk(f, c, n, t, json.loads(e)) for f, c, n, t, e in await rows.fetchall()]
 
 
 def complete(chunks: list[StoredChunk]) -> bool:
@@ -63,9 +104,9 @@ def complete(chunks: list[StoredChunk]) -> bool:
     )
 
 
-async def indexed(state_dir: Path, within: float = 120) -> list[StoredChunk]:
+async def indexed(database: dict[str, Any], within: float = 120) -> list[StoredChunk]:
     deadline = time.monotonic() + within
-    while not complete(chunks := stored_chunks(state_dir)):
+    while not complete(chunks := await stored_chunks(database)):
         assert time.monotonic() < deadline, f"not indexed within {within:g} s: {chunks}"
         await asyncio.sleep(0.5)
     return chunks
@@ -90,15 +131,22 @@ def assert_streamed(records: list[dict[str, Any]], session: str) -> None:
     assert all(h["langstream-client-session-id"] == session for h in headers)
 
 
+def jdbc_url(database: dict[str, Any]) -> str:
+    return f"jdbc:postgresql://localhost:{database['port']}/{database['dbname']}"
+
+
 async def test_the_documents_are_indexed_and_answers_come_from_them(
-    kafka_bootstrap: str, tmp_path: Path, local_llm: LocalLlm
+    kafka_bootstrap: str, tmp_path: Path, local_llm: LocalLlm, postgres_server: LocalPostgres
 ) -> None:
-    state_dir = tmp_path / "state"
-    model_globals = {"chat-model-url": local_llm.base_url, "chat-model-name": local_llm.model}
-    async with sluice_run(
-        APP, kafka_bootstrap, tmp_path, state_dir=state_dir, globals_=model_globals
-    ) as running:
-        chunks = await indexed(state_dir)
+    database = await example_database(postgres_server)
+    globals_ = {
+        "chat-model-url": local_llm.base_url,
+        "chat-model-name": local_llm.model,
+        "documents-db-url": jdbc_url(database),
+    }
+    async with sluice_run(APP, kafka_bootstrap, tmp_path, globals_=globals_) as running:
+        assert "asset documents-table: table documents created" in running.output
+        chunks = await indexed(database)
         # Every chunk has its vector: 384 floats of unit length (all-MiniLM-L6-v2).
         assert len(chunks) >= len(DOCUMENTS)
         for chunk in chunks:
@@ -152,24 +200,25 @@ async def wait_for_line(running: Example, text: str, within: float) -> None:
 
 
 async def test_the_application_serves_the_local_model_itself(
-    kafka_bootstrap: str, tmp_path: Path, local_llm_assets: Path
+    kafka_bootstrap: str, tmp_path: Path, local_llm_assets: Path, postgres_server: LocalPostgres
 ) -> None:
     """What ``make run APP=examples/rag`` does: nothing answers at the chat model's URL, so
     the example's service prepares the model with scripts/llama-test-env (built already, by
     the test session, in the same cache) and serves it there until the application stops."""
     url = f"http://127.0.0.1:{free_port()}/v1"
+    database = await example_database(postgres_server)
     async with sluice_run(
         APP,
         kafka_bootstrap,
         tmp_path,
-        globals_={"chat-model-url": url},
+        globals_={"chat-model-url": url, "documents-db-url": jdbc_url(database)},
         environ={"SLUICE_LLAMA_ASSETS": str(local_llm_assets)},
     ) as running:
         await wait_for_line(running, f"[chat-model] chat model gemma-3-270m serving at {url}", 120)
         async with httpx.AsyncClient() as client:
             models = (await client.get(f"{url}/models")).json()
         assert [model["id"] for model in models["data"]] == ["gemma-3-270m"]
-        await indexed(tmp_path / "state")
+        await indexed(database)
         async with connect(running.ws_url("chat", "chat", "?param:sessionId=bob")) as chat:
             records = await streamed_answer(chat, QUESTION)
     assert_streamed(records, "bob")
