@@ -1,4 +1,5 @@
-"""LangStream's ``ai-chat-completions`` and ``ai-text-completions`` agents, on OpenAI's API.
+"""LangStream's ``ai-chat-completions`` and ``ai-text-completions`` agents, on OpenAI's API and
+the other providers of :mod:`workers.builtin.providers`.
 
 For each record the agent renders its Mustache templates (:mod:`sluice.templates`) over the
 record's view (``messages[].content`` for chat, ``prompt[]`` for text; a missing field fails the

@@ -8,12 +8,14 @@ element gets its vector at ``embeddings-field: record.<name>``, and the list is 
 where ``loop-over`` points (``value.docs``). An empty list goes on unchanged (LangStream never
 completed such a record).
 
-The vectors come from an ``open-ai-configuration`` resource when there is one (the one
-``ai-service`` names, else the first: LangStream tried OpenAI first), through the official
-client as ``ai-chat-completions`` calls it; otherwise from the model in the worker
-(``hugging-face-configuration`` with ``provider: local``): all-MiniLM-L6-v2 on onnxruntime
+The vectors come from the AI resource ``ai-service`` names, else the first in LangStream's
+order (OpenAI, Vertex, Hugging Face, Bedrock, Ollama:
+:func:`workers.builtin.providers.choose_resource`): an ``open-ai-configuration`` through the
+official client as ``ai-chat-completions`` calls it; a ``hugging-face-configuration`` with
+``provider: local`` from the model in the worker, all-MiniLM-L6-v2 on onnxruntime
 (:mod:`workers.builtin.embedding_models`), loaded once per worker at ``init`` and run off the
-event loop.
+event loop; any other through its provider module (:mod:`workers.builtin.providers`), with
+``timeout-seconds`` and ``max-retries``.
 
 Batching is LangStream's: with ``flush-interval`` 0 (the default) each record's texts go to the
 model as soon as the record arrives, ``batch-size`` texts per call; with ``flush-interval`` > 0

@@ -22,7 +22,7 @@ import tenacity
 
 from workers.builtin.providers.errors import ProviderError
 
-__all__ = ["MAX_WAIT", "ProviderClient"]
+__all__ = ["MAX_WAIT", "ProviderClient", "retry_after_seconds"]
 
 MAX_WAIT = 60.0
 """The longest wait between two tries, whatever ``Retry-After`` says."""
@@ -44,7 +44,7 @@ class _Status(Exception):
         return self.status == 429 or self.status >= 500
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """``Retry-After`` in seconds: a number, or an HTTP date."""
     if not value:
         return None
@@ -148,7 +148,7 @@ class ProviderClient:
                     raise _Status(
                         response.status_code,
                         _detail(body),
-                        _retry_after(response.headers.get("Retry-After")),
+                        retry_after_seconds(response.headers.get("Retry-After")),
                     )
                 return response
         raise AssertionError("unreachable: tenacity re-raises the last error")
