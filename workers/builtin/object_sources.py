@@ -31,7 +31,7 @@ from sluice.application.builtin_config import read_configuration
 from sluice.record import Record
 from sluice.sdk import AgentContext
 from workers.builtin.objectstore import StoredObject
-from workers.builtin.webcrawler.storage import DiskStore
+from workers.builtin.statefile import DiskStore
 
 ALL_FILES = "*"
 
