@@ -10,6 +10,7 @@ from typing import Any
 from sluice.application.agent_types import AGENT_TYPES
 from sluice.application.builtin_schemas.flare import loop_topics
 from sluice.application.builtin_schemas.flow import destination_topics
+from sluice.application.datasources import check_datasources
 from sluice.application.gateways import ParsedGateway, gateway_headers, parse_gateways
 from sluice.application.model import (
     Application,
@@ -168,6 +169,7 @@ def load_application(
 
     declared_topics = _merge_topics(topics)
     unsupported = _check_agents(pipelines, declared_topics)
+    unsupported += check_datasources(pipelines, resources)
     _check_gateways(gateways, declared_topics, pipelines)
     _check_python_folder(app_dir, loading.report, pipelines)
 

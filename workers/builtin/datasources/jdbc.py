@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from sluice.application.datasources import POSTGRES_DRIVER
 from workers.builtin.datasources.errors import DataSourceResourceError
 
 __all__ = ["DOCKER_HOST", "POSTGRES_DRIVER", "JdbcSettings", "jdbc_settings", "redact"]
 
-POSTGRES_DRIVER = "org.postgresql.Driver"
 DOCKER_HOST = "host.docker.internal"
 """Docker's name of the machine running the containers: 127.0.0.1 where it does not resolve."""
 

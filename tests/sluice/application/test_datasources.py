@@ -1,0 +1,108 @@
+"""The datasource agents' ``datasource`` checked at load: a missing resource or one of another
+type is an error; a service or JDBC driver Sluice does not run makes the agent unsupported."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice.application import load_application
+from sluice.errors import InvalidApplication
+from tests.sluice.application.conftest import WriteApp
+
+CONFIGURATION = """
+configuration:
+  resources:
+    - type: "datasource"
+      name: "PG"
+      configuration: {service: "jdbc", driverClass: "org.postgresql.Driver", url: "jdbc:postgresql://h/db"}
+    - type: "datasource"
+      name: "Herd"
+      configuration: {service: "jdbc", driverClass: "herddb.jdbc.Driver", url: "jdbc:herddb:server:h:7000"}
+    - type: "vector-database"
+      name: "Pine"
+      configuration: {service: "pinecone", api-key: "k", environment: "e", project-name: "p", index-name: "i"}
+    - type: "open-ai-configuration"
+      name: "AI"
+      configuration: {access-key: "k"}
+"""
+
+
+def pipeline(agent_type: str, datasource: str) -> str:
+    return f"""
+topics:
+  - name: "in"
+pipeline:
+  - name: "db"
+    type: "{agent_type}"
+    input: "in"
+    configuration:
+      datasource: "{datasource}"
+      query: "SELECT 1"
+      output-field: "value.x"
+"""
+
+
+def test_a_postgresql_datasource_runs(write_app: WriteApp) -> None:
+    app = load_application(
+        write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": pipeline("query", "PG")})
+    )
+    assert app.unsupported == ()
+
+
+@pytest.mark.parametrize(
+    ("agent_type", "datasource", "message"),
+    [
+        (
+            "query",
+            "Herd",
+            'datasource "Herd" uses the JDBC driver herddb.jdbc.Driver, which Sluice',
+        ),
+        (
+            "query-vector-db",
+            "Pine",
+            'datasource "Pine" has service "pinecone", which Sluice does not support yet',
+        ),
+    ],
+)
+def test_what_sluice_does_not_run_yet(
+    write_app: WriteApp, agent_type: str, datasource: str, message: str
+) -> None:
+    app = load_application(
+        write_app(
+            {"configuration.yaml": CONFIGURATION, "pipeline.yaml": pipeline(agent_type, datasource)}
+        )
+    )
+    [problem] = app.unsupported
+    assert message in str(problem)
+    assert str(problem).startswith('agent "db" (pipeline.yaml:8) configuration.datasource: ')
+
+
+@pytest.mark.parametrize(
+    ("agent_type", "datasource", "message"),
+    [
+        (
+            "query",
+            "PGG",
+            'datasource "PGG" is not a resource of the application (resources: AI, Herd, PG, Pine); did you mean "PG"?',
+        ),
+        (
+            "query",
+            "Pine",
+            'datasource "Pine" is a vector-database resource; query takes a datasource',
+        ),
+        (
+            "vector-db-sink",
+            "AI",
+            "is a open-ai-configuration resource; vector-db-sink takes a datasource or a vector-database",
+        ),
+    ],
+)
+def test_errors(write_app: WriteApp, agent_type: str, datasource: str, message: str) -> None:
+    text = pipeline(agent_type, datasource)
+    if agent_type == "vector-db-sink":
+        text = text.replace(
+            '      query: "SELECT 1"\n      output-field: "value.x"\n', '      table-name: "t"\n'
+        )
+    with pytest.raises(InvalidApplication) as caught:
+        load_application(write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": text}))
+    assert any(message in str(p) for p in caught.value.problems), caught.value.problems
