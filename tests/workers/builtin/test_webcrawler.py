@@ -386,3 +386,29 @@ async def test_cookies(tmp_path: Path, handle_cookies: bool) -> None:
         await source.close()
         [next_hit] = [hit for hit in site.hits if hit.path == "/next.html"]
         assert next_hit.cookie == ("session=abc" if handle_cookies else "")
+
+
+async def test_documents_beyond_the_size_limit_are_skipped(tmp_path: Path) -> None:
+    pages: dict[str, Page | list[Page]] = {
+        "/robots.txt": Page("User-agent: *\nDisallow: /no/\n" + "#" * 3000, "text/plain"),
+        "/": html("root", "/big.html", "/small.html", "/no/x.html"),
+        "/big.html": Page("<html>" + "x" * 5000 + "</html>"),
+        "/small.html": Page(html("Small", "/zipped.html").body, gzip=True),
+        "/zipped.html": Page(html("Zipped").body, gzip=True),
+    }
+    with Website(pages) as site:
+        source = await started(
+            tmp_path,
+            **{
+                "seed-urls": [site.url + "/"],
+                "allowed-domains": [site.url],
+                "min-time-between-requests": 0,
+            },
+        )
+        source.MAX_BYTES = 2000
+        records = await crawl(source, quiet=1.0)
+        await source.close()
+        assert paths_of(records, site) == ["/", "/small.html", "/zipped.html"]
+        assert b"<h1>Zipped</h1>" in records[2].value  # decompressed
+        assert site.paths().count("/big.html") == 1  # skipped, not retried
+        assert "/no/x.html" not in site.paths()  # robots.txt read up to the limit

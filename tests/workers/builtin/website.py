@@ -3,6 +3,7 @@ runs, redirects, errors, and a log of every request (path, user agent, time)."""
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ class Page:
     location: str | None = None
     cookie: str | None = None
     """A ``Set-Cookie`` header to send."""
+    gzip: bool = False
+    """Send the body gzip-compressed (``Content-Encoding: gzip``)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,12 @@ class Website:
                 body = page.body
                 if isinstance(body, str):
                     body = body.replace("{site}", site.url).encode("utf-8")
+                if page.gzip:
+                    body = gzip.compress(body)
                 self.send_response(page.status)
                 self.send_header("Content-Type", page.content_type)
+                if page.gzip:
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(body)))
                 if page.location is not None:
                     self.send_header("Location", page.location)

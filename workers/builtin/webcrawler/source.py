@@ -51,9 +51,15 @@ def is_document(content_type: str) -> bool:
     return not media or media.startswith("text/") or media.endswith(("/xml", "+xml"))
 
 
+class TooLarge(Exception):
+    """A response body beyond :attr:`WebCrawlerSource.MAX_BYTES`: the URL is skipped."""
+
+
 class WebCrawlerSource:
     READ_BUDGET = 1.0
     """Seconds one :meth:`read` keeps fetching without finding a document to emit."""
+    MAX_BYTES = 64 * 1024 * 1024
+    """The largest document fetched; robots.txt is read up to this size and cut there."""
 
     def __init__(self) -> None:
         self._context: AgentContext | None = None
@@ -217,13 +223,38 @@ class WebCrawlerSource:
         delay = max(self.min_delay, robots.delay() if robots is not None else 0.0)
         self._next_request[origin] = time.monotonic() + delay
 
-    async def _get(self, url: str) -> httpx.Response:
+    async def _get(self, url: str, *, truncate: bool = False) -> httpx.Response:
+        """The response to ``GET url`` with its body read, at most :attr:`MAX_BYTES` of it:
+        a longer body raises :class:`TooLarge`, or is cut there with ``truncate``."""
         assert self._client is not None, "start() opens the HTTP client"
-        origin = origin_of(url)
+        limit = self.MAX_BYTES
         try:
-            return await self._client.get(url)
+            async with self._client.stream("GET", url) as response:
+                declared = response.headers.get("content-length", "")
+                if not truncate and declared.isdigit() and int(declared) > limit:
+                    raise TooLarge(f"{url} declares {declared} bytes, more than {limit}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        if not truncate:
+                            raise TooLarge(f"{url} has more than {limit} bytes")
+                        del body[limit:]
+                        break
+            # The body is decoded already: its encoding headers no longer describe it.
+            headers = [
+                (name, value)
+                for name, value in response.headers.multi_items()
+                if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            ]
+            return httpx.Response(
+                response.status_code,
+                headers=headers,
+                content=bytes(body),
+                request=response.request,
+            )
         finally:
-            self._delay(origin)
+            self._delay(origin_of(url))
             if not self.cookies:
                 self._client.cookies.clear()
 
@@ -237,7 +268,7 @@ class WebCrawlerSource:
                 return None
         url = f"{origin}/robots.txt"
         try:
-            response = await self._get(url)
+            response = await self._get(url, truncate=True)
             text = text_for_status(response.status_code, response.text)
             problem = f"HTTP {response.status_code}"
         except httpx.HTTPError as error:
@@ -282,7 +313,7 @@ class WebCrawlerSource:
     async def _read_sitemap(self, url: str) -> None:
         try:
             response = await self._get(url)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, TooLarge) as error:
             log.warning("sitemap %s could not be read: %s", url, error)
             return None
         if response.status_code != 200:
@@ -308,6 +339,9 @@ class WebCrawlerSource:
             return None
         try:
             response = await self._get(url)
+        except TooLarge as error:
+            log.warning("skipping %s", error)
+            return None
         except httpx.HTTPError as error:
             log.info("fetching %s failed: %s: %s", url, type(error).__name__, error)
             self._retry(url)
