@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass, field
 
 from sluice.application.model import ErrorsSpec
@@ -87,7 +87,7 @@ class SourceExecutor:
 
     async def _outcomes(
         self, batch: list[Record]
-    ) -> AsyncIterator[tuple[Record, Done[list[Record]] | Skipped | Failed]]:
+    ) -> AsyncGenerator[tuple[Record, Done[list[Record]] | Skipped | Failed], None]:
         """Each record of ``batch`` with what the chain made of it, in order. One at a time,
         or up to the chain's ``window`` at once when an agent gathers records into batches."""
 
