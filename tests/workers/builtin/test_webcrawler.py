@@ -13,11 +13,18 @@ from typing import Any
 import pytest
 
 from sluice.application.builtin_config import BadConfiguration, problems_of, read_configuration
+from sluice.application.builtin_schemas.sources import DEFAULT_USER_AGENT
 from sluice.record import Record
 from sluice.sdk import AgentContext
 from tests.workers.builtin.website import EMITTED, Page, Website, html, sample_site
 from workers.builtin.webcrawler import WebCrawlerSource
-from workers.builtin.webcrawler.robots import ALLOW_ALL, DISALLOW_ALL, Robots, text_for_status
+from workers.builtin.webcrawler.robots import (
+    ALLOW_ALL,
+    DISALLOW_ALL,
+    Robots,
+    robots_name,
+    text_for_status,
+)
 from workers.builtin.webcrawler.status import CrawlStatus
 from workers.builtin.webcrawler.urls import UrlRules, links_of, origin_of, sitemap_entries
 
@@ -83,6 +90,20 @@ def test_robots_rules_delay_and_answers() -> None:
     assert not Robots.parse(DISALLOW_ALL, "x").allows("http://s.example/")
     assert Robots.parse(ALLOW_ALL, "x").allows("http://s.example/")
     assert origin_of("HTTP://S.example:8080/a/b?c") == "http://s.example:8080"
+
+
+def test_robots_groups_match_the_crawler_named_in_the_user_agent() -> None:
+    assert robots_name("Mozilla/5.0 (compatible; LangStream.ai/0.1; +https://x)") == (
+        "LangStream.ai"
+    )
+    assert robots_name(DEFAULT_USER_AGENT) == "Sluice webcrawler-source"
+    assert robots_name("langstream.ai-webcrawler/1.0") == "langstream.ai-webcrawler"
+    assert robots_name("Mozilla/5.0 (X11; Linux x86_64)") == "Mozilla"
+    text = "User-agent: Sluice\nDisallow: /\n\nUser-agent: *\nDisallow: /private/\n"
+    assert not Robots.parse(text, DEFAULT_USER_AGENT).allows("http://s.example/page")
+    other = Robots.parse(text, "otherbot/2.0")
+    assert other.allows("http://s.example/page")
+    assert not other.allows("http://s.example/private/x")
 
 
 def test_status_saves_uncommitted_pages_as_still_to_fetch() -> None:

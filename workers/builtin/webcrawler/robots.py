@@ -28,6 +28,21 @@ def text_for_status(status: int, body: str) -> str | None:
     return None
 
 
+def robots_name(user_agent: str) -> str:
+    """The name robots.txt groups are matched against: the product of a plain user agent
+    (``mybot/1.0`` -> ``mybot``), or the crawler named in a browser-style one
+    (``Mozilla/5.0 (compatible; Sluice/1.0; +https://...)`` -> ``Sluice``), since every
+    crawler, not only a browser, would otherwise match rules meant for ``Mozilla``."""
+    marker = "compatible;"
+    lowered = user_agent.lower()
+    if lowered.startswith("mozilla/") and marker in lowered:
+        inside = user_agent[lowered.index(marker) + len(marker) :]
+        name = inside.split(";", 1)[0].split(")", 1)[0].split("/", 1)[0].strip()
+        if name:
+            return name
+    return user_agent.split("/", 1)[0].strip() or user_agent
+
+
 @dataclass(frozen=True)
 class Robots:
     parser: RobotFileParser
@@ -39,7 +54,7 @@ class Robots:
         parser.parse(text.splitlines())
         # Marks the rules as read: crawl_delay() answers nothing before.
         parser.modified()
-        return cls(parser, user_agent)
+        return cls(parser, robots_name(user_agent))
 
     def allows(self, url: str) -> bool:
         return self.parser.can_fetch(self.user_agent, url)
