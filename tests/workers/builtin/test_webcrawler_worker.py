@@ -4,6 +4,7 @@ emits, after the reindex, only the page that changed."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -77,3 +78,52 @@ async def test_crawl_restart_and_reindex_in_a_worker(
         assert "B version 2" in text_of(later[0].record.value)
         # The reindex fetched the site again; only the changed page went out.
         assert "/index.html" in site.paths()[fetched_before:]
+
+
+FUSED = """
+topics:
+  - {{name: "{out}", creation-mode: create-if-not-exists}}
+pipeline:
+  - id: t
+    type: webcrawler-source
+    resources:
+      disk: {{enabled: true}}
+    configuration:
+      seed-urls: "{site}/index.html"
+      allowed-domains: "{site}"
+      forbidden-paths: "/forbidden"
+      max-depth: 3
+      min-time-between-requests: 0
+      state-storage: disk
+  - name: Extract text
+    type: text-extractor
+  - name: Convert to structured data
+    type: document-to-json
+    output: "{out}"
+    configuration:
+      text-field: text
+      copy-properties: true
+"""
+
+
+async def test_crawled_pages_through_the_text_agents(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    kafka_bootstrap: str,
+) -> None:
+    # LangStream's crawler pipelines start this way: the source fused with the text agents,
+    # the page's url header becoming a property of the JSON document.
+    with Website(sample_site()) as site:
+        app_dir = app_factory({"pipeline.yaml": FUSED}, out=topics["out"], site=site.url)
+        await prepare(app_dir, kafka_bootstrap)
+        worker = await start_worker(app_dir, "t")
+        records = await read_all(kafka_bootstrap, topics["out"], len(EMITTED), settle=1.0)
+        assert await worker.stop(signal.SIGTERM) == 0
+    documents = {
+        (doc := json.loads(text_of(r.record.value)))["url"].removeprefix(site.url): doc
+        for r in records
+    }
+    assert sorted(documents) == sorted(EMITTED)
+    assert documents["/b.html"]["text"].split() == ["B", "version", "1"] * 2  # title, h1
+    assert documents["/index.html"]["content_type"] == "text/html; charset=utf-8"
