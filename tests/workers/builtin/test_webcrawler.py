@@ -39,6 +39,7 @@ def test_url_rules_follow_langstream() -> None:
     assert not rules.allows("http://sub.example.org/")
     assert not rules.allows("ftp://example.org/file")
     assert not rules.allows("http:example.org")
+    assert not rules.allows("http://example.org:99999/")  # no such port
     assert not UrlRules((), ()).allows("http://example.org/")
 
 
@@ -433,3 +434,23 @@ async def test_documents_beyond_the_size_limit_are_skipped(tmp_path: Path) -> No
         assert b"<h1>Zipped</h1>" in records[2].value  # decompressed
         assert site.paths().count("/big.html") == 1  # skipped, not retried
         assert "/no/x.html" not in site.paths()  # robots.txt read up to the limit
+
+
+async def test_a_link_no_client_can_fetch_is_skipped(tmp_path: Path) -> None:
+    pages: dict[str, Page | list[Page]] = {
+        "/": html("root", "http://127.0.0.1:99999/x.html", "/ok.html"),
+        "/ok.html": html("OK"),
+    }
+    with Website(pages) as site:
+        source = await started(
+            tmp_path,
+            **{
+                "seed-urls": [site.url + "/"],
+                "allowed-domains": ["127.0.0.1"],
+                "handle-robots-file": False,
+                "min-time-between-requests": 0,
+            },
+        )
+        records = await crawl(source, quiet=1.0)
+        await source.close()
+    assert [r.key for r in records] == [site.url + "/", site.url + "/ok.html"]

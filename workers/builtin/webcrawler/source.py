@@ -313,7 +313,7 @@ class WebCrawlerSource:
     async def _read_sitemap(self, url: str) -> None:
         try:
             response = await self._get(url)
-        except (httpx.HTTPError, TooLarge) as error:
+        except (httpx.HTTPError, httpx.InvalidURL, TooLarge) as error:
             log.warning("sitemap %s could not be read: %s", url, error)
             return None
         if response.status_code != 200:
@@ -341,6 +341,9 @@ class WebCrawlerSource:
             response = await self._get(url)
         except TooLarge as error:
             log.warning("skipping %s", error)
+            return None
+        except httpx.InvalidURL as error:
+            log.warning("skipping %s: %s", url, error)
             return None
         except httpx.HTTPError as error:
             log.info("fetching %s failed: %s: %s", url, type(error).__name__, error)

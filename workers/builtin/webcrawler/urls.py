@@ -29,6 +29,7 @@ class UrlRules:
         try:
             parts = urlsplit(url)
             host = parts.hostname or ""
+            _ = parts.port  # a port out of range raises ValueError
         except ValueError:
             return False
         if parts.scheme not in ("http", "https") or not host:
