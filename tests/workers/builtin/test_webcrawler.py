@@ -49,12 +49,14 @@ def test_links_are_absolute_without_fragments_and_once_each() -> None:
     <A HREF="https://other.example/x?q=1#f">other</A><a>no href</a><a href="">empty</a>
     <a href="mailto:x@example.com">mail</a><a href="javascript:void(0)">js</a>
     <link href="/style.css"><a href="http://[broken">broken</a><p>unclosed <a href=b.html>b
+    <![if !IE]><a href="c.html">c</a><![endif]>
     </body></html>"""
     assert links_of(page, "http://site.example/docs/index.html") == [
         "http://site.example/docs/a.html",
         "http://site.example/top.html",
         "https://other.example/x?q=1",
         "http://site.example/docs/b.html",
+        "http://site.example/docs/c.html",
     ]
 
 

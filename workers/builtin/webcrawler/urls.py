@@ -52,7 +52,19 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-class _Links(HTMLParser):
+class _Lenient(HTMLParser):
+    """The standard tokenizer, but a marked section it does not know (``<![if !IE]>``, old
+    conditional comments) is skipped like a comment instead of stopping the parse."""
+
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i)
+            return -1 if end < 0 else end + 1
+
+
+class _Links(_Lenient):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.base: str | None = None
@@ -81,7 +93,7 @@ def links_of(html: str, page_url: str) -> list[str]:
     return _unique(_absolute(base, href) for href in parser.hrefs)
 
 
-class _Locations(HTMLParser):
+class _Locations(_Lenient):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.index = False
