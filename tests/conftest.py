@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.auth.jwks_server import JwksServer, jwks_server
+from tests.built_assets import BuiltAssets, Report
 from tests.fakes.local_llm import LocalLlm, LocalLlmError, prepare, running_server
 
 NEEDS_BY_FIXTURE = {
@@ -73,37 +74,26 @@ async def jwks() -> AsyncIterator[JwksServer]:
         yield server
 
 
-_LLM_ASSETS = pytest.StashKey[Path | str]()
-"""After collection: the local model's directory, or why there is none."""
-
-
-def _prepare_llm(config: pytest.Config) -> Path | str:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
+def _prepare_llm(report: Report) -> Path | str:
     try:
-        return prepare(report=reporter.write_line if reporter is not None else None)
+        return prepare(report=report)
     except LocalLlmError as error:
         return str(error)
 
 
+_LLM_ASSETS = BuiltAssets("local_llm_assets", _prepare_llm, "no local chat model for the tests")
+"""The llama.cpp server and the model, built right after collection (not inside a test's
+timeout), only when a selected test uses them."""
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the local model right after collection (not inside a test's timeout), only when a
-    selected test uses it."""
-    config = session.config
-    if config.option.collectonly or _LLM_ASSETS in config.stash:
-        return
-    if any("local_llm_assets" in getattr(item, "fixturenames", ()) for item in session.items):
-        config.stash[_LLM_ASSETS] = _prepare_llm(config)
+    _LLM_ASSETS.build_after_collection(session)
 
 
 @pytest.fixture(scope="session")
 def local_llm_assets(pytestconfig: pytest.Config) -> Path:
     """Directory of the built llama-cpp-python server and the Gemma 3 270M GGUF."""
-    if _LLM_ASSETS not in pytestconfig.stash:
-        pytestconfig.stash[_LLM_ASSETS] = _prepare_llm(pytestconfig)
-    assets = pytestconfig.stash[_LLM_ASSETS]
-    if isinstance(assets, str):
-        pytest.fail(f"no local chat model for the tests: {assets}", pytrace=False)
-    return assets
+    return _LLM_ASSETS.directory(pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -20,33 +20,29 @@ from pathlib import Path
 
 import pytest
 
+from tests.built_assets import BuiltAssets, Report
 from tests.kube.apiserver import KubeApi, KubeApiError, running_apiserver
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kube-test-env"
 BUILD_TIMEOUT = float(os.environ.get("SLUICE_KUBE_BUILD_TIMEOUT", "3600"))
 """Seconds the cold build may take before the fixture gives up."""
 
-_ASSETS = pytest.StashKey[Path | str]()
-"""After collection: the assets directory, or why there is none."""
-
 
 def _has_binaries(directory: Path) -> bool:
     return all(os.access(directory / name, os.X_OK) for name in ("kube-apiserver", "etcd"))
 
 
-def _resolve_assets(config: pytest.Config) -> Path | str:
+def _resolve_assets(report: Report) -> Path | str:
     """The directory holding kube-apiserver and etcd, building them if needed; else the reason."""
     preset = os.environ.get("SLUICE_KUBE_ASSETS")
     if preset and _has_binaries(Path(preset)):
         return Path(preset)
     if not os.access(SCRIPT, os.X_OK):
         return f"{SCRIPT} is missing or not executable"
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            "kube_api: preparing kube-apiserver and etcd with scripts/kube-test-env "
-            "(a cold build takes about 4 minutes on 2 cores)"
-        )
+    report(
+        "kube_api: preparing kube-apiserver and etcd with scripts/kube-test-env "
+        "(a cold build takes about 4 minutes on 2 cores)"
+    )
     started = time.monotonic()
     with tempfile.TemporaryFile() as log:
         try:
@@ -73,28 +69,21 @@ def _resolve_assets(config: pytest.Config) -> Path | str:
     assets = Path(lines[-1])
     if not _has_binaries(assets):
         return f"scripts/kube-test-env printed {assets}, which lacks kube-apiserver or etcd"
-    if reporter is not None:
-        reporter.write_line(f"kube_api: binaries ready in {time.monotonic() - started:.0f} s")
+    report(f"kube_api: binaries ready in {time.monotonic() - started:.0f} s")
     return assets
 
 
+_ASSETS = BuiltAssets("kube_api", _resolve_assets, "no kube-apiserver for the tests")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    config = session.config
-    if config.option.collectonly or _ASSETS in config.stash:
-        return
-    if any("kube_api" in getattr(item, "fixturenames", ()) for item in session.items):
-        config.stash[_ASSETS] = _resolve_assets(config)
+    _ASSETS.build_after_collection(session)
 
 
 @pytest.fixture(scope="session")
 def kube_assets(pytestconfig: pytest.Config) -> Path:
     """Directory with the ``kube-apiserver`` and ``etcd`` binaries."""
-    if _ASSETS not in pytestconfig.stash:
-        pytestconfig.stash[_ASSETS] = _resolve_assets(pytestconfig)
-    assets = pytestconfig.stash[_ASSETS]
-    if isinstance(assets, str):
-        pytest.fail(f"no kube-apiserver for the tests: {assets}", pytrace=False)
-    return assets
+    return _ASSETS.directory(pytestconfig)
 
 
 @pytest.fixture(scope="session")
