@@ -11,7 +11,8 @@ case-sensitive) is in ``file-extensions`` are read (``*``: every object).
 :meth:`ObjectStorageSource.commit` runs once Kafka acknowledged the records: then, with
 ``delete-objects`` (the default, LangStream's only behaviour), the objects are deleted. An
 object emitted but not committed is not emitted again by this worker; one whose record was
-committed but whose delete failed is retried at the next listing (logged). With
+committed but whose delete failed is retried at the next listing (logged); a listing or a
+read that fails (the store down) is logged and tried again ``idle-time`` later. With
 ``delete-objects: false`` the objects stay and an object is emitted again only when its content
 changes (its ETag); with a persistent disk (``resources.disk``) the ETags of committed objects
 are kept there, so a restarted worker does not emit them again either.
@@ -30,7 +31,7 @@ from typing import Any, ClassVar, Protocol
 from sluice.application.builtin_config import read_configuration
 from sluice.record import Record
 from sluice.sdk import AgentContext
-from workers.builtin.objectstore import StoredObject
+from workers.builtin.objectstore import ObjectStoreError, StoredObject
 from workers.builtin.statefile import DiskStore
 
 ALL_FILES = "*"
@@ -119,14 +120,24 @@ class ObjectStorageSource:
                 if wait > 0:
                     await asyncio.sleep(min(wait, self.MAX_WAIT))
                     return []
-                self._listing.extend(await self.store.list())
                 self._next_listing = time.monotonic() + self.idle_time
+                try:
+                    self._listing.extend(await self.store.list())
+                except ObjectStoreError as error:
+                    # The store is down or refuses: try again after idle-time.
+                    self.log.error("%s", error)
+                    return []
                 if not self._listing:
                     return []
             item = self._listing.popleft()
             if not self._new(item):
                 continue
-            data = await self.store.get(item.name)
+            try:
+                data = await self.store.get(item.name)
+            except ObjectStoreError as error:
+                self.log.error("%s", error)
+                self._listing.clear()
+                return []
             if data is None:
                 continue  # deleted since the listing
             self._in_flight[item.name] = item.etag
@@ -145,7 +156,7 @@ class ObjectStorageSource:
             if self.delete:
                 try:
                     await self.store.delete(name)
-                except Exception as error:
+                except ObjectStoreError as error:
                     # Its record is in Kafka: the next listing emits it again (at least once).
                     self.log.error("deleting %s failed: %s", name, error)
             else:

@@ -41,9 +41,10 @@ class S3Server:
 
 
 @contextlib.asynccontextmanager
-async def running_s3_server() -> AsyncIterator[S3Server]:
-    """The server, for as long as the ``async with`` block runs."""
-    port = free_port()
+async def running_s3_server(port: int | None = None) -> AsyncIterator[S3Server]:
+    """The server (on ``port``, else a free one), for as long as the ``async with`` block
+    runs; its buckets live in its memory."""
+    port = port or free_port()
     process = await asyncio.create_subprocess_exec(
         find_uv_bin(),
         "tool",

@@ -4,6 +4,7 @@ s3-source in a real worker on the real broker."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import signal
 import time
@@ -16,6 +17,7 @@ import pytest
 from minio import Minio
 
 from sluice.application.builtin_config import read_configuration
+from sluice.net import free_port
 from sluice.record import Record
 from sluice.sdk import AgentContext
 from tests.workers.builtin.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, running_s3_server
@@ -135,6 +137,24 @@ async def test_objects_are_emitted_and_deleted_after_commit(s3_server: S3Server)
     put(s3_server, bucket, {"late.txt": b"late"})
     assert [r.key for r in await drain(source, quiet=2.5)] == ["late.txt"]
     assert names_in(s3_server, bucket) == ["c.exe"]
+
+
+async def test_a_store_that_goes_away_is_listed_again_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()
+    bucket = bucket_name()
+    async with running_s3_server(port) as server:
+        source = await s3_source({**server.config(bucket), "idle-time": 1})
+        assert await source.read() == []
+    # The server is gone: the listing fails, is logged, and the source waits.
+    await asyncio.sleep(1.1)
+    assert await source.read() == []
+    assert f"listing the bucket on bucket '{bucket}' at {server.endpoint} failed" in caplog.text
+    async with running_s3_server(port) as server:
+        put(server, bucket, {"back.txt": b"back"})
+        records = await drain(source, quiet=2.5)
+    assert [(r.key, r.value) for r in records] == [("back.txt", b"back")]
 
 
 async def test_missing_bucket_is_created(s3_server: S3Server) -> None:
