@@ -20,6 +20,7 @@ from sluice.application.model import (
     AgentSpec,
     Application,
     ComponentType,
+    DiskSpec,
     ErrorsSpec,
     ResourcesSpec,
     TopicSpec,
@@ -194,8 +195,19 @@ def _component(chain: list[AgentSpec]) -> ComponentType:
     return "sink" if last == "sink" else "processor"
 
 
+def _disk(agent: AgentSpec) -> DiskSpec | None:
+    """The agent's persistent disk. ``webcrawler-source`` with ``state-storage: disk`` keeps
+    its crawl there, so it gets one even when ``resources.disk`` does not ask (LangStream's
+    planner does the same: 256M unless a size is given)."""
+    configuration = agent.configuration or {}
+    if agent.type == "webcrawler-source" and configuration.get("state-storage") == "disk":
+        configured = agent.resources.disk or DiskSpec()
+        return dataclasses.replace(configured, enabled=True)
+    return agent.disk
+
+
 def _planned(agent: AgentSpec) -> PlannedAgent:
-    disk = agent.disk
+    disk = _disk(agent)
     return PlannedAgent(
         id=agent.id,
         type=agent.type,

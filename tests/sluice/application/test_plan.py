@@ -201,3 +201,33 @@ def test_disks_union_with_module_prefixed_ids(write_app: WriteApp) -> None:
 def test_plan_is_deterministic(write_app: WriteApp) -> None:
     first = _plan(write_app, CASES["errors"]).to_dict()
     assert _plan(write_app, CASES["errors"]).to_dict() == first
+
+
+CRAWLER = """
+topics:
+  - name: pages
+pipeline:
+  - name: crawl
+    type: webcrawler-source
+    output: pages
+    configuration:
+      seed-urls: ["https://example.com/"]
+      allowed-domains: ["https://example.com"]
+      state-storage: {storage}
+"""
+
+
+@pytest.mark.parametrize(
+    ("storage", "resources", "expected"),
+    [
+        ("disk", "", [256 * 1024**2]),  # LangStream's planner gives the crawler 256M
+        ("disk", "    resources:\n      disk: {enabled: false, size: 1G}\n", [1024**3]),
+        ("s3", "", []),
+    ],
+)
+def test_a_crawler_keeping_its_state_on_disk_gets_a_disk(
+    write_app: WriteApp, storage: str, resources: str, expected: list[int]
+) -> None:
+    pipeline = CRAWLER.replace("{storage}", storage) + resources
+    [executor] = _plan(write_app, pipeline).executors
+    assert [d.size for d in executor.disks] == expected
