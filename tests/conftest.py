@@ -96,10 +96,16 @@ def local_llm_assets(pytestconfig: pytest.Config) -> Path:
     return _LLM_ASSETS.directory(pytestconfig)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def local_llm(local_llm_assets: Path) -> Iterator[LocalLlm]:
-    """A real OpenAI-compatible chat model on loopback for the whole session (its ``base_url``
-    is an ``open-ai-configuration`` resource's ``url``; any access key is accepted)."""
+    """A real OpenAI-compatible chat model on loopback for one test (its ``base_url`` is an
+    ``open-ai-configuration`` resource's ``url``; any access key is accepted).
+
+    A fresh server per test (about a second to start): the server samples from one random
+    generator with a fixed seed, advanced by every request it answers, so on a shared server
+    a test's answers (at the default temperature) depended on which tests ran before it; one
+    request's answer made the next chat answer a lone newline. Fresh, each test gets the same
+    answers in any order and selection."""
     try:
         with running_server(local_llm_assets) as server:
             yield server
