@@ -66,7 +66,8 @@ class Chain:
     (:class:`workers.agents.Batching`), the executors run up to :attr:`window` records at once;
     the batching agents then see them together, and every other agent still sees one record at
     a time, in the order the records entered the chain (:class:`InOrder`), so user code need
-    not be reentrant and a sink writes in input order.
+    not be reentrant and a sink writes in input order (a batching sink gets them together and
+    keeps its own order).
     """
 
     processors: Sequence[LoadedProcessor] = ()
@@ -128,6 +129,9 @@ class Chain:
                         (outputs if out.destination is None else routed).append(out)
                 records = outputs
             if self.sink is not None:
+                if isinstance(self.sink, Batching):  # it orders its own writes
+                    await asyncio.gather(*(self.sink.write(r) for r in records))
+                    return routed
                 order = self._orders.setdefault(len(self.processors), InOrder())
                 await order.turn(ticket)
                 for current in records:

@@ -134,3 +134,30 @@ async def test_a_cancelled_run_does_not_block_the_next() -> None:
     assert sink.seen == ["fast"]
     with pytest.raises(asyncio.CancelledError):
         await slow
+
+
+class BatchingSink:
+    """A sink that writes what arrives together in one go (as a batched database write)."""
+
+    records_in_flight = 3
+
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+        self.writes: list[list[Any]] = []
+
+    async def write(self, record: Record) -> None:
+        self.pending.append(record.value)
+        await asyncio.sleep(0.02)  # the others arrive meanwhile
+        if self.pending:
+            self.writes.append(self.pending)
+            self.pending = []
+
+
+async def test_a_batching_sink_gets_records_together() -> None:
+    sink = BatchingSink()
+    before = Recording()
+    chain = Chain([before], sink)  # type: ignore[list-item, arg-type]
+    assert chain.window == 3
+    await asyncio.gather(*(chain.run(Record(v)) for v in "xyz"))
+    assert before.seen == list("xyz")
+    assert sink.writes == [["x", "y", "z"]]
