@@ -156,7 +156,7 @@ class BatchingSink:
 async def test_a_batching_sink_gets_records_together() -> None:
     sink = BatchingSink()
     before = Recording()
-    chain = Chain([before], sink)  # type: ignore[list-item, arg-type]
+    chain = Chain([before], sink)  # type: ignore[arg-type]
     assert chain.window == 3
     await asyncio.gather(*(chain.run(Record(v)) for v in "xyz"))
     assert before.seen == list("xyz")
