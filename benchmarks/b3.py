@@ -275,11 +275,13 @@ def _result(
     }
     whole = {v: [s.answer_ms for s in samples if s.variant == v] for v in ("direct", "pipeline")}
     pipeline, direct = statistics.median(first["pipeline"]), statistics.median(first["direct"])
-    ratio = pipeline / direct
+    # Each repetition's ratio of medians, then their median: the load of a shared machine
+    # drifts between repetitions, and pooled medians can land between its levels.
     per_repetition = [
         _median_ms(samples, "pipeline", r) / _median_ms(samples, "direct", r)
         for r in range(repetitions)
     ]
+    ratio = statistics.median(per_repetition)
     return {
         "id": "B3",
         "scenario": "ai-chat-completions with stream-to-topic in a worker on the local model "
@@ -294,10 +296,12 @@ def _result(
         "first_chunk_ms": {v: _figure(first[v]) for v in first},
         "answer_ms": {v: _figure(whole[v]) for v in whole},
         "ratio": ratio,
-        "ratio_p90": percentile(first["pipeline"], 0.9) / percentile(first["direct"], 0.9),
         "ratio_per_repetition": spread(per_repetition),
+        "ratio_of_pooled_medians": pipeline / direct,
+        "ratio_p90": percentile(first["pipeline"], 0.9) / percentile(first["direct"], 0.9),
         "added_ms_median": pipeline - direct,
-        "target": f"<= {TARGET}x the server's own median time to first token",
+        "target": f"<= {TARGET}x the server's own median time to first token (median of the "
+        "repetitions' ratios)",
         "met": ratio <= TARGET,
         "samples": [asdict(s) for s in samples],
     }

@@ -49,12 +49,13 @@ def _row(r: dict[str, Any]) -> list[str]:
             + f"; one per call {_fig(rates['direct-single'], 'rec/s')}",
             f"{r['ratio']:.3g} (per repetition {per_rep['min']:.3g}-{per_rep['max']:.3g}); "
             f"{r['ratio_to_direct_single']:.3g} of one per call",
-            "",
+            f"CPU per record, direct over worker: {r['cpu_ratio']:.3g}" if "cpu_ratio" in r else "",
             "CPU-s per 1k records (worker; direct: this process): "
             + ", ".join(f"{name} {figure['median']:.1f}" for name, figure in cpu.items()),
         ]
     if rid == "B3":
         first, whole = r["first_chunk_ms"], r["answer_ms"]
+        per_rep = r["ratio_per_repetition"]
 
         def ms(figure: dict[str, float]) -> str:
             return f"median {figure['median']:.0f} ms, p90 {figure['p90']:.0f} ms"
@@ -62,7 +63,9 @@ def _row(r: dict[str, Any]) -> list[str]:
         return [
             "first chunk through the worker: " + ms(first["pipeline"]),
             "server's first token: " + ms(first["direct"]),
-            f"{r['ratio']:.3g} (p90 {r['ratio_p90']:.3g}; +{r['added_ms_median']:.0f} ms)",
+            f"{r['ratio']:.3g} (per repetition {per_rep['min']:.3g}-{per_rep['max']:.3g}; "
+            f"pooled medians {r['ratio_of_pooled_medians']:.3g}, p90 {r['ratio_p90']:.3g}; "
+            f"+{r['added_ms_median']:.0f} ms)",
             f"whole answer ({r['max_tokens']} tokens max): worker {ms(whole['pipeline'])}; "
             f"direct {ms(whole['direct'])}",
             "",

@@ -32,6 +32,10 @@ async def test_b2_quick_run_measures_the_pipeline_and_both_direct_references(
         assert result["cpu_seconds_per_1k_records"][variant]["median"] > 0
     rates = result["records_per_second"]
     assert result["ratio"] == pytest.approx(rates["pipeline"]["median"] / rates["direct"]["median"])
+    cpus = result["cpu_seconds_per_1k_records"]
+    assert result["cpu_ratio"] == pytest.approx(
+        cpus["direct"]["median"] / cpus["pipeline"]["median"]
+    )
     assert "| B2 |" in (tmp_path / "results" / f"{stem}.md").read_text()
 
 
