@@ -1,4 +1,5 @@
-"""LangStream's ``vector-db-sink`` on a ``jdbc`` datasource: each record written as a table row.
+"""LangStream's ``vector-db-sink``: on a ``jdbc`` datasource each record written as a table row;
+on a vector database reached over HTTP, by the writer of its kind (:mod:`~.datasources.kinds`).
 
 ``table-name`` is the table; ``fields`` lists its columns, each with the ``expression`` that
 gives the value from the record (``value.text``, ``fn:toListOfFloat(value.embeddings)``...);
@@ -28,6 +29,7 @@ from workers.builtin.datasources import (
     DataSourceResourceError,
     PostgresDataSource,
     open_datasource,
+    open_vector_writer,
 )
 from workers.builtin.datasources.tables import TableWriter, check_name
 from workers.builtin.records import context_of, to_working
@@ -42,6 +44,9 @@ class VectorDBSink:
 
     async def init(self, config: dict[str, Any]) -> None:
         checked = read_configuration(AGENT_TYPE, config)
+        self.vector_writer = open_vector_writer(AGENT_TYPE, config)
+        if self.vector_writer is not None:
+            return  # a vector database reached over HTTP: its writer reads its own keys
         self.datasource: PostgresDataSource = open_datasource(
             AGENT_TYPE, config, (DATASOURCE, VECTOR_DATABASE)
         )
@@ -68,12 +73,21 @@ class VectorDBSink:
         )
 
     async def start(self) -> None:
+        if self.vector_writer is not None:
+            await self.vector_writer.start()
+            return
         await self.datasource.start()
 
     async def close(self) -> None:
+        if self.vector_writer is not None:
+            await self.vector_writer.close()
+            return
         await self.datasource.close()
 
     async def write(self, record: Record) -> None:
+        if self.vector_writer is not None:
+            await self.vector_writer.write(record)
+            return
         context = context_of(to_working(record))
         keys = [expression.evaluate(context) for expression in self.keys]
         if record.value is None:

@@ -1,1 +1,0 @@
-"""A real Apache Cassandra 5 server for the tests (:mod:`.server`)."""
