@@ -10,7 +10,8 @@ is ``record``). ``output-field`` must be a name of the result field grammar.
 
 ``vector-db-sink``'s keys depend on the datasource's service; the table lists those of ``jdbc``
 (``table-name``, ``fields`` with ``name``, ``expression``, ``primary-key``), which the agent
-requires when it starts, once it knows the service.
+requires when it starts, once it knows the service, and Sluice's ``batch-size`` (100 rows per
+transaction) and ``flush-interval`` (100 ms: how long a partial batch waits for more rows).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         Key("datasource", "string", required=True),
         Key("table-name", "string"),
         Key("fields", "objects", items=SINK_FIELD, default=()),
+        # Sluice's batching of jdbc writes (the names of LangStream's opensearch writer).
+        Key("batch-size", "integer", default=100, minimum=1),
+        Key("flush-interval", "integer", default=100, minimum=0),
     ),
 }
 

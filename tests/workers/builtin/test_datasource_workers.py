@@ -1,7 +1,7 @@
 """The datasource agents in real worker processes on the real broker and the real PostgreSQL:
 ``query`` answering from a table (a failing statement under ``dead-letter``, without the
 password), ``vector-db-sink`` writing rows (redelivered after SIGKILL: no duplicate row, with
-or without a unique index), a database restart mid-stream (nothing lost, no duplicate row) and a
+or without a unique index; killed in the middle of a batch: nothing lost), a database restart mid-stream (nothing lost, no duplicate row) and a
 write to a missing table under the ``errors`` policy."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,92 @@ async def test_a_database_that_cannot_be_reached_stops_the_worker_at_start(
         f'datasource "JdbcDatasource" (postgresql://127.0.0.1:{port}/db): cannot connect' in output
     )
     assert "never-shown-secret" not in output
+
+
+BATCHED = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: write
+    type: vector-db-sink
+    input: {inp}
+    errors: {{on-failure: fail}}
+    configuration:
+      datasource: "JdbcDatasource"
+      table-name: "{table}"
+      batch-size: 20
+      flush-interval: 50
+      fields:
+        - {{name: "filename", expression: "value.filename", primary-key: true}}
+        - {{name: "chunk_id", expression: "value.chunk_id", primary-key: true}}
+        - {{name: "text", expression: "value.text"}}
+        - {{name: "embeddings_vector", expression: "fn:toListOfFloat(value.embeddings_vector)"}}
+"""
+
+SLOW_ROWS = """
+CREATE FUNCTION {table}_slow() RETURNS trigger AS $$
+BEGIN PERFORM pg_sleep(0.05); RETURN NEW; END $$ LANGUAGE plpgsql;
+CREATE TRIGGER {table}_slow BEFORE INSERT OR UPDATE ON {table}
+FOR EACH ROW EXECUTE FUNCTION {table}_slow();
+"""
+
+
+@pytest.mark.parametrize("primary_key", [True, False], ids=["primary-key", "no-unique-index"])
+async def test_vector_db_sink_killed_in_the_middle_of_a_batch(
+    app_factory: Any,
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+    fast_instance: Path,
+    postgres_server: LocalPostgres,
+    primary_key: bool,
+) -> None:
+    """SIGKILL while a batch's transaction runs (each row made slow by a trigger): the batch is
+    rolled back, its records are read again by the next worker, and every record ends as one
+    row, with no row lost and none twice."""
+    table = table_name("batched")
+    key = ", PRIMARY KEY (filename, chunk_id)" if primary_key else ""
+    await sql(
+        postgres_server,
+        f"CREATE TABLE {table} (filename text, chunk_id int, text text, "
+        f"embeddings_vector vector(3){key})",
+    )
+    await sql(postgres_server, SLOW_ROWS.format(table=table))
+    application = f"sink-{table}"
+    app_dir = app_factory(
+        {
+            "pipeline.yaml": BATCHED.replace("{table}", table),
+            "configuration.yaml": configuration(postgres_server)
+            + f'        ApplicationName: "{application}"\n',
+        },
+        **topics,
+    )
+    await prepare(app_dir, kafka_bootstrap)
+    records = [chunk(f"doc{d}", i) for d in range(10) for i in range(10)]
+    await send(producer, topics["inp"], *records)
+    killed = await start_worker(app_dir, "write", instance=fast_instance)
+    count = f"SELECT count(*), count(DISTINCT (filename, chunk_id)) FROM {table}"
+    in_a_batch = (
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+        f"'{application}' AND state = 'active'"
+    )
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        [(written, _)] = await sql(postgres_server, count)
+        [(active,)] = await sql(postgres_server, in_a_batch)
+        if written >= 20 and active:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "\n".join(killed.output)
+        await asyncio.sleep(0.05)
+    assert await killed.stop(signal.SIGKILL) == -9
+    [(written, _)] = await sql(postgres_server, count)
+    assert 20 <= written < 100 and written % 20 == 0, written  # whole batches only
+    final = await start_worker(app_dir, "write", instance=fast_instance)
+    await wait_for(postgres_server, count, [(100, 100)], within=90)
+    await asyncio.sleep(1)  # the rest of the redelivered records, if any
+    assert await final.stop() == 0, "\n".join(final.output)
+    assert await sql(postgres_server, count) == [(100, 100)]
+    assert await sql(
+        postgres_server, f"SELECT text FROM {table} WHERE filename = 'doc7' AND chunk_id = 3"
+    ) == [("doc7 chunk 3",)]

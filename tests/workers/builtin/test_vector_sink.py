@@ -1,9 +1,11 @@
 """``vector-db-sink`` on a jdbc datasource, on the real PostgreSQL: rows written by key (one row
 after a record is written twice, with or without a unique index), vectors into pgvector columns,
-a null value deleting, and the errors of configuration and writes."""
+a null value deleting, and the errors of configuration and writes; records written at once go in
+batches (the last of a key wins, a bad row fails its record alone)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -15,6 +17,7 @@ from sluice.postgres import LocalPostgres
 from sluice.record import Record
 from tests.postgres import PASSWORD, jdbc_resource, table_name
 from workers.builtin.datasources import DataSourceError, DataSourceResourceError
+from workers.builtin.datasources.table_sink import TableSink
 from workers.builtin.vector_sink import VectorDBSink
 
 MakeSink = Callable[..., Awaitable[VectorDBSink]]
@@ -154,3 +157,90 @@ async def test_configuration_errors(
 ) -> None:
     with pytest.raises(DataSourceResourceError, match=message):
         await make_sink(**config)
+
+
+async def test_records_written_together_in_batches_the_last_of_a_key_wins(
+    make_sink: MakeSink, postgres_server: LocalPostgres
+) -> None:
+    """Records written at once (the worker lets ``records_in_flight`` in) share transactions of
+    ``batch-size`` rows; rows are applied in the order they reached the sink, deletes too."""
+    table = await documents_table(postgres_server)
+    sink = await make_sink(**{"table-name": table, "batch-size": 10, "flush-interval": 50})
+    assert sink.records_in_flight == 20
+    records = [chunk(str(i % 7), f"text {i}", [1, 0, i]) for i in range(25)]
+    await asyncio.gather(*(sink.write(record) for record in records))
+    assert isinstance(sink.target, TableSink)
+    assert sink.target.batcher.calls_made == 3  # 10 + 10 + 5 (after the flush interval)
+    rows = await sql(postgres_server, f"SELECT chunk_id, text FROM {table} ORDER BY chunk_id")
+    assert rows == [(i, f"text {max(n for n in range(25) if n % 7 == i)}") for i in range(7)]
+
+
+async def test_upserts_and_deletes_of_a_batch_in_order(
+    make_sink: MakeSink, postgres_server: LocalPostgres
+) -> None:
+    table = await documents_table(postgres_server)
+    sink = await make_sink(
+        **{"table-name": table, "batch-size": 10, "flush-interval": 50},
+        fields=[
+            {"name": "filename", "expression": "key.filename", "primary-key": True},
+            {"name": "chunk_id", "expression": "key.chunk_id", "primary-key": True},
+            {"name": "text", "expression": "value.text"},
+        ],
+    )
+
+    def record(chunk_id: int, text: str | None) -> Record:
+        key = json.dumps({"filename": "a.txt", "chunk_id": chunk_id})
+        return Record(None if text is None else json.dumps({"text": text}), key=key)
+
+    await asyncio.gather(
+        *(
+            sink.write(r)
+            for r in (
+                record(1, "one"),
+                record(2, "two"),
+                record(1, None),  # deleted
+                record(2, None),
+                record(2, "two again"),  # written again after its delete
+                record(3, "three"),
+            )
+        )
+    )
+    assert isinstance(sink.target, TableSink)
+    assert sink.target.batcher.calls_made == 1
+    rows = await sql(postgres_server, f"SELECT chunk_id, text FROM {table} ORDER BY 1")
+    assert rows == [(2, "two again"), (3, "three")]
+
+
+@pytest.mark.parametrize("primary_key", [True, False], ids=["on-conflict", "update-then-insert"])
+async def test_a_bad_row_fails_its_record_alone(
+    make_sink: MakeSink, postgres_server: LocalPostgres, primary_key: bool
+) -> None:
+    """The batch is written again row by row: its neighbours are written."""
+    table = await documents_table(postgres_server, primary_key=primary_key)
+    sink = await make_sink(**{"table-name": table, "batch-size": 5, "flush-interval": 50})
+    records = [chunk(str(i), f"t{i}", [1, 0, 0]) for i in range(5)]
+    records[2] = chunk("2", "wrong dimension", [1, 0])
+    outcomes = await asyncio.gather(
+        *(sink.write(record) for record in records), return_exceptions=True
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "NoneType",
+        "NoneType",
+        "DataSourceError",
+        "NoneType",
+        "NoneType",
+    ]
+    assert "expected 3 dimensions, not 2" in str(outcomes[2])
+    rows = await sql(postgres_server, f"SELECT chunk_id FROM {table} ORDER BY 1")
+    assert rows == [(0,), (1,), (3,), (4,)]
+
+
+async def test_a_batch_on_a_missing_table_fails_every_record(make_sink: MakeSink) -> None:
+    sink = await make_sink(**{"table-name": "no_such_table", "batch-size": 3})
+    outcomes = await asyncio.gather(
+        *(sink.write(chunk(str(i), "x", [1, 0, 0])) for i in range(3)), return_exceptions=True
+    )
+    assert all(
+        isinstance(o, DataSourceError) and 'table "no_such_table" does not exist' in str(o)
+        for o in outcomes
+    )

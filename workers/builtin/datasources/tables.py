@@ -9,6 +9,11 @@ applies is looked up once, at the first write (the table may be created after th
 starts), with the table's pgvector columns: a list of numbers for one of those is sent in
 pgvector's text form, which PostgreSQL reads as the column's type, rather than as an array.
 
+Rows are written in batches (:meth:`TableWriter.write_rows`): in order, in one transaction, the
+upserts and deletes pipelined with ``executemany``, so a batch costs one commit and a few round
+trips instead of one of each per row. A batch that fails on a row is written again row by row,
+so that one bad row fails alone.
+
 Names are written into the SQL as given, as LangStream did (so ``documents`` and ``Documents``
 are the same table, as in any SQL), and must be SQL names: letters, digits, ``_`` and ``$``, a
 ``schema.table``, or a ``"quoted name"``.
@@ -16,17 +21,21 @@ are the same table, as in any SQL), and must be SQL names: letters, digits, ``_`
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import sql as psql
 
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
-from workers.builtin.datasources.postgres import PostgresDataSource
+from workers.builtin.datasources.jdbc import redact
+from workers.builtin.datasources.postgres import Connection, PostgresDataSource
 from workers.builtin.datasources.sql import bind_value, vector_text
 
-__all__ = ["TableWriter", "check_name"]
+__all__ = ["Row", "TableWriter", "check_name"]
 
 _NAME = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
 _COLUMN = re.compile(_NAME)
@@ -45,6 +54,17 @@ SELECT attname::text AS name FROM pg_attribute
 WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped
   AND format_type(atttypid, NULL) IN ('vector', 'halfvec')
 """
+
+
+Cursor = psycopg.AsyncCursor[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One write: the key columns' values, and the other columns' (None: delete the row)."""
+
+    keys: tuple[Any, ...]
+    values: tuple[Any, ...] | None
 
 
 def check_name(where: str, name: str, *, table: bool = False) -> str:
@@ -96,6 +116,7 @@ class TableWriter:
         sets = psql.SQL(", ").join(psql.SQL("{} = %s").format(psql.SQL(c)) for c in self.columns)
         self._update = psql.SQL("UPDATE {} SET {} WHERE {}").format(table_sql, sets, self._where)
         self._delete = psql.SQL("DELETE FROM {} WHERE {}").format(table_sql, self._where)
+        self._exists = psql.SQL("SELECT 1 FROM {} WHERE {}").format(table_sql, self._where)
         excluded = psql.SQL(", ").join(
             psql.SQL("{} = EXCLUDED.{}").format(psql.SQL(c), psql.SQL(c)) for c in self.columns
         )
@@ -110,38 +131,96 @@ class TableWriter:
 
     async def write(self, keys: Sequence[Any], values: Sequence[Any]) -> None:
         """Insert or update the row of ``keys`` with ``values`` (one per column)."""
-        if not self._resolved:
-            await self._resolve()
-        key_params = [bind_value(v) for v in keys]
-        value_params = [
-            vector_text(v) if vector else bind_value(v)
-            for v, vector in zip(values, self._vectors, strict=True)
-        ]
-        async with self.datasource.connection() as connection:
-            if self._upsert is not None:
-                await connection.execute(self._upsert, [*key_params, *value_params])
-                return
-            async with connection.transaction():
-                updated = 0
-                if self.columns:
-                    cursor = await connection.execute(self._update, [*value_params, *key_params])
-                    updated = cursor.rowcount
-                else:
-                    cursor = await connection.execute(
-                        psql.SQL("SELECT 1 FROM {} WHERE {}").format(
-                            psql.SQL(self.table),
-                            self._where,
-                        ),
-                        key_params,
-                    )
-                    updated = len(await cursor.fetchall())
-                if updated == 0:
-                    await connection.execute(self._insert, [*key_params, *value_params])
+        await self._one(Row(tuple(keys), tuple(values)))
 
     async def delete(self, keys: Sequence[Any]) -> None:
         """Delete the row of ``keys`` (nothing when there is none)."""
+        await self._one(Row(tuple(keys), None))
+
+    async def _one(self, row: Row) -> None:
+        [error] = await self.write_rows([row])
+        if error is not None:
+            raise error
+
+    async def write_rows(self, rows: Sequence[Row]) -> list[DataSourceError | None]:
+        """Write ``rows`` in order, in one transaction: what each row's write gave (None: it is
+        written).
+
+        When the transaction fails on a row (a value of the wrong type, a vector of another
+        dimension), it is rolled back and the rows are written again one by one, each in its
+        own transaction, so that only the bad rows fail. When the database itself fails (the
+        connection lost, a statement timeout, no connection in time: psycopg's
+        ``OperationalError``), every row fails with one :class:`DataSourceError`, raised.
+        """
+        if not rows:
+            return []
+        if not self._resolved:
+            await self._resolve()
         async with self.datasource.connection() as connection:
-            await connection.execute(self._delete, [bind_value(v) for v in keys])
+            try:
+                async with connection.transaction():
+                    await self._apply(connection, rows)
+                return [None] * len(rows)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as error:
+                if len(rows) == 1:
+                    return [self._failed(error)]
+            results: list[DataSourceError | None] = []
+            for row in rows:
+                try:
+                    async with connection.transaction():
+                        await self._apply(connection, [row])
+                    results.append(None)
+                except psycopg.OperationalError:
+                    raise
+                except psycopg.Error as error:
+                    results.append(self._failed(error))
+            return results
+
+    def _failed(self, error: psycopg.Error) -> DataSourceError:
+        secrets = self.datasource.settings.secrets
+        return DataSourceError(f"{self.datasource.where}: {redact(str(error), secrets)}")
+
+    async def _apply(self, connection: Connection, rows: Sequence[Row]) -> None:
+        """Run the statements of ``rows`` in order; runs of upserts with ON CONFLICT, and of
+        deletes, go as one ``executemany`` (pipelined: one round trip, not one per row)."""
+        async with connection.cursor() as cursor:
+            for deleting, run in itertools.groupby(rows, key=lambda row: row.values is None):
+                batch = list(run)
+                if deleting:
+                    await cursor.executemany(
+                        self._delete, [[bind_value(v) for v in row.keys] for row in batch]
+                    )
+                elif self._upsert is not None:
+                    await cursor.executemany(self._upsert, [self._params(row) for row in batch])
+                else:
+                    for row in batch:
+                        await self._update_then_insert(cursor, row)
+
+    def _params(self, row: Row) -> list[Any]:
+        """The keys' then the columns' parameters of ``row`` (a vector in pgvector's text)."""
+        assert row.values is not None
+        return [
+            *(bind_value(v) for v in row.keys),
+            *(
+                vector_text(v) if vector else bind_value(v)
+                for v, vector in zip(row.values, self._vectors, strict=True)
+            ),
+        ]
+
+    async def _update_then_insert(self, cursor: Cursor, row: Row) -> None:
+        """LangStream's write without a unique index on the keys: UPDATE, else INSERT."""
+        params = self._params(row)
+        key_params, value_params = params[: len(self.keys)], params[len(self.keys) :]
+        if self.columns:
+            await cursor.execute(self._update, [*value_params, *key_params])
+            updated = cursor.rowcount
+        else:
+            await cursor.execute(self._exists, key_params)
+            updated = len(await cursor.fetchall())
+        if updated == 0:
+            await cursor.execute(self._insert, params)
 
     async def _resolve(self) -> None:
         """Choose ON CONFLICT when a unique index covers exactly the key columns."""
