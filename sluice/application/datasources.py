@@ -31,7 +31,7 @@ __all__ = [
 POSTGRES_DRIVER = "org.postgresql.Driver"
 """The one JDBC driver whose URLs and properties Sluice maps (onto PostgreSQL's libpq)."""
 
-SUPPORTED_SERVICES = ("jdbc",)
+SUPPORTED_SERVICES = ("jdbc", "pinecone")
 """The datasource services Sluice's agents run on."""
 
 DATASOURCE_AGENTS: Mapping[str, tuple[str, ...]] = {
@@ -47,8 +47,8 @@ def unsupported_datasource(configuration: Mapping[str, Any]) -> str | None:
     service = str(configuration.get("service") or "")
     if service not in SUPPORTED_SERVICES:
         return (
-            f'has service "{service or "(none)"}", which Sluice does not support yet (jdbc on '
-            "PostgreSQL is)"
+            f'has service "{service or "(none)"}", which Sluice does not support yet (it '
+            f"supports {', '.join(SUPPORTED_SERVICES)})"
         )
     driver = str(configuration.get("driverClass") or "").strip()
     if driver and driver != POSTGRES_DRIVER:

@@ -40,7 +40,8 @@ from workers.builtin.datasources import (
     VECTOR_DATABASE,
     DataSourceError,
     PostgresDataSource,
-    open_datasource,
+    QueryDataSource,
+    open_query_datasource,
 )
 from workers.builtin.records import context_of, parse_field_name, set_field, to_record, to_working
 
@@ -68,9 +69,11 @@ class Query:
         self.loop_over = None if loop_over is None else compile_expression(loop_over)
         self.execute_mode = checked["mode"] == "execute"
         self.generated_keys: tuple[str, ...] = checked["generated-keys"]
-        self.datasource: PostgresDataSource = open_datasource(
+        self.datasource: QueryDataSource = open_query_datasource(
             self.agent_type, config, self.accepted
         )
+        if not isinstance(self.datasource, PostgresDataSource):
+            return  # JSON queries: each ? takes the next field, extra ones are ignored
         count = self.datasource.prepare(self.query)[1]
         if count != len(self.fields):
             raise DataSourceError(

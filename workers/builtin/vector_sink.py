@@ -19,11 +19,14 @@ from typing import Any
 
 from sluice.application.builtin_config import read_configuration
 from sluice.record import Record
+from workers.agents import Batching
 from workers.builtin.datasources import (
     DATASOURCE,
     VECTOR_DATABASE,
     PostgresDataSource,
+    VectorWriter,
     open_datasource,
+    open_vector_writer,
 )
 from workers.builtin.datasources.table_sink import TableSink
 
@@ -37,14 +40,17 @@ class VectorDBSink:
 
     async def init(self, config: dict[str, Any]) -> None:
         checked = read_configuration(AGENT_TYPE, config)
-        datasource = open_datasource(AGENT_TYPE, config, (DATASOURCE, VECTOR_DATABASE))
-        assert isinstance(datasource, PostgresDataSource)  # jdbc: the only service yet
-        self.target = TableSink(AGENT_TYPE, datasource, checked)
+        writer = open_vector_writer(AGENT_TYPE, config)
+        if writer is None:
+            datasource = open_datasource(AGENT_TYPE, config, (DATASOURCE, VECTOR_DATABASE))
+            assert isinstance(datasource, PostgresDataSource)  # jdbc: the only other service
+            writer = TableSink(AGENT_TYPE, datasource, checked)
+        self.target: VectorWriter = writer
 
     @property
     def records_in_flight(self) -> int:
         """The records the worker may let in at once: a batching writer's batches, else one."""
-        return self.target.records_in_flight
+        return self.target.records_in_flight if isinstance(self.target, Batching) else 1
 
     async def start(self) -> None:
         await self.target.start()

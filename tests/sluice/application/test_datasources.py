@@ -21,6 +21,9 @@ configuration:
     - type: "vector-database"
       name: "Pine"
       configuration: {service: "pinecone", api-key: "k", environment: "e", project-name: "p", index-name: "i"}
+    - type: "vector-database"
+      name: "Couch"
+      configuration: {service: "couchbase"}
     - type: "open-ai-configuration"
       name: "AI"
       configuration: {access-key: "k"}
@@ -42,9 +45,14 @@ pipeline:
 """
 
 
-def test_a_postgresql_datasource_runs(write_app: WriteApp) -> None:
+@pytest.mark.parametrize(
+    ("agent_type", "datasource"), [("query", "PG"), ("query-vector-db", "Pine")]
+)
+def test_a_datasource_sluice_runs(write_app: WriteApp, agent_type: str, datasource: str) -> None:
     app = load_application(
-        write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": pipeline("query", "PG")})
+        write_app(
+            {"configuration.yaml": CONFIGURATION, "pipeline.yaml": pipeline(agent_type, datasource)}
+        )
     )
     assert app.unsupported == ()
 
@@ -59,8 +67,8 @@ def test_a_postgresql_datasource_runs(write_app: WriteApp) -> None:
         ),
         (
             "query-vector-db",
-            "Pine",
-            'datasource "Pine" has service "pinecone", which Sluice does not support yet',
+            "Couch",
+            'datasource "Couch" has service "couchbase", which Sluice does not support yet',
         ),
     ],
 )
@@ -83,7 +91,7 @@ def test_what_sluice_does_not_run_yet(
         (
             "query",
             "PGG",
-            'datasource "PGG" is not a resource of the application (resources: AI, Herd, PG, Pine); did you mean "PG"?',
+            'datasource "PGG" is not a resource of the application (resources: AI, Couch, Herd, PG, Pine); did you mean "PG"?',
         ),
         (
             "query",

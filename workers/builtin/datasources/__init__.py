@@ -1,10 +1,12 @@
 """The datasources of LangStream's ``query``, ``query-vector-db`` and ``vector-db-sink`` agents.
 
-An agent names a resource of ``configuration.yaml`` with ``datasource``; :func:`open_datasource`
-finds it, checks its type and service, and returns the datasource (started by the agent). Sluice
-runs the ``jdbc`` service on PostgreSQL (:mod:`~.jdbc` maps LangStream's keys,
-:mod:`~.postgres` holds the pool); other services are refused by name. psycopg is imported only
-here, so workers without the ``db`` extra run every other agent.
+An agent names a resource of ``configuration.yaml`` with ``datasource``;
+:func:`open_query_datasource` (:func:`open_datasource` for ``jdbc`` only) finds it, checks its
+type and service, and returns the datasource (started by the agent). Sluice runs the ``jdbc``
+service on PostgreSQL (:mod:`~.jdbc` maps LangStream's keys,
+:mod:`~.postgres` holds the pool), and the vector databases reached over HTTP listed in
+:mod:`~.kinds` (each a module behind :mod:`~.base`'s seam); other services are refused by name.
+psycopg is imported only here, so workers without the ``db`` extra run every other agent.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from workers.builtin.datasources.base import QueryDataSource, VectorWriter
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 from workers.builtin.datasources.jdbc import JdbcSettings, jdbc_settings
+from workers.builtin.datasources.kinds import HTTP_QUERY_KINDS, HTTP_WRITER_KINDS
 from workers.builtin.datasources.postgres import PostgresDataSource
 
 __all__ = [
@@ -23,9 +27,13 @@ __all__ = [
     "DataSourceResourceError",
     "JdbcSettings",
     "PostgresDataSource",
+    "QueryDataSource",
+    "VectorWriter",
     "datasource_resource",
     "jdbc_settings",
     "open_datasource",
+    "open_query_datasource",
+    "open_vector_writer",
 ]
 
 DATASOURCE = "datasource"
@@ -59,10 +67,21 @@ def datasource_resource(
     return name, resource
 
 
+def open_query_datasource(
+    agent_type: str, config: Mapping[str, Any], accepted: tuple[str, ...] = (DATASOURCE,)
+) -> QueryDataSource:
+    """The datasource of ``query`` / ``query-vector-db``, of any kind, not started yet."""
+    name, resource = datasource_resource(agent_type, config, accepted)
+    kind = HTTP_QUERY_KINDS.get(str(resource.get("service") or ""))
+    if kind is not None:
+        return kind(name, resource)
+    return open_datasource(agent_type, config, accepted)
+
+
 def open_datasource(
     agent_type: str, config: Mapping[str, Any], accepted: tuple[str, ...] = (DATASOURCE,)
 ) -> PostgresDataSource:
-    """The datasource the agent's ``datasource`` names, not started yet."""
+    """The ``jdbc`` datasource the agent's ``datasource`` names, not started yet."""
     name, resource = datasource_resource(agent_type, config, accepted)
     service = str(resource.get("service") or "")
     if service != "jdbc":
@@ -71,3 +90,11 @@ def open_datasource(
             "Sluice does not support yet: jdbc (PostgreSQL) is supported"
         )
     return PostgresDataSource(name, jdbc_settings(name, resource))
+
+
+def open_vector_writer(agent_type: str, config: Mapping[str, Any]) -> VectorWriter | None:
+    """The writer of ``vector-db-sink`` on a vector database reached over HTTP, not started
+    yet; None for a ``jdbc`` datasource (the sink writes table rows itself)."""
+    name, resource = datasource_resource(agent_type, config, (DATASOURCE, VECTOR_DATABASE))
+    kind = HTTP_WRITER_KINDS.get(str(resource.get("service") or ""))
+    return None if kind is None else kind(name, resource, config)

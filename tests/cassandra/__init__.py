@@ -1,0 +1,1 @@
+"""A real Apache Cassandra 5 server for the tests (:mod:`.server`)."""

@@ -1,0 +1,298 @@
+"""The ``cassandra`` / ``astra`` datasource and its ``vector-db-sink`` writer on a real Cassandra 5
+(vector search with SAI): settings from LangStream's keys, queries with ``?`` parameters, ANN
+search, writes by key (a redelivery leaves one row), deletes, a database restart mid-stream, and
+errors that name the datasource and never the password."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sluice.record import Record
+from tests.cassandra.server import (
+    PASSWORD,
+    USER,
+    LocalCassandra,
+    cassandra_resource,
+    cassandra_server,
+    keyspace_name,
+)
+from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
+from workers.builtin.datasources.cassandra_sink import CassandraWriter, parse_mapping
+from workers.builtin.datasources.cql import count_markers, cql_value
+from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
+
+__all__ = ["cassandra_server"]
+
+java = pytest.mark.java
+
+
+# ---- pure: keys and CQL text -------------------------------------------------------------
+
+
+def test_settings_from_langstream_keys() -> None:
+    settings = cassandra_settings(
+        "db",
+        {
+            "service": "cassandra",
+            "contact-points": "h1, h2",
+            "port": "9043",
+            "loadBalancing-localDc": "dc1",
+            "username": "u",
+            "password": "p",
+            "unknown-key": 1,
+        },
+    )
+    assert settings.contact_points == ("h1", "h2")
+    assert (settings.port, settings.local_dc, settings.username, settings.password) == (
+        9043,
+        "dc1",
+        "u",
+        "p",
+    )
+    assert settings.ignored == ("unknown-key",)
+    assert settings.shown == "h1:9043,h2:9043"
+    assert "p" not in repr(settings).replace("port", "").replace("points", "")
+
+
+def test_astra_keys_map_to_the_cloud_config() -> None:
+    bundle = base64.b64encode(b"PK-zip-bytes").decode()
+    settings = cassandra_settings(
+        "astra", {"service": "astra", "secureBundle": "base64:" + bundle, "token": "AstraCS:x"}
+    )
+    assert settings.secure_bundle == b"PK-zip-bytes"
+    assert (settings.username, settings.password) == ("token", "AstraCS:x")
+    assert settings.shown == "astra (secure bundle)"
+    client = cassandra_settings(
+        "astra", {"secureBundle": bundle, "clientId": "id", "secret": "s", "token": "t"}
+    )
+    assert (client.username, client.password) == ("id", "s")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"service": "astra", "database": "db", "token": "t"}, "give secureBundle"),
+        ({"service": "cassandra"}, "give contact-points"),
+        ({"secureBundle": "not base64!"}, "secureBundle must be"),
+        ({"contact-points": "h", "port": "x"}, "port must be a number"),
+    ],
+)
+def test_bad_settings_are_named(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(DataSourceResourceError, match=message) as error:
+        cassandra_settings("db", config)
+    assert 'datasource "db"' in str(error.value)
+
+
+def test_markers_outside_literals_and_comments() -> None:
+    assert count_markers("SELECT a FROM t WHERE b = ? AND c = '?''?' AND d = ?") == 2
+    assert count_markers('SELECT "?" FROM t /* ? */ WHERE x = ? -- ?\n AND y = ? // ?') == 2
+    assert count_markers("SELECT $$ ? $$, ? FROM t") == 1
+
+
+def test_mapping_of_the_kafka_sink() -> None:
+    assert parse_mapping("w", "id=value.id,description=value.description, k=key") == [
+        ("id", "value.id"),
+        ("description", "value.description"),
+        ("k", "key"),
+    ]
+    with pytest.raises(DataSourceResourceError, match=r"mapping entry 'id:value\.id'"):
+        parse_mapping("w", "id:value.id")
+    with pytest.raises(DataSourceResourceError, match="mapping is required"):
+        parse_mapping("w", " ")
+
+
+def test_result_values_are_json() -> None:
+    import datetime
+    import uuid
+
+    stamp = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    ident = uuid.UUID(int=7)
+    assert cql_value({"a": {1, 2}, "t": stamp, "u": ident, "b": b"\x01"}) == {
+        "a": [1, 2],
+        "t": "2026-01-02T03:04:05+00:00",
+        "u": str(ident),
+        "b": "AQ==",
+    }
+
+
+# ---- the real server --------------------------------------------------------------------
+
+
+async def cql(node: LocalCassandra, *statements: str) -> list[dict[str, Any]]:
+    source = CassandraDataSource("admin", cassandra_settings("admin", cassandra_resource(node)))
+    await source.start()
+    try:
+        rows: list[dict[str, Any]] = []
+        for statement in statements:
+            rows = await source.run(statement, [])
+        return rows
+    finally:
+        await source.close()
+
+
+@pytest.fixture
+async def keyspace(cassandra_server: LocalCassandra) -> str:
+    name = keyspace_name()
+    await cql(
+        cassandra_server,
+        f"CREATE KEYSPACE {name} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+        f"CREATE TABLE {name}.docs (id text, chunk int, text text, vec vector<float, 3>, "
+        "PRIMARY KEY (id, chunk))",
+        f"CREATE CUSTOM INDEX ON {name}.docs (vec) USING 'StorageAttachedIndex' "
+        "WITH OPTIONS = {'similarity_function': 'COSINE'}",
+    )
+    return name
+
+
+@pytest.fixture
+async def datasource(cassandra_server: LocalCassandra) -> AsyncIterator[CassandraDataSource]:
+    source = CassandraDataSource(
+        "Cassandra", cassandra_settings("c", cassandra_resource(cassandra_server))
+    )
+    await source.start()
+    yield source
+    await source.close()
+
+
+@java
+async def test_write_query_and_vector_search(
+    datasource: CassandraDataSource, keyspace: str
+) -> None:
+    insert = f"INSERT INTO {keyspace}.docs (id, chunk, text, vec) VALUES (?, ?, ?, ?)"
+    for index, vector in enumerate(([1, 0, 0], [0, 1, 0], [0.9, 0.1, 0])):
+        assert await datasource.execute(insert, ["doc", index, f"t{index}", vector]) == {}
+    rows = await datasource.fetch(
+        f"SELECT chunk, text FROM {keyspace}.docs WHERE id = ? AND chunk >= ?", ["doc", 1]
+    )
+    assert rows == [{"chunk": 1, "text": "t1"}, {"chunk": 2, "text": "t2"}]
+    nearest = await datasource.fetch(
+        f"SELECT text, vec, similarity_cosine(vec, ?) AS score FROM {keyspace}.docs "
+        "ORDER BY vec ANN OF ? LIMIT 2",
+        [[1.0, 0.0, 0.0], [1, 0, 0]],
+    )
+    assert [row["text"] for row in nearest] == ["t0", "t2"]
+    assert nearest[0]["vec"] == [1.0, 0.0, 0.0]
+    assert nearest[0]["score"] == pytest.approx(1.0)
+    json.dumps(nearest)  # JSON values only
+
+
+@java
+async def test_a_bad_statement_fails_naming_the_datasource(
+    datasource: CassandraDataSource, keyspace: str
+) -> None:
+    with pytest.raises(DataSourceError) as error:
+        await datasource.fetch(f"SELECT nope FROM {keyspace}.docs WHERE id = ?", ["x"])
+    assert 'datasource "Cassandra"' in str(error.value)
+    assert "nope" in str(error.value)
+    with pytest.raises(DataSourceError, match="int"):
+        await datasource.fetch(
+            f"SELECT text FROM {keyspace}.docs WHERE id = ? AND chunk = ?", ["x", "one"]
+        )
+
+
+@java
+async def test_a_refused_login_stops_the_start_without_the_password(
+    cassandra_server: LocalCassandra,
+) -> None:
+    source = CassandraDataSource(
+        "Cassandra",
+        cassandra_settings("c", cassandra_resource(cassandra_server, password=PASSWORD + "x")),
+    )
+    with pytest.raises(DataSourceResourceError) as error:
+        await source.start()
+    message = str(error.value)
+    assert 'datasource "Cassandra"' in message and "cannot connect" in message
+    assert PASSWORD not in message
+    assert USER in message or "authenticat" in message.lower()
+
+
+def writer(node: LocalCassandra, keyspace: str, **config: Any) -> CassandraWriter:
+    agent = {
+        "table-name": "docs",
+        "keyspace": keyspace,
+        "mapping": "id=value.id, chunk=value.chunk, text=value.text, vec=value.vec",
+        **config,
+    }
+    return CassandraWriter("Cassandra", cassandra_resource(node), agent)
+
+
+def chunk(doc: str, index: int, text: str | None = None) -> Record:
+    value = {"id": doc, "chunk": index, "text": text or f"{doc} {index}", "vec": [1, index, 0.5]}
+    return Record(json.dumps(value), key=doc)
+
+
+@java
+async def test_sink_writes_by_key_and_redelivery_leaves_one_row(
+    cassandra_server: LocalCassandra, keyspace: str
+) -> None:
+    sink = writer(cassandra_server, keyspace)
+    await sink.start()
+    try:
+        for record in [chunk("a", 0), chunk("a", 1), chunk("b", 0), chunk("a", 1, "again")]:
+            await sink.write(record)
+        await sink.write(chunk("a", 0))  # redelivered
+        await sink.write(Record(json.dumps({"id": "b", "chunk": 0}), key="b"))  # a delete
+    finally:
+        await sink.close()
+    rows = await cql(cassandra_server, f"SELECT id, chunk, text, vec FROM {keyspace}.docs")
+    assert sorted((r["id"], r["chunk"], r["text"], r["vec"]) for r in rows) == [
+        ("a", 0, "a 0", [1.0, 0.0, 0.5]),
+        ("a", 1, "again", [1.0, 1.0, 0.5]),
+    ]
+
+
+@java
+async def test_sink_configuration_errors(cassandra_server: LocalCassandra, keyspace: str) -> None:
+    with pytest.raises(DataSourceResourceError, match="table-name is required"):
+        writer(cassandra_server, keyspace, **{"table-name": ""})
+    with pytest.raises(DataSourceResourceError, match=r"must be keyspace\.table"):
+        writer(cassandra_server, "", **{"table-name": "docs"})
+    sink = writer(cassandra_server, keyspace, mapping="text=value.text, chunk=value.chunk")
+    await sink.start()
+    try:
+        with pytest.raises(DataSourceError, match="primary key column id"):
+            await sink.write(chunk("a", 0))
+        missing = writer(cassandra_server, keyspace, **{"table-name": "nothing"})
+        await missing.start()
+        with pytest.raises(DataSourceError, match=rf"table {keyspace}.nothing does not exist"):
+            await missing.write(chunk("a", 0))
+        await missing.close()
+    finally:
+        await sink.close()
+
+
+@java
+async def test_restart_of_the_database_mid_stream_loses_nothing(
+    cassandra_server: LocalCassandra, keyspace: str
+) -> None:
+    """Writes fail while the node is down; retried (as the errors policy does), all land once."""
+    sink = writer(cassandra_server, keyspace)
+    await sink.start()
+    records = [chunk("r", index) for index in range(30)]
+    failures: list[str] = []
+    try:
+        for index, record in enumerate(records):
+            if index == 10:
+                await cassandra_server.stop()
+                restart = asyncio.create_task(cassandra_server.start())
+            for _ in range(120):
+                try:
+                    await sink.write(record)
+                    break
+                except DataSourceError as error:
+                    failures.append(str(error))
+                    await asyncio.sleep(0.5)
+        await restart
+    finally:
+        await sink.close()
+    assert failures, "no write failed while the node was down"
+    assert not [failure for failure in failures if PASSWORD in failure]
+    rows = await cql(cassandra_server, f"SELECT chunk FROM {keyspace}.docs WHERE id = 'r'")
+    assert sorted(r["chunk"] for r in rows) == list(range(30))

@@ -1,0 +1,27 @@
+"""The vector databases reached over HTTP, by their ``service``: the module of each kind.
+
+Each kind gives a :class:`~.base.QueryDataSource` for ``query`` / ``query-vector-db`` (made from
+the resource's name and configuration) and a :class:`~.base.VectorWriter` for ``vector-db-sink``
+(also given the agent's configuration, whose keys depend on the service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from workers.builtin.datasources.base import QueryDataSource, VectorWriter
+from workers.builtin.datasources.pinecone import PineconeDataSource, PineconeWriter
+
+__all__ = ["HTTP_QUERY_KINDS", "HTTP_SERVICES", "HTTP_WRITER_KINDS"]
+
+QueryKind = Callable[[str, Mapping[str, Any]], QueryDataSource]
+WriterKind = Callable[[str, Mapping[str, Any], Mapping[str, Any]], VectorWriter]
+
+HTTP_QUERY_KINDS: dict[str, QueryKind] = {
+    "pinecone": PineconeDataSource,
+}
+HTTP_WRITER_KINDS: dict[str, WriterKind] = {
+    "pinecone": PineconeWriter,
+}
+HTTP_SERVICES = tuple(HTTP_QUERY_KINDS)
