@@ -3,12 +3,14 @@ before its agents run.
 
 An asset has an ``asset-type``, a ``creation-mode`` (``none``, the default, or
 ``create-if-not-exists``), a ``deletion-mode`` (``none`` or ``delete``) and a ``config``
-(LangStream's keys). Sluice creates ``jdbc-table`` assets (``sluice run``, before the workers
-start); the other LangStream types (``cassandra-table``, ``milvus-collection``...) load with a
-warning that they are not created. A ``jdbc-table``'s ``config`` holds ``datasource`` (a
-resource's name), ``table-name``, ``create-statements`` (run when the table does not exist) and
-``delete-statements`` (only, and then required, with ``deletion-mode: delete``), as LangStream
-required them.
+(LangStream's keys). Sluice creates ``jdbc-table``, ``cassandra-keyspace``, ``cassandra-table``
+and ``astra-keyspace`` assets (``sluice run``, before the workers start); the other LangStream
+types (``milvus-collection``...) load with a warning that they are not created. A
+``jdbc-table``'s ``config`` holds ``datasource`` (a resource's name), ``table-name``,
+``create-statements`` (run when the table does not exist) and ``delete-statements`` (only, and
+then required, with ``deletion-mode: delete``), as LangStream required them. The Cassandra ones
+also name their ``keyspace`` (``cassandra-keyspace`` has no ``table-name``; ``astra-keyspace``
+has no statements).
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ ASSET_TYPES = (
     "astra-collection",
 )
 """LangStream's asset types."""
-CREATED = ("jdbc-table",)
+CREATED = ("jdbc-table", "cassandra-keyspace", "cassandra-table", "astra-keyspace")
 """The asset types Sluice creates."""
 _JDBC_TABLE_KEYS = ("datasource", "table-name", "create-statements", "delete-statements")
+_CASSANDRA_KEYS = {
+    "cassandra-table": ("datasource", "keyspace", "table-name", "create-statements"),
+    "cassandra-keyspace": ("datasource", "keyspace", "create-statements"),
+    "astra-keyspace": ("datasource", "keyspace"),
+}
+"""The required keys of each Cassandra asset (``delete-statements`` too with deletion-mode:
+delete, except ``astra-keyspace``, which is deleted whole)."""
 
 
 def parse_assets(node: Node, pipeline_file: str) -> list[AssetSpec]:
@@ -59,6 +68,8 @@ def parse_assets(node: Node, pipeline_file: str) -> list[AssetSpec]:
             continue
         if asset_type == "jdbc-table":
             _check_jdbc_table(config, deletion == "delete")
+        elif asset_type in _CASSANDRA_KEYS:
+            _check_cassandra(asset_type, config, deletion == "delete")
         elif asset_type not in CREATED:
             item.warn(
                 f'asset type "{asset_type}" is not created by Sluice yet: the application '
@@ -92,6 +103,26 @@ def _check_jdbc_table(config: Node, delete: bool) -> None:
     if delete:
         _statements(config, "delete-statements", required=True)
     elif config.has("delete-statements"):
+        config.error("is read only with deletion-mode: delete", "delete-statements")
+
+
+def _check_cassandra(asset_type: str, config: Node, delete: bool) -> None:
+    required = _CASSANDRA_KEYS[asset_type]
+    if config.value is None:
+        config.error(f"is required by {asset_type} ({', '.join(required)})")
+        return
+    if not isinstance(config.value, dict):
+        return
+    statements = asset_type != "astra-keyspace"
+    config.check_keys(required + (("delete-statements",) if statements else ()))
+    for key in required:
+        if key.endswith("-statements"):
+            _statements(config, key, required=True)
+        else:
+            config.string(key, required=True)
+    if statements and delete:
+        _statements(config, "delete-statements", required=True)
+    elif statements and config.has("delete-statements"):
         config.error("is read only with deletion-mode: delete", "delete-statements")
 
 

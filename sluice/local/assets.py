@@ -5,7 +5,9 @@ Sluice manages ``jdbc-table`` assets, as LangStream's asset manager did: with
 ``creation-mode: create-if-not-exists``, when the table ``table-name`` is not found (as written,
 or lowercased: PostgreSQL folds unquoted names), each of ``create-statements`` runs, in order, on
 the asset's ``datasource`` (a ``jdbc`` resource of the application); a table that is there is
-left as it is. :func:`delete_assets` runs ``delete-statements`` of the assets with
+left as it is. The Cassandra assets (``cassandra-keyspace``, ``cassandra-table``,
+``astra-keyspace``) are created first, in their order, by :mod:`sluice.local.cassandra_assets`.
+:func:`delete_assets` runs ``delete-statements`` of the assets with
 ``deletion-mode: delete`` whose table is there. Other asset types are not created (the loader
 warned about them).
 
@@ -20,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from sluice.application import Application
 from sluice.application.model import AssetSpec
-from sluice.errors import SluiceError
+from sluice.local.asset_errors import AssetError
+from sluice.local.cassandra_assets import (
+    CASSANDRA_ASSETS,
+    create_cassandra_asset,
+    delete_cassandra_asset,
+)
 
 if TYPE_CHECKING:
     # Imported when an asset is created: psycopg comes with the db extra.
@@ -29,13 +36,12 @@ if TYPE_CHECKING:
 __all__ = ["AssetError", "create_assets", "delete_assets"]
 
 
-class AssetError(SluiceError, RuntimeError):
-    """An asset could not be created or deleted: the message names it and says why."""
-
-
 async def create_assets(app: Application) -> list[str]:
     """Create the ``jdbc-table`` assets to create; what was done, one line per asset."""
     done: list[str] = []
+    for asset in _cassandra_assets(app):
+        if asset.creation_mode == "create-if-not-exists":
+            done.append(await create_cassandra_asset(app, asset))
     for asset in _jdbc_tables(app):
         if asset.creation_mode != "create-if-not-exists":
             continue
@@ -53,6 +59,9 @@ async def delete_assets(app: Application) -> list[str]:
     """Run ``delete-statements`` of the ``jdbc-table`` assets with ``deletion-mode: delete``
     whose table is there; what was done, one line per asset."""
     done: list[str] = []
+    for asset in reversed(_cassandra_assets(app)):  # tables before their keyspace
+        if asset.deletion_mode == "delete":
+            done.append(await delete_cassandra_asset(app, asset))
     for asset in _jdbc_tables(app):
         if asset.deletion_mode != "delete":
             continue
@@ -64,6 +73,10 @@ async def delete_assets(app: Application) -> list[str]:
             await _run(asset, datasource, asset.config.get("delete-statements") or ())
         done.append(f"{asset.id}: table {table} deleted")
     return done
+
+
+def _cassandra_assets(app: Application) -> list[AssetSpec]:
+    return [asset for asset in app.assets if asset.asset_type in CASSANDRA_ASSETS]
 
 
 def _jdbc_tables(app: Application) -> list[AssetSpec]:

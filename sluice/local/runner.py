@@ -27,6 +27,7 @@ import httpx
 
 from gateway.settings import GatewaySettings
 from sluice.application import Application, Plan, plan_application
+from sluice.application.assets import CREATED
 from sluice.commands import WorkerCommand
 from sluice.kafka import KafkaSettings
 from sluice.local.databases import local_databases
@@ -102,7 +103,7 @@ async def run_application(
             await ensure_topics(kafka, plan.topics)
         created = [t.name for t in plan.topics if t.creation_mode == "create-if-not-exists"]
         events.done(f"topics: {', '.join(created) or 'none to create'}")
-        if any(asset.asset_type == "jdbc-table" for asset in app.assets):
+        if any(asset.asset_type in CREATED for asset in app.assets):
             from sluice.local.assets import create_assets
 
             with _working(events, "creating assets"):

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cassandra import DriverException
+from cassandra import AlreadyExists, DriverException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -57,7 +57,7 @@ from cassandra.policies import (
     RoundRobinPolicy,
     TokenAwarePolicy,
 )
-from cassandra.query import PreparedStatement, dict_factory
+from cassandra.query import PreparedStatement, SimpleStatement, dict_factory
 
 from workers.builtin.datasources.cql import count_markers, cql_value
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
@@ -291,6 +291,28 @@ class CassandraDataSource:
                 f"{self.where}: {type(error).__name__}: {self._redacted(error)}"
             ) from None
         return rows
+
+    async def statement(self, text: str, keyspace: str | None = None) -> bool:
+        """Run one unprepared statement (an asset's DDL), in ``keyspace`` when given; False when
+        the server answers that what it creates already exists (another agent made it)."""
+        try:
+            session = self.session
+            if keyspace:
+                await asyncio.to_thread(session.set_keyspace, keyspace)
+            await self._wait(session.execute_async(SimpleStatement(text)))
+        except AlreadyExists:
+            return False
+        except Exception as error:  # the driver raises many kinds
+            raise DataSourceError(
+                f"{self.where}: {type(error).__name__}: {self._redacted(error)}"
+            ) from None
+        return True
+
+    async def keyspaces(self) -> dict[str, set[str]]:
+        """Keyspace -> its tables, as the server has them now (metadata refreshed)."""
+        cluster = self.session.cluster
+        await asyncio.to_thread(cluster.refresh_schema_metadata)
+        return {name: set(keyspace.tables) for name, keyspace in cluster.metadata.keyspaces.items()}
 
     async def _wait(self, future: ResponseFuture) -> list[Any]:
         """The rows of the driver's future, awaited without blocking the event loop."""

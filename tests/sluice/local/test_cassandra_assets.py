@@ -1,0 +1,188 @@
+"""cassandra-keyspace, cassandra-table and astra-keyspace assets on a real Cassandra 5: created
+when missing (once, in order), deleted when asked (tables first), failures naming the asset and
+never the password; and the loader's checks of their keys."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sluice.application import load_application
+from sluice.errors import InvalidApplication
+from sluice.local.assets import AssetError, create_assets, delete_assets
+from tests.cassandra.server import PASSWORD, LocalCassandra, cassandra_server, keyspace_name
+from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
+
+__all__ = ["cassandra_server"]
+
+CONFIGURATION = """
+configuration:
+  resources:
+    - type: "vector-database"
+      name: "AstraDatasource"
+      configuration:
+        service: "cassandra"
+        contact-points: "{host}"
+        port: {port}
+        loadBalancing-localDc: "datacenter1"
+        username: "sluice"
+        password: "{password}"
+"""
+
+ASSETS = """
+assets:
+  - name: "keyspace"
+    asset-type: "{keyspace_type}"
+    creation-mode: create-if-not-exists
+    deletion-mode: delete
+    config:
+      keyspace: "{keyspace}"
+      datasource: "AstraDatasource"
+      create-statements:
+        - "CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+      delete-statements:
+        - "DROP KEYSPACE {keyspace}"
+  - name: "products-table"
+    asset-type: "cassandra-table"
+    creation-mode: create-if-not-exists
+    deletion-mode: delete
+    config:
+      table-name: "products"
+      keyspace: "{keyspace}"
+      datasource: "AstraDatasource"
+      create-statements:
+        - "CREATE TABLE IF NOT EXISTS {keyspace}.products (id int PRIMARY KEY, name TEXT, v vector<float, 2>);"
+        - "CREATE CUSTOM INDEX IF NOT EXISTS ON products (v) USING 'StorageAttachedIndex'"
+      delete-statements:
+        - "DROP TABLE {keyspace}.products"
+"""
+
+
+def configuration(node: LocalCassandra, password: str = PASSWORD) -> str:
+    return CONFIGURATION.format(host=node.host, port=node.port, password=password)
+
+
+def write(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "app"
+    root.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+async def tables(node: LocalCassandra) -> dict[str, set[str]]:
+    source = CassandraDataSource(
+        "c",
+        cassandra_settings(
+            "c",
+            {
+                "contact-points": node.host,
+                "port": node.port,
+                "username": "sluice",
+                "password": PASSWORD,
+            },
+        ),
+    )
+    await source.start()
+    try:
+        return await source.keyspaces()
+    finally:
+        await source.close()
+
+
+@pytest.mark.java
+@pytest.mark.parametrize("keyspace_type", ["cassandra-keyspace", "astra-keyspace"])
+async def test_created_once_and_deleted(
+    tmp_path: Path, cassandra_server: LocalCassandra, keyspace_type: str
+) -> None:
+    keyspace = keyspace_name()
+    assets = ASSETS.format(keyspace=keyspace, keyspace_type=keyspace_type)
+    if keyspace_type == "astra-keyspace":  # no statements: Sluice creates it with CQL
+        assets = assets.replace(
+            assets[assets.index("      create-statements") : assets.index('  - name: "products')],
+            "",
+        )
+    app = load_application(
+        write(
+            tmp_path, {"configuration.yaml": configuration(cassandra_server), "assets.yaml": assets}
+        )
+    )
+    assert await create_assets(app) == [
+        f"keyspace: keyspace {keyspace} created",
+        f"products-table: table {keyspace}.products created",
+    ]
+    assert (await tables(cassandra_server))[keyspace] == {"products"}
+    assert await create_assets(app) == [
+        f"keyspace: keyspace {keyspace} is there",
+        f"products-table: table {keyspace}.products is there",
+    ]
+    assert await delete_assets(app) == [
+        f"products-table: table {keyspace}.products deleted",
+        f"keyspace: keyspace {keyspace} deleted",
+    ]
+    assert keyspace not in await tables(cassandra_server)
+    assert await delete_assets(app) == [
+        f"products-table: table {keyspace}.products is not there",
+        f"keyspace: keyspace {keyspace} is not there",
+    ]
+
+
+@pytest.mark.java
+async def test_failures_name_the_asset(tmp_path: Path, cassandra_server: LocalCassandra) -> None:
+    keyspace = keyspace_name()
+    only_table = ASSETS.format(keyspace=keyspace, keyspace_type="cassandra-keyspace")
+    only_table = only_table[only_table.index('  - name: "products') :]
+    app = load_application(
+        write(
+            tmp_path,
+            {
+                "configuration.yaml": configuration(cassandra_server),
+                "assets.yaml": "assets:\n" + only_table,
+            },
+        )
+    )
+    with pytest.raises(AssetError, match=f"the keyspace {keyspace} does not exist"):
+        await create_assets(app)
+    broken = ASSETS.format(keyspace=keyspace, keyspace_type="cassandra-keyspace").replace(
+        "vector<float, 2>", "vector<nothing, 2>"
+    )
+    app = load_application(
+        write(
+            tmp_path, {"configuration.yaml": configuration(cassandra_server), "assets.yaml": broken}
+        )
+    )
+    with pytest.raises(
+        AssetError, match=r'asset "products-table" \(assets.yaml\): statement 1 of 2 failed: '
+    ) as caught:
+        await create_assets(app)
+    assert PASSWORD not in str(caught.value)
+    assert await delete_assets(app) == [
+        f"products-table: table {keyspace}.products is not there",
+        f"keyspace: keyspace {keyspace} deleted",
+    ]
+    wrong = load_application(
+        write(
+            tmp_path,
+            {"configuration.yaml": configuration(cassandra_server, "bad"), "assets.yaml": broken},
+        )
+    )
+    with pytest.raises(AssetError, match='datasource "AstraDatasource"'):
+        await create_assets(wrong)
+
+
+def test_the_loader_checks_their_keys(tmp_path: Path) -> None:
+    assets = """
+    assets:
+      - name: "t"
+        asset-type: "cassandra-table"
+        creation-mode: create-if-not-exists
+        config:
+          datasource: "AstraDatasource"
+          table-name: "products"
+    """
+    with pytest.raises(InvalidApplication) as caught:
+        load_application(write(tmp_path, {"assets.yaml": assets}))
+    message = str(caught.value)
+    assert "keyspace" in message and "create-statements" in message
