@@ -31,7 +31,11 @@ __all__ = [
 POSTGRES_DRIVER = "org.postgresql.Driver"
 """The one JDBC driver whose URLs and properties Sluice maps (onto PostgreSQL's libpq)."""
 
-SUPPORTED_SERVICES = ("jdbc", "pinecone")
+SUPPORTED_SERVICES = (
+    "jdbc",
+    "pinecone",
+    "opensearch",
+)
 """The datasource services Sluice's agents run on."""
 
 DATASOURCE_AGENTS: Mapping[str, tuple[str, ...]] = {

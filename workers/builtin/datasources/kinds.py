@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from workers.builtin.datasources.base import QueryDataSource, VectorWriter
+from workers.builtin.datasources.opensearch import OpenSearchDataSource, OpenSearchWriter
 from workers.builtin.datasources.pinecone import PineconeDataSource, PineconeWriter
 
 __all__ = ["HTTP_QUERY_KINDS", "HTTP_SERVICES", "HTTP_WRITER_KINDS"]
@@ -20,8 +21,10 @@ WriterKind = Callable[[str, Mapping[str, Any], Mapping[str, Any]], VectorWriter]
 
 HTTP_QUERY_KINDS: dict[str, QueryKind] = {
     "pinecone": PineconeDataSource,
+    "opensearch": OpenSearchDataSource,
 }
 HTTP_WRITER_KINDS: dict[str, WriterKind] = {
     "pinecone": PineconeWriter,
+    "opensearch": OpenSearchWriter,
 }
 HTTP_SERVICES = tuple(HTTP_QUERY_KINDS)
