@@ -141,10 +141,11 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "webcrawler-source": frozenset({"httpx", "minio"}),
     "s3-source": frozenset({"minio"}),
     "azure-blob-storage-source": frozenset({"azure-storage-blob"}),
-    # psycopg with its binary libpq and its pool (the db extra's requirement names both).
-    "query": frozenset({"psycopg"}),
-    "query-vector-db": frozenset({"psycopg"}),
-    "vector-db-sink": frozenset({"psycopg"}),
+    # psycopg with its binary libpq and its pool (the db extra's requirement names both);
+    # cassandra-driver for the cassandra and astra datasources.
+    "query": frozenset({"psycopg", "cassandra-driver"}),
+    "query-vector-db": frozenset({"psycopg", "cassandra-driver"}),
+    "vector-db-sink": frozenset({"psycopg", "cassandra-driver"}),
 }
 """What the worker imports for a built-in agent type beyond :data:`WORKER_DISTRIBUTIONS`, at
 the ranges of Sluice's dependencies or its ``text`` and ``ai`` extras: an application

@@ -35,6 +35,8 @@ SUPPORTED_SERVICES = (
     "jdbc",
     "pinecone",
     "opensearch",
+    "cassandra",
+    "astra",
 )
 """The datasource services Sluice's agents run on."""
 

@@ -56,6 +56,10 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         Key("datasource", "string", required=True),
         Key("table-name", "string"),
         Key("fields", "objects", items=SINK_FIELD, default=()),
+        # cassandra / astra: the table's keyspace and the Kafka sink's column=field mapping
+        Key("keyspace", "string"),
+        Key("table", "string"),
+        Key("mapping", "string"),
         # Sluice's batching of jdbc writes (the names of LangStream's opensearch writer).
         Key("batch-size", "integer", default=100, minimum=1),
         Key("flush-interval", "integer", default=100, minimum=0),

@@ -5,7 +5,8 @@ An agent names a resource of ``configuration.yaml`` with ``datasource``;
 type and service, and returns the datasource (started by the agent). Sluice runs the ``jdbc``
 service on PostgreSQL (:mod:`~.jdbc` maps LangStream's keys,
 :mod:`~.postgres` holds the pool), and the vector databases reached over HTTP listed in
-:mod:`~.kinds` (each a module behind :mod:`~.base`'s seam); other services are refused by name.
+:mod:`~.kinds` (each a module behind :mod:`~.base`'s seam), and ``cassandra`` / ``astra``
+over CQL (:mod:`~.cassandra`, :mod:`~.cassandra_sink`); other services are refused by name.
 psycopg is imported only here, so workers without the ``db`` extra run every other agent.
 """
 
@@ -21,6 +22,7 @@ from workers.builtin.datasources.kinds import HTTP_QUERY_KINDS, HTTP_WRITER_KIND
 from workers.builtin.datasources.postgres import PostgresDataSource
 
 __all__ = [
+    "CQL_SERVICES",
     "DATASOURCE",
     "VECTOR_DATABASE",
     "DataSourceError",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 DATASOURCE = "datasource"
+CQL_SERVICES = ("cassandra", "astra")
+"""The services of :mod:`~.cassandra` (the driver is imported when one is used)."""
 VECTOR_DATABASE = "vector-database"
 
 
@@ -72,7 +76,12 @@ def open_query_datasource(
 ) -> QueryDataSource:
     """The datasource of ``query`` / ``query-vector-db``, of any kind, not started yet."""
     name, resource = datasource_resource(agent_type, config, accepted)
-    kind = HTTP_QUERY_KINDS.get(str(resource.get("service") or ""))
+    service = str(resource.get("service") or "")
+    if service in CQL_SERVICES:
+        from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
+
+        return CassandraDataSource(name, cassandra_settings(name, resource))
+    kind = HTTP_QUERY_KINDS.get(service)
     if kind is not None:
         return kind(name, resource)
     return open_datasource(agent_type, config, accepted)
@@ -96,5 +105,10 @@ def open_vector_writer(agent_type: str, config: Mapping[str, Any]) -> VectorWrit
     """The writer of ``vector-db-sink`` on a vector database reached over HTTP, not started
     yet; None for a ``jdbc`` datasource (the sink writes table rows itself)."""
     name, resource = datasource_resource(agent_type, config, (DATASOURCE, VECTOR_DATABASE))
-    kind = HTTP_WRITER_KINDS.get(str(resource.get("service") or ""))
+    service = str(resource.get("service") or "")
+    if service in CQL_SERVICES:
+        from workers.builtin.datasources.cassandra_sink import CassandraWriter
+
+        return CassandraWriter(name, resource, config)
+    kind = HTTP_WRITER_KINDS.get(service)
     return None if kind is None else kind(name, resource, config)

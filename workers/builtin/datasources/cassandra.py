@@ -277,6 +277,14 @@ class CassandraDataSource:
     async def run(self, query: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Prepare ``query`` (once), bind ``params`` and run it; the rows as the driver gives
         them. A failure is a :class:`DataSourceError` naming the datasource."""
+        count = count_markers(query)
+        if count != len(params):
+            # the driver would bind missing values as "unset" without a word
+            raise DataSourceError(
+                f"{self.where}: the query has {count} ? parameter{'' if count == 1 else 's'} "
+                f"and {len(params)} value{'' if len(params) == 1 else 's'} were given (fields "
+                "gives one expression per ?)"
+            )
         try:
             if query not in self._prepared:
                 self._prepared[query] = await asyncio.to_thread(self.session.prepare, query)

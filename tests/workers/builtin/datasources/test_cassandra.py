@@ -198,6 +198,15 @@ async def test_a_bad_statement_fails_naming_the_datasource(
 
 
 @java
+async def test_values_must_match_the_markers(
+    datasource: CassandraDataSource, keyspace: str
+) -> None:
+    query = f"SELECT text FROM {keyspace}.docs WHERE id = ? AND chunk = ?"
+    with pytest.raises(DataSourceError, match=r"the query has 2 \? parameters and 1 value"):
+        await datasource.fetch(query, ["x"])
+
+
+@java
 async def test_a_refused_login_stops_the_start_without_the_password(
     cassandra_server: LocalCassandra,
 ) -> None:
