@@ -4,15 +4,28 @@ never the password; and the loader's checks of their keys."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sluice.application import load_application
 from sluice.errors import InvalidApplication
+from sluice.kafka import KafkaSettings, Producer
 from sluice.local.assets import AssetError, create_assets, delete_assets
-from tests.cassandra.server import PASSWORD, LocalCassandra, cassandra_server, keyspace_name
+from sluice.local.runner import RunSettings, run_application
+from sluice.net import free_port
+from sluice.record import Record
+from tests.cassandra.server import (
+    PASSWORD,
+    LocalCassandra,
+    cassandra_resource,
+    cassandra_server,
+    keyspace_name,
+)
 from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
 
 __all__ = ["cassandra_server"]
@@ -186,3 +199,125 @@ def test_the_loader_checks_their_keys(tmp_path: Path) -> None:
         load_application(write(tmp_path, {"assets.yaml": assets}))
     message = str(caught.value)
     assert "keyspace" in message and "create-statements" in message
+
+
+SINK_CONFIGURATION = """
+configuration:
+  resources:
+    - type: "vector-database"
+      name: "AstraDatasource"
+      configuration:
+        service: "cassandra"
+        contact-points: "${ secrets.cassandra.host }"
+        port: "${ secrets.cassandra.port }"
+        loadBalancing-localDc: "datacenter1"
+        username: "${ secrets.cassandra.username }"
+        password: "${ secrets.cassandra.password }"
+"""
+
+SECRETS = """
+secrets:
+  - id: cassandra
+    data:
+      host: "{host}"
+      port: "{port}"
+      username: "sluice"
+      password: "{password}"
+"""
+
+ASTRADB_SINK = """
+name: "Write to Astra DB"
+topics:
+  - name: "{topic}"
+    creation-mode: create-if-not-exists
+assets:
+  - name: "lagstream-keyspace"
+    asset-type: "astra-keyspace"
+    creation-mode: create-if-not-exists
+    config:
+      keyspace: "{keyspace}"
+      datasource: "AstraDatasource"
+  - name: "products-table"
+    asset-type: "cassandra-table"
+    creation-mode: create-if-not-exists
+    config:
+      table-name: "products"
+      keyspace: "{keyspace}"
+      datasource: "AstraDatasource"
+      create-statements:
+        - "CREATE TABLE IF NOT EXISTS {keyspace}.products (id int PRIMARY KEY,name TEXT,description TEXT);"
+pipeline:
+  - name: "Write to Astra"
+    type: "vector-db-sink"
+    input: "{topic}"
+    configuration:
+      datasource: "AstraDatasource"
+      table-name: "products"
+      keyspace: "{keyspace}"
+      mapping: "id=value.id,description=value.description,name=value.name"
+"""
+
+
+@pytest.mark.kafka
+async def test_the_astradb_sink_shape_under_sluice_run(
+    tmp_path: Path, cassandra_server: LocalCassandra, kafka_bootstrap: str
+) -> None:
+    """LangStream's astradb-sink application (an astra-keyspace and a cassandra-table asset, a
+    vector-db-sink with a mapping) pointed at the local Cassandra through secrets: sluice run
+    creates the keyspace and the table, then the sink writes each product once."""
+    keyspace = keyspace_name("langstream")
+    topic = f"input-{keyspace}"
+    instance = tmp_path / "instance.yaml"
+    instance.write_text(
+        "instance:\n  streamingCluster:\n    type: kafka\n    configuration:\n"
+        f"      admin: {{bootstrap.servers: '{kafka_bootstrap}'}}\n"
+    )
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text(
+        SECRETS.format(host=cassandra_server.host, port=cassandra_server.port, password=PASSWORD)
+    )
+    app_dir = write(
+        tmp_path,
+        {
+            "configuration.yaml": SINK_CONFIGURATION,
+            "pipeline.yaml": ASTRADB_SINK.format(keyspace=keyspace, topic=topic),
+        },
+    )
+    app = load_application(app_dir, instance=instance, secrets=secrets)
+    settings = RunSettings(
+        app_dir=app_dir,
+        instance=instance,
+        secrets=secrets,
+        gateway_port=free_port(),
+        state_dir=tmp_path / "state",
+    )
+    products = [
+        {"id": 1, "name": "A", "description": "first"},
+        {"id": 2, "name": "B", "description": "second"},
+        {"id": 1, "name": "A", "description": "first, again"},
+    ]
+    async with run_application(app, settings) as running:
+        assert all(worker.running for worker in running.workers), running.workers
+        async with Producer(KafkaSettings(kafka_bootstrap)) as producer:
+            for product in products:
+                await producer.send(topic, Record(json.dumps(product)), source="/test")
+        deadline = asyncio.get_running_loop().time() + 60
+        rows: list[dict[str, Any]] = []
+        while asyncio.get_running_loop().time() < deadline:
+            rows = await select(cassandra_server, f"SELECT * FROM {keyspace}.products")
+            if sorted(r["description"] for r in rows) == ["first, again", "second"]:
+                break
+            await asyncio.sleep(0.3)
+    assert sorted(rows, key=lambda r: r["id"]) == [
+        {"id": 1, "name": "A", "description": "first, again"},
+        {"id": 2, "name": "B", "description": "second"},
+    ]
+
+
+async def select(node: LocalCassandra, query: str) -> list[dict[str, Any]]:
+    source = CassandraDataSource("c", cassandra_settings("c", cassandra_resource(node)))
+    await source.start()
+    try:
+        return await source.fetch(query, [])
+    finally:
+        await source.close()
