@@ -10,12 +10,13 @@ null deletes the row of its key.
 Rows are batched (Sluice's keys; LangStream's jdbc writer committed each record on its own):
 the rows of up to ``batch-size`` records (default 100) go in one transaction, a partial batch
 leaving ``flush-interval`` milliseconds (default 100) after its first row arrived. The worker
-lets two batches of records into the agent at once (``records_in_flight``: one being written,
-one filling) and still commits their offsets in input order, so a worker killed in the middle
-of a batch loses nothing: the batch's transaction is rolled back and its records, not
-committed, are read again and written by key. Batches are written one at a time, in the order
-their rows reached the sink, and rows in a batch in that order too, so the last record of a key
-is the one its row keeps.
+writes on two lanes (:data:`LANES`, two connections of the pool); a key always takes the same
+lane, and a lane writes its batches one at a time, in the order their rows reached the sink, and
+the rows of a batch in that order too, so the last record of a key is the one its row keeps.
+The worker lets two batches per lane into the agent at once (``records_in_flight``: one being
+written, one filling) and still commits their offsets in input order, so a worker killed in the
+middle of a batch loses nothing: the batch's transaction is rolled back and its records, not
+committed, are read again and written by key.
 
 A batch that fails on a row (a value of the wrong type, a vector of another dimension) is
 written again row by row: only the records of the bad rows fail, and each one's ``errors``
@@ -36,7 +37,9 @@ from workers.builtin.datasources.postgres import PostgresDataSource
 from workers.builtin.datasources.tables import Row, TableWriter, check_name
 from workers.builtin.records import context_of, to_working
 
-__all__ = ["TableSink"]
+__all__ = ["LANES", "TableSink"]
+
+LANES = 2
 
 
 class TableSink:
@@ -70,24 +73,29 @@ class TableSink:
         self.columns = [expression for _, expression in columns]
         self.writer = TableWriter(datasource, table, [n for n, _ in keys], [n for n, _ in columns])
         self.batch_size = int(checked["batch-size"])
-        # One batch at a time: batches are written in the order their rows arrived.
-        self.batcher: Batcher[Row, DataSourceError | None] = Batcher(
-            self.writer.write_rows,
-            size=self.batch_size,
-            interval=int(checked["flush-interval"]) / 1000,
-            concurrency=1,
-        )
+        # A lane writes one batch at a time, in the order its rows arrived; a key always
+        # takes the same lane, so its rows are written in order.
+        self.lanes: list[Batcher[Row, DataSourceError | None]] = [
+            Batcher(
+                self.writer.write_rows,
+                size=self.batch_size,
+                interval=int(checked["flush-interval"]) / 1000,
+                concurrency=1,
+            )
+            for _ in range(LANES)
+        ]
 
     @property
     def records_in_flight(self) -> int:
         """Two batches: one being written while the next one fills."""
-        return 2 * self.batch_size
+        return 2 * self.batch_size * LANES
 
     async def start(self) -> None:
         await self.datasource.start()
 
     async def close(self) -> None:
-        await self.batcher.close()
+        for lane in self.lanes:
+            await lane.close()
         await self.datasource.close()
 
     async def write(self, record: Record) -> None:
@@ -99,6 +107,7 @@ class TableSink:
             if record.value is None
             else tuple(expression.evaluate(context) for expression in self.columns)
         )
-        [error] = await self.batcher.submit([Row(keys, values)])
+        lane = self.lanes[hash(repr(keys)) % LANES]
+        [error] = await lane.submit([Row(keys, values)])
         if error is not None:
             raise error

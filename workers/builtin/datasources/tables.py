@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import itertools
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg import sql as psql
+from psycopg.adapt import Dumper
 
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 from workers.builtin.datasources.jdbc import redact
@@ -50,10 +53,38 @@ GROUP BY i.indexrelid
 """
 
 _VECTOR_COLUMNS = """
-SELECT attname::text AS name FROM pg_attribute
+SELECT attname::text AS name, format_type(atttypid, NULL) AS type, atttypid::int AS oid
+FROM pg_attribute
 WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped
   AND format_type(atttypid, NULL) IN ('vector', 'halfvec')
 """
+
+
+class _PackedVector:
+    """A list of numbers in pgvector's binary form (dimensions, 0, then big-endian float4s):
+    the fastest way to send a vector, about ten times cheaper than its text."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _PackedVectorDumper(Dumper):
+    format = pq.Format.BINARY
+
+    def dump(self, obj: _PackedVector) -> bytes:
+        return obj.data
+
+
+def _packed(value: Any) -> _PackedVector | None:
+    """``value`` packed for a ``vector`` column when it is a list of numbers, else None."""
+    if not isinstance(value, list) or not value or bool in map(type, value):
+        return None
+    try:
+        return _PackedVector(struct.pack(f">HH{len(value)}f", len(value), 0, *value))
+    except (struct.error, OverflowError, TypeError):
+        return None  # not numbers, or out of float4's range: PostgreSQL says what is wrong
 
 
 Cursor = psycopg.AsyncCursor[dict[str, Any]]
@@ -102,7 +133,9 @@ class TableWriter:
         self.columns = tuple(columns)
         self._upsert: psql.Composed | None = None
         self._resolved = False
-        self._vectors: tuple[bool, ...] = ()
+        self._vectors: tuple[str | None, ...] = ()
+        """Per column: its pgvector type (``vector``, ``halfvec``), None for another type."""
+        self._dumper: type[Dumper] | None = None
         table_sql = psql.SQL(table)
         key_list = psql.SQL(", ").join(psql.SQL(k) for k in self.keys)
         all_list = psql.SQL(", ").join(psql.SQL(c) for c in (*self.keys, *self.columns))
@@ -186,6 +219,8 @@ class TableWriter:
         """Run the statements of ``rows`` in order; runs of upserts with ON CONFLICT, and of
         deletes, go as one ``executemany`` (pipelined: one round trip, not one per row)."""
         async with connection.cursor() as cursor:
+            if self._dumper is not None:
+                cursor.adapters.register_dumper(_PackedVector, self._dumper)
             for deleting, run in itertools.groupby(rows, key=lambda row: row.values is None):
                 batch = list(run)
                 if deleting:
@@ -199,15 +234,23 @@ class TableWriter:
                         await self._update_then_insert(cursor, row)
 
     def _params(self, row: Row) -> list[Any]:
-        """The keys' then the columns' parameters of ``row`` (a vector in pgvector's text)."""
+        """The keys' then the columns' parameters of ``row`` (a vector in pgvector's binary
+        form for a ``vector`` column, its text for a ``halfvec``)."""
         assert row.values is not None
         return [
             *(bind_value(v) for v in row.keys),
             *(
-                vector_text(v) if vector else bind_value(v)
-                for v, vector in zip(row.values, self._vectors, strict=True)
+                bind_value(v) if kind is None else self._vector(v, kind)
+                for v, kind in zip(row.values, self._vectors, strict=True)
             ),
         ]
+
+    def _vector(self, value: Any, kind: str) -> Any:
+        if kind == "vector" and self._dumper is not None:
+            packed = _packed(value)
+            if packed is not None:
+                return packed
+        return vector_text(value)
 
     async def _update_then_insert(self, cursor: Cursor, row: Row) -> None:
         """LangStream's write without a unique index on the keys: UPDATE, else INSERT."""
@@ -229,12 +272,15 @@ class TableWriter:
             cursor = await connection.execute(_UNIQUE_INDEXES, [self.table])
             rows = await cursor.fetchall()
             cursor = await connection.execute(_VECTOR_COLUMNS, [self.table])
-            vectors = {row["name"] for row in await cursor.fetchall()}
+            vectors = {row["name"]: (row["type"], row["oid"]) for row in await cursor.fetchall()}
             exists = await connection.execute("SELECT to_regclass(%s) AS t", [self.table])
             found = await exists.fetchone()
         if found is None or found["t"] is None:
             raise DataSourceError(f'{self.datasource.where}: table "{self.table}" does not exist')
         if any(set(row["columns"]) == wanted for row in rows):
             self._upsert = self._on_conflict
-        self._vectors = tuple(_folded(c) in vectors for c in self.columns)
+        self._vectors = tuple(vectors.get(_folded(c), (None, 0))[0] for c in self.columns)
+        oids = {oid for kind, oid in vectors.values() if kind == "vector"}
+        if oids:
+            self._dumper = type("VectorDumper", (_PackedVectorDumper,), {"oid": oids.pop()})
         self._resolved = True
