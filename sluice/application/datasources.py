@@ -35,6 +35,7 @@ SUPPORTED_SERVICES = (
     "jdbc",
     "pinecone",
     "opensearch",
+    "solr",
     "cassandra",
     "astra",
 )

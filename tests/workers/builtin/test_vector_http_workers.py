@@ -18,6 +18,7 @@ from sluice.record import Record
 from tests.fakes.json_server import JsonServer
 from tests.fakes.opensearch_server import FakeOpenSearch
 from tests.fakes.pinecone_server import FakePinecone
+from tests.fakes.solr_server import FakeSolr
 from tests.workers.conftest import StartApp, read_all, send
 
 pytestmark = pytest.mark.kafka
@@ -78,6 +79,31 @@ def _opensearch_stored(fake: JsonServer) -> dict[str, Any]:
     return {ident: doc["content"] for ident, doc in fake.documents("docs").items()}
 
 
+def _solr_fake() -> JsonServer:
+    fake = FakeSolr(user="solr", password=SECRET)
+    fake.create("documents")
+    return fake
+
+
+def _solr_resource(fake: JsonServer, key: str) -> str:
+    return f"""
+    - type: "vector-database"
+      name: "VDB"
+      configuration:
+        service: "solr"
+        host: "127.0.0.1"
+        port: {fake.port}
+        user: "solr"
+        password: "{key}"
+        collection-name: "documents"
+"""
+
+
+def _solr_stored(fake: JsonServer) -> dict[str, Any]:
+    assert isinstance(fake, FakeSolr)
+    return {ident: doc["text"] for ident, doc in fake.collections["documents"].items()}
+
+
 KINDS = [
     Kind(
         name="pinecone",
@@ -115,6 +141,24 @@ KINDS = [
             {"id": "d1", "index": "docs", "document": {"content": "doc 1"}},
             {"id": "d2", "index": "docs", "document": {"content": "doc 2"}},
         ],
+    ),
+    Kind(
+        name="solr",
+        fake=_solr_fake,
+        resource=_solr_resource,
+        sink="""
+      commit-within: 0
+      fields:
+        - {name: "id", expression: "value.id"}
+        - {name: "text", expression: "value.text"}
+        - {name: "embeddings", expression: "value.embeddings"}
+""",
+        query="""
+      query: '{"q": "{!knn f=embeddings topK=2}?", "fl": "id,text"}'
+      fields: ["value.embeddings"]
+""",
+        stored=_solr_stored,
+        expected_rows=[{"id": "d1", "text": "doc 1"}, {"id": "d2", "text": "doc 2"}],
     ),
 ]
 

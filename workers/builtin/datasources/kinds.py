@@ -13,6 +13,7 @@ from typing import Any
 from workers.builtin.datasources.base import QueryDataSource, VectorWriter
 from workers.builtin.datasources.opensearch import OpenSearchDataSource, OpenSearchWriter
 from workers.builtin.datasources.pinecone import PineconeDataSource, PineconeWriter
+from workers.builtin.datasources.solr import SolrDataSource, SolrWriter
 
 __all__ = ["HTTP_QUERY_KINDS", "HTTP_SERVICES", "HTTP_WRITER_KINDS"]
 
@@ -22,9 +23,11 @@ WriterKind = Callable[[str, Mapping[str, Any], Mapping[str, Any]], VectorWriter]
 HTTP_QUERY_KINDS: dict[str, QueryKind] = {
     "pinecone": PineconeDataSource,
     "opensearch": OpenSearchDataSource,
+    "solr": SolrDataSource,
 }
 HTTP_WRITER_KINDS: dict[str, WriterKind] = {
     "pinecone": PineconeWriter,
     "opensearch": OpenSearchWriter,
+    "solr": SolrWriter,
 }
 HTTP_SERVICES = tuple(HTTP_QUERY_KINDS)
