@@ -38,6 +38,7 @@ SUPPORTED_SERVICES = (
     "solr",
     "cassandra",
     "astra",
+    "milvus",
 )
 """The datasource services Sluice's agents run on."""
 

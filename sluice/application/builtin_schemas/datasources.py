@@ -60,6 +60,9 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         Key("keyspace", "string"),
         Key("table", "string"),
         Key("mapping", "string"),
+        # milvus: the collection written (database-name read and ignored, as LangStream did)
+        Key("collection-name", "string"),
+        Key("database-name", "string"),
         # Sluice's batching of jdbc writes (the names of LangStream's opensearch writer).
         Key("batch-size", "integer", default=100, minimum=1),
         Key("flush-interval", "integer", default=100, minimum=0),

@@ -6,7 +6,8 @@ type and service, and returns the datasource (started by the agent). Sluice runs
 service on PostgreSQL (:mod:`~.jdbc` maps LangStream's keys,
 :mod:`~.postgres` holds the pool), and the vector databases reached over HTTP listed in
 :mod:`~.kinds` (each a module behind :mod:`~.base`'s seam), and ``cassandra`` / ``astra``
-over CQL (:mod:`~.cassandra`, :mod:`~.cassandra_sink`); other services are refused by name.
+over CQL (:mod:`~.cassandra`, :mod:`~.cassandra_sink`), ``milvus`` over gRPC
+(:mod:`~.milvus`); other services are refused by name.
 psycopg is imported only here, so workers without the ``db`` extra run every other agent.
 """
 
@@ -24,6 +25,7 @@ from workers.builtin.datasources.postgres import PostgresDataSource
 __all__ = [
     "CQL_SERVICES",
     "DATASOURCE",
+    "MILVUS",
     "VECTOR_DATABASE",
     "DataSourceError",
     "DataSourceResourceError",
@@ -41,6 +43,8 @@ __all__ = [
 DATASOURCE = "datasource"
 CQL_SERVICES = ("cassandra", "astra")
 """The services of :mod:`~.cassandra` (the driver is imported when one is used)."""
+MILVUS = "milvus"
+"""The service of :mod:`~.milvus` (pymilvus is imported when one is used)."""
 VECTOR_DATABASE = "vector-database"
 
 
@@ -81,6 +85,10 @@ def open_query_datasource(
         from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
 
         return CassandraDataSource(name, cassandra_settings(name, resource))
+    if service == MILVUS:
+        from workers.builtin.datasources.milvus import MilvusDataSource
+
+        return MilvusDataSource(name, resource)
     kind = HTTP_QUERY_KINDS.get(service)
     if kind is not None:
         return kind(name, resource)
@@ -110,5 +118,9 @@ def open_vector_writer(agent_type: str, config: Mapping[str, Any]) -> VectorWrit
         from workers.builtin.datasources.cassandra_sink import CassandraWriter
 
         return CassandraWriter(name, resource, config)
+    if service == MILVUS:
+        from workers.builtin.datasources.milvus import MilvusWriter
+
+        return MilvusWriter(name, resource, config)
     kind = HTTP_WRITER_KINDS.get(service)
     return None if kind is None else kind(name, resource, config)

@@ -1,0 +1,1 @@
+"""A real Milvus Lite gRPC server for the tests (:mod:`.server`)."""
