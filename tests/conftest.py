@@ -12,16 +12,21 @@ import pytest
 
 from tests.auth.jwks_server import JwksServer, jwks_server
 from tests.built_assets import BuiltAssets, Report
+from tests.cassandra.server import CASSANDRA_JARS, cassandra_jars_dir, cassandra_server
 from tests.fakes.local_llm import LocalLlm, LocalLlmError, prepare, running_server
+
+__all__ = ["cassandra_jars_dir", "cassandra_server"]
+"""Fixtures defined elsewhere and offered to every test."""
 
 NEEDS_BY_FIXTURE = {
     "kafka_bootstrap": "kafka",
     "camel_jars": "java",
     "kube_assets": "kube",
     "local_llm_assets": "llm",
+    "cassandra_jars_dir": "java",
 }
 """A test that uses one of these fixtures, even through another fixture, needs what it starts:
-the broker is a JVM, the Camel jars come from Maven, kube-apiserver is built with Go, the local
+the broker is a JVM, the Camel and Cassandra jars come from Maven, kube-apiserver is built with Go, the local
 model's server is compiled from C++ (llama.cpp)."""
 
 NEEDS_BY_PATH = {
@@ -88,6 +93,7 @@ timeout), only when a selected test uses them."""
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     _LLM_ASSETS.build_after_collection(session)
+    CASSANDRA_JARS.build_after_collection(session)
 
 
 @pytest.fixture(scope="session")

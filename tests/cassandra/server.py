@@ -3,8 +3,8 @@
 
 The server's jars come from Maven Central (``pom.xml`` next to this module), resolved once into
 the user cache (``<cache>/sluice/cassandra-<version>``, :func:`sluice.jvm.maven_classpath`) right
-after collection when a selected test needs them (:class:`~tests.built_assets.BuiltAssets`), so
-a cold download never runs inside a test. The server itself runs once per session: a single node
+after collection when a selected test needs them (:data:`CASSANDRA_JARS`, called from
+``tests/conftest.py``), so a cold download never runs inside a test. The server itself runs once per session: a single node
 on loopback with free ports, a small heap (CI has 2 cores and little memory to spare) and
 ``PasswordAuthenticator``. The fixture adds a login role with a random password
 (:data:`PASSWORD`), which tests check never shows in a message.
@@ -34,13 +34,16 @@ import pytest
 from sluice.errors import SluiceError
 from sluice.jvm import find_java, maven_classpath
 from sluice.net import LOOPBACK, free_port
+from tests.built_assets import BuiltAssets, Report
 
 __all__ = [
+    "CASSANDRA_JARS",
     "PASSWORD",
     "USER",
     "VERSION",
     "LocalCassandra",
     "cassandra_jars",
+    "cassandra_jars_dir",
     "cassandra_resource",
     "cassandra_server",
     "keyspace_name",
@@ -53,6 +56,7 @@ PASSWORD = "cass-" + secrets.token_hex(8)
 """The login role's password: tests check it never shows in a message or a log."""
 
 _HEAP = "512M"
+_CACHE = platformdirs.user_cache_path("sluice") / f"cassandra-{VERSION}"
 _START_WITHIN = 120.0
 
 # Cassandra's own JVM options for Java 17 (its jvm17-server.options): the internals it reaches.
@@ -142,10 +146,30 @@ async def cassandra_jars() -> list[Path]:
     jars, 67 MB, seconds)."""
     return await maven_classpath(
         (resources.files("tests.cassandra") / "pom.xml").read_bytes(),
-        platformdirs.user_cache_path("sluice") / f"cassandra-{VERSION}",
+        _CACHE,
         what=f"the Cassandra {VERSION} jars",
         tags={"cassandra_version": VERSION},
     )
+
+
+def _download(report: Report) -> Path | str:
+    report(f"Cassandra {VERSION} jars: {_CACHE} (downloaded with Maven the first time)")
+    try:
+        asyncio.run(cassandra_jars())
+    except SluiceError as error:
+        return str(error)
+    return _CACHE
+
+
+CASSANDRA_JARS = BuiltAssets("cassandra_jars_dir", _download, "no Cassandra jars for the tests")
+"""The server's jars, downloaded right after collection (not inside a test's timeout), only when
+a selected test uses the server."""
+
+
+@pytest.fixture(scope="session")
+def cassandra_jars_dir(pytestconfig: pytest.Config) -> Path:
+    """The user-cache directory of the server's jars."""
+    return CASSANDRA_JARS.directory(pytestconfig)
 
 
 @dataclass
@@ -201,12 +225,13 @@ class LocalCassandra:
         )
         await self._wait_ready()
 
-    async def stop(self) -> None:
-        """Stop the node (SIGTERM, then SIGKILL after 30 s)."""
+    async def stop(self, *, kill: bool = False) -> None:
+        """Stop the node: SIGTERM (it flushes its commit log), then SIGKILL after 30 s; or
+        SIGKILL at once with ``kill`` (the data is thrown away)."""
         process, self.process = self.process, None
         if process is None or process.returncode is not None:
             return
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), 30)
         except TimeoutError:
@@ -250,7 +275,7 @@ class LocalCassandra:
 
 
 async def running_cassandra() -> AsyncIterator[LocalCassandra]:
-    """A started node in a fresh directory, stopped and removed afterwards."""
+    """A started node in a fresh directory, killed and removed afterwards (its data goes)."""
     classpath = await cassandra_jars()
     java = await find_java()
     directory = Path(tempfile.mkdtemp(prefix="sluice-test-cassandra-"))
@@ -259,12 +284,12 @@ async def running_cassandra() -> AsyncIterator[LocalCassandra]:
         await node.start()
         yield node
     finally:
-        await node.stop()
+        await node.stop(kill=True)
         shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-async def cassandra_server() -> AsyncIterator[LocalCassandra]:
+async def cassandra_server(cassandra_jars_dir: Path) -> AsyncIterator[LocalCassandra]:
     """One Cassandra node for the session (login :data:`USER` / :data:`PASSWORD`)."""
     async for node in running_cassandra():
         yield node

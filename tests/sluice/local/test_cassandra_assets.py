@@ -23,12 +23,9 @@ from tests.cassandra.server import (
     PASSWORD,
     LocalCassandra,
     cassandra_resource,
-    cassandra_server,
     keyspace_name,
 )
 from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
-
-__all__ = ["cassandra_server"]
 
 CONFIGURATION = """
 configuration:

@@ -18,13 +18,10 @@ from tests.cassandra.server import (
     PASSWORD,
     LocalCassandra,
     cassandra_resource,
-    cassandra_server,
     keyspace_name,
 )
 from tests.workers.conftest import StartApp, StartWorker, prepare, read_all, send
 from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
-
-__all__ = ["cassandra_server"]
 
 pytestmark = pytest.mark.kafka
 

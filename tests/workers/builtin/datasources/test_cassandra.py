@@ -19,15 +19,12 @@ from tests.cassandra.server import (
     USER,
     LocalCassandra,
     cassandra_resource,
-    cassandra_server,
     keyspace_name,
 )
 from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
 from workers.builtin.datasources.cassandra_sink import CassandraWriter, parse_mapping
 from workers.builtin.datasources.cql import count_markers, cql_value
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
-
-__all__ = ["cassandra_server"]
 
 java = pytest.mark.java
 
