@@ -142,10 +142,11 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "s3-source": frozenset({"minio"}),
     "azure-blob-storage-source": frozenset({"azure-storage-blob"}),
     # psycopg with its binary libpq and its pool (the db extra's requirement names both);
-    # cassandra-driver for the cassandra and astra datasources.
+    # cassandra-driver for the cassandra and astra datasources; pymilvus (the milvus extra) for
+    # milvus, which LangStream's examples use from query-vector-db and vector-db-sink.
     "query": frozenset({"psycopg", "cassandra-driver"}),
-    "query-vector-db": frozenset({"psycopg", "cassandra-driver"}),
-    "vector-db-sink": frozenset({"psycopg", "cassandra-driver"}),
+    "query-vector-db": frozenset({"psycopg", "cassandra-driver", "pymilvus"}),
+    "vector-db-sink": frozenset({"psycopg", "cassandra-driver", "pymilvus"}),
 }
 """What the worker imports for a built-in agent type beyond :data:`WORKER_DISTRIBUTIONS`, at
 the ranges of Sluice's dependencies or its ``text`` and ``ai`` extras: an application
@@ -228,6 +229,7 @@ def worker_requirements(
             'extra=="ai"',
             'extra=="sources"',
             'extra=="db"',
+            'extra=="milvus"',
         ):
             found.append(plain.strip())
     # An installation older than the code (an editable checkout not reinstalled since a
