@@ -36,6 +36,7 @@ SUPPORTED_SERVICES = (
     "pinecone",
     "opensearch",
     "solr",
+    "astra-vector-db",
     "cassandra",
     "astra",
     "milvus",

@@ -15,6 +15,7 @@ import pytest
 
 from sluice.kafka import Producer
 from sluice.record import Record
+from tests.fakes.astra_server import FakeAstra
 from tests.fakes.json_server import JsonServer
 from tests.fakes.opensearch_server import FakeOpenSearch
 from tests.fakes.pinecone_server import FakePinecone
@@ -104,6 +105,28 @@ def _solr_stored(fake: JsonServer) -> dict[str, Any]:
     return {ident: doc["text"] for ident, doc in fake.collections["documents"].items()}
 
 
+def _astra_fake() -> JsonServer:
+    fake = FakeAstra(token=SECRET)
+    fake.create("docs", dimension=3)
+    return fake
+
+
+def _astra_resource(fake: JsonServer, key: str) -> str:
+    return f"""
+    - type: "vector-database"
+      name: "VDB"
+      configuration:
+        service: "astra-vector-db"
+        token: "{key}"
+        endpoint: "{fake.url}"
+"""
+
+
+def _astra_stored(fake: JsonServer) -> dict[str, Any]:
+    assert isinstance(fake, FakeAstra)
+    return {ident: doc["text"] for ident, doc in fake.documents("docs").items()}
+
+
 KINDS = [
     Kind(
         name="pinecone",
@@ -159,6 +182,24 @@ KINDS = [
 """,
         stored=_solr_stored,
         expected_rows=[{"id": "d1", "text": "doc 1"}, {"id": "d2", "text": "doc 2"}],
+    ),
+    Kind(
+        name="astra-vector-db",
+        fake=_astra_fake,
+        resource=_astra_resource,
+        sink="""
+      collection-name: "docs"
+      fields:
+        - {name: "id", expression: "value.id"}
+        - {name: "vector", expression: "value.embeddings"}
+        - {name: "text", expression: "value.text"}
+""",
+        query="""
+      query: '{"collection-name": "docs", "vector": ?, "limit": 2, "select": ["text"]}'
+      fields: ["value.embeddings"]
+""",
+        stored=_astra_stored,
+        expected_rows=[{"text": "doc 1", "id": "d1"}, {"text": "doc 2", "id": "d2"}],
     ),
 ]
 

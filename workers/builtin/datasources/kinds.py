@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from workers.builtin.datasources.astra_vector import AstraVectorDataSource, AstraVectorWriter
 from workers.builtin.datasources.base import QueryDataSource, VectorWriter
 from workers.builtin.datasources.opensearch import OpenSearchDataSource, OpenSearchWriter
 from workers.builtin.datasources.pinecone import PineconeDataSource, PineconeWriter
@@ -24,10 +25,12 @@ HTTP_QUERY_KINDS: dict[str, QueryKind] = {
     "pinecone": PineconeDataSource,
     "opensearch": OpenSearchDataSource,
     "solr": SolrDataSource,
+    "astra-vector-db": AstraVectorDataSource,
 }
 HTTP_WRITER_KINDS: dict[str, WriterKind] = {
     "pinecone": PineconeWriter,
     "opensearch": OpenSearchWriter,
     "solr": SolrWriter,
+    "astra-vector-db": AstraVectorWriter,
 }
 HTTP_SERVICES = tuple(HTTP_QUERY_KINDS)
