@@ -59,6 +59,15 @@ def unsupported_datasource(configuration: Mapping[str, Any]) -> str | None:
             f'has service "{service or "(none)"}", which Sluice does not support yet (it '
             f"supports {', '.join(SUPPORTED_SERVICES)})"
         )
+    if (
+        service in ("cassandra", "astra")
+        and not configuration.get("contact-points")
+        and not configuration.get("secureBundle")
+    ):
+        return (
+            "names neither contact-points nor secureBundle: Sluice does not download Astra's "
+            "secure bundle through its DevOps API (give secureBundle, base64)"
+        )
     driver = str(configuration.get("driverClass") or "").strip()
     if driver and driver != POSTGRES_DRIVER:
         return (
