@@ -23,7 +23,7 @@ from types import TracebackType
 from sluice.errors import SluiceError
 from sluice.net import LOOPBACK, free_port
 
-__all__ = ["LocalMilvus", "LocalMilvusError"]
+__all__ = ["LocalMilvus", "LocalMilvusError", "listening"]
 
 
 class LocalMilvusError(SluiceError, RuntimeError):
@@ -73,7 +73,7 @@ class LocalMilvus:
         while asyncio.get_running_loop().time() < deadline:
             if self._process.returncode is not None:
                 break
-            if await _listening(self.port):
+            if await listening(self.port):
                 return
             await asyncio.sleep(0.1)
         await self.stop()
@@ -104,7 +104,8 @@ class LocalMilvus:
             await process.wait()
 
 
-async def _listening(port: int) -> bool:
+async def listening(port: int) -> bool:
+    """Whether something accepts connections on ``port`` of loopback."""
     try:
         _, writer = await asyncio.open_connection(LOOPBACK, port)
     except OSError:

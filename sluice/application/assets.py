@@ -3,9 +3,10 @@ before its agents run.
 
 An asset has an ``asset-type``, a ``creation-mode`` (``none``, the default, or
 ``create-if-not-exists``), a ``deletion-mode`` (``none`` or ``delete``) and a ``config``
-(LangStream's keys). Sluice creates ``jdbc-table``, ``cassandra-keyspace``, ``cassandra-table``
-and ``astra-keyspace`` assets (``sluice run``, before the workers start); the other LangStream
-types (``milvus-collection``...) load with a warning that they are not created. A
+(LangStream's keys). Sluice creates ``jdbc-table``, ``cassandra-keyspace``, ``cassandra-table``,
+``astra-keyspace`` and ``milvus-collection`` assets (``sluice run``, before the workers start);
+the other LangStream types (``opensearch-index``...) load with a warning that they are not
+created. A
 ``jdbc-table``'s ``config`` holds ``datasource`` (a resource's name), ``table-name``,
 ``create-statements`` (run when the table does not exist) and ``delete-statements`` (only, and
 then required, with ``deletion-mode: delete``), as LangStream required them. The Cassandra ones
@@ -34,7 +35,13 @@ ASSET_TYPES = (
     "astra-collection",
 )
 """LangStream's asset types."""
-CREATED = ("jdbc-table", "cassandra-keyspace", "cassandra-table", "astra-keyspace")
+CREATED = (
+    "jdbc-table",
+    "cassandra-keyspace",
+    "cassandra-table",
+    "astra-keyspace",
+    "milvus-collection",
+)
 """The asset types Sluice creates."""
 _JDBC_TABLE_KEYS = ("datasource", "table-name", "create-statements", "delete-statements")
 _CASSANDRA_KEYS = {
@@ -70,6 +77,8 @@ def parse_assets(node: Node, pipeline_file: str) -> list[AssetSpec]:
             _check_jdbc_table(config, deletion == "delete")
         elif asset_type in _CASSANDRA_KEYS:
             _check_cassandra(asset_type, config, deletion == "delete")
+        elif asset_type == "milvus-collection":
+            _check_milvus_collection(config)
         elif asset_type not in CREATED:
             item.warn(
                 f'asset type "{asset_type}" is not created by Sluice yet: the application '
@@ -124,6 +133,22 @@ def _check_cassandra(asset_type: str, config: Node, delete: bool) -> None:
         _statements(config, "delete-statements", required=True)
     elif statements and config.has("delete-statements"):
         config.error("is read only with deletion-mode: delete", "delete-statements")
+
+
+def _check_milvus_collection(config: Node) -> None:
+    """LangStream's keys: the statements are JSON commands; deletion drops the collection."""
+    if config.value is None:
+        config.error(
+            "is required by milvus-collection (datasource, collection-name, create-statements)"
+        )
+        return
+    if not isinstance(config.value, dict):
+        return
+    config.check_keys(("datasource", "collection-name", "database-name", "create-statements"))
+    config.string("datasource", required=True)
+    config.string("collection-name", required=True)
+    config.string("database-name")
+    _statements(config, "create-statements", required=True)
 
 
 def _statements(config: Node, key: str, *, required: bool) -> None:

@@ -28,6 +28,11 @@ from sluice.local.cassandra_assets import (
     create_cassandra_asset,
     delete_cassandra_asset,
 )
+from sluice.local.milvus_assets import (
+    MILVUS_ASSETS,
+    create_milvus_collection,
+    delete_milvus_collection,
+)
 
 if TYPE_CHECKING:
     # Imported when an asset is created: psycopg comes with the db extra.
@@ -42,6 +47,9 @@ async def create_assets(app: Application) -> list[str]:
     for asset in _cassandra_assets(app):
         if asset.creation_mode == "create-if-not-exists":
             done.append(await create_cassandra_asset(app, asset))
+    for asset in app.assets:
+        if asset.asset_type in MILVUS_ASSETS and asset.creation_mode == "create-if-not-exists":
+            done.append(await create_milvus_collection(app, asset))
     for asset in _jdbc_tables(app):
         if asset.creation_mode != "create-if-not-exists":
             continue
@@ -62,6 +70,9 @@ async def delete_assets(app: Application) -> list[str]:
     for asset in reversed(_cassandra_assets(app)):  # tables before their keyspace
         if asset.deletion_mode == "delete":
             done.append(await delete_cassandra_asset(app, asset))
+    for asset in app.assets:
+        if asset.asset_type in MILVUS_ASSETS and asset.deletion_mode == "delete":
+            done.append(await delete_milvus_collection(app, asset))
     for asset in _jdbc_tables(app):
         if asset.deletion_mode != "delete":
             continue

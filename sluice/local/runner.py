@@ -33,6 +33,7 @@ from sluice.kafka import KafkaSettings
 from sluice.local.databases import local_databases
 from sluice.local.environment import worker_python
 from sluice.local.events import RunEvents, Running, Worker
+from sluice.local.milvus import local_milvus
 from sluice.local.watch import Status, WorkerWatch
 from sluice.net import free_port
 from workers.supervisor import ChildSpec, Supervisor
@@ -95,6 +96,7 @@ async def run_application(
     async with (
         _kafka(app, settings, events) as bootstrap,
         local_databases(app, settings.postgres_data_dir, events),
+        local_milvus(app, settings.postgres_data_dir, events),
     ):
         from sluice.kafka.admin import ensure_topics
 
