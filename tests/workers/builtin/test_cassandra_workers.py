@@ -1,7 +1,8 @@
 """The datasource agents on a ``cassandra`` datasource in real worker processes, on the real
 broker and a real Cassandra 5: ``query-vector-db`` answering with an ANN search (a failing
 statement under ``dead-letter``, without the password), and ``vector-db-sink`` with LangStream's
-``mapping`` redelivered after SIGKILL (one row per key)."""
+``mapping`` redelivered after SIGKILL (one row per key) and across a restart of the database
+(nothing lost)."""
 
 from __future__ import annotations
 
@@ -221,3 +222,67 @@ async def test_vector_db_sink_redelivered_after_sigkill_writes_no_duplicate_row(
     )
     assert row == {"text": "doc2 chunk 3", "embeddings_vector": [1.0, 3.0, 0.5]}
     assert PASSWORD not in "\n".join(killed.output + final.output)
+
+
+RESTARTED = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: write
+    type: vector-db-sink
+    input: {inp}
+    errors: {{on-failure: fail, retries: 40}}
+    configuration:
+      datasource: "CassandraDatasource"
+      table-name: "documents"
+      keyspace: "{keyspace}"
+      mapping: "filename=value.filename, chunk_id=value.chunk_id, text=value.text, embeddings_vector=value.embeddings_vector"
+"""
+
+
+async def test_vector_db_sink_across_a_database_restart(
+    start_app: StartApp,
+    topics: dict[str, str],
+    producer: Producer,
+    cassandra_server: LocalCassandra,
+) -> None:
+    """Cassandra stops mid-stream and comes back on the same port: the records written meanwhile
+    fail and are retried (the errors policy) while the driver reconnects; every record ends as
+    one row."""
+    keyspace = await documents_table(cassandra_server)
+    worker = await start_app(
+        {
+            "pipeline.yaml": RESTARTED.format(**topics, keyspace=keyspace),
+            "configuration.yaml": configuration(cassandra_server),
+        },
+        executor="write",
+    )
+    query = f"SELECT filename, chunk_id FROM {keyspace}.documents"
+
+    async def rows(expected: int, within: float = 90) -> set[tuple[str, int]]:
+        deadline = asyncio.get_running_loop().time() + within
+        got: list[dict[str, Any]] = []
+        while asyncio.get_running_loop().time() < deadline:
+            got = await cql(cassandra_server, query)
+            if len(got) >= expected:
+                break
+            await asyncio.sleep(0.3)
+        return {(r["filename"], r["chunk_id"]) for r in got}
+
+    await send(producer, topics["inp"], *[chunk("before", i) for i in range(10)])
+    assert len(await rows(10)) == 10
+    await cassandra_server.stop()
+    await send(producer, topics["inp"], *[chunk("during", i) for i in range(10)])
+    await asyncio.sleep(2)  # records fail and are retried meanwhile
+    await cassandra_server.start()
+    await send(producer, topics["inp"], *[chunk("after", i) for i in range(5)])
+    written = await rows(25)
+    assert await worker.stop() == 0, "\n".join(worker.output)
+    assert written == {(name, i) for name in ("before", "during") for i in range(10)} | {
+        ("after", i) for i in range(5)
+    }
+    assert len(await cql(cassandra_server, query)) == 25
+    retried = [line for line in worker.output if "DataSourceError" in line and "retry" in line]
+    assert retried, "no write failed while the node was down"
+    assert 'datasource "CassandraDatasource"' in retried[0]
+    assert PASSWORD not in "\n".join(worker.output)
