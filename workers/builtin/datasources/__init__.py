@@ -20,6 +20,7 @@ from workers.builtin.datasources.base import QueryDataSource, VectorWriter
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 from workers.builtin.datasources.jdbc import JdbcSettings, jdbc_settings
 from workers.builtin.datasources.kinds import HTTP_QUERY_KINDS, HTTP_WRITER_KINDS
+from workers.builtin.datasources.milvus_config import missing_client
 from workers.builtin.datasources.postgres import PostgresDataSource
 
 __all__ = [
@@ -86,8 +87,10 @@ def open_query_datasource(
 
         return CassandraDataSource(name, cassandra_settings(name, resource))
     if service == MILVUS:
-        from workers.builtin.datasources.milvus import MilvusDataSource
-
+        try:
+            from workers.builtin.datasources.milvus import MilvusDataSource
+        except ImportError as error:
+            raise missing_client(name, error) from None
         return MilvusDataSource(name, resource)
     kind = HTTP_QUERY_KINDS.get(service)
     if kind is not None:
@@ -119,8 +122,10 @@ def open_vector_writer(agent_type: str, config: Mapping[str, Any]) -> VectorWrit
 
         return CassandraWriter(name, resource, config)
     if service == MILVUS:
-        from workers.builtin.datasources.milvus import MilvusWriter
-
+        try:
+            from workers.builtin.datasources.milvus import MilvusWriter
+        except ImportError as error:
+            raise missing_client(name, error) from None
         return MilvusWriter(name, resource, config)
     kind = HTTP_WRITER_KINDS.get(service)
     return None if kind is None else kind(name, resource, config)

@@ -29,12 +29,15 @@ from workers.builtin.datasources.errors import DataSourceError, DataSourceResour
 
 __all__ = [
     "CONSISTENCY_LEVELS",
+    "MILVUS_EXTRA_HINT",
     "MilvusSettings",
     "SearchRequest",
     "milvus_settings",
+    "missing_client",
     "search_request",
 ]
 
+MILVUS_EXTRA_HINT = "install the milvus extra: pip install 'sluicegate[milvus]'"
 DEFAULT_PORT = 19530
 WRITE_MODES = ("upsert", "delete-insert")
 CONSISTENCY_LEVELS = {
@@ -80,6 +83,12 @@ class MilvusSettings:
         for secret in self.secrets:
             text = text.replace(secret, "****")
         return text
+
+
+def missing_client(resource: str, error: ImportError) -> DataSourceResourceError:
+    """The error of an agent on a ``milvus`` resource in a worker without pymilvus."""
+    hint = f"the milvus service needs pymilvus ({MILVUS_EXTRA_HINT})"
+    return DataSourceResourceError(f'datasource "{resource}": {hint}: {error}')
 
 
 def milvus_settings(resource: str, config: Mapping[str, Any]) -> MilvusSettings:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -291,3 +294,24 @@ async def test_unreachable_server_and_missing_collection_fail_at_start(
     )
     with pytest.raises(DataSourceResourceError, match="reading the collection nope"):
         await writer.start()
+
+
+def test_without_pymilvus_the_agent_says_which_extra() -> None:
+    """A worker without the milvus extra: the agent's init names the extra (pymilvus blocked
+    in a fresh interpreter)."""
+    program = textwrap.dedent(
+        """
+        import sys
+        sys.modules["pymilvus"] = None
+        from workers.builtin.datasources import open_vector_writer
+        config = {"datasource": "m", "resources": {"m": {"service": "milvus", "host": "h"}}}
+        try:
+            open_vector_writer("vector-db-sink", config)
+        except ValueError as error:
+            print(error)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "install the milvus extra: pip install 'sluicegate[milvus]'" in done.stdout
