@@ -35,12 +35,20 @@ ASSET_TYPES = (
     "astra-collection",
 )
 """LangStream's asset types."""
+HTTP_VECTOR_ASSETS = {
+    "opensearch-index": ("datasource", "settings", "mappings"),
+    "solr-collection": ("datasource", "create-statements"),
+    "astra-collection": ("datasource", "collection-name", "vector-dimension"),
+}
+"""The assets of the vector databases reached over HTTP, created by Sluice too, and their keys
+(``datasource`` required; ``create-statements`` of solr and ``collection-name`` of astra too)."""
 CREATED = (
     "jdbc-table",
     "cassandra-keyspace",
     "cassandra-table",
     "astra-keyspace",
     "milvus-collection",
+    *HTTP_VECTOR_ASSETS,
 )
 """The asset types Sluice creates."""
 _JDBC_TABLE_KEYS = ("datasource", "table-name", "create-statements", "delete-statements")
@@ -79,6 +87,8 @@ def parse_assets(node: Node, pipeline_file: str) -> list[AssetSpec]:
             _check_cassandra(asset_type, config, deletion == "delete")
         elif asset_type == "milvus-collection":
             _check_milvus_collection(config)
+        elif asset_type in HTTP_VECTOR_ASSETS:
+            _check_vector_asset(asset_type, config)
         elif asset_type not in CREATED:
             item.warn(
                 f'asset type "{asset_type}" is not created by Sluice yet: the application '
@@ -149,6 +159,25 @@ def _check_milvus_collection(config: Node) -> None:
     config.string("collection-name", required=True)
     config.string("database-name")
     _statements(config, "create-statements", required=True)
+
+
+def _check_vector_asset(asset_type: str, config: Node) -> None:
+    keys = HTTP_VECTOR_ASSETS[asset_type]
+    if config.value is None:
+        config.error(f"is required by {asset_type} ({', '.join(keys)})")
+        return
+    if not isinstance(config.value, dict):
+        return
+    config.check_keys(keys)
+    config.string("datasource", required=True)
+    if asset_type == "solr-collection":
+        for item in config.child("create-statements").items("a list of statements"):
+            if not isinstance(item.value, dict) or not item.value.get("api"):
+                item.error("must be a mapping with api (/api/collections or /schema), method, body")
+        if config.get("create-statements") is None:
+            config.error("is required (a list of {api, method, body})", "create-statements")
+    if asset_type == "astra-collection":
+        config.string("collection-name", required=True)
 
 
 def _statements(config: Node, key: str, *, required: bool) -> None:

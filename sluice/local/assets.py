@@ -33,6 +33,11 @@ from sluice.local.milvus_assets import (
     create_milvus_collection,
     delete_milvus_collection,
 )
+from sluice.local.vector_assets import (
+    VECTOR_ASSETS,
+    create_vector_asset,
+    delete_vector_asset,
+)
 
 if TYPE_CHECKING:
     # Imported when an asset is created: psycopg comes with the db extra.
@@ -60,6 +65,9 @@ async def create_assets(app: Application) -> list[str]:
                 continue
             await _run(asset, datasource, asset.config.get("create-statements") or ())
         done.append(f"{asset.id}: table {table} created")
+    for asset in app.assets:
+        if asset.asset_type in VECTOR_ASSETS and asset.creation_mode == "create-if-not-exists":
+            done.append(await create_vector_asset(app, asset))
     return done
 
 
@@ -83,6 +91,9 @@ async def delete_assets(app: Application) -> list[str]:
                 continue
             await _run(asset, datasource, asset.config.get("delete-statements") or ())
         done.append(f"{asset.id}: table {table} deleted")
+    for asset in app.assets:
+        if asset.asset_type in VECTOR_ASSETS and asset.deletion_mode == "delete":
+            done.append(await delete_vector_asset(app, asset))
     return done
 
 
