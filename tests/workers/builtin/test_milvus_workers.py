@@ -193,3 +193,73 @@ async def test_vector_db_sink_redelivered_after_sigkill_writes_one_entity_per_ke
     await asyncio.sleep(1)  # the rest of the redelivered records, if any
     assert await final.stop() == 0, "\n".join(final.output)
     assert await count(milvus_server, collection) == 20
+
+
+RESTARTED = """
+topics:
+  - {{name: {inp}, creation-mode: create-if-not-exists}}
+pipeline:
+  - id: write
+    type: vector-db-sink
+    input: {inp}
+    errors: {{on-failure: fail, retries: 40}}
+    configuration:
+      datasource: "MilvusDatasource"
+      collection-name: "{collection}"
+      fields:
+        - name: "name"
+          expression: "fn:concat(value.filename, value.chunk_id)"
+        - name: "vector"
+          expression: "fn:toListOfFloat(value.embeddings_vector)"
+        - name: "text"
+          expression: "value.text"
+"""
+
+
+async def test_vector_db_sink_across_a_server_crash(
+    start_app: StartApp,
+    topics: dict[str, str],
+    producer: Producer,
+    milvus_server: LocalMilvus,
+) -> None:
+    """Milvus Lite is killed mid-stream and started again on the same port: the writes made
+    meanwhile fail and are retried (the errors policy) while the client reconnects; every record
+    ends as one entity."""
+    collection = await documents(milvus_server)
+    worker = await start_app(
+        {
+            "pipeline.yaml": RESTARTED.format(**topics, collection=collection),
+            "configuration.yaml": CONFIGURATION.format(
+                kind="vector-database", port=milvus_server.port
+            ),
+        },
+        executor="write",
+    )
+
+    async def entities(expected: int, within: float = 90) -> int:
+        deadline = asyncio.get_running_loop().time() + within
+        got = 0
+        while asyncio.get_running_loop().time() < deadline:
+            got = await count(milvus_server, collection)
+            if got >= expected:
+                break
+            await asyncio.sleep(0.3)
+        return got
+
+    try:
+        await send(producer, topics["inp"], *[chunk("before", i) for i in range(10)])
+        assert await entities(10) == 10
+        await milvus_server.kill()
+        await send(producer, topics["inp"], *[chunk("during", i) for i in range(10)])
+        await asyncio.sleep(2)  # records fail and are retried meanwhile
+    finally:
+        if not milvus_server.running:
+            await milvus_server.start()
+    await send(producer, topics["inp"], *[chunk("after", i) for i in range(5)])
+    assert await entities(25) == 25
+    await asyncio.sleep(1)
+    assert await worker.stop() == 0, "\n".join(worker.output)
+    assert await count(milvus_server, collection) == 25
+    retried = [line for line in worker.output if "DataSourceError" in line and "retry" in line]
+    assert retried, "no write failed while the server was down"
+    assert 'datasource "MilvusDatasource"' in retried[0]
