@@ -1,11 +1,11 @@
 """The ``cassandra`` / ``astra`` datasource and its ``vector-db-sink`` writer on a real Cassandra 5
 (vector search with SAI): settings from LangStream's keys, queries with ``?`` parameters, ANN
-search, writes by key (a redelivery leaves one row), deletes, a database restart mid-stream, and
-errors that name the datasource and never the password."""
+search, writes by key (a redelivery leaves one row), deletes, and errors that name the datasource
+and never the password. A restart of the database mid-stream is in test_cassandra_workers.py (a
+real worker, its errors policy retrying)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -272,33 +272,3 @@ async def test_sink_configuration_errors(cassandra_server: LocalCassandra, keysp
         await missing.close()
     finally:
         await sink.close()
-
-
-@java
-async def test_restart_of_the_database_mid_stream_loses_nothing(
-    cassandra_server: LocalCassandra, keyspace: str
-) -> None:
-    """Writes fail while the node is down; retried (as the errors policy does), all land once."""
-    sink = writer(cassandra_server, keyspace)
-    await sink.start()
-    records = [chunk("r", index) for index in range(30)]
-    failures: list[str] = []
-    try:
-        for index, record in enumerate(records):
-            if index == 10:
-                await cassandra_server.stop()
-                restart = asyncio.create_task(cassandra_server.start())
-            for _ in range(120):
-                try:
-                    await sink.write(record)
-                    break
-                except DataSourceError as error:
-                    failures.append(str(error))
-                    await asyncio.sleep(0.5)
-        await restart
-    finally:
-        await sink.close()
-    assert failures, "no write failed while the node was down"
-    assert not [failure for failure in failures if PASSWORD in failure]
-    rows = await cql(cassandra_server, f"SELECT chunk FROM {keyspace}.docs WHERE id = 'r'")
-    assert sorted(r["chunk"] for r in rows) == list(range(30))
