@@ -7,8 +7,13 @@ real worker, its errors policy retrying)."""
 from __future__ import annotations
 
 import base64
+import glob
+import io
 import json
+import tempfile
+import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +74,36 @@ def test_astra_keys_map_to_the_cloud_config() -> None:
         "astra", {"secureBundle": bundle, "clientId": "id", "secret": "s", "token": "t"}
     )
     assert (client.username, client.password) == ("id", "s")
+
+
+# The driver's cloud module builds its TLS context with ssl.PROTOCOL_TLS (deprecated).
+@pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated:DeprecationWarning")
+async def test_the_bundle_goes_to_the_drivers_cloud_config() -> None:
+    """The driver opens the bundle and its certificates (Astra itself is out of reach here): a
+    bundle that is not a zip, and one whose certificates are not, stop the start with the
+    driver's reason, never the token, and the bundle's temporary file is gone."""
+    pattern = str(Path(tempfile.gettempdir()) / "sluice-bundle-*")
+    before = set(glob.glob(pattern))
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as bundle:
+        config = {"host": "127.0.0.1", "port": 1, "keyspace": "k", "localDC": "dc1"}
+        bundle.writestr("config.json", json.dumps(config))
+        for name in ("ca.crt", "cert", "key"):
+            bundle.writestr(name, "not a certificate")
+    for data, reason in ((b"not a zip", "Unable to open the zip file"), (packed.getvalue(), "")):
+        resource = {
+            "service": "astra",
+            "secureBundle": base64.b64encode(data).decode(),
+            "token": "AstraCS:never-shown",
+        }
+        source = CassandraDataSource("Astra", cassandra_settings("Astra", resource))
+        with pytest.raises(DataSourceResourceError) as error:
+            await source.start()
+        message = str(error.value)
+        assert message.startswith('datasource "Astra" (astra (secure bundle)): cannot connect: ')
+        assert reason in message
+        assert "never-shown" not in message
+    assert set(glob.glob(pattern)) == before
 
 
 @pytest.mark.parametrize(
