@@ -61,7 +61,9 @@ class LocalMilvus:
         await self.stop()
 
     async def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
+        """Start the server and wait until it accepts connections (nothing when it runs)."""
+        if self.running:
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-c", "from milvus_lite.cmdline import main; main()", "server"]
         argv += ["--data-dir", str(self.data_dir), "--host", LOOPBACK, "--port", str(self.port)]

@@ -251,7 +251,7 @@ async def test_a_server_restarted_mid_stream_loses_nothing(
         for index in range(30):
             if index == 10:
                 await milvus_server.kill()
-            if index == 15:
+            if index == 15 and not milvus_server.running:
                 await milvus_server.start()
             record = chunk("doc", index, [1, index, 0, 0])
             while True:
