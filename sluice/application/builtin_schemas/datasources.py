@@ -63,6 +63,15 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         # milvus: the collection written (database-name read and ignored, as LangStream did)
         Key("collection-name", "string"),
         Key("database-name", "string"),
+        # pinecone: the vector's id, values and namespace (vector.metadata.<name> keys are
+        # read too, and reported as unknown here since their names vary)
+        Key("vector.id", "string"),
+        Key("vector.vector", "string"),
+        Key("vector.namespace", "string"),
+        # opensearch: the document's id and the request's parameters; solr: commitWithin (ms)
+        Key("id", "string"),
+        Key("bulk-parameters", "mapping"),
+        Key("commit-within", "integer", default=1000),
         # Sluice's batching of jdbc writes (the names of LangStream's opensearch writer).
         Key("batch-size", "integer", default=100, minimum=1),
         Key("flush-interval", "integer", default=100, minimum=0),
