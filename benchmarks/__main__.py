@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import b1, b2, b3, t3
+from benchmarks import b1, b2, b3, b4, b5, t3
 from benchmarks.chart import draw
 from benchmarks.harness import CLIENT_CPU, GATEWAY_CPU, SERVER_OPTIONS, have_wrk
 from benchmarks.report import markdown
@@ -29,8 +29,24 @@ from sluice.eventloop import loop_name, run
 from sluice.kafka.local import LocalKafka, LocalKafkaSettings
 
 RESULTS = Path(__file__).parent / "results"
-SCENARIOS = ("t1", "t1b", "w1", "t4", "t4b", "w2", "c1", "t3", "b1", "b2", "b3", "a1", "u1")
-WORKER_ONLY = frozenset({"t3", "b1", "b2", "b3", "a1"})
+SCENARIOS = (
+    "t1",
+    "t1b",
+    "w1",
+    "t4",
+    "t4b",
+    "w2",
+    "c1",
+    "t3",
+    "b1",
+    "b2",
+    "b3",
+    "b4",
+    "b5",
+    "a1",
+    "u1",
+)
+WORKER_ONLY = frozenset({"t3", "b1", "b2", "b3", "b4", "b5", "a1"})
 """Scenarios without the benchmark gateway (no pinning either)."""
 
 
@@ -155,6 +171,14 @@ async def _scenarios(
         print("B3: chat time to first chunk on the local model", flush=True)
         questions = 3 if quick else args.b3_questions
         results.append(await b3.run(bootstrap, questions=questions, repetitions=repetitions))
+    if "b4" in chosen:
+        print("B4: vector-db-sink on the embedded PostgreSQL", flush=True)
+        records = 500 if quick else args.b4_records
+        results.append(await b4.run(bootstrap, records=records, repetitions=repetitions))
+    if "b5" in chosen:
+        print("B5: query-vector-db latency at 50 queries/s", flush=True)
+        seconds = 2 if quick else args.b5_seconds
+        results.append(await b5.run(bootstrap, seconds=seconds, repetitions=repetitions))
     return results
 
 
@@ -223,6 +247,8 @@ def main() -> None:
     parser.add_argument(
         "--b3-questions", type=int, default=15, help="B3 questions per repetition (odd)"
     )
+    parser.add_argument("--b4-records", type=int, default=10_000, help="B4 records per run")
+    parser.add_argument("--b5-seconds", type=float, default=20, help="B5 seconds of load per run")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small and once")
     parser.add_argument("--name", help="result file stem after the date (default: the scenarios)")

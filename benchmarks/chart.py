@@ -18,6 +18,7 @@ RATIO_TARGETS: dict[str, tuple[float, str]] = {
     "B1": (0.7, ">="),
     "B2": (0.8, ">="),
     "B3": (1.2, "<="),
+    "B4": (0.7, ">="),
     "T4": (10.0, ">="),
     "C1": (2.0, "<="),
 }
@@ -78,6 +79,10 @@ def _latencies(results: list[dict[str, Any]]) -> list[tuple[str, dict[str, float
             for variant, label in (("pipeline", "B3 first chunk"), ("direct", "B3 server TTFT")):
                 figure = r["first_chunk_ms"][variant]
                 rows.append((label, {"p50": figure["median"], "p90": figure["p90"]}))
+        elif rid == "B5":
+            for variant, label in (("pipeline", "B5 worker 50/s"), ("direct", "B5 direct 50/s")):
+                p50, p99 = r["p50_ms"][variant], r["p99_ms"][variant]
+                rows.append((label, {"p50": p50["median"], "p99": p99["median"]}))
         elif rid == "C1":
             for name, figure in r["p99_ms"].items():
                 rows.append((f"C1 {name} (wrk)", {"p99": figure["median"]}))

@@ -70,6 +70,36 @@ def _row(r: dict[str, Any]) -> list[str]:
             f"direct {ms(whole['direct'])}",
             "",
         ]
+    if rid == "B4":
+        rates, cpu = r["records_per_second"], r["cpu_seconds_per_1k_records"]
+        per_rep = r["ratio_per_repetition"]
+        return [
+            _fig(rates["pipeline"], "rows/s")
+            + f"; with fn:toListOfFloat {_fig(rates['pipeline-fn'], 'rows/s')}",
+            f"bare executemany, {r['batch_size']} rows per transaction: "
+            + _fig(rates["direct"], "rows/s"),
+            f"{r['ratio']:.3g} (per repetition {per_rep['min']:.3g}-{per_rep['max']:.3g}); "
+            f"with fn:toListOfFloat {r['ratio_with_fn']:.3g}",
+            "",
+            "CPU-s per 1k rows (worker; direct: this process): "
+            + ", ".join(f"{name} {figure['median']:.2f}" for name, figure in cpu.items()),
+        ]
+    if rid == "B5":
+        p50, p99 = r["p50_ms"], r["p99_ms"]
+
+        def latencies(variant: str) -> str:
+            return (
+                f"p50 {p50[variant]['median']:.1f} ms, p99 {p99[variant]['median']:.1f} ms "
+                f"({p99[variant]['min']:.1f}-{p99[variant]['max']:.1f})"
+            )
+
+        return [
+            f"through the worker at {r['rate_per_second']:g}/s: " + latencies("pipeline"),
+            "the query direct: " + latencies("direct"),
+            f"{r['ratio']:.3g} (p99 over direct p99; +{r['added_p50_ms']:.1f} ms at p50)",
+            "",
+            "",
+        ]
     if rid == "T4b":
         late = r["timeout_elapsed_over_timeout"]
         worst = f"{late['max']:.3f}x timeout (median {late['median']:.3f}x)" if late else "n/a"
