@@ -4,17 +4,25 @@ naming the asset and never the credential; and the loader's checks of their keys
 
 from __future__ import annotations
 
+import asyncio
+import json
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
 from sluice.application import load_application
 from sluice.errors import InvalidApplication
+from sluice.kafka import KafkaSettings, Producer
 from sluice.local.assets import AssetError, create_assets, delete_assets
+from sluice.local.runner import RunSettings, run_application
+from sluice.net import free_port
+from sluice.record import Record
 from tests.fakes.astra_server import FakeAstra
 from tests.fakes.opensearch_server import FakeOpenSearch
 from tests.fakes.solr_server import FakeSolr
+from tests.workers.conftest import read_all
 
 SECRET = "asset-secret-4711"
 
@@ -171,3 +179,133 @@ def test_loader_checks(tmp_path: Path) -> None:
     text = "\n".join(str(p) for p in caught.value.problems)
     assert "collection-name: is required" in text
     assert "must be a mapping with api" in text
+
+
+CONFIGURATION = """
+configuration:
+  resources:
+    - type: "vector-database"
+      name: "opensearch-datasource"
+      configuration:
+        service: "opensearch"
+        username: "${secrets.opensearch.username}"
+        password: "${secrets.opensearch.password}"
+        host: "${secrets.opensearch.host}"
+        port: "${secrets.opensearch.port}"
+        https: "${secrets.opensearch.https}"
+        region: "${secrets.opensearch.region}"
+        index-name: "langstream-index"
+"""
+
+WRITE = """
+topics:
+  - name: "{vectors}"
+    creation-mode: create-if-not-exists
+assets:
+  - name: "os-index"
+    asset-type: "opensearch-index"
+    creation-mode: create-if-not-exists
+    config:
+      datasource: "opensearch-datasource"
+      settings: |
+        {{"index": {{"knn": true, "knn.algo_param.ef_search": 100}}}}
+      mappings: |
+        {{"properties": {{"content": {{"type": "text"}}, "embeddings": {{"type": "knn_vector", "dimension": 3}}}}}}
+pipeline:
+  - name: "Write to vector db"
+    type: "vector-db-sink"
+    input: "{vectors}"
+    configuration:
+      datasource: "opensearch-datasource"
+      id: "key"
+      bulk-parameters:
+        refresh: "wait_for"
+      fields:
+        - name: "embeddings"
+          expression: "value.embeddings"
+        - name: "content"
+          expression: "value.document"
+"""
+
+QUERY = """
+topics:
+  - name: "{questions}"
+    creation-mode: create-if-not-exists
+  - name: "{answers}"
+    creation-mode: create-if-not-exists
+pipeline:
+  - name: "Execute Query"
+    type: "query-vector-db"
+    input: "{questions}"
+    configuration:
+      datasource: "opensearch-datasource"
+      query: |
+        {{"size": 1, "query": {{"knn": {{"embeddings": {{"vector": ?, "k": 1}}}}}}}}
+      fields:
+        - "value.embeddings"
+      output-field: "value.query_result"
+      only-first: true
+  - name: "Format response"
+    type: compute
+    output: "{answers}"
+    configuration:
+      fields:
+        - name: "value"
+          type: STRING
+          expression: "value.query_result.document.content"
+"""
+
+
+@pytest.mark.kafka
+async def test_the_query_opensearch_shape_under_sluice_run(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """LangStream's query-opensearch shape (an opensearch-index asset, vector-db-sink with
+    bulk-parameters, query-vector-db with the knn body, compute reading the document) pointed
+    at the local OpenSearch-speaking server through secrets: sluice run creates the index, the
+    sink indexes each document, the query answers with the nearest one's content."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {k: f"{k}-{suffix}" for k in ("vectors", "questions", "answers")}
+    with FakeOpenSearch(password=SECRET) as fake:
+        instance = tmp_path / "instance.yaml"
+        instance.write_text(
+            "instance:\n  streamingCluster:\n    type: kafka\n    configuration:\n"
+            f"      admin: {{bootstrap.servers: '{kafka_bootstrap}'}}\n"
+        )
+        secrets = tmp_path / "secrets.yaml"
+        secrets.write_text(
+            "secrets:\n  - id: opensearch\n    data:\n      username: admin\n"
+            f"      password: {SECRET}\n      host: 127.0.0.1\n      port: '{fake.port}'\n"
+            "      https: 'false'\n      region: ''\n"
+        )
+        root = tmp_path / "app"
+        root.mkdir()
+        (root / "configuration.yaml").write_text(CONFIGURATION)
+        (root / "write.yaml").write_text(WRITE.format(**names))
+        (root / "query.yaml").write_text(QUERY.format(**names))
+        app = load_application(root, instance=instance, secrets=secrets)
+        settings = RunSettings(
+            app_dir=root,
+            instance=instance,
+            secrets=secrets,
+            gateway_port=free_port(),
+            state_dir=tmp_path / "state",
+        )
+        documents = {"a": ([1.0, 0.0, 0.0], "about apples"), "b": ([0.0, 1.0, 0.0], "about boats")}
+        async with run_application(app, settings) as running:
+            assert all(worker.running for worker in running.workers), running.workers
+            assert fake.indexes["langstream-index"]["mappings"]["properties"]["content"] == {
+                "type": "text"
+            }
+            async with Producer(KafkaSettings(kafka_bootstrap)) as producer:
+                for key, (vector, text) in documents.items():
+                    value = json.dumps({"embeddings": vector, "document": text})
+                    await producer.send(names["vectors"], Record(value, key=key), source="/t")
+                deadline = asyncio.get_running_loop().time() + 60
+                while len(fake.documents("langstream-index")) < 2:
+                    assert asyncio.get_running_loop().time() < deadline, fake.requests[-3:]
+                    await asyncio.sleep(0.2)
+                question = json.dumps({"embeddings": [0.1, 0.9, 0.0]})
+                await producer.send(names["questions"], Record(question), source="/t")
+            [answer] = await read_all(kafka_bootstrap, names["answers"], 1, within=60)
+        assert answer.record.value == "about boats"
