@@ -19,6 +19,7 @@ starts), reading the table's primary key from the driver's metadata.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import re
@@ -101,7 +102,7 @@ class CassandraWriter:
 
     async def write(self, record: Record) -> None:
         if not self._insert:
-            self._resolve()
+            await asyncio.to_thread(self._resolve)  # reads the schema: blocking driver calls
         context = context_of(to_working(record))
         values = {column: expression.evaluate(context) for column, expression in self.columns}
         if all(values[c] is None for c in values if c not in self._keys):
