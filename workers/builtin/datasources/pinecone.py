@@ -183,7 +183,9 @@ class PineconeWriter:
                 f"{type(values).__name__}"
             )
         try:
-            return [float(v) for v in values if not isinstance(v, bool)]
+            if any(isinstance(v, bool) for v in values):
+                raise TypeError("a boolean is not a number")
+            return [float(v) for v in values]
         except (TypeError, ValueError):
             raise DataSourceError(
                 f"{self.where}: vector.vector must give numbers (or numeric texts)"

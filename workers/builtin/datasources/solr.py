@@ -108,8 +108,8 @@ class SolrWriter:
         self.where = f"vector-db-sink ({self.http.where})"
         self.path = f"/solr/{quote(self.collection, safe='')}/update"
         self.fields = FieldValues(self.where, agent.get("fields"))
-        within = number_key(self.where, {"commit-within": _positive(agent)}, "commit-within", 1000)
-        self.params = {"commit": "true"} if within <= 0 else {"commitWithin": str(int(within))}
+        within = commit_within(self.where, agent.get("commit-within"))
+        self.params = {"commit": "true"} if within <= 0 else {"commitWithin": str(within)}
 
     async def start(self) -> None:
         await reach(self.http)
@@ -133,13 +133,17 @@ class SolrWriter:
         )
 
 
-def _positive(agent: Mapping[str, Any]) -> Any:
-    """``commit-within`` with 0 or less read as 0 (a commit per write), as LangStream did."""
-    value = agent.get("commit-within")
+def commit_within(where: str, value: Any) -> int:
+    """``commit-within`` in ms (1000 when absent); 0 or less asks for a commit per write, as
+    LangStream read it."""
+    if value is None or value == "":
+        return 1000
     try:
-        return 0 if value is not None and float(value) <= 0 else value
+        return int(float(value))
     except (TypeError, ValueError):
-        return value
+        raise DataSourceResourceError(
+            f"{where}: commit-within must be a number of ms, got {value!r}"
+        ) from None
 
 
 async def reach(http: JsonHttp) -> None:

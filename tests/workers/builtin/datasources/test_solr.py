@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sluice.application.builtin_config import BadConfiguration
 from sluice.record import Record
 from tests.fakes.json_server import Fault
 from tests.fakes.solr_server import FakeSolr
@@ -158,6 +159,17 @@ async def test_refused_credentials_missing_collection_and_retries(
     sink = await make("sink", fields=FIELDS)
     await sink.write(record("z", text="t", embeddings=[1, 0, 0]))
     assert "z" in solr.collections["documents"]
+
+
+async def test_a_commit_within_that_is_not_a_number(solr: FakeSolr) -> None:
+    with pytest.raises(BadConfiguration, match="commit-within: must be a whole number"):
+        await VectorDBSink().init(agent(solr, fields=FIELDS, **{"commit-within": "soon"}))
+    sink = VectorDBSink()
+    await sink.init(agent(solr, fields=FIELDS, **{"commit-within": -5}))
+    await sink.start()
+    await sink.write(record("a", text="t"))
+    await sink.close()
+    assert solr.requests[-1].query == {"commit": "true"}
 
 
 def test_settings_and_params() -> None:
