@@ -55,10 +55,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     deploy = commands.add_parser(
         "deploy",
         help="create the topics and apply the application's objects to a cluster",
-        description="Create the application's topics (Kafka admin client), check Knative's "
-        "config-features when disks are used, then server-side apply every object (field "
-        "manager sluice). Applying again changes nothing; a changed application updates only "
-        "what changed.",
+        description="Create the application's topics (Kafka admin client) and its assets (the "
+        "tables, keyspaces... of assets with creation-mode create-if-not-exists, from here, as "
+        "sluice run does), check Knative's config-features when disks are used, then "
+        "server-side apply every object (field manager sluice). Applying again changes "
+        "nothing; a changed application updates only what changed.",
     )
     app_arguments(deploy)
     _cluster_arguments(deploy)
@@ -76,16 +77,30 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="do not create topics (when Kafka is not reachable from here)",
     )
+    deploy.add_argument(
+        "--skip-assets",
+        action="store_true",
+        help="do not create assets (when their databases are not reachable from here)",
+    )
     deploy.set_defaults(handler=_deploy)
 
     delete = commands.add_parser(
         "delete",
         help="delete the application's objects from a cluster (by label)",
         description="Delete every object labelled sluice.dev/application=<app> in the "
-        "namespace. Topics and the namespace stay.",
+        "namespace. Topics and the namespace stay; assets too, unless --assets is given.",
     )
     delete.add_argument("app", metavar="APP", help="the application id (or its folder)")
     _cluster_arguments(delete)
+    delete.add_argument(
+        "--assets",
+        action="store_true",
+        help="also delete the assets with deletion-mode: delete (their delete statements run "
+        "from here; APP must be the application folder)",
+    )
+    delete.add_argument("-i", "--instance", metavar="FILE", help="instance.yaml (with --assets)")
+    delete.add_argument("-s", "--secrets", metavar="FILE", help="secrets.yaml (with --assets)")
+    delete.add_argument("--app-id", metavar="NAME", help="application id (with --assets)")
     delete.set_defaults(handler=_delete)
 
     image = commands.add_parser(
@@ -186,6 +201,8 @@ def _deploy_objects(
             check_features(features_data(api))
         if not args.skip_topics and not args.dry_run:
             _create_topics(app, console)
+        if not args.skip_assets and not args.dry_run:
+            _assets(app, console, create=True)
         if ensure_namespace(api, namespace, dry_run=args.dry_run):
             console.print(f"namespace {namespace}: created", highlight=False)
 
@@ -227,6 +244,21 @@ def _create_topics(app: Application, console: Console) -> None:
     console.print(f"topics: {len(created)} created, {len(plan.topics)} in all", highlight=False)
 
 
+def _assets(app: Application, console: Console, *, create: bool) -> None:
+    """Create the assets to create (or delete those to delete) from this process, with the code
+    ``sluice run`` uses; an :class:`~sluice.local.asset_errors.AssetError` (a SluiceError)
+    stops the command before any object is applied (or deleted)."""
+    if not app.assets:
+        return
+    from sluice.local.assets import create_assets, delete_assets
+
+    verb = "creating" if create else "deleting"
+    with console.status(f"{verb} the assets of {app.name}"):
+        done = asyncio.run(create_assets(app) if create else delete_assets(app))
+    for line in done:
+        console.print(f"asset {line}", highlight=False)
+
+
 def _wait(api: Any, objects: list[dict[str, Any]], timeout: float, console: Console) -> int:
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -259,15 +291,30 @@ def _delete(args: argparse.Namespace) -> int:
     console = Console(stderr=True, soft_wrap=True)
     name = Path(args.app).name if Path(args.app).is_dir() else args.app
     namespace = args.namespace or "default"
+    app: Application | None = None
+    if args.assets:
+        if not Path(args.app).is_dir():
+            console.print(
+                f"[red]error:[/red] --assets needs the application folder, not {args.app!r}: "
+                "its assets and datasources are read from it",
+                highlight=False,
+            )
+            return 1
+        app = load(args)
+        if app is None:
+            return 1
+        name = app.name
     try:
         with _api(args) as api:
             deleted = delete_application(api, name, namespace)
+        for title in deleted:
+            console.print(f"{title}: deleted", highlight=False)
+        console.print(f"{name}: {len(deleted)} objects deleted from {namespace}", highlight=False)
+        if app is not None:  # after the workers are gone: nothing writes to them any more
+            _assets(app, console, create=False)
     except SluiceError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False)
         return 1
-    for title in deleted:
-        console.print(f"{title}: deleted", highlight=False)
-    console.print(f"{name}: {len(deleted)} objects deleted from {namespace}", highlight=False)
     return 0
 
 
