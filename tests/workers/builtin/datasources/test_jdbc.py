@@ -68,6 +68,15 @@ def test_short_url_and_ssl() -> None:
     assert dict(settings.arguments)["sslmode"] == "verify-full"
 
 
+def test_a_postgresql_url_runs_whatever_the_driver_class() -> None:
+    """As JDBC's DriverManager picks the driver accepting the URL: HerdDB's examples."""
+    settings = jdbc_settings(
+        "ds", {**BASE, "driverClass": "herddb.jdbc.Driver", "url": "jdbc:postgresql://h:5433/db"}
+    )
+    assert (settings.arguments["host"], settings.arguments["port"]) == ("h", "5433")
+    assert settings.ignored == ()
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
