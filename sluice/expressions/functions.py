@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import functools
 import json
+import math
 import random as _random
 import re
 import struct
@@ -107,17 +109,32 @@ def to_double_fn(value: Any) -> float | None:
     return to_double(value)
 
 
+_SINGLE = struct.Struct(">f")
+
+
+def _shortest_single(single: float) -> float:
+    """The shortest decimal that reads back as the 32-bit float ``single`` (0.1, not
+    0.100000001), as Java prints a ``float``. A binary search over the number of digits: if
+    ``d`` digits read back, so do ``d + 1`` (the nearer rounding)."""
+    if single != single or single in (math.inf, -math.inf):
+        return single
+    low, high = 1, 9  # 9 significant digits always read back
+    while low < high:
+        middle = (low + high) // 2
+        if _SINGLE.unpack(_SINGLE.pack(float(f"{single:.{middle}g}")))[0] == single:
+            high = middle
+        else:
+            low = middle + 1
+    return float(f"{single:.{low}g}")
+
+
 def _float32(value: Any) -> float:
-    # A 32-bit float, kept as the shortest decimal that reads back as it (0.1, not 0.100000001).
     number = float(_from_bytes(value, ">f")) if isinstance(value, bytes) else to_double(value)
-    single = struct.unpack(">f", struct.pack(">f", number))[0]
-    if single != single or single in (float("inf"), float("-inf")):
-        return float(single)
-    for digits in range(1, 10):
-        candidate = float(f"{single:.{digits}g}")
-        if struct.unpack(">f", struct.pack(">f", candidate))[0] == single:
-            return candidate
-    return float(single)
+    try:
+        single = _SINGLE.unpack(_SINGLE.pack(number))[0]
+    except OverflowError:  # beyond the largest float: infinite, as Java's (float) cast gives
+        return math.copysign(math.inf, number)
+    return _shortest_single(single)
 
 
 def to_list_of_float(value: Any) -> list[float] | None:
@@ -125,6 +142,11 @@ def to_list_of_float(value: Any) -> list[float] | None:
         return None
     if not isinstance(value, list | tuple):
         raise CoercionError(f"cannot convert {describe(value)} to a list of float")
+    if all(type(item) is float for item in value):  # a vector from a model: one pack for all
+        count = len(value)
+        with contextlib.suppress(OverflowError):  # else item by item, which handles it
+            singles = struct.unpack(f">{count}f", struct.pack(f">{count}f", *value))
+            return [_shortest_single(single) for single in singles]
     return [_float32(item) for item in value]
 
 

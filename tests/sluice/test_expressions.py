@@ -438,3 +438,33 @@ def test_invalid_when() -> None:
         compile_predicate("`invalid")
     assert caught.value.column == 1
     assert "unexpected character '`'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [
+        [0.1, 1 / 3, 1e-40, 3.4028235e38, 16777217.0, -0.0, 0.123456789, 1e39, -1e39],
+        [0.1, "0.5", 2, 1e39],  # not all floats: converted one by one
+    ],
+)
+def test_to_list_of_float_gives_each_32_bit_float_as_its_shortest_decimal(
+    vector: list[Any],
+) -> None:
+    # As Java prints a float: 1/3 is 0.33333334, 2^24 + 1 is 2^24, past the largest float is
+    # infinite.
+    expected = {
+        0.1: 0.1,
+        1 / 3: 0.33333334,
+        1e-40: 1e-40,
+        3.4028235e38: 3.4028235e38,
+        16777217.0: 16777216.0,
+        0.123456789: 0.12345679,
+        1e39: float("inf"),
+        -1e39: float("-inf"),
+        "0.5": 0.5,
+        2: 2.0,
+    }
+    result = compile_expression("fn:toListOfFloat(value.v)").evaluate(
+        EvaluationContext(value={"v": vector}, key="")
+    )
+    assert result == [0.0 if item == 0 else expected[item] for item in vector]
