@@ -14,10 +14,11 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.loopback import Served
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Request:
     body: Any
 
 
-class JsonServer:
+class JsonServer(Served):
     """A JSON HTTP server on ``host`` (a free port) while the ``with`` block runs."""
 
     name = "fake"
@@ -47,23 +48,14 @@ class JsonServer:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
+        self.served_name = self.name
         self.requests: list[Request] = []
         self.faults: deque[Fault] = deque()
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError(f"the {self.name} server is not running")
-        return f"http://{self.host}:{self._server.server_address[1]}"
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError(f"the {self.name} server is not running")
-        return int(self._server.server_address[1])
+        return self.bound_port
 
     def allowed(self, headers: dict[str, str]) -> bool:
         """Whether the request's credentials are right (all are, unless a fake says)."""
@@ -75,38 +67,13 @@ class JsonServer:
     def refused(self) -> Any:
         return {"error": "unauthorized"}
 
-    def start(self) -> Self:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake: JsonServer = self
 
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"fake-{self.name}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return Handler
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -37,9 +37,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, TypeVar
+
+from tests.fakes.loopback import Served
 
 Reply = Callable[[list[dict[str, Any]]], "str | list[str]"]
 TokenLogprob = Callable[[str], float]
@@ -99,7 +100,7 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(Served):
     """The server, on ``host:port`` (0: a free port) while the ``with`` block runs."""
 
     host: str = "127.0.0.1"
@@ -109,15 +110,7 @@ class FakeOpenAI:
     fault: Callable[[dict[str, Any]], Fault | None] = no_fault
     logprob: TokenLogprob = flat_logprob
     requests: list[RecordedRequest] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` (no path)."""
-        if self._server is None:
-            raise RuntimeError("the fake OpenAI server is not running")
-        return f"http://{self.host}:{self._server.server_address[1]}"
+    served_name = "fake OpenAI"
 
     @property
     def base_url(self) -> str:
@@ -132,38 +125,16 @@ class FakeOpenAI:
             "OPENAI_API_KEY": api_key,
         }
 
-    def start(self) -> FakeOpenAI:
+    def listen_port(self) -> int:
+        return self.port
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-openai", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return Handler
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.fakes.loopback import Served
 from tests.fakes.openai_server import Fault, fake_embedding
 
 __all__ = ["FakeProvider", "Fault", "Handler", "Recorded", "fake_embedding"]
@@ -36,7 +35,7 @@ def no_fault(request: Recorded) -> Fault | None:
 
 
 @dataclass
-class FakeProvider:
+class FakeProvider(Served):
     """The server on ``host:port`` (0: a free port) while the ``with`` block runs.
 
     ``fault(request)`` may return a :class:`Fault` for a request; every request is in
@@ -46,50 +45,21 @@ class FakeProvider:
     port: int = 0
     fault: Callable[[Recorded], Fault | None] = no_fault
     requests: list[Recorded] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` (no path)."""
-        if self._server is None:
-            raise RuntimeError("the fake server is not running")
-        return f"http://{self.host}:{self._server.server_address[1]}"
 
     def answer(self, handler: Handler, request: Recorded) -> None:
         """Answer ``request`` (a subclass's routes); 404 here."""
         handler.send_json(404, {"error": f"no route {request.method} {request.path}"})
 
-    def start(self) -> FakeProvider:
+    def listen_port(self) -> int:
+        return self.port
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Bound(Handler):
             provider = fake
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Bound)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return Bound
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -7,8 +7,9 @@ import gzip
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.loopback import Served
 
 
 @dataclass(frozen=True)
@@ -32,26 +33,21 @@ class Hit:
 
 
 @dataclass
-class Website:
+class Website(Served):
     """The site at :attr:`url` while the ``with`` block runs; ``{site}`` in a page body is
     replaced by the site's URL when served."""
 
     pages: dict[str, Page | list[Page]] = field(default_factory=dict)
     """A list answers its pages in turn, then its last one again and again."""
     hits: list[Hit] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    served_name = "website"
 
     def paths(self) -> list[str]:
         with self._lock:
             return [hit.path for hit in self.hits]
 
-    def __enter__(self) -> Website:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,20 +86,7 @@ class Website:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        return Handler
 
 
 def html(title: str, *links: str) -> Page:
