@@ -119,15 +119,6 @@ async def gateway(
                 await process.wait()
 
 
-@contextlib.asynccontextmanager
-async def worker(bootstrap: str, executor: str, state_dir: Path) -> AsyncIterator[Process]:
-    """A real Sluice worker (``python -m workers``) for one executor of the benchmark app."""
-    from benchmarks.worker_runs import running, worker_argv  # it builds on this module
-
-    async with running(worker_argv(APP_DIR, executor, bootstrap, state_dir)) as process:
-        yield Process(process)
-
-
 async def state(gw: Process) -> dict[str, Any]:
     async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
         body: dict[str, Any] = (await client.get(f"{gw.url}/bench/state")).json()

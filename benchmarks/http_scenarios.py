@@ -21,10 +21,10 @@ from benchmarks.harness import (
     percentile,
     spread,
     state,
-    worker,
     wrk,
 )
 from benchmarks.loadgen import HttpClient
+from benchmarks.worker_runs import app_worker
 
 RECORD = {"key": "k1", "value": {"question": "what is the answer?" * 8, "session": "s1", "n": 1}}
 ONE = json.dumps(RECORD).encode()
@@ -294,8 +294,8 @@ async def t4(
     loops: list[OpenLoop] = []
     async with (
         gateway(bootstrap) as gw,
-        worker(bootstrap, "identity", work / "state-identity") as identity,
-        worker(bootstrap, "dropper", work / "state-dropper"),
+        app_worker(bootstrap, "identity", work / "state-identity") as identity,
+        app_worker(bootstrap, "dropper", work / "state-dropper"),
     ):
         url = gateway_url(gw, "service", "echo")
         naive = f"{gw.url}/bench/naive-service/svc-in/svc-out"

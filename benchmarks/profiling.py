@@ -28,8 +28,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import gateway, gateway_url, worker, wrk
+from benchmarks.harness import gateway, gateway_url, wrk
 from benchmarks.http_scenarios import BATCH, JSON, ONE, until_served
+from benchmarks.worker_runs import app_worker
 from sluice.eventloop import run
 
 __all__ = ["Profile", "read_collapsed"]
@@ -226,7 +227,7 @@ async def profile(args: argparse.Namespace) -> Profile:
             # T4's identity worker answers the service requests.
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sluice-prof-"))
             await stack.enter_async_context(
-                worker(args.bootstrap_servers, "identity", Path(tmp) / "state")
+                app_worker(args.bootstrap_servers, "identity", Path(tmp) / "state")
             )
             await until_served(url)
         ws = gateway_url(gw, "produce", "ingest", ws=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from benchmarks.harness import cpu_seconds
+from benchmarks.harness import APP_DIR, Process, cpu_seconds
 from sluice.application.model import TopicSpec
 from sluice.kafka import KafkaSettings, Producer
 from sluice.kafka.admin import ensure_topics
@@ -157,3 +157,10 @@ async def watch(
     finally:
         await consumer.stop()
     raise TimeoutError(f"only part of {count} records reached {topic} in {within:.0f}s")
+
+
+@contextlib.asynccontextmanager
+async def app_worker(bootstrap: str, executor: str, state_dir: Path) -> AsyncIterator[Process]:
+    """A real Sluice worker (``python -m workers``) for one executor of the benchmark app."""
+    async with running(worker_argv(APP_DIR, executor, bootstrap, state_dir)) as process:
+        yield Process(process)
