@@ -40,6 +40,10 @@ from workers.builtin.records import context_of, to_working
 __all__ = ["LANES", "TableSink"]
 
 LANES = 2
+MAX_RECORDS_IN_FLIGHT = 800
+"""At most this many records in the sink at once, whatever ``batch-size``: the executor holds
+at most 1,000 unfinished records, and lets records into a batching agent only below that (a
+larger batch then leaves after ``flush-interval``, partial)."""
 
 
 class TableSink:
@@ -87,8 +91,8 @@ class TableSink:
 
     @property
     def records_in_flight(self) -> int:
-        """Two batches: one being written while the next one fills."""
-        return 2 * self.batch_size * LANES
+        """Two batches per lane: one being written while the next one fills."""
+        return min(2 * self.batch_size * LANES, MAX_RECORDS_IN_FLIGHT)
 
     async def start(self) -> None:
         await self.datasource.start()
