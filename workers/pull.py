@@ -196,7 +196,9 @@ class PullExecutor(RebalanceListener):
         gathers several records into one model call); their outputs are handed to the producer
         strictly in input order, and a record is finished only when they are acknowledged.
         """
-        window = self._chain.window
+        # Room for more records comes only from records this loop hands over: a window as large
+        # as max_in_flight would wait for room that only its own handing over can make.
+        window = max(1, min(self._chain.window, self._settings.max_in_flight // 2))
         running: deque[tuple[Consumed, asyncio.Future[Effects]]] = deque()
         try:
             while True:

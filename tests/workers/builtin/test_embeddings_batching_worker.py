@@ -8,6 +8,7 @@ middle of a batch loses no record. The provider is the deterministic OpenAI serv
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -165,3 +166,35 @@ async def test_a_worker_killed_in_the_middle_of_a_batch_loses_no_record(
     # Duplicates come only from redelivery; the first copies of each text are in input order.
     firsts = list(dict.fromkeys(v["text"] for v in values))
     assert firsts == sent
+
+
+async def test_a_window_larger_than_the_unfinished_records_allowed_does_not_stall(
+    app_factory: Callable[..., Path],
+    topics: dict[str, str],
+    start_worker: StartWorker,
+    producer: Producer,
+    kafka_bootstrap: str,
+    fake: FakeOpenAI,
+) -> None:
+    """batch-size 300 x concurrency 4 asks for 1,200 records in flight, above the worker's
+    1,000 unfinished records: the worker caps its window and goes on."""
+    files = {
+        "pipeline.yaml": PIPELINE.replace("{flush}", "200")
+        .replace("batch-size: 4", "batch-size: 300")
+        .replace("concurrency: 2", "concurrency: 4"),
+        "configuration.yaml": CONFIGURATION.replace("{url}", fake.base_url),
+    }
+    app_dir = app_factory(files, **topics)
+    await prepare(app_dir, kafka_bootstrap)
+    texts = [f"t{n}" for n in range(1200)]
+    await asyncio.gather(
+        *(
+            producer.send(topics["inp"], Record(json.dumps({"text": t}), key="k"), source="/t")
+            for t in texts
+        )
+    )
+    worker = await start_worker(app_dir, "embed")
+    outputs = await read_all(kafka_bootstrap, topics["out"], len(texts), within=120)
+    assert await worker.stop() == 0, "\n".join(worker.output)
+    assert len(outputs) == len(texts)
+    assert max(len(batch) for batch in embedded_batches(fake)) > 4
