@@ -38,6 +38,8 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
+    """The body as sent (NDJSON for OpenSearch's ``_bulk``)."""
 
 
 class JsonServer(Served):
@@ -93,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw.decode("utf-8", "replace")
         split = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        request = Request(self.command, split.path, dict(parse_qsl(split.query)), headers, body)
+        query = dict(parse_qsl(split.query))
+        request = Request(self.command, split.path, query, headers, body, raw)
         with fake.lock:
             fake.requests.append(request)
             fault = fake.faults.popleft() if fake.faults else None

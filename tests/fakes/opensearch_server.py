@@ -10,12 +10,23 @@ or updated), ``DELETE /<index>/_doc/<id>`` (404 ``not_found`` when absent) and
 scored ``1 / (1 + l2²)`` as the l2 space does), ``match_all`` or ``term``. Indexing into a
 missing index creates it, as OpenSearch does. Requests without the basic credentials
 ``username:password`` get 401.
+
+``POST /_bulk`` and ``POST /<index>/_bulk`` take NDJSON as OpenSearch documents it
+(``Content-Type: application/x-ndjson``, the body ending with a newline, else 400): an action
+line ``{"index"|"create"|"delete": {"_index", "_id"}}`` (``_index`` defaults to the path's),
+followed by the document for ``index`` and ``create``. The answer has ``took``, ``errors`` and
+one item per action, in order, each ``{action: {_index, _id, status, result}}`` or with an
+``error`` ``{type, reason}``: a field mapped as ``knn_vector`` whose value is not a list of
+``dimension`` numbers gives ``mapper_parsing_exception`` (400), ``create`` of an existing id
+``version_conflict_engine_exception`` (409); a delete of a missing document is ``not_found``
+(404, no error). :attr:`FakeOpenSearch.bulk_sizes` lists the actions of each bulk request.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import json
 from typing import Any
 
 from tests.fakes.json_server import JsonServer, Request
@@ -29,6 +40,7 @@ class FakeOpenSearch(JsonServer):
         self.credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
         self.indexes: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
+        self.bulk_sizes: list[int] = []
 
     def allowed(self, headers: dict[str, str]) -> bool:
         return headers.get("authorization") == f"Basic {self.credentials}"
@@ -47,6 +59,8 @@ class FakeOpenSearch(JsonServer):
                 "name": "fake",
                 "version": {"distribution": "opensearch", "number": "2.11.0"},
             }
+        if parts[-1] == "_bulk" and len(parts) <= 2:
+            return self._bulk(request, parts[0] if len(parts) == 2 else None)
         index = parts[0]
         if len(parts) == 1:
             return self._index(request.method, index, body)
@@ -104,6 +118,80 @@ class FakeOpenSearch(JsonServer):
             }
         return 405, {"error": "method not allowed"}
 
+    def _bulk(self, request: Request, default_index: str | None) -> tuple[int, Any]:
+        kind = request.headers.get("content-type", "")
+        text = request.raw.decode("utf-8")
+        if "ndjson" not in kind and "json" not in kind:
+            return 406, _error("illegal_argument_exception", f"Content-Type {kind!r}")
+        if not text.endswith("\n"):
+            reason = "The bulk request must be terminated by a newline [\\n]"
+            return 400, _error("illegal_argument_exception", reason)
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        items: list[dict[str, Any]] = []
+        position = 0
+        while position < len(lines):
+            [(action, target)] = lines[position].items()
+            position += 1
+            document = None
+            if action in ("index", "create"):
+                document = lines[position]
+                position += 1
+            elif action != "delete":
+                return 400, _error("illegal_argument_exception", f"Malformed action {action}")
+            index = target.get("_index") or default_index
+            if not index:
+                return 400, _error("action_request_validation_exception", "index is missing")
+            items.append({action: self._bulk_item(action, index, target.get("_id"), document)})
+        self.bulk_sizes.append(len(items))
+        failed = any("error" in next(iter(item.values())) for item in items)
+        return 200, {"took": 1, "errors": failed, "items": items}
+
+    def _bulk_item(
+        self, action: str, index: str, ident: str | None, document: Any
+    ) -> dict[str, Any]:
+        docs = self.indexes.setdefault(index, {"settings": {}, "mappings": {}, "docs": {}})["docs"]
+        if action == "delete":
+            found = docs.pop(ident, None) is not None
+            result = "deleted" if found else "not_found"
+            return {
+                "_index": index,
+                "_id": ident,
+                "status": 200 if found else 404,
+                "result": result,
+            }
+        ident = ident or f"auto-{next(self._ids)}"
+        problem = self._invalid(index, document)
+        if problem is not None:
+            return {"_index": index, "_id": ident, "status": 400, "error": problem}
+        if action == "create" and ident in docs:
+            reason = f"[{ident}]: version conflict, document already exists"
+            error = {"type": "version_conflict_engine_exception", "reason": reason}
+            return {"_index": index, "_id": ident, "status": 409, "error": error}
+        result = "updated" if ident in docs else "created"
+        docs[ident] = document
+        status = 200 if result == "updated" else 201
+        return {"_index": index, "_id": ident, "status": status, "result": result}
+
+    def _invalid(self, index: str, document: Any) -> dict[str, str] | None:
+        """The mapper_parsing_exception of a document that does not fit the index's knn_vector
+        fields, or None."""
+        if not isinstance(document, dict):
+            return {"type": "mapper_parsing_exception", "reason": "failed to parse"}
+        properties = self.indexes[index]["mappings"].get("properties") or {}
+        for name, mapping in properties.items():
+            if mapping.get("type") != "knn_vector" or name not in document:
+                continue
+            value = document[name]
+            dimension = int(mapping.get("dimension", 0))
+            if not isinstance(value, list) or len(value) != dimension:
+                size = len(value) if isinstance(value, list) else "no"
+                reason = (
+                    f"failed to parse field [{name}] of type [knn_vector]: Vector dimension "
+                    f"mismatch. Expected: {dimension}, Given: {size}"
+                )
+                return {"type": "mapper_parsing_exception", "reason": reason}
+        return None
+
     def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         docs = self.indexes[index]["docs"]
         query = body.get("query") or {"match_all": {}}
@@ -135,6 +223,10 @@ class FakeOpenSearch(JsonServer):
             "timed_out": False,
             "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits},
         }
+
+
+def _error(kind: str, reason: str) -> dict[str, Any]:
+    return {"error": {"type": kind, "reason": reason}, "status": 400}
 
 
 def _missing(index: str) -> tuple[int, Any]:

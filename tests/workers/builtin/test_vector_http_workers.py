@@ -302,3 +302,29 @@ async def test_a_refused_key_stops_the_worker(
     assert code != 0, output
     assert 'datasource "VDB"' in output and "refused the credentials" in output, output
     assert "wrong-key-31337" not in output and SECRET not in output
+
+
+async def test_opensearch_a_failed_bulk_item_goes_to_its_records_policy(
+    start_app: StartApp, topics: dict[str, str], producer: Producer, kafka_bootstrap: str
+) -> None:
+    """One document of a ``_bulk`` batch does not fit the index's mapping: that record alone
+    goes to the dead-letter topic, the others of its batch are indexed."""
+    [opensearch] = [kind for kind in KINDS if kind.name == "opensearch"]
+    with FakeOpenSearch(password=SECRET) as fake:
+        mapping = {"properties": {"embeddings": {"type": "knn_vector", "dimension": 3}}}
+        fake.indexes["docs"] = {"settings": {}, "mappings": mapping, "docs": {}}
+        files = app(opensearch, fake, topics, "sink")
+        files["pipeline.yaml"] = files["pipeline.yaml"].replace(
+            "on-failure: fail", "on-failure: dead-letter"
+        )
+        sink = await start_app(files)
+        bad = Record(json.dumps({"id": "d3", "text": "doc 3", "embeddings": [1.0]}), key="d3")
+        await send(producer, topics["inp"], document(1), document(2), bad, document(4))
+        [dead] = await read_all(kafka_bootstrap, topics["inp"] + "-deadletter", 1, settle=1.5)
+        assert dead.record.key == "d3"
+        await wait_for(lambda: len(fake.documents("docs")) == 3)
+        assert await sink.stop() == 0, "\n".join(sink.output)
+        assert sorted(fake.documents("docs")) == ["d1", "d2", "d4"]
+        assert fake.bulk_sizes == [4]
+        output = "\n".join(sink.output)
+        assert "mapper_parsing_exception" in output and SECRET not in output

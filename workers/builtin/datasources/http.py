@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,8 @@ class HttpSettings:
     """What the messages call it: ``pinecone index "docs"``..."""
     base_url: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    auth: tuple[str, str] | None = field(default=None, repr=False)
+    auth: tuple[str, str] | httpx.Auth | None = field(default=None, repr=False)
+    """Basic credentials, or an ``httpx.Auth`` that signs each request (AWS SigV4)."""
     timeout: float = 30.0
     retries: int = 3
     pause: float = 0.5
@@ -93,13 +94,20 @@ class JsonHttp:
         *,
         params: Mapping[str, str] | None = None,
         allowed: tuple[int, ...] = (),
+        ndjson: Sequence[Any] | None = None,
     ) -> tuple[int, Any]:
         """(status, decoded JSON body or None) of a request; statuses in ``allowed`` (404...)
-        are answers too, other errors raise :class:`DataSourceError`."""
+        are answers too, other errors raise :class:`DataSourceError`. ``ndjson``: instead of
+        ``body``, JSON values sent one per line (``application/x-ndjson``, OpenSearch's
+        ``_bulk``), the last line ending with a newline too."""
         await self.start()
         assert self._client is not None
-        content = None if body is None else json.dumps(body).encode("utf-8")
-        headers = {} if content is None else {"Content-Type": "application/json"}
+        if ndjson is not None:
+            content: bytes | None = "".join(json.dumps(line) + "\n" for line in ndjson).encode()
+            headers = {"Content-Type": "application/x-ndjson"}
+        else:
+            content = None if body is None else json.dumps(body).encode("utf-8")
+            headers = {} if content is None else {"Content-Type": "application/json"}
         what = f"{method} {path}"
         for attempt in range(self.settings.retries + 1):
             last = attempt == self.settings.retries

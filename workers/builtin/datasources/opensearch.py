@@ -14,21 +14,35 @@ AWS SigV4) is refused by name.
 Each hit is a row ``{"id": _id, "document": _source, "score": _score, "index": _index}``.
 
 ``vector-db-sink`` reads ``fields`` (``{name, expression}``: the document), ``id`` (an
-expression; none or empty: OpenSearch picks an id, so a redelivered record is indexed twice)
-and ``bulk-parameters`` (``pipeline``, ``routing``, ``refresh``, ``timeout``,
-``wait_for_active_shards``, ``require_alias``: query parameters of the request). A record is
-indexed by id (``PUT /<index>/_doc/<id>``: written again, it replaces the document); a record
-whose value is null deletes the document of its id.
+expression; none or empty: OpenSearch picks an id, so a redelivered record is indexed twice),
+``bulk-parameters`` (``pipeline``, ``routing``, ``refresh`` (``true``, ``false`` or
+``wait_for``), ``timeout``, ``wait_for_active_shards``, ``require_alias``: query parameters of
+the request), ``batch-size`` (10) and ``flush-interval`` (1000 ms), LangStream's keys and
+defaults. As LangStream's writer did, documents go in batches through the bulk API
+(``POST /<index>/_bulk``, one NDJSON line of action and one of document each): a batch leaves
+with ``batch-size`` documents, or ``flush-interval`` milliseconds after its first one arrived
+(0: at once, with what waits), one request at a time, in the order the records came, so the
+last write of an id is the one kept. A record is indexed by id (an ``index`` action: written
+again after a redelivery, it replaces the document); a record whose value is null deletes the
+document of its id (a ``delete`` action; a missing document is no error). The worker lets two
+batches into the agent at once (``records_in_flight``) and commits offsets in input order.
+
+An item that fails in the bulk answer (``mapper_parsing_exception``...) fails its record only,
+with the item's error type and reason, and that record's ``errors`` policy decides; the other
+records of the batch are written. A request that fails as a whole (the service unreachable
+after the retries, refused credentials) fails every record of the batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from sluice.expressions import compile_expression
 from sluice.record import Record
+from workers.builtin.batching import Batcher
 from workers.builtin.datasources.base import FieldValues, evaluate, required_text
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 from workers.builtin.datasources.http import HttpSettings, JsonHttp, number_key
@@ -38,9 +52,21 @@ __all__ = [
     "BULK_PARAMETERS",
     "OpenSearchDataSource",
     "OpenSearchWriter",
+    "Operation",
+    "bulk_errors",
     "opensearch_settings",
     "search_rows",
 ]
+
+BATCH_SIZE = 10
+"""LangStream's ``batch-size`` of the opensearch writer: documents per ``_bulk`` request."""
+FLUSH_INTERVAL = 1000
+"""LangStream's ``flush-interval`` (ms): how long a partial batch waits for more documents."""
+MAX_RECORDS_IN_FLIGHT = 800
+"""At most this many records in the sink at once, whatever ``batch-size`` (the executor holds
+at most 1,000 unfinished records, see ``table_sink``)."""
+REFRESH = ("true", "false", "wait_for")
+"""The values of ``bulk-parameters.refresh``."""
 
 BULK_PARAMETERS = (
     "pipeline",
@@ -140,13 +166,13 @@ class OpenSearchDataSource:
 
 
 class OpenSearchWriter:
-    """``vector-db-sink`` on an OpenSearch index (see the module)."""
+    """``vector-db-sink`` on an OpenSearch index, through ``_bulk`` (see the module)."""
 
     def __init__(self, resource: str, config: Mapping[str, Any], agent: Mapping[str, Any]) -> None:
         settings, self.index = opensearch_settings(resource, config)
         self.http = JsonHttp(settings)
         self.where = f"vector-db-sink ({self.http.where})"
-        self.path = f"/{quote(self.index, safe='')}/_doc"
+        self.path = f"/{quote(self.index, safe='')}/_bulk"
         self.fields = FieldValues(self.where, agent.get("fields"))
         ident = str(agent.get("id") or "").strip()
         self.id = compile_expression(ident) if ident else None
@@ -162,30 +188,96 @@ class OpenSearchWriter:
         self.params = {
             str(key): _parameter(value) for key, value in given.items() if value is not None
         }
+        refresh = self.params.get("refresh")
+        if refresh is not None and refresh not in REFRESH:
+            raise DataSourceResourceError(
+                f"{self.where}: bulk-parameters refresh must be one of {', '.join(REFRESH)}, "
+                f"got {refresh!r}"
+            )
+        self.batch_size = _whole(self.where, agent, "batch-size", BATCH_SIZE, 1)
+        interval = _whole(self.where, agent, "flush-interval", FLUSH_INTERVAL, 0)
+        # One request at a time, in the order the records arrived: the last write of an id wins.
+        self.batcher: Batcher[Operation, DataSourceError | None] = Batcher(
+            self._bulk, size=self.batch_size, interval=interval / 1000, concurrency=1
+        )
+
+    @property
+    def records_in_flight(self) -> int:
+        """Two batches: one being written while the next one fills."""
+        return min(2 * self.batch_size, MAX_RECORDS_IN_FLIGHT)
 
     async def start(self) -> None:
         await reach(self.http)
 
     async def close(self) -> None:
+        await self.batcher.close()
         await self.http.close()
 
     async def write(self, record: Record) -> None:
+        """Index (or delete) ``record``'s document with its batch; :class:`DataSourceError` when
+        the request or its item fails."""
         ident = evaluate(self.id, record)
-        path = (
-            self.path
-            if ident is None or ident == ""
-            else f"{self.path}/{quote(str(ident), safe='')}"
-        )
+        key = None if ident is None or ident == "" else str(ident)
         if record.value is None:
-            if path == self.path:
+            if key is None:
                 raise DataSourceError(f"{self.where}: a null value deletes by id; id gave none")
-            await self.http.request("DELETE", path, params=self._delete_params(), allowed=(404,))
-            return
-        method = "POST" if path == self.path else "PUT"
-        await self.http.request(method, path, self.fields.values(record), params=self.params)
+            operation = Operation(key, None)
+        else:
+            operation = Operation(key, self.fields.values(record))
+        [error] = await self.batcher.submit([operation])
+        if error is not None:
+            raise error
 
-    def _delete_params(self) -> dict[str, str]:
-        return {k: v for k, v in self.params.items() if k in ("routing", "refresh", "timeout")}
+    async def _bulk(self, operations: list[Operation]) -> list[DataSourceError | None]:
+        """One ``_bulk`` request for ``operations``: an error per failed item, None for the
+        others (a request that fails as a whole raises, failing every record of the batch)."""
+        lines: list[Any] = []
+        for operation in operations:
+            target = {"_index": self.index}
+            if operation.id is not None:
+                target["_id"] = operation.id
+            if operation.document is None:
+                lines.append({"delete": target})
+            else:
+                lines.extend(({"index": target}, operation.document))
+        _, answer = await self.http.request("POST", self.path, params=self.params, ndjson=lines)
+        return bulk_errors(self.where, operations, answer)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One record's item of a ``_bulk`` request: its document id (None: OpenSearch picks one)
+    and its document (None: delete the document of ``id``)."""
+
+    id: str | None
+    document: dict[str, Any] | None
+
+
+def bulk_errors(
+    where: str, operations: Sequence[Operation], answer: Any
+) -> list[DataSourceError | None]:
+    """The error of each operation from a ``_bulk`` answer (pure): its item's ``error`` (type
+    and reason) or None; a delete of a missing document (404, ``not_found``) is no error."""
+    items = answer.get("items") if isinstance(answer, Mapping) else None
+    if not isinstance(items, list) or len(items) != len(operations):
+        raise DataSourceError(
+            f"{where}: _bulk answered {len(items) if isinstance(items, list) else 'no'} items "
+            f"for {len(operations)} operations"
+        )
+    errors: list[DataSourceError | None] = []
+    for operation, item in zip(operations, items, strict=True):
+        action, result = (
+            next(iter(item.items())) if isinstance(item, Mapping) and item else ("?", {})
+        )
+        error = result.get("error") if isinstance(result, Mapping) else f"no result: {result!r}"
+        if error is None:
+            errors.append(None)
+            continue
+        if isinstance(error, Mapping):
+            error = f"{error.get('type')} - {error.get('reason')}"
+        ident = result.get("_id", operation.id) if isinstance(result, Mapping) else operation.id
+        errors.append(DataSourceError(f"{where}: {action} of document {ident} failed: {error}"))
+    return errors
 
 
 async def reach(http: JsonHttp) -> None:
@@ -195,6 +287,19 @@ async def reach(http: JsonHttp) -> None:
         await http.request("GET", "/")
     except DataSourceError as error:
         raise DataSourceResourceError(str(error)) from None
+
+
+def _whole(where: str, agent: Mapping[str, Any], key: str, default: int, least: int) -> int:
+    value = agent.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = least - 1
+    if isinstance(value, bool) or number < least:
+        raise DataSourceResourceError(f"{where}: {key} must be a whole number >= {least}")
+    return number
 
 
 def _parameter(value: Any) -> str:

@@ -1,10 +1,12 @@
 """``query-vector-db`` and ``vector-db-sink`` on an ``opensearch`` datasource, against a local
 server speaking OpenSearch's REST API (tests/fakes/opensearch_server.py): the ``_search`` body
-as LangStream passes it, the rows, documents indexed by id, deletes, bulk parameters, refused
+as LangStream passes it, the rows, documents indexed by id through ``_bulk`` in batches of
+``batch-size``, deletes, bulk parameters, an item's error failing its record only, refused
 credentials and the resource's keys."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -85,7 +87,10 @@ async def test_documents_indexed_by_id_then_found_by_knn(
     opensearch: FakeOpenSearch, make: Make
 ) -> None:
     sink = await make(
-        "sink", fields=FIELDS, id="value.id", **{"bulk-parameters": {"refresh": "wait_for"}}
+        "sink",
+        fields=FIELDS,
+        id="value.id",
+        **{"bulk-parameters": {"refresh": "wait_for"}, "flush-interval": 0},
     )
     await sink.write(record(id="a", text="first", embeddings=[1, 0, 0]))
     await sink.write(record(id="b", text="second", embeddings=[0, 1, 0]))
@@ -94,8 +99,14 @@ async def test_documents_indexed_by_id_then_found_by_knn(
         "a": {"content": "first again", "embeddings": [1, 0.1, 0]},
         "b": {"content": "second", "embeddings": [0, 1, 0]},
     }
-    put = next(r for r in opensearch.requests if r.method == "PUT")
-    assert (put.path, put.query) == ("/docs/_doc/a", {"refresh": "wait_for"})
+    bulk = next(r for r in opensearch.requests if r.method == "POST")
+    assert (bulk.path, bulk.query) == ("/docs/_bulk", {"refresh": "wait_for"})
+    assert bulk.headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line) for line in bulk.raw.decode().splitlines()] == [
+        {"index": {"_index": "docs", "_id": "a"}},
+        {"content": "first", "embeddings": [1, 0, 0]},
+    ]
+    assert bulk.raw.endswith(b"\n")
 
     step = await make("query", query=KNN, fields=["value.q"], **{"output-field": "value.hits"})
     [out] = await step.process(record(q=[0.1, 1, 0]))
@@ -126,12 +137,12 @@ async def test_documents_indexed_by_id_then_found_by_knn(
 async def test_null_value_deletes_and_no_id_gets_one(
     opensearch: FakeOpenSearch, make: Make
 ) -> None:
-    sink = await make("sink", fields=FIELDS, id="key")
+    sink = await make("sink", fields=FIELDS, id="key", **{"flush-interval": 0})
     await sink.write(record(id="a", text="t", embeddings=[1, 0, 0]))
     await sink.write(Record(None, key="a"))
     await sink.write(Record(None, key="never-written"))  # 404: nothing to delete, no error
     assert opensearch.documents("docs") == {}
-    auto = await make("sink", fields=FIELDS)
+    auto = await make("sink", fields=FIELDS, **{"flush-interval": 0})
     await auto.write(record(text="t", embeddings=[1, 0, 0]))
     assert list(opensearch.documents("docs")) == ["auto-1"]
     with pytest.raises(DataSourceError, match="a null value deletes by id; id gave none"):
@@ -165,9 +176,65 @@ async def test_refused_credentials_and_missing_index(
     with pytest.raises(DataSourceError, match=r"answered HTTP 404: .*index_not_found_exception"):
         await query.process(record(q=[1, 0, 0]))
     opensearch.faults.extend([Fault(503), Fault(429, retry_after="0")])
-    sink = await make("sink", fields=FIELDS, id="value.id")
+    sink = await make("sink", fields=FIELDS, id="value.id", **{"flush-interval": 0})
     await sink.write(record(id="z", text="t", embeddings=[1, 0, 0]))
     assert "z" in opensearch.documents("docs")
+
+
+async def test_batches_of_batch_size_in_order(opensearch: FakeOpenSearch, make: Make) -> None:
+    sink = await make("sink", fields=FIELDS, id="value.id", **{"batch-size": 3})
+    assert sink.records_in_flight == 6
+    records = [record(id=f"d{i % 5}", text=f"t{i}", embeddings=[i, 0, 0]) for i in range(7)]
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*(sink.write(r) for r in records))
+    # two full batches at once, the last partial one after flush-interval (LangStream's 1 s)
+    assert asyncio.get_running_loop().time() - started >= 0.9
+    assert opensearch.bulk_sizes == [3, 3, 1]
+    # the later write of an id wins: d0 and d1 were written twice
+    assert {k: v["content"] for k, v in opensearch.documents("docs").items()} == {
+        "d0": "t5",
+        "d1": "t6",
+        "d2": "t2",
+        "d3": "t3",
+        "d4": "t4",
+    }
+    await asyncio.gather(*(sink.write(r) for r in records))  # redelivered: nothing added
+    assert len(opensearch.documents("docs")) == 5
+
+
+async def test_a_failed_item_fails_its_record_only(opensearch: FakeOpenSearch, make: Make) -> None:
+    mapping = {"properties": {"embeddings": {"type": "knn_vector", "dimension": 3}}}
+    opensearch.indexes["docs"] = {"settings": {}, "mappings": mapping, "docs": {}}
+    sink = await make("sink", fields=FIELDS, id="value.id", **{"batch-size": 3})
+    results = await asyncio.gather(
+        sink.write(record(id="a", text="a", embeddings=[1, 0, 0])),
+        sink.write(record(id="b", text="b", embeddings=[1, 0])),
+        sink.write(record(id="c", text="c", embeddings=[0, 0, 1])),
+        return_exceptions=True,
+    )
+    assert opensearch.bulk_sizes == [3]
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], DataSourceError)
+    assert str(results[1]).startswith('vector-db-sink (datasource "OS" (opensearch index')
+    assert (
+        "index of document b failed: mapper_parsing_exception - failed to parse field "
+        "[embeddings] of type [knn_vector]: Vector dimension mismatch. Expected: 3, Given: 2"
+    ) in str(results[1])
+    assert sorted(opensearch.documents("docs")) == ["a", "c"]
+
+
+async def test_a_failed_request_fails_the_whole_batch(
+    opensearch: FakeOpenSearch, make: Make
+) -> None:
+    sink = await make("sink", {"max-retries": 0}, fields=FIELDS, id="value.id", **{"batch-size": 2})
+    opensearch.faults.append(Fault(503))
+    results = await asyncio.gather(
+        sink.write(record(id="a", text="a", embeddings=[1, 0, 0])),
+        sink.write(record(id="b", text="b", embeddings=[0, 1, 0])),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, DataSourceError) and "HTTP 503" in str(r) for r in results)
+    assert opensearch.documents("docs") == {}
 
 
 def test_settings() -> None:
@@ -193,4 +260,8 @@ async def test_unknown_bulk_parameters(opensearch: FakeOpenSearch) -> None:
     with pytest.raises(DataSourceResourceError, match="unknown bulk-parameters refrsh"):
         await VectorDBSink().init(
             agent(opensearch, fields=FIELDS, **{"bulk-parameters": {"refrsh": "true"}})
+        )
+    with pytest.raises(DataSourceResourceError, match="refresh must be one of true, false"):
+        await VectorDBSink().init(
+            agent(opensearch, fields=FIELDS, **{"bulk-parameters": {"refresh": "now"}})
         )
