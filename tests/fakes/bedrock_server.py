@@ -43,14 +43,20 @@ def _hmac(key: bytes, text: str) -> bytes:
 
 
 def verify_sigv4(
-    method: str, raw_path: str, headers: dict[str, str], body: bytes, secret: str, region: str
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    secret: str,
+    region: str,
+    service: str = "bedrock",
 ) -> str | None:
     """Why the request's SigV4 signature is wrong, or None when it is right (AWS's documented
-    computation, for a request without a query string)."""
+    computation: the canonical query string is the parameters URI-encoded, sorted by name)."""
     found = AUTHORIZATION.fullmatch(headers.get("authorization", ""))
     if found is None:
         return "missing or malformed Authorization"
-    if (found["region"], found["service"]) != (region, "bedrock"):
+    if (found["region"], found["service"]) != (region, service):
         return f"credential scope {found['region']}/{found['service']}"
     if headers.get("x-amz-content-sha256", hashlib.sha256(body).hexdigest()) != (
         hashlib.sha256(body).hexdigest()
@@ -59,7 +65,11 @@ def verify_sigv4(
     signed = found["signed"].split(";")
     if "host" not in signed or "x-amz-date" not in signed:
         return "host and x-amz-date must be signed"
-    path, _, query = raw_path.partition("?")
+    path, _, raw_query = raw_path.partition("?")
+    query = "&".join(
+        f"{urllib.parse.quote(name, safe='-_.~')}={urllib.parse.quote(value, safe='-_.~')}"
+        for name, value in sorted(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+    )
     canonical = "\n".join(
         [
             method,
@@ -70,7 +80,7 @@ def verify_sigv4(
             hashlib.sha256(body).hexdigest(),
         ]
     )
-    scope = f"{found['date']}/{region}/bedrock/aws4_request"
+    scope = f"{found['date']}/{region}/{service}/aws4_request"
     to_sign = "\n".join(
         [
             "AWS4-HMAC-SHA256",
@@ -80,7 +90,7 @@ def verify_sigv4(
         ]
     )
     key = _hmac(f"AWS4{secret}".encode(), found["date"])
-    for part in (region, "bedrock", "aws4_request"):
+    for part in (region, service, "aws4_request"):
         key = _hmac(key, part)
     expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     return None if hmac.compare_digest(expected, found["signature"]) else "signature"

@@ -20,6 +20,11 @@ one item per action, in order, each ``{action: {_index, _id, status, result}}`` 
 ``dimension`` numbers gives ``mapper_parsing_exception`` (400), ``create`` of an existing id
 ``version_conflict_engine_exception`` (409); a delete of a missing document is ``not_found``
 (404, no error). :attr:`FakeOpenSearch.bulk_sizes` lists the actions of each bulk request.
+
+Made with ``aws_keys`` (access key -> secret key), it plays OpenSearch on AWS instead: every
+request must carry an AWS Signature Version 4 for ``region`` and ``aws_service`` (``aoss``
+Serverless, ``es`` a managed domain) made with one of those keys, which the fake recomputes
+(tests/fakes/bedrock_server.py's ``verify_sigv4``), else 403 with AWS's message.
 """
 
 from __future__ import annotations
@@ -27,22 +32,38 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 from typing import Any
+from urllib.parse import urlencode
 
+from tests.fakes.bedrock_server import verify_sigv4
 from tests.fakes.json_server import JsonServer, Request
 
 
 class FakeOpenSearch(JsonServer):
     name = "opensearch"
 
-    def __init__(self, username: str = "admin", password: str = "os-fake-password") -> None:
+    def __init__(
+        self,
+        username: str = "admin",
+        password: str = "os-fake-password",
+        *,
+        aws_keys: dict[str, str] | None = None,
+        region: str = "us-east-1",
+        aws_service: str = "aoss",
+    ) -> None:
         super().__init__()
+        self.aws_keys = aws_keys
+        self.region = region
+        self.aws_service = aws_service
         self.credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
         self.indexes: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self.bulk_sizes: list[int] = []
 
     def allowed(self, headers: dict[str, str]) -> bool:
+        if self.aws_keys is not None:
+            return True  # the signature is checked with the whole request, in answer
         return headers.get("authorization") == f"Basic {self.credentials}"
 
     def refused(self) -> Any:
@@ -51,7 +72,35 @@ class FakeOpenSearch(JsonServer):
     def documents(self, index: str) -> dict[str, Any]:
         return {k: v for k, v in self.indexes.get(index, {}).get("docs", {}).items()}
 
+    def signature_problem(self, request: Request) -> str | None:
+        """Why the request's AWS signature is refused, or None."""
+        assert self.aws_keys is not None
+        found = re.search(r"Credential=([^/]+)/", request.headers.get("authorization", ""))
+        secret = self.aws_keys.get(found.group(1)) if found else None
+        if secret is None:
+            return "The security token included in the request is invalid."
+        raw_path = request.path + ("?" + urlencode(request.query) if request.query else "")
+        problem = verify_sigv4(
+            request.method,
+            raw_path,
+            request.headers,
+            request.raw,
+            secret,
+            self.region,
+            self.aws_service,
+        )
+        if problem is None:
+            return None
+        return (
+            "The request signature we calculated does not match the signature you provided "
+            f"({problem})"
+        )
+
     def answer(self, request: Request) -> tuple[int, Any]:
+        if self.aws_keys is not None:
+            problem = self.signature_problem(request)
+            if problem is not None:
+                return 403, {"message": problem}
         parts = [p for p in request.path.split("/") if p]
         body = request.body if isinstance(request.body, dict) else {}
         if not parts:

@@ -3,8 +3,16 @@
 The resource's keys: ``host`` (required: a name, or a URL whose scheme and port win), ``port``
 (9200), ``https`` (true), ``index-name`` (required), ``username`` and ``password`` (HTTP basic
 authentication when ``username`` is given), Sluice's ``request-timeout-seconds`` (30) and
-``max-retries`` (3). A host ending in ``amazonaws.com`` (LangStream signed those requests with
-AWS SigV4) is refused by name.
+``max-retries`` (3), and Sluice's ``endpoint-override`` (a URL every request goes to instead,
+e.g. a local server in tests, the requests still signed as for ``host``).
+
+A host ending in ``amazonaws.com`` is OpenSearch on AWS, as LangStream read it: requests go to
+``https://<host>`` (``port`` and ``https`` not read) signed with AWS Signature Version 4
+(httpx-auth), ``username`` the access key, ``password`` the secret key and ``region`` the
+region (all three required). The signing service is ``aoss`` (OpenSearch Serverless, the one
+LangStream signed for), or ``es`` for a managed domain's host (``*.es.amazonaws.com``;
+LangStream signed those for ``aoss`` too). At start such a host is reached with
+``GET /<index-name>`` (a missing index is fine) rather than ``GET /``.
 
 ``query`` is a ``_search`` body (LangStream's JSON, its ``?`` filled by
 :func:`~.interpolate.json_query`), sent to ``POST /<index-name>/_search``::
@@ -39,6 +47,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+import httpx
 
 from sluice.expressions import compile_expression
 from sluice.record import Record
@@ -96,31 +106,67 @@ def opensearch_settings(resource: str, config: Mapping[str, Any]) -> tuple[HttpS
     where = f'datasource "{resource}"'
     host = required_text(where, config, "host")
     index = required_text(where, config, "index-name")
-    if host.rstrip("/").endswith("amazonaws.com"):
-        raise DataSourceResourceError(
-            f"{where}: the host {host} is an AWS OpenSearch service, whose requests are signed "
-            "with AWS SigV4: Sluice does not support that yet (basic authentication only)"
-        )
-    scheme = "https" if flag(where, config, "https", True) else "http"
-    port = int(number_key(where, config, "port", 9200))
-    if "://" in host:
-        split = urlsplit(host)
-        scheme, host = split.scheme, split.hostname or ""
-        port = split.port or port
     username = str(config.get("username") or "")
     password = str(config.get("password") or "")
+    override = str(config.get("endpoint-override") or "").strip().rstrip("/")
+    aws = aws_service(host)
+    auth: tuple[str, str] | httpx.Auth | None
+    if aws is not None:
+        # LangStream's AwsSdk2Transport: https://<host> (port and https not read), signed.
+        base_url = "https://" + host.split("://", 1)[-1].rstrip("/")
+        auth = aws_signature(where, config, aws, username, password)
+    else:
+        scheme = "https" if flag(where, config, "https", True) else "http"
+        port = int(number_key(where, config, "port", 9200))
+        if "://" in host:
+            split = urlsplit(host)
+            scheme, host = split.scheme, split.hostname or ""
+            port = split.port or port
+        base_url = f"{scheme}://{host}:{port}"
+        auth = (username, password) if username else None
     return (
         HttpSettings(
             resource=resource,
             service=f'opensearch index "{index}"',
-            base_url=f"{scheme}://{host}:{port}",
-            auth=(username, password) if username else None,
+            base_url=override or base_url,
+            auth=auth,
             timeout=number_key(where, config, "request-timeout-seconds", 30) or 30,
             retries=int(number_key(where, config, "max-retries", 3)),
             secrets=tuple(s for s in (password,) if s),
         ),
         index,
     )
+
+
+def aws_service(host: str) -> str | None:
+    """The AWS service whose SigV4 signs requests to ``host`` (pure): None when the host is not
+    on AWS; ``es`` for a managed domain (``*.es.amazonaws.com``); ``aoss`` (OpenSearch
+    Serverless, the one LangStream signed for) for any other ``amazonaws.com`` host."""
+    name = host.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    if not name.endswith("amazonaws.com"):
+        return None
+    return "es" if name.endswith(".es.amazonaws.com") else "aoss"
+
+
+def aws_signature(
+    where: str, config: Mapping[str, Any], service: str, access_key: str, secret_key: str
+) -> httpx.Auth:
+    """The SigV4 signer of an AWS host: ``username`` is the access key, ``password`` the secret
+    key, ``region`` the region (all required), as LangStream read them."""
+    region = required_text(where, config, "region")
+    if not access_key or not secret_key:
+        raise DataSourceResourceError(
+            f"{where}: an AWS OpenSearch host needs username (the access key) and password "
+            "(the secret key) to sign its requests"
+        )
+    try:
+        from httpx_auth import AWS4Auth
+    except ImportError:
+        raise DataSourceResourceError(
+            f"{where}: signing requests to AWS needs httpx-auth (pip install 'sluicegate[ai]')"
+        ) from None
+    signer: httpx.Auth = AWS4Auth(access_key, secret_key, region, service)
+    return signer
 
 
 def search_rows(answer: Any) -> list[dict[str, Any]]:
@@ -147,7 +193,7 @@ class OpenSearchDataSource:
         self.path = f"/{quote(self.index, safe='')}"
 
     async def start(self) -> None:
-        await reach(self.http)
+        await reach(self.http, self.index)
 
     async def close(self) -> None:
         await self.http.close()
@@ -207,7 +253,7 @@ class OpenSearchWriter:
         return min(2 * self.batch_size, MAX_RECORDS_IN_FLIGHT)
 
     async def start(self) -> None:
-        await reach(self.http)
+        await reach(self.http, self.index)
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -280,11 +326,15 @@ def bulk_errors(
     return errors
 
 
-async def reach(http: JsonHttp) -> None:
-    """Reach the service once (``GET /``): wrong credentials or no answer stop the worker at
-    start."""
+async def reach(http: JsonHttp, index: str) -> None:
+    """Reach the service once: wrong credentials or no answer stop the worker at start.
+    ``GET /`` (the cluster's information), or on AWS ``GET /<index>`` (a missing index is
+    fine), since OpenSearch Serverless does not serve every cluster API."""
     try:
-        await http.request("GET", "/")
+        if http.settings.auth is None or isinstance(http.settings.auth, tuple):
+            await http.request("GET", "/")
+        else:
+            await http.request("GET", f"/{quote(index, safe='')}", allowed=(404,))
     except DataSourceError as error:
         raise DataSourceResourceError(str(error)) from None
 

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from httpx_auth import AWS4Auth
 
 from sluice.record import Record
 from tests.fakes.json_server import Fault
 from tests.fakes.opensearch_server import FakeOpenSearch
 from workers.builtin.datasources import DataSourceError, DataSourceResourceError
-from workers.builtin.datasources.opensearch import opensearch_settings
+from workers.builtin.datasources.opensearch import aws_service, opensearch_settings
 from workers.builtin.query import QueryVectorDB
 from workers.builtin.vector_sink import VectorDBSink
 
@@ -248,8 +249,27 @@ def test_settings() -> None:
     )
     settings, _ = opensearch_settings("OS", {"host": "http://h:9300/", "index-name": "i"})
     assert (settings.base_url, settings.auth) == ("http://h:9300", None)
-    with pytest.raises(DataSourceResourceError, match="AWS SigV4"):
-        opensearch_settings("OS", {"host": "x.us-east-1.aoss.amazonaws.com", "index-name": "i"})
+    aws = {"index-name": "i", "region": "us-east-1", "username": "AK", "password": "SK"}
+    settings, _ = opensearch_settings("OS", {"host": "x.us-east-1.aoss.amazonaws.com", **aws})
+    assert settings.base_url == "https://x.us-east-1.aoss.amazonaws.com"
+    assert isinstance(settings.auth, AWS4Auth) and settings.auth.service == "aoss"
+    assert settings.auth.region == "us-east-1" and settings.secrets == ("SK",)
+    settings, _ = opensearch_settings(
+        "OS", {"host": "https://search-d.eu-west-1.es.amazonaws.com", "port": "1", **aws}
+    )
+    assert settings.base_url == "https://search-d.eu-west-1.es.amazonaws.com"
+    assert isinstance(settings.auth, AWS4Auth) and settings.auth.service == "es"
+    assert [
+        aws_service(h) for h in ("h", "x.aoss.amazonaws.com", "https://y.es.amazonaws.com")
+    ] == [
+        None,
+        "aoss",
+        "es",
+    ]
+    with pytest.raises(DataSourceResourceError, match='datasource "OS": region is required'):
+        opensearch_settings("OS", {"host": "x.aoss.amazonaws.com", **aws, "region": ""})
+    with pytest.raises(DataSourceResourceError, match=r"needs username \(the access key\)"):
+        opensearch_settings("OS", {"host": "x.aoss.amazonaws.com", **aws, "password": ""})
     with pytest.raises(DataSourceResourceError, match="https must be true or false"):
         opensearch_settings("OS", {"host": "h", "index-name": "i", "https": "maybe"})
     with pytest.raises(DataSourceResourceError, match='datasource "OS": host is required'):
@@ -265,3 +285,74 @@ async def test_unknown_bulk_parameters(opensearch: FakeOpenSearch) -> None:
         await VectorDBSink().init(
             agent(opensearch, fields=FIELDS, **{"bulk-parameters": {"refresh": "now"}})
         )
+
+
+AWS_SECRET = "aws-secret-key-6502"
+
+
+async def test_aws_host_requests_signed_with_sigv4() -> None:
+    """A host on AWS: every request signed for its region and service (the fake recomputes the
+    signature), the bulk parameters in the signed query string; a wrong secret or another
+    service's signature is refused, naming the datasource, never the secret."""
+    with FakeOpenSearch(aws_keys={"AKIAOS": AWS_SECRET}, region="eu-west-1") as fake:
+        resource = {
+            "service": "opensearch",
+            "host": "abc123.eu-west-1.aoss.amazonaws.com",
+            "region": "eu-west-1",
+            "username": "AKIAOS",
+            "password": AWS_SECRET,
+            "index-name": "docs",
+            "endpoint-override": fake.url,
+        }
+
+        def config(**extra: Any) -> dict[str, Any]:
+            return {
+                "datasource": "OS",
+                "resources": {"OS": {**resource, **extra}},
+                "resource-types": {"OS": "vector-database"},
+            }
+
+        sink = VectorDBSink()
+        await sink.init(
+            {
+                **config(),
+                "fields": FIELDS,
+                "id": "value.id",
+                "bulk-parameters": {"refresh": "wait_for", "routing": "r 1"},
+                "flush-interval": 0,
+            }
+        )
+        await sink.start()
+        await sink.write(record(id="a", text="signed", embeddings=[1, 0, 0]))
+        await sink.close()
+        assert fake.documents("docs") == {"a": {"content": "signed", "embeddings": [1, 0, 0]}}
+        bulk = next(r for r in fake.requests if r.path == "/docs/_bulk")
+        assert bulk.query == {"refresh": "wait_for", "routing": "r 1"}
+        assert "/eu-west-1/aoss/aws4_request" in bulk.headers["authorization"]
+        assert bulk.headers["x-amz-content-sha256"]
+        assert (fake.requests[0].method, fake.requests[0].path) == ("GET", "/docs")
+
+        query = QueryVectorDB()
+        await query.init(
+            {**config(), "query": KNN, "fields": ["value.q"], "output-field": "value.x"}
+        )
+        await query.start()
+        [out] = await query.process(record(q=[1, 0, 0]))
+        await query.close()
+        assert json.loads(out.value)["x"][0]["document"]["content"] == "signed"
+
+        for extra, reason in (
+            ({"password": "not-the-secret-1"}, "signature we calculated does not match"),
+            ({"username": "AKIAOTHER"}, "security token included in the request is invalid"),
+            ({"host": "search-d.eu-west-1.es.amazonaws.com"}, "credential scope eu-west-1/es"),
+        ):
+            step = QueryVectorDB()
+            await step.init({**config(**extra), "query": KNN, "output-field": "value.x"})
+            with pytest.raises(DataSourceResourceError) as caught:
+                await step.start()
+            await step.close()
+            message = str(caught.value)
+            assert message.startswith('datasource "OS" (opensearch index "docs" at http://127')
+            assert "refused the credentials" in message and "HTTP 403" in message, message
+            assert reason in message, message
+            assert AWS_SECRET not in message and "not-the-secret-1" not in message
