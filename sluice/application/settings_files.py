@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sluice.application.kafka_properties import check_properties
 from sluice.application.model import ClusterSpec, DependencySpec, InstanceSpec, ResourceSpec
 from sluice.application.reader import Node
 
@@ -44,11 +45,22 @@ def parse_instance(root: Node) -> InstanceSpec:
         # LangStream's "kubernetes" compute cluster is what Knative is here.
         compute = ClusterSpec("knative", compute.configuration)
     streaming_config = streaming.configuration.get("admin")
+    configuration = node.child("streamingCluster").child("configuration")
     if streaming_config is not None and not isinstance(streaming_config, dict):
-        node.child("streamingCluster").child("configuration").error(
-            "must be a mapping of Kafka client properties", "admin"
-        )
+        configuration.error("must be a mapping of Kafka client properties", "admin")
+    elif streaming_config:
+        _check_kafka_properties(configuration.child("admin"), streaming_config)
     return InstanceSpec(streaming, compute, node.mapping("globals"))
+
+
+def _check_kafka_properties(node: Node, properties: dict[str, Any]) -> None:
+    """Each unsupported or malformed Kafka client property is an error at its line; a value
+    from secrets.yaml is not shown."""
+    options = {k: v for k, v in properties.items() if k != "bootstrap.servers"}
+    for name, message in check_properties(options):
+        if name in options:
+            message = message.replace(repr(options[name]), node.show(options[name], name))
+        node.error(message, name)
 
 
 def _cluster(node: Node, default: str, kinds: tuple[str, ...]) -> ClusterSpec:

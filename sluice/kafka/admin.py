@@ -70,8 +70,8 @@ def _broker_error(code: int, message: str | None, what: str) -> KafkaError:
     return KafkaError(f"{what}: {detail}", retriable=error.retriable)
 
 
-def _new_topic(topic: TopicSpec) -> NewTopic:
-    raw = topic.options.get("replication-factor", 1)
+def _new_topic(topic: TopicSpec, default_replication: int) -> NewTopic:
+    raw = topic.options.get("replication-factor", default_replication)
     try:
         if isinstance(raw, bool):
             raise ValueError
@@ -84,6 +84,12 @@ def _new_topic(topic: TopicSpec) -> NewTopic:
         )
     if topic.partitions < 0:
         raise KafkaError(f"topic {topic.name!r}: partitions must not be negative")
+    min_isr = topic.config.get("min.insync.replicas")
+    if min_isr is not None and str(min_isr).isdigit() and int(min_isr) > replication:
+        raise KafkaError(
+            f"topic {topic.name!r}: min.insync.replicas {min_isr} is more than its "
+            f"replication-factor {replication}: no write could ever be acknowledged"
+        )
     return NewTopic(
         topic.name,
         num_partitions=topic.partitions or 1,
@@ -101,18 +107,25 @@ async def ensure_topics(
     """Create the topics whose ``creation_mode`` is ``create-if-not-exists`` and that do not
     exist yet; return the names created.
 
-    Partitions ``0`` means one partition; ``options["replication-factor"]`` (default 1) and
-    ``config`` (topic configs such as ``retention.ms``) are applied on creation only: an
-    existing topic is left as it is. Raises :class:`~sluice.errors.KafkaError` naming the topic
-    the broker refused.
+    Partitions ``0`` means one partition; ``options["replication-factor"]`` (default: the
+    cluster's ``default.replication.factor``, 3 on ``sluice kafka start --brokers 3``, 1 on the
+    single local broker) and ``config`` (topic configs such as ``retention.ms`` or
+    ``min.insync.replicas``; without it the brokers' ``min.insync.replicas`` applies) are
+    applied on creation only: an existing topic is left as it is. A ``min.insync.replicas``
+    above the replication factor is refused, since no write could succeed. Raises
+    :class:`~sluice.errors.KafkaError` naming the topic the broker refused.
     """
-    wanted: dict[str, NewTopic] = {}
+    specs: dict[str, TopicSpec] = {}
     for topic in topics:
-        if topic.creation_mode == "create-if-not-exists" and topic.name not in wanted:
-            wanted[topic.name] = _new_topic(topic)
-    if not wanted:
+        if topic.creation_mode == "create-if-not-exists":
+            specs.setdefault(topic.name, topic)
+    if not specs:
         return ()
     async with _admin(settings) as admin:
+        default = 1
+        if any("replication-factor" not in t.options for t in specs.values()):
+            default = await _default_replication(admin)
+        wanted = {name: _new_topic(topic, default) for name, topic in specs.items()}
         try:
             response = await admin.create_topics(list(wanted.values()), timeout_ms=timeout_ms)
         except aiokafka.errors.KafkaError as error:
@@ -126,6 +139,27 @@ async def ensure_topics(
                 code, message[0] if message else None, f"cannot create topic {name!r}"
             )
     return tuple(created)
+
+
+async def _default_replication(admin: Any) -> int:
+    """The cluster's ``default.replication.factor`` (what a broker creates topics with), read
+    from one broker: a topic without ``replication-factor`` gets it, as with Kafka's own tools."""
+    try:
+        cluster = await admin.describe_cluster()
+        brokers = sorted(broker["node_id"] for broker in cluster.get("brokers", []))
+        if not brokers:
+            return 1
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.BROKER, str(brokers[0]))]
+        )
+    except aiokafka.errors.KafkaError as error:
+        raise _kafka_error(error, "reading the cluster's default.replication.factor") from error
+    for response in responses:
+        for _code, _message, _type, _name, entries, *_ in response.resources:
+            for entry in entries:
+                if entry[0] == "default.replication.factor" and str(entry[1]).isdigit():
+                    return int(entry[1])
+    return 1
 
 
 async def delete_topics(
