@@ -46,6 +46,14 @@ _CHECKS: dict[str, Check] = {
     name: check for family in _FAMILIES for name, check in family.CHECKS.items()
 }
 
+_PREFIXED: dict[str, tuple[str, ...]] = {
+    name: prefixes
+    for family in _FAMILIES
+    for name, prefixes in getattr(family, "PREFIXED", {}).items()
+}
+"""Agent type -> prefixes of its key families (``vector.metadata.<name>``): a top-level key
+starting with one is known; the family's check reads its values."""
+
 # What the worker adds to every agent's configuration; never the user's mistake.
 _RUNTIME_KEYS = ("resources", "resource-types", "globals")
 
@@ -132,7 +140,10 @@ def _problems(
 ) -> list[Problem]:
     out: list[Problem] = []
     known = {key.name for key in schema}
+    prefixes = _PREFIXED.get(agent_type, ()) if top else ()
     for name in config:
+        if any(str(name).startswith(p) and len(str(name)) > len(p) for p in prefixes):
+            continue
         if name not in known and not (top and name in _RUNTIME_KEYS):
             hint = did_you_mean(str(name), known)
             message = f'unknown key "{name}" of {agent_type} is ignored{hint}'

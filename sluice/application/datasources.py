@@ -8,7 +8,8 @@ PostgreSQL's and a URL that is not ``jdbc:postgresql:`` (the URL chooses the dat
 ``DriverManager`` did), makes the agent one Sluice cannot run: the application still
 loads and plans (it is valid LangStream), and ``sluice validate`` and ``sluice run`` refuse it
 with the agent, the datasource and what is not supported, as they refuse an agent type not run
-yet.
+yet. A ``vector-db-sink``'s ``vector.metadata.<name>`` keys (known to its key table) get a
+warning when the datasource is not pinecone's, the only service whose writer reads them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sluice.application.builtin_schemas.datasources import METADATA
 from sluice.application.model import ResourceSpec
 from sluice.application.pipelines import ParsedPipeline
-from sluice.application.reader import did_you_mean
+from sluice.application.reader import Node, did_you_mean
 from sluice.errors import Problem
 
 __all__ = [
@@ -43,6 +45,9 @@ SUPPORTED_SERVICES = (
     "milvus",
 )
 """The datasource services Sluice's agents run on."""
+
+METADATA_SERVICE = "pinecone"
+"""The service whose ``vector-db-sink`` reads ``vector.metadata.<name>`` keys."""
 
 DATASOURCE_AGENTS: Mapping[str, tuple[str, ...]] = {
     "query": ("datasource",),
@@ -114,4 +119,23 @@ def check_datasources(
             why = unsupported_datasource(resource.configuration)
             if why is not None:
                 unsupported.append(node.problem(f'datasource "{name}" {why}', "datasource"))
+            elif parsed.spec.type == "vector-db-sink":
+                _metadata_keys(node, parsed.spec.configuration, name, resource)
     return unsupported
+
+
+def _metadata_keys(
+    node: Node, configuration: Mapping[str, Any], name: str, resource: ResourceSpec
+) -> None:
+    """Warn on each ``vector.metadata.<name>`` key of a sink whose datasource is not pinecone's
+    (the only writer that reads them)."""
+    service = str(resource.configuration.get("service") or "")
+    if service == METADATA_SERVICE:
+        return
+    for key in configuration:
+        if str(key).startswith(METADATA):
+            node.warn(
+                f'"{key}" is read only on a {METADATA_SERVICE} datasource; datasource "{name}" '
+                f"is {service}: ignored",
+                str(key),
+            )

@@ -12,6 +12,8 @@ is ``record``). ``output-field`` must be a name of the result field grammar.
 (``table-name``, ``fields`` with ``name``, ``expression``, ``primary-key``), which the agent
 requires when it starts, once it knows the service, and Sluice's ``batch-size`` (100 rows per
 transaction) and ``flush-interval`` (100 ms: how long a partial batch waits for more rows).
+Pinecone's ``vector.metadata.<name>`` keys (one per metadata field, LangStream's) are a key
+family (:data:`PREFIXED`): known whatever the name, each value an expression that must compile.
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         # milvus: the collection written (database-name read and ignored, as LangStream did)
         Key("collection-name", "string"),
         Key("database-name", "string"),
-        # pinecone: the vector's id, values and namespace (vector.metadata.<name> keys are
-        # read too, and reported as unknown here since their names vary)
+        # pinecone: the vector's id, values and namespace (and vector.metadata.<name>: PREFIXED)
         Key("vector.id", "string"),
         Key("vector.vector", "string"),
         Key("vector.namespace", "string"),
@@ -113,5 +114,29 @@ def _query(config: Mapping[str, Any]) -> list[Problem]:
     return out
 
 
-CHECKS: dict[str, Check] = {"query": _query, "query-vector-db": _query}
+METADATA = "vector.metadata."
+"""The prefix of pinecone's metadata keys: ``vector.metadata.<name>: <expression>``."""
+
+PREFIXED: dict[str, tuple[str, ...]] = {"vector-db-sink": (METADATA,)}
+"""Key families whose names vary: ``vector-db-sink``'s ``vector.metadata.<name>`` (read on a
+pinecone datasource; :mod:`sluice.application.datasources` warns on other services)."""
+
+
+def _sink(config: Mapping[str, Any]) -> list[Problem]:
+    out: list[Problem] = []
+    for name, value in config.items():
+        if not str(name).startswith(METADATA):
+            continue
+        if not isinstance(value, str):
+            out.append(((str(name),), "must be an expression (text)", True))
+            continue
+        try:
+            compile_expression(value)
+        except ExpressionSyntaxError as error:
+            message = f"{error.reason} at column {error.column} of the expression {value!r}"
+            out.append(((str(name),), message, True))
+    return out
+
+
+CHECKS: dict[str, Check] = {"query": _query, "query-vector-db": _query, "vector-db-sink": _sink}
 """Checks of the whole configuration, after its keys are checked."""

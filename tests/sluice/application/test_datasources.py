@@ -119,3 +119,69 @@ def test_errors(write_app: WriteApp, agent_type: str, datasource: str, message: 
     with pytest.raises(InvalidApplication) as caught:
         load_application(write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": text}))
     assert any(message in str(p) for p in caught.value.problems), caught.value.problems
+
+
+def sink(datasource: str, keys: str) -> str:
+    return f"""
+topics:
+  - name: "in"
+pipeline:
+  - name: "write"
+    type: "vector-db-sink"
+    input: "in"
+    configuration:
+      datasource: "{datasource}"
+{keys}"""
+
+
+PINECONE_SINK = """      vector.id: "value.id"
+      vector.vector: "value.embeddings"
+      vector.namespace: ""
+      vector.metadata.genre: "value.genre"
+      vector.metadata.text: "value.text"
+"""
+
+
+def test_vector_metadata_keys_of_a_pinecone_sink_are_known(write_app: WriteApp) -> None:
+    """LangStream's pinecone sink reads vector.metadata.<name> keys: validation is silent on
+    them, and a misspelled other key still warns."""
+    app = load_application(
+        write_app(
+            {"configuration.yaml": CONFIGURATION, "pipeline.yaml": sink("Pine", PINECONE_SINK)}
+        )
+    )
+    assert app.warnings == () and app.unsupported == ()
+    typo = PINECONE_SINK + '      vector.vectr: "value.embeddings"\n'
+    app = load_application(
+        write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": sink("Pine", typo)})
+    )
+    [warning] = app.warnings
+    assert 'unknown key "vector.vectr" of vector-db-sink is ignored; did you mean' in warning
+    assert '"vector.vector"' in warning
+
+
+def test_vector_metadata_keys_elsewhere(write_app: WriteApp) -> None:
+    """On another service the keys are ignored (a warning naming it); the bare prefix is an
+    unknown key; a value that is not an expression is an error."""
+    keys = '      table-name: "t"\n      vector.metadata.genre: "value.genre"\n'
+    app = load_application(
+        write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": sink("PG", keys)})
+    )
+    [warning] = app.warnings
+    assert (
+        '"vector.metadata.genre" is read only on a pinecone datasource; datasource "PG" is '
+        "jdbc: ignored"
+    ) in warning
+    bare = PINECONE_SINK + '      vector.metadata.: "value.x"\n'
+    app = load_application(
+        write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": sink("Pine", bare)})
+    )
+    [warning] = app.warnings
+    assert 'unknown key "vector.metadata." of vector-db-sink is ignored' in warning
+    wrong = PINECONE_SINK + '      vector.metadata.bad: "value.x +"\n'
+    with pytest.raises(InvalidApplication) as caught:
+        load_application(
+            write_app({"configuration.yaml": CONFIGURATION, "pipeline.yaml": sink("Pine", wrong)})
+        )
+    assert "configuration.vector.metadata.bad" in str(caught.value)
+    assert "of the expression 'value.x +'" in str(caught.value)
