@@ -21,7 +21,8 @@ from gateway.body_limit import BodyLimit
 from gateway.errors import GatewayError, MethodNotAllowed
 from gateway.problems import problem, problem_for
 from gateway.proxy import ServiceKey
-from gateway.routes import metrics, produce, service, sse, ui, websockets
+from gateway.routes import applications, metrics, produce, service, sse, ui, websockets
+from gateway.routes.applications import StatesOf
 from gateway.runtime import GatewayRuntime, attach
 from gateway.settings import GatewaySettings
 from sluice.application.model import Application
@@ -99,6 +100,7 @@ def create_app(
     *,
     service_urls: Mapping[ServiceKey, str] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    worker_states: StatesOf | None = None,
 ) -> Quart:
     """The gateway for ``apps``, keyed by (tenant, application id).
 
@@ -106,6 +108,8 @@ def create_app(
     agent, where its agent-id service gateways forward; a :class:`~gateway.proxy.ServiceRoutes`
     is used as it is, so its owner can change the routes while the gateway serves. ``clock``
     is the time the authentication providers check token expiry and cache lifetimes against.
+    ``worker_states`` tells the control-plane routes (:mod:`gateway.routes.applications`) how the
+    workers of an application are doing; without it they list executors without replicas.
     """
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -115,6 +119,7 @@ def create_app(
     _answer_errors(app)
     for routes in (metrics, sse, produce, service, websockets, ui):
         routes.register(app, runtime)
+    applications.register(app, runtime, worker_states)
     # Quart documents wrapping asgi_app (not the app) as the way to add ASGI middleware.
     app.asgi_app = BodyLimit(app.asgi_app, settings.max_body_bytes)  # type: ignore[method-assign,assignment]
     return app

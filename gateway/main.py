@@ -14,8 +14,9 @@ import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
-from gateway.settings import gateway_settings
+from gateway.settings import api_token, gateway_settings
 from sluice.commands import GatewayCommand
 from sluice.entrypoint import configure_logging, port_from
 from sluice.errors import SluiceError
@@ -32,7 +33,9 @@ async def _serve(command: GatewayCommand, environ: Mapping[str, str]) -> None:
     from sluice.application import load_application
     from sluice.kafka import KafkaSettings
 
-    settings = gateway_settings(command.options, command.tenant)
+    settings = replace(
+        gateway_settings(command.options, command.tenant), api_token=api_token(environ)
+    )
     app = load_application(
         command.app_dir, instance=command.instance, secrets=command.secrets,
         environ=dict(environ), name=command.app_id,

@@ -4,13 +4,18 @@ command-line options (:class:`sluice.commands.GatewayOptions`) make them."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
 
 from sluice.application.model import AuthenticationSpec
 from sluice.commands import GatewayOptions
 from sluice.errors import SluiceError
 
-__all__ = ["GatewaySettings", "gateway_settings", "test_provider"]
+__all__ = ["API_TOKEN_ENV", "GatewaySettings", "api_token", "gateway_settings", "test_provider"]
+
+API_TOKEN_ENV: Final = "SLUICE_API_TOKEN"
+"""The environment variable that holds :attr:`GatewaySettings.api_token`."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class GatewaySettings:
     """A header set by a trusted proxy that names the client (``X-Forwarded-For``: its
     right-most public address, which the edge proxy appended); None: the connection's peer
     address. Behind Knative every request comes from the queue-proxy, so set it there."""
+    api_token: str | None = field(default=None, repr=False)
+    """The bearer token LangStream's CLI must send to the control-plane routes
+    (:mod:`gateway.routes.applications`); None: they are open, as LangStream's are by default.
+    Read from :data:`API_TOKEN_ENV`, never from the command line (where ``ps`` would show it)."""
     ui: bool = False
     """Serve the chat web page of every application at ``/ui/{tenant}/{application}``
     (:mod:`gateway.routes.ui`); off by default."""
@@ -107,6 +116,13 @@ def test_provider(options: GatewayOptions, tenant: str) -> AuthenticationSpec | 
         raise SluiceError(f"--test-auth: {error}") from None
     asyncio.run(provider.aclose())
     return spec
+
+
+def api_token(environ: Mapping[str, str]) -> str | None:
+    """The control-plane token :data:`API_TOKEN_ENV` holds (surrounding blanks dropped); None
+    when it is unset or blank."""
+    token = environ.get(API_TOKEN_ENV, "").strip()
+    return token or None
 
 
 def gateway_settings(options: GatewayOptions, tenant: str) -> GatewaySettings:

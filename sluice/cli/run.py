@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.status import Status as Spinner
 
-from gateway.settings import GatewaySettings, gateway_settings
+from gateway.settings import GatewaySettings, api_token, gateway_settings
 from sluice import eventloop
 from sluice.application import Application
 from sluice.cli.app import app_arguments, check_runtime, load
@@ -92,7 +92,9 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         gateway = replace(
-            gateway_settings(GatewayOptions.from_namespace(args), args.tenant), ui=args.ui
+            gateway_settings(GatewayOptions.from_namespace(args), args.tenant),
+            ui=args.ui,
+            api_token=api_token(os.environ),
         )
     except SluiceError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)

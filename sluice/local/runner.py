@@ -5,7 +5,8 @@ the instance names none.
 loaded application and frozen :class:`RunSettings`, tells :class:`~sluice.local.events.RunEvents`
 what it does, and runs until its block ends. In order: the broker (reused when ``sluice kafka
 start`` runs one on the same data folder), a PostgreSQL for each ``jdbc`` datasource that names
-this machine where nothing listens (:mod:`sluice.local.databases`), the topics, the
+this machine where nothing listens (:mod:`sluice.local.databases`; Milvus Lite and Cassandra
+likewise, :mod:`sluice.local.milvus`, :mod:`sluice.local.cassandra`), the topics, the
 ``jdbc-table`` assets (:mod:`sluice.local.assets`), one supervised worker process per executor,
 the gateway in this process (it serves as soon as Kafka does, before the workers are ready),
 then the wait until every worker is ready or has failed. While the block runs, a watch keeps the
@@ -21,7 +22,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -30,6 +30,7 @@ from sluice.application import Application, Plan, plan_application
 from sluice.application.assets import CREATED
 from sluice.commands import WorkerCommand
 from sluice.kafka import KafkaSettings
+from sluice.local.cassandra import local_cassandra
 from sluice.local.databases import local_databases
 from sluice.local.environment import worker_python
 from sluice.local.events import RunEvents, Running, Worker
@@ -37,10 +38,6 @@ from sluice.local.milvus import local_milvus
 from sluice.local.watch import Status, WorkerWatch
 from sluice.net import free_port
 from workers.supervisor import ChildSpec, Supervisor
-
-if TYPE_CHECKING:
-    # Imported when the gateway starts: Quart is too slow to import for every command.
-    from gateway.proxy import ServiceRoutes
 
 __all__ = ["RunSettings", "run_application"]
 
@@ -73,7 +70,9 @@ class RunSettings:
     """Seconds the start waits for workers that are neither ready nor failed."""
     postgres_data_dir: Path | None = None
     """Where PostgreSQL servers started for ``jdbc`` datasources keep their data, one folder per
-    port (:mod:`sluice.local.databases`); None: the local server's default."""
+    port (:mod:`sluice.local.databases`); None: the local server's default. Milvus Lite and
+    Cassandra nodes keep theirs beside (``milvus-<port>``, ``cassandra-<port>``), by default in
+    Sluice's user data directory."""
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +96,7 @@ async def run_application(
         _kafka(app, settings, events) as bootstrap,
         local_databases(app, settings.postgres_data_dir, events),
         local_milvus(app, settings.postgres_data_dir, events),
+        local_cassandra(app, settings.postgres_data_dir, events, settings.java_home),
     ):
         from sluice.kafka.admin import ensure_topics
 
@@ -125,7 +125,7 @@ async def run_application(
             # The gateway needs Kafka, not the workers: it serves now, and the watch routes
             # each service gateway once its worker is up.
             async with (
-                _gateway(app, kafka, settings, events, watch.routes) as base_url,
+                _gateway(app, kafka, settings, events, watch) as base_url,
                 httpx.AsyncClient(timeout=2) as client,
             ):
                 events.done(f"gateway: {base_url}")
@@ -175,16 +175,23 @@ async def _gateway(
     kafka: KafkaSettings,
     settings: RunSettings,
     events: RunEvents,
-    service_urls: ServiceRoutes,
+    watch: WorkerWatch,
 ) -> AsyncIterator[str]:
     """The gateway (under Hypercorn) in this process, until the block ends; agent-id service
-    gateways forward to ``service_urls`` (by tenant, application and agent id), which change
-    while it serves."""
+    gateways forward to the watch's routes (by tenant, application and agent id), which change
+    while it serves, and its control-plane API tells the workers' states the watch sees."""
     from gateway.app import create_app
     from gateway.serving import serving
+    from sluice.local.replicas import replica_states
+
+    service_urls = watch.routes
 
     served = create_app(
-        {(settings.tenant, app.name): app}, kafka, settings.gateway, service_urls=service_urls
+        {(settings.tenant, app.name): app},
+        kafka,
+        settings.gateway,
+        service_urls=service_urls,
+        worker_states=lambda _tenant, _app: replica_states(watch),
     )
     async with serving(served, settings.gateway_host, settings.gateway_port) as base_url:
         try:

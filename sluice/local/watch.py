@@ -75,6 +75,10 @@ class WorkerWatch:
     def status(self, name: str) -> Status:
         return self._status[name]
 
+    def names(self) -> tuple[str, ...]:
+        """The workers watched (one per executor, named by its id), in start order."""
+        return tuple(c.name for c in self._children)
+
     def settled(self) -> bool:
         """Whether every worker is ready or has failed at least once."""
         return all(s.state != "starting" for s in self._status.values())
