@@ -16,7 +16,10 @@ that environment's interpreter:
   rich, kubernetes...) are not in it: the worker imports them neither in pull mode nor in push
   mode, so an application may pin other versions of them. The built-in agents an application
   uses add what they import (:data:`BUILTIN_DISTRIBUTIONS`: httpx for ``http-request``, the
-  text libraries for the text agents, openai for the AI completion agents).
+  text libraries for the text agents, openai for the AI completion agents), and the datasources
+  its datasource agents name add their service's driver (:data:`DATASOURCE_DISTRIBUTIONS`:
+  psycopg for ``jdbc``, cassandra-driver for ``cassandra`` and ``astra``, pymilvus for
+  ``milvus``), not every driver.
 * Sluice's own packages the worker and user code import (:data:`SLUICE_PACKAGES`) are
   symbolic links in its ``site-packages`` to where they are installed, refreshed on every use,
   so the environment always runs the Sluice that starts it (an editable checkout included).
@@ -61,6 +64,7 @@ import sysconfig
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import yaml
@@ -69,6 +73,7 @@ from sluice.errors import SluiceError
 
 __all__ = [
     "BUILTIN_DISTRIBUTIONS",
+    "DATASOURCE_DISTRIBUTIONS",
     "LAYOUT",
     "PUSH_DISTRIBUTIONS",
     "SLUICE_PACKAGES",
@@ -76,6 +81,7 @@ __all__ = [
     "AppEnvironment",
     "EnvironmentBuildFailed",
     "agent_types_of",
+    "datasource_services_of",
     "default_root",
     "ensure_environment",
     "environment_key",
@@ -141,17 +147,38 @@ BUILTIN_DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "webcrawler-source": frozenset({"httpx", "minio"}),
     "s3-source": frozenset({"minio"}),
     "azure-blob-storage-source": frozenset({"azure-storage-blob"}),
-    # psycopg with its binary libpq and its pool (the db extra's requirement names both);
-    # cassandra-driver for the cassandra and astra datasources; pymilvus (the milvus extra) for
-    # milvus, which LangStream's examples use from query-vector-db and vector-db-sink.
-    "query": frozenset({"psycopg", "cassandra-driver"}),
-    "query-vector-db": frozenset({"psycopg", "cassandra-driver", "pymilvus"}),
-    "vector-db-sink": frozenset({"psycopg", "cassandra-driver", "pymilvus"}),
+    # The datasource agents import psycopg (with its binary libpq and its pool: the db extra's
+    # requirement names both) and httpx whatever their datasource; the drivers of the services
+    # their datasources use come from DATASOURCE_DISTRIBUTIONS.
+    "query": frozenset({"psycopg", "httpx"}),
+    "query-vector-db": frozenset({"psycopg", "httpx"}),
+    "vector-db-sink": frozenset({"psycopg", "httpx"}),
 }
 """What the worker imports for a built-in agent type beyond :data:`WORKER_DISTRIBUTIONS`, at
 the ranges of Sluice's dependencies or its ``text`` and ``ai`` extras: an application
 environment gets them when one of its pipelines uses the type, so ``http-request`` works without
 the user listing httpx, and applications that do not use it may pin any httpx."""
+
+DATASOURCE_DISTRIBUTIONS: dict[str, frozenset[str]] = {
+    "jdbc": frozenset({"psycopg"}),
+    "cassandra": frozenset({"cassandra-driver"}),
+    "astra": frozenset({"cassandra-driver"}),
+    # pymilvus (the milvus extra) brings grpcio and pandas
+    "milvus": frozenset({"pymilvus"}),
+    # httpx-auth signs the requests to OpenSearch on AWS
+    "opensearch": frozenset({"httpx-auth"}),
+    "pinecone": frozenset(),
+    "solr": frozenset(),
+    "astra-vector-db": frozenset(),
+}
+"""What the worker imports for a datasource ``service`` beyond its agent type's
+:data:`BUILTIN_DISTRIBUTIONS`: an application environment gets the drivers of the services of
+the datasources its ``query``, ``query-vector-db`` and ``vector-db-sink`` agents name
+(:func:`datasource_services_of`), so an application on PostgreSQL does not install the
+Cassandra driver, pymilvus and pandas."""
+
+DATASOURCE_AGENT_TYPES = frozenset({"query", "query-vector-db", "vector-db-sink"})
+"""The agent types whose ``datasource`` names a resource of ``configuration.yaml``."""
 
 SLUICE_PACKAGES = ("sluice", "workers", "langstream")
 """Sluice's own packages made importable in an application environment."""
@@ -201,11 +228,12 @@ def requirements_file(app_dir: Path) -> Path | None:
 
 
 def worker_requirements(
-    *, push: bool = False, agent_types: Collection[str] = ()
+    *, push: bool = False, agent_types: Collection[str] = (), services: Collection[str] = ()
 ) -> tuple[str, ...]:
     """The worker's runtime requirements at the ranges Sluice's own metadata declares; with
     ``push``, those of push mode too (:data:`PUSH_DISTRIBUTIONS`); with ``agent_types``, what
-    those built-in agents import (:data:`BUILTIN_DISTRIBUTIONS`)."""
+    those built-in agents import (:data:`BUILTIN_DISTRIBUTIONS`); with ``services``, the drivers
+    of those datasource services (:data:`DATASOURCE_DISTRIBUTIONS`)."""
     try:
         declared = importlib.metadata.requires("sluicegate") or []
     except importlib.metadata.PackageNotFoundError:
@@ -216,6 +244,8 @@ def worker_requirements(
     wanted = WORKER_DISTRIBUTIONS | PUSH_DISTRIBUTIONS if push else WORKER_DISTRIBUTIONS
     for agent_type in agent_types:
         wanted |= BUILTIN_DISTRIBUTIONS.get(agent_type, frozenset())
+    for service in services:
+        wanted |= DATASOURCE_DISTRIBUTIONS.get(service, frozenset())
     found: list[str] = []
     for requirement in declared:
         # The core dependencies, else the text, ai, sources or db extra's (without its marker).
@@ -241,17 +271,57 @@ def worker_requirements(
 def agent_types_of(app_dir: Path) -> frozenset[str]:
     """The agent types the pipeline files of ``app_dir`` name (files that do not parse name
     none: validation reports them)."""
-    types: set[str] = set()
+    return frozenset(
+        agent["type"] for agent in _agents_of(app_dir) if isinstance(agent.get("type"), str)
+    )
+
+
+def datasource_services_of(app_dir: Path) -> frozenset[str]:
+    """The services of the datasources the datasource agents of ``app_dir`` name (their
+    resources in ``configuration.yaml``). A datasource whose service cannot be read here (a
+    placeholder, a resource not found) counts as every service, so its driver is there."""
+    names = {
+        agent["configuration"].get("datasource")
+        for agent in _agents_of(app_dir)
+        if agent.get("type") in DATASOURCE_AGENT_TYPES
+        and isinstance(agent.get("configuration"), dict)
+    }
+    services: dict[str, object] = {}
+    document = _yaml(Path(app_dir) / "configuration.yaml")
+    configuration = document.get("configuration") if isinstance(document, dict) else None
+    resources = configuration.get("resources") if isinstance(configuration, dict) else None
+    for resource in resources if isinstance(resources, list) else ():
+        if isinstance(resource, dict) and isinstance(resource.get("configuration"), dict):
+            for key in ("name", "id"):
+                if isinstance(resource.get(key), str):
+                    services[resource[key]] = resource["configuration"].get("service")
+    found: set[str] = set()
+    for name in names:
+        service = services.get(name) if isinstance(name, str) else None
+        if not isinstance(service, str) or not service or "${" in service:
+            found |= set(DATASOURCE_DISTRIBUTIONS)  # not known here: every driver
+        elif service in DATASOURCE_DISTRIBUTIONS:
+            found.add(service)
+    return frozenset(found)
+
+
+def _agents_of(app_dir: Path) -> list[dict[str, Any]]:
+    agents: list[dict[str, Any]] = []
     for path in sorted(Path(app_dir).glob("*.y*ml")):
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeError, yaml.YAMLError):
-            continue
+        document = _yaml(path)
         pipeline = document.get("pipeline") if isinstance(document, dict) else None
-        for agent in pipeline if isinstance(pipeline, list) else ():
-            if isinstance(agent, dict) and isinstance(agent.get("type"), str):
-                types.add(agent["type"])
-    return frozenset(types)
+        agents += [
+            a for a in (pipeline if isinstance(pipeline, list) else ()) if isinstance(a, dict)
+        ]
+    return agents
+
+
+def _yaml(path: Path) -> object:
+    """The YAML document of ``path``; None when it is missing or does not parse."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, yaml.YAMLError):
+        return None
 
 
 def environment_key(
@@ -276,7 +346,9 @@ def plan_environment(
     requirements = requirements_file(app_dir)
     if requirements is None:
         return None
-    worker = worker_requirements(push=push, agent_types=agent_types_of(app_dir))
+    worker = worker_requirements(
+        push=push, agent_types=agent_types_of(app_dir), services=datasource_services_of(app_dir)
+    )
     key = environment_key(requirements.read_bytes(), worker, _interpreter())
     location = path.absolute() if path is not None else (root or default_root()) / key
     return AppEnvironment(location, key, requirements.absolute(), worker)

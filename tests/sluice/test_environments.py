@@ -29,6 +29,7 @@ from sluice.environments import (
     AppEnvironment,
     EnvironmentBuildFailed,
     agent_types_of,
+    datasource_services_of,
     ensure_environment,
     environment_key,
     plan_environment,
@@ -179,6 +180,81 @@ def test_datasource_agents_bring_psycopg_with_its_pool(tmp_path: Path) -> None:
     assert environment is not None
     [psycopg] = [r for r in environment.worker_requirements if _name(r) == "psycopg"]
     assert psycopg.startswith("psycopg[binary,pool]")
+
+
+DATASOURCES = """
+configuration:
+  resources:
+    - {type: datasource, name: PG, configuration: {service: jdbc, url: "jdbc:postgresql://h/d"}}
+    - {type: vector-database, name: Milvus, configuration: {service: milvus, host: h}}
+    - {type: datasource, name: Cass, configuration: {service: cassandra, contact-points: h}}
+    - {type: vector-database, name: OS, configuration: {service: opensearch, host: h}}
+    - {type: datasource, name: Hidden, configuration: {service: "${secrets.db.service}"}}
+"""
+
+
+def datasource_app(tmp_path: Path, *datasources: tuple[str, str]) -> Path:
+    """An application whose datasource agents (type, datasource) use DATASOURCES."""
+    app = app_with(tmp_path, "# nothing of my own\n", name="-".join(d for _, d in datasources))
+    (app / "configuration.yaml").write_text(DATASOURCES)
+    (app / "more.yaml").write_text(
+        "pipeline:\n"
+        + "".join(
+            f"  - {{id: a{i}, type: {kind}, configuration: {{datasource: {name}}}}}\n"
+            for i, (kind, name) in enumerate(datasources)
+        )
+    )
+    return app
+
+
+def test_datasource_services_choose_the_drivers(tmp_path: Path) -> None:
+    # Only the drivers of the services the application's datasources use: PostgreSQL alone
+    # brings neither the Cassandra driver nor pymilvus (and its pandas).
+    drivers = {"psycopg", "cassandra-driver", "pymilvus", "httpx-auth"}
+
+    def chosen(*datasources: tuple[str, str]) -> set[str]:
+        environment = plan_environment(datasource_app(tmp_path, *datasources))
+        assert environment is not None
+        return {_name(r) for r in environment.worker_requirements} & (drivers | {"httpx"})
+
+    both = ("query", "PG"), ("vector-db-sink", "PG")
+    assert datasource_services_of(datasource_app(tmp_path / "x", *both)) == {"jdbc"}
+    assert chosen(*both) == {"psycopg", "httpx"}
+    assert chosen(("query", "PG"), ("query-vector-db", "Milvus")) == {
+        "psycopg",
+        "httpx",
+        "pymilvus",
+    }
+    assert chosen(("vector-db-sink", "Cass")) == {"psycopg", "httpx", "cassandra-driver"}
+    assert chosen(("query-vector-db", "OS")) == {"psycopg", "httpx", "httpx-auth"}
+    # A service not readable here, or a datasource not found: every driver.
+    assert chosen(("query", "Hidden")) == drivers | {"httpx"}
+    assert chosen(("query", "Nowhere")) == drivers | {"httpx"}
+    # No datasource agent: none of them.
+    assert datasource_services_of(app_with(tmp_path / "y", "")) == frozenset()
+
+
+def test_a_postgresql_application_runs_its_datasource_agents_without_other_drivers(
+    tmp_path: Path,
+) -> None:
+    environment = plan_environment(
+        datasource_app(tmp_path, ("query", "PG"), ("vector-db-sink", "PG"))
+    )
+    assert environment is not None
+    ensure_environment(environment)
+    done = run_in(
+        environment,
+        "import workers.builtin.query, workers.builtin.vector_sink\n"
+        "from workers.builtin.datasources.table_sink import TableSink\n"
+        "for name in ('cassandra', 'pymilvus', 'pandas'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError:\n"
+        "        continue\n"
+        "    print('importable:', name)\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
 
 
 def _name(requirement: str) -> str:
