@@ -73,7 +73,8 @@ SCHEMAS: dict[str, tuple[Key, ...]] = {
         Key("id", "string"),
         Key("bulk-parameters", "mapping"),
         Key("commit-within", "integer", default=1000),
-        # Sluice's batching of jdbc writes (the names of LangStream's opensearch writer).
+        # Sluice's batching of jdbc writes (these defaults) and LangStream's of opensearch
+        # (its writer reads them with LangStream's defaults, 10 and 1000 ms).
         Key("batch-size", "integer", default=100, minimum=1),
         Key("flush-interval", "integer", default=100, minimum=0),
     ),
