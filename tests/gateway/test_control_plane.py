@@ -4,8 +4,12 @@ the errors, and a produce/consume round trip driven by the description as the CL
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -543,3 +547,42 @@ async def test_a_client_driven_by_the_description_round_trips(
         "value": "Hello!!",
         "headers": {SESSION_HEADER: session},
     }
+
+
+async def test_the_knative_entry_point_serves_it_with_the_token_of_its_environment(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """``python -m gateway``, as the gateway Service runs it: the tenant is the namespace it is
+    given, the token comes from SLUICE_API_TOKEN, no worker states (executors without replicas)."""
+    app_dir, secrets = _write_app(tmp_path / "exclamation", unique("in"), unique("out"))
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", str(app_dir), "--bootstrap-servers", kafka_bootstrap,
+        "-s", str(secrets), "--tenant", "team", "--app-id", "bot", "--host", "127.0.0.1",
+        "--port", str(port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, API_TOKEN_ENV: TOKEN},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/api/applications/team"
+    try:
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            refused = await client.get(f"{base}/bot")
+            answered = await client.get(f"{base}/bot", headers={"Authorization": f"Bearer {TOKEN}"})
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert_problem(refused, 401)
+    assert answered.status_code == 200, answered.text
+    body = answered.json()
+    assert body["application-id"] == "bot"
+    assert [(e["id"], e["replicas"]) for e in body["status"]["executors"]] == [
+        ("pipeline-compute-2", []),
+        ("pipeline-python-processor-1", []),
+    ]
+    assert TOKEN.encode() not in output
+    assert process.returncode == 0, output.decode()
