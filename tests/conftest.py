@@ -14,12 +14,14 @@ from tests.auth.jwks_server import JwksServer, jwks_server
 from tests.built_assets import BuiltAssets, Report
 from tests.cassandra.server import CASSANDRA_JARS, cassandra_jars_dir, cassandra_server
 from tests.fakes.local_llm import LocalLlm, LocalLlmError, prepare, running_server
+from tests.kafka_cluster import kafka_cluster
 
-__all__ = ["cassandra_jars_dir", "cassandra_server"]
+__all__ = ["cassandra_jars_dir", "cassandra_server", "kafka_cluster"]
 """Fixtures defined elsewhere and offered to every test."""
 
 NEEDS_BY_FIXTURE = {
     "kafka_bootstrap": "kafka",
+    "kafka_cluster": "kafka",
     "camel_jars": "java",
     "kube_assets": "kube",
     "local_llm_assets": "llm",

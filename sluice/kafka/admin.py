@@ -18,6 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from sluice.errors import KafkaError
 from sluice.kafka.connection import KafkaSettings
+from sluice.kafka.diagnosis import startup_error
 from sluice.kafka.errors import UnknownTopic
 from sluice.kafka.errors import kafka_error as _kafka_error
 
@@ -40,12 +41,14 @@ _UNKNOWN_TOPIC: Final[int] = aiokafka.errors.UnknownTopicOrPartitionError.errno
 
 @dataclass(frozen=True)
 class TopicDescription:
-    """A topic as the cluster has it: partition count and its configuration (all entries,
-    defaults included)."""
+    """A topic as the cluster has it: partition count, its configuration (all entries,
+    defaults included) and its replication factor."""
 
     name: str
     partitions: int
     config: Mapping[str, str] = field(default_factory=dict)
+    #: Replicas of its first partition.
+    replication_factor: int = 1
 
 
 @asynccontextmanager
@@ -58,7 +61,9 @@ async def _admin(settings: KafkaSettings) -> AsyncIterator[Any]:
             await admin.start()
         except aiokafka.errors.KafkaError as error:
             where = settings.bootstrap_servers
-            raise _kafka_error(error, f"cannot connect to Kafka at {where}") from error
+            raise await startup_error(
+                error, kwargs, f"cannot connect to Kafka at {where}"
+            ) from error
         yield admin
     finally:
         await admin.close()
@@ -219,4 +224,6 @@ async def describe_topic(settings: KafkaSettings, name: str) -> TopicDescription
             if code:
                 raise _broker_error(code, message, f"cannot read the config of topic {name!r}")
             config.update({entry[0]: entry[1] for entry in entries if entry[1] is not None})
-    return TopicDescription(name, len(found[0]["partitions"]), MappingProxyType(config))
+    partitions = found[0]["partitions"]
+    replicas = len(partitions[0]["replicas"]) if partitions else 0
+    return TopicDescription(name, len(partitions), MappingProxyType(config), replicas)

@@ -18,6 +18,7 @@ from aiokafka.structs import TopicPartition
 from sluice.errors import KafkaError
 from sluice.events import Consumed, WireMessage, from_kafka
 from sluice.kafka.connection import KafkaSettings
+from sluice.kafka.diagnosis import startup_error
 from sluice.kafka.errors import kafka_error
 
 if TYPE_CHECKING:
@@ -130,9 +131,8 @@ class Consumer:
         except aiokafka.errors.KafkaError as error:
             await consumer.stop()
             servers = self._kwargs["bootstrap_servers"]
-            raise kafka_error(
-                error, f"cannot start a Kafka consumer of {sorted(self._topics)} on {servers}"
-            ) from error
+            what = f"cannot start a Kafka consumer of {sorted(self._topics)} on {servers}"
+            raise await startup_error(error, self._kwargs, what) from error
         except BaseException:
             # Cancelled while connecting: close what was opened, or it leaks its connections.
             await asyncio.shield(consumer.stop())

@@ -30,6 +30,7 @@ from sluice.errors import KafkaError
 from sluice.events import RECORD_TYPE, WireMessage, to_kafka
 from sluice.kafka.admin import describe_topic
 from sluice.kafka.connection import KafkaSettings
+from sluice.kafka.diagnosis import startup_error
 from sluice.kafka.errors import RecordTooLarge, UnknownTopic, kafka_error
 from sluice.kafka.logs import quiet_retry_logs
 from sluice.record import Record
@@ -194,7 +195,8 @@ class Producer:
             await producer.start()
         except aiokafka.errors.KafkaError as error:
             await producer.stop()
-            raise kafka_error(error, f"cannot start a Kafka producer for {self.servers}") from error
+            what = f"cannot start a Kafka producer for {self.servers}"
+            raise await startup_error(error, self._kwargs, what) from error
         except BaseException:
             # Cancelled while connecting: close what was opened, or it leaks its connections.
             await asyncio.shield(producer.stop())
