@@ -13,8 +13,9 @@ writer threads than cores + 1, jvector's pool refuses vector inserts), and the g
 superuser delays set to zero so the node answers within seconds.
 
 Once CQL answers, the login role of :attr:`LocalCassandraSettings.user` is made (a superuser,
-with its password; an existing role gets the password again), logging in as that role or as the
-node's default superuser ``cassandra``/``cassandra``.
+with its password), logging in as that role or, when that fails (a new node, or a role whose
+password was another), as the node's default superuser ``cassandra``/``cassandra``, which gives
+an existing role the password again.
 
 With :class:`NativeTls`, the native port also accepts TLS (``client_encryption_options`` with
 ``optional: true`` and Cassandra's ``PEMBasedSslContextFactory``): plain clients keep working,
@@ -364,12 +365,13 @@ class LocalCassandra:
         if not user or password is None or login == (user, password):
             return
         role = '"' + user.replace('"', '""') + '"'
+        exists = session.execute("SELECT role FROM system_auth.roles WHERE role = %s", [user]).one()
+        # One statement: Cassandra changes a role's password at most every 5 s.
+        verb = "ALTER ROLE" if exists else "CREATE ROLE"
         session.execute(
-            f"CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = %s AND LOGIN = true "
-            "AND SUPERUSER = true",
+            f"{verb} {role} WITH PASSWORD = %s AND LOGIN = true AND SUPERUSER = true",
             [password],
         )
-        session.execute(f"ALTER ROLE {role} WITH PASSWORD = %s", [password])
 
 
 def _with_session(
