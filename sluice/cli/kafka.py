@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shlex
 import signal
@@ -20,12 +21,21 @@ from sluice.kafka.local import (
     broker_status,
     stop_broker,
 )
+from sluice.kafka.local.cluster import (
+    LocalClusterSettings,
+    LocalKafkaCluster,
+    client_properties,
+    cluster_status,
+    is_cluster,
+    stop_cluster,
+)
 
 _ENVIRONMENT = """\
 environment variables:
   SLUICE_KAFKA_PORT      default for --port (9092)
   SLUICE_KAFKA_DATA_DIR  default for --data-dir (default: "kafka" in sluice's user data
-                         folder, e.g. ~/.local/share/sluice/kafka on Linux)
+                         folder, e.g. ~/.local/share/sluice/kafka on Linux; "kafka-cluster"
+                         beside it for --brokers N, --tls or --sasl)
   JAVA_HOME              the JDK to run Kafka with (Java 17+); otherwise `java` on PATH
 """
 
@@ -34,9 +44,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     kafka = commands.add_parser(
         "kafka",
         help="start, stop or inspect the local Kafka broker",
-        description="A single-node Kafka broker (KRaft) on 127.0.0.1, run from a data folder. "
-        "The first start downloads the Kafka jars with Maven into the user cache folder; "
-        "later starts work offline.",
+        description="A single-node Kafka broker (KRaft) on 127.0.0.1, run from a data folder, "
+        "or with --brokers N / --tls / --sasl scram a replicated cluster of N nodes with the "
+        "security production runs. The first start downloads the Kafka jars with Maven into "
+        "the user cache folder; later starts work offline.",
         epilog=_ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -51,7 +62,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "folder.",
         _start,
     )
-    start.add_argument("--port", type=_port, default=None, help="client port (default: 9092)")
+    start.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="client port (default: 9092; a cluster's nodes take PORT, PORT+1...; default free "
+        "ports)",
+    )
+    start.add_argument(
+        "--brokers",
+        type=_brokers,
+        default=1,
+        metavar="N",
+        help="run a cluster of N nodes (each broker and controller) with replication factor "
+        "min(3, N) and min.insync.replicas min(2, N) for new topics (default: 1)",
+    )
+    start.add_argument(
+        "--tls",
+        action="store_true",
+        help="clients connect with TLS; a CA and broker certificates are made for the cluster",
+    )
+    start.add_argument(
+        "--sasl",
+        choices=("scram",),
+        default=None,
+        help="clients authenticate with SCRAM-SHA-512 (or -256) as user 'sluice' with a "
+        "generated password, written to client.properties in the data folder",
+    )
     start.add_argument(
         "--foreground",
         action="store_true",
@@ -106,6 +143,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _brokers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"not a number of brokers from 1 to 9: {text!r}")
+    return count
+
+
 def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -140,7 +187,25 @@ def _settings(args: argparse.Namespace) -> LocalKafkaSettings:
     )
 
 
+def _wants_cluster(args: argparse.Namespace) -> bool:
+    return bool(args.brokers > 1 or args.tls or args.sasl)
+
+
+def _cluster_settings(args: argparse.Namespace) -> LocalClusterSettings:
+    base = _settings(args)
+    return LocalClusterSettings(
+        brokers=args.brokers,
+        tls=args.tls,
+        sasl=args.sasl,
+        port=0 if args.port is None else args.port,
+        data_dir=None if args.data_dir is None else args.data_dir.expanduser().resolve(),
+        base=base,
+    )
+
+
 def _start(args: argparse.Namespace) -> int:
+    if _wants_cluster(args):
+        return asyncio.run(_start_cluster(_cluster_settings(args), foreground=args.foreground))
     settings = _settings(args)
     if args.foreground:
         return asyncio.run(_foreground(settings))
@@ -179,19 +244,91 @@ async def _foreground(settings: LocalKafkaSettings) -> int:
             await kafka.stop()
 
 
+async def _start_cluster(settings: LocalClusterSettings, *, foreground: bool) -> int:
+    console = Console(stderr=True)
+    with console.status(f"starting a local Kafka cluster of {settings.brokers}") as spinner:
+        cluster = LocalKafkaCluster(settings, progress=spinner.update)
+        await cluster.start(detach=not foreground)
+    data_dir = settings.resolved_data_dir()
+    print(f"Kafka cluster of {settings.brokers} running at {cluster.bootstrap_servers}")
+    print(f"pids: {', '.join(str(pid) for pid in cluster.pids.values())}")
+    print(f"client properties: {data_dir / 'client.properties'}")
+    print("instance.yaml (the password goes into secrets.yaml as secret kafka, key password;")
+    print("it is in the client properties file):")
+    print("  instance:\n    streamingCluster:\n      type: kafka\n      configuration:")
+    print("        admin:")
+    for key, value in cluster.client_properties.items():
+        shown = value
+        if key == "sasl.jaas.config":
+            shown = value.split('password="', 1)[0] + 'password="${secrets.kafka.password}";'
+        print(f"          {key}: {json.dumps(shown)}")
+    if not foreground:
+        print("stop it with: sluice kafka stop" + _data_dir_flag(settings.base, settings.data_dir))
+        return 0
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        print("(Ctrl-C to stop)", flush=True)
+        await cluster.wait()
+        print("error: a Kafka node exited; see its log in the data folder", file=sys.stderr)
+        return 1
+    except asyncio.CancelledError:
+        return 0
+    finally:
+        with console.status("stopping the local Kafka cluster"):
+            await cluster.stop()
+
+
+def _data_dirs(args: argparse.Namespace) -> list[Path]:
+    """The folder named, or the single broker's and the cluster's default folders."""
+    settings = _settings(args)
+    if settings.data_dir is not None:
+        return [settings.resolved_data_dir()]
+    single = settings.resolved_data_dir()
+    return [single, LocalClusterSettings(base=settings).resolved_data_dir()]
+
+
 def _stop(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    data_dir = settings.resolved_data_dir()
-    stopped = asyncio.run(stop_broker(data_dir, grace=settings.stop_grace))
-    if stopped.running:
-        print(f"stopped the Kafka broker at {stopped.bootstrap_servers} (pid {stopped.pid})")
-    else:
-        print(f"no Kafka broker is running from {data_dir}")
+    for data_dir in _data_dirs(args):
+        if is_cluster(data_dir):
+            nodes = asyncio.run(stop_cluster(data_dir, grace=settings.stop_grace))
+            if nodes:
+                pids = ", ".join(str(node.pid) for node in nodes)
+                print(f"stopped the Kafka cluster in {data_dir} (pids {pids})")
+            else:
+                print(f"no Kafka cluster is running from {data_dir}")
+            continue
+        stopped = asyncio.run(stop_broker(data_dir, grace=settings.stop_grace))
+        if stopped.running:
+            print(f"stopped the Kafka broker at {stopped.bootstrap_servers} (pid {stopped.pid})")
+        elif settings.data_dir is not None or data_dir == _data_dirs(args)[0]:
+            print(f"no Kafka broker is running from {data_dir}")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    data_dir = _settings(args).resolved_data_dir()
+    code = 3
+    for data_dir in _data_dirs(args):
+        if is_cluster(data_dir):
+            nodes = cluster_status(data_dir)
+            if not nodes:
+                print(f"cluster not running (data dir {data_dir})")
+                continue
+            code = 0
+            servers = client_properties(data_dir).get("bootstrap.servers", "")
+            print(f"cluster running: {len(nodes)} node(s) at {servers}")
+            print(f"pids: {', '.join(str(node.pid) for node in nodes)}")
+            print(f"data dir: {data_dir}")
+            print(f"client properties: {data_dir / 'client.properties'}")
+            continue
+        if _single_status(data_dir) == 0:
+            code = 0
+    return code
+
+
+def _single_status(data_dir: Path) -> int:
     status = broker_status(data_dir)
     if not status.running:
         print(f"not running (data dir {data_dir})")
@@ -202,5 +339,6 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_dir_flag(settings: LocalKafkaSettings) -> str:
-    return "" if settings.data_dir is None else f" --data-dir {shlex.quote(str(settings.data_dir))}"
+def _data_dir_flag(settings: LocalKafkaSettings, data_dir: Path | None = None) -> str:
+    chosen = data_dir or settings.data_dir
+    return "" if chosen is None else f" --data-dir {shlex.quote(str(chosen))}"

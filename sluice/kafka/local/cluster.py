@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import secrets
 import time
@@ -40,6 +41,7 @@ from sluice.kafka.local.processes import (
     HOST,
     alive,
     check_port,
+    exited,
     last_lines,
     run,
     spawn,
@@ -216,6 +218,17 @@ class LocalKafkaCluster:
         if not self._nodes or self._detached:
             return
         await self._stop_all()
+
+    async def wait(self) -> None:
+        """Return when a node exits (for a foreground ``sluice kafka start``)."""
+        waits = [asyncio.ensure_future(exited(pid, within=math.inf)) for pid in self.pids.values()]
+        if not waits:
+            return
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def kill(self, node_id: int) -> None:
         """SIGKILL one node, as a crash would."""
