@@ -69,10 +69,14 @@ def unsupported_datasource(configuration: Mapping[str, Any]) -> str | None:
         service in ("cassandra", "astra")
         and not configuration.get("contact-points")
         and not configuration.get("secureBundle")
+        and not (
+            (configuration.get("database") or configuration.get("database-id"))
+            and configuration.get("token")
+        )
     ):
         return (
-            "names neither contact-points nor secureBundle: Sluice does not download Astra's "
-            "secure bundle through its DevOps API (give secureBundle, base64)"
+            "names no database: give contact-points, or for Astra secureBundle (base64), or "
+            "database (or database-id) and token to download the bundle from Astra's DevOps API"
         )
     driver = str(configuration.get("driverClass") or "").strip()
     url = str(configuration.get("url") or "").strip()

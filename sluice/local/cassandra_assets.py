@@ -13,15 +13,20 @@ As LangStream's asset manager did:
 - A statement answered "already exists" (another agent or process made it meanwhile) counts as
   done.
 
-``astra-keyspace`` was created through Astra's DevOps API, which Sluice does not call. On a
-``cassandra`` datasource (an application pointed at its own Cassandra) Sluice creates it with
-CQL, ``CREATE KEYSPACE IF NOT EXISTS ... SimpleStrategy, replication_factor 1`` (one node for
-development), and deletes it with ``DROP KEYSPACE IF EXISTS``; on an ``astra`` datasource it
-checks that the keyspace is there and otherwise says to create it in Astra.
+``astra-keyspace`` (``keyspace``): on an ``astra`` datasource that names its database for
+Astra's DevOps API (``database`` or ``database-id``, with ``token``), the keyspace is looked up,
+created (``POST .../keyspaces/<name>``) and deleted through that API, as LangStream did
+(:mod:`workers.builtin.datasources.astra_devops`); after creating it Sluice waits until CQL sees
+it (Astra makes it in the background), so the tables that follow find it. Otherwise (a
+``cassandra`` datasource, an application pointed at its own Cassandra, or an ``astra`` one with
+only a bundle) it is made with CQL, ``CREATE KEYSPACE IF NOT EXISTS ... SimpleStrategy,
+replication_factor 1`` (one node for development), and deleted with ``DROP KEYSPACE IF EXISTS``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["CASSANDRA_ASSETS", "create_cassandra_asset", "delete_cassandra_asset"]
 
 CASSANDRA_ASSETS = ("cassandra-keyspace", "cassandra-table", "astra-keyspace")
+_VISIBLE_WITHIN = 120.0
+"""Seconds a keyspace created through the DevOps API has to show in CQL."""
 
 
 def _error(message: str) -> AssetError:
@@ -58,14 +65,11 @@ async def create_cassandra_asset(app: Application, asset: AssetSpec) -> str:
                 return f"{asset.id}: table {keyspace}.{table} is there"
             await _run(asset, source, asset.config.get("create-statements") or (), keyspace)
             return f"{asset.id}: table {keyspace}.{table} created"
+        if _devops(asset, source, service):
+            return await _create_through_devops(asset, source, keyspace)
         if keyspace in present or keyspace.lower() in present:
             return f"{asset.id}: keyspace {keyspace} is there"
         if asset.asset_type == "astra-keyspace":
-            if service == "astra":
-                raise _error(
-                    f"{where}: the keyspace {keyspace} is not in the database; Sluice does not "
-                    "call Astra's DevOps API: create the keyspace in Astra first"
-                )
             statement = (
                 f"CREATE KEYSPACE IF NOT EXISTS {_quoted(keyspace)} WITH replication = "
                 "{'class': 'SimpleStrategy', 'replication_factor': 1}"
@@ -80,12 +84,9 @@ async def delete_cassandra_asset(app: Application, asset: AssetSpec) -> str:
     """Delete ``asset`` (its delete statements); what was done, one line."""
     keyspace = str(asset.config.get("keyspace") or "")
     async with _Session(app, asset) as (source, service):
+        if _devops(asset, source, service):
+            return await _delete_through_devops(asset, source, keyspace)
         if asset.asset_type == "astra-keyspace":
-            if service == "astra":
-                raise _error(
-                    f"{_where(asset)}: Sluice does not call Astra's DevOps API: delete the "
-                    f"keyspace {keyspace} in Astra"
-                )
             statements: Sequence[Any] = [f"DROP KEYSPACE IF EXISTS {_quoted(keyspace)}"]
         else:
             statements = asset.config.get("delete-statements") or ()
@@ -101,6 +102,53 @@ async def delete_cassandra_asset(app: Application, asset: AssetSpec) -> str:
         if keyspace not in present and keyspace.lower() not in present:
             return f"{asset.id}: keyspace {keyspace} is not there"
         await _run(asset, source, statements, None)
+    return f"{asset.id}: keyspace {keyspace} deleted"
+
+
+def _devops(asset: AssetSpec, source: CassandraDataSource, service: str) -> bool:
+    """Whether ``asset`` is an astra-keyspace made through Astra's DevOps API."""
+    return (
+        asset.asset_type == "astra-keyspace"
+        and service == "astra"
+        and source.settings.astra is not None
+    )
+
+
+async def _create_through_devops(
+    asset: AssetSpec, source: CassandraDataSource, keyspace: str
+) -> str:
+    from workers.builtin.datasources.errors import DataSourceResourceError
+
+    try:
+        async with source.devops() as api:
+            if keyspace in await api.keyspaces():
+                return f"{asset.id}: keyspace {keyspace} is there"
+            await api.create_keyspace(keyspace)
+    except DataSourceResourceError as error:
+        raise _error(f"{_where(asset)}: {error}") from None
+    deadline = time.monotonic() + _VISIBLE_WITHIN
+    while keyspace not in await source.keyspaces():
+        if time.monotonic() > deadline:
+            raise _error(
+                f"{_where(asset)}: the keyspace {keyspace} was created through Astra's DevOps "
+                f"API but CQL does not show it after {_VISIBLE_WITHIN:g} s"
+            )
+        await asyncio.sleep(1)
+    return f"{asset.id}: keyspace {keyspace} created"
+
+
+async def _delete_through_devops(
+    asset: AssetSpec, source: CassandraDataSource, keyspace: str
+) -> str:
+    from workers.builtin.datasources.errors import DataSourceResourceError
+
+    try:
+        async with source.devops() as api:
+            if keyspace not in await api.keyspaces():
+                return f"{asset.id}: keyspace {keyspace} is not there"
+            await api.delete_keyspace(keyspace)
+    except DataSourceResourceError as error:
+        raise _error(f"{_where(asset)}: {error}") from None
     return f"{asset.id}: keyspace {keyspace} deleted"
 
 

@@ -5,12 +5,15 @@ The server's jars are resolved into the user cache right after collection when a
 needs them (:data:`CASSANDRA_JARS`, called from ``tests/conftest.py``), so a cold download never
 runs inside a test. The node runs once per session on free ports; the fixture makes a login role
 :data:`USER` with a random password (:data:`PASSWORD`), which tests check never shows in a
-message.
+message. Its native port also accepts TLS with certificates made for the session
+(:func:`session_certificates`), so the fake Astra (:mod:`tests.fakes.astra_devops_server`) can
+hand out a secure connect bundle reaching it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import shutil
 import tempfile
@@ -30,6 +33,7 @@ from sluice.cassandra import (
 )
 from sluice.errors import SluiceError
 from tests.built_assets import BuiltAssets, Report
+from tests.fakes.astra_devops_server import BundleCertificates
 
 __all__ = [
     "CASSANDRA_JARS",
@@ -42,6 +46,7 @@ __all__ = [
     "cassandra_server",
     "keyspace_name",
     "running_cassandra",
+    "session_certificates",
 ]
 
 USER = "sluice"
@@ -84,10 +89,17 @@ async def running_cassandra(tls: NativeTls | None = None) -> AsyncIterator[Local
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@functools.cache
+def session_certificates() -> BundleCertificates:
+    """The certificates of the session's node (its native port's TLS) and of the fake Astra."""
+    return BundleCertificates.make()
+
+
 @pytest.fixture(scope="session")
 async def cassandra_server(cassandra_jars_dir: Path) -> AsyncIterator[LocalCassandra]:
-    """One Cassandra node for the session (login :data:`USER` / :data:`PASSWORD`)."""
-    async for node in running_cassandra():
+    """One Cassandra node for the session (login :data:`USER` / :data:`PASSWORD`; plain CQL
+    and TLS on the same port)."""
+    async for node in running_cassandra(session_certificates().native_tls()):
         yield node
 
 

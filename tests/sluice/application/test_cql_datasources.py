@@ -1,6 +1,7 @@
-"""``cassandra`` and ``astra`` datasources checked at load: Sluice runs them with contact points
-or a secure bundle; an Astra datasource naming only its database (LangStream downloaded the
-bundle through Astra's DevOps API) makes the agent one Sluice cannot run, with the reason."""
+"""``cassandra`` and ``astra`` datasources checked at load: Sluice runs them with contact points,
+a secure bundle, or an Astra database named with its token (the bundle comes from Astra's DevOps
+API); one naming no database (or a database without a token) makes the agent one Sluice cannot
+run, with the reason."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ configuration:
     - type: "vector-database"
       name: "ByName"
       configuration: {service: "astra", clientId: "token", secret: "s", token: "t", database: "db"}
+    - type: "vector-database"
+      name: "ById"
+      configuration: {service: "astra", token: "t", database-id: "0c1d", environment: "DEV"}
+    - type: "vector-database"
+      name: "NoToken"
+      configuration: {service: "astra", clientId: "c", secret: "s", database: "db"}
 """
 
 SINK = """
@@ -38,8 +45,10 @@ pipeline:
 """
 
 
-@pytest.mark.parametrize("datasource", ["Local", "Bundle"])
-def test_runs_with_contact_points_or_a_bundle(write_app: WriteApp, datasource: str) -> None:
+@pytest.mark.parametrize("datasource", ["Local", "Bundle", "ByName", "ById"])
+def test_runs_with_contact_points_a_bundle_or_a_database(
+    write_app: WriteApp, datasource: str
+) -> None:
     app = load_application(
         write_app(
             {
@@ -52,15 +61,15 @@ def test_runs_with_contact_points_or_a_bundle(write_app: WriteApp, datasource: s
     assert app.warnings == ()  # keyspace and mapping are keys of vector-db-sink
 
 
-def test_astra_by_database_name_is_not_run(write_app: WriteApp) -> None:
+def test_astra_database_without_token_is_not_run(write_app: WriteApp) -> None:
     app = load_application(
         write_app(
             {
                 "configuration.yaml": CONFIGURATION,
-                "pipeline.yaml": SINK.replace("{datasource}", "ByName"),
+                "pipeline.yaml": SINK.replace("{datasource}", "NoToken"),
             }
         )
     )
     [problem] = app.unsupported
-    assert 'datasource "ByName" names neither contact-points nor secureBundle' in str(problem)
-    assert "DevOps API" in str(problem)
+    assert 'datasource "NoToken" names no database' in str(problem)
+    assert "database (or database-id) and token" in str(problem)

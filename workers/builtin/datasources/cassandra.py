@@ -10,16 +10,19 @@ LangStream's keys, as its Cassandra datasource read them:
 ``username``, ``password``  plain-text login; ``clientId`` / ``secret`` when those are absent
 ``token``                   Astra's token: the password, with user ``token``, when none is given
 ``secureBundle``            Astra's secure connect bundle, base64 (``base64:`` prefix allowed):
-                            written to a private temporary file for the driver's
+                            kept in memory for the driver's
                             ``cloud={"secure_connect_bundle": ...}``; contact points are then
                             the bundle's
+``database``,               without ``secureBundle``, with ``token``: the bundle is downloaded
+``database-id``             from Astra's DevOps API at start, as LangStream did
+                            (:mod:`~workers.builtin.datasources.astra_devops`; the name wins)
+``environment``             that API: ``PROD`` (default), ``DEV``, ``TEST``, or (Sluice's
+                            extension) the ``https://`` / ``http://`` base URL of a DevOps API
 =========================  ===================================================================
 
-LangStream downloaded the bundle from Astra's DevOps API when only ``database`` or
-``database-id`` and ``token`` were given; Sluice does not reach that API, and says to give
-``secureBundle``. Sluice's own keys: ``connection-timeout-seconds`` (default 30: connecting and
-waiting for a host) and ``query-timeout-seconds`` (default 60: one statement). Other keys are
-logged by name and ignored.
+Sluice's own keys: ``connection-timeout-seconds`` (default 30: connecting, waiting for a host,
+and each call of the DevOps API) and ``query-timeout-seconds`` (default 60: one statement).
+Other keys are logged by name and ignored.
 
 The session is made at ``start``: a node that cannot be reached or a login refused stops the
 worker with the reason. After the database restarts the driver reconnects by itself (tried every
@@ -32,10 +35,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
+import io
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,7 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement, SimpleStatement, dict_factory
 
+from workers.builtin.datasources.astra_devops import AstraDatabase, AstraDevops, devops_base
 from workers.builtin.datasources.cql import count_markers, cql_value
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 from workers.builtin.datasources.jdbc import redact
@@ -94,6 +96,8 @@ class CassandraSettings:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     secure_bundle: bytes | None = field(default=None, repr=False)
+    astra: AstraDatabase | None = None
+    """The Astra database whose bundle the DevOps API gives (no ``secureBundle``)."""
     connection_timeout: float = 30
     query_timeout: float = 60
     ignored: tuple[str, ...] = ()
@@ -103,18 +107,22 @@ class CassandraSettings:
         """The database as messages name it (no credentials)."""
         if self.secure_bundle is not None:
             return "astra (secure bundle)"
+        if self.astra is not None:
+            return self.astra.shown
         return ",".join(f"{host}:{self.port}" for host in self.contact_points)
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.password,) if s)
+        token = self.astra.token if self.astra is not None else None
+        return tuple(s for s in (self.password, token) if s)
 
 
 def cassandra_settings(resource: str, config: Mapping[str, Any]) -> CassandraSettings:
     """The settings of the datasource ``resource`` (its configuration ``config``).
 
     Raises :class:`DataSourceResourceError` for a port or timeout that is not a number, a bundle
-    that is not base64, or neither contact points nor a bundle.
+    that is not base64, an unknown ``environment``, or no database to connect to (neither
+    contact points, a bundle, nor ``database`` / ``database-id`` with ``token``).
     """
     where = f'datasource "{resource}"'
     points = config.get("contact-points") or ()
@@ -130,6 +138,9 @@ def cassandra_settings(resource: str, config: Mapping[str, Any]) -> CassandraSet
         password = token
     bundle_text = _text(config.get("secureBundle")) or ""
     bundle: bytes | None = None
+    astra: AstraDatabase | None = None
+    database = _text(config.get("database"))
+    database_id = _text(config.get("database-id"))
     if bundle_text:
         try:
             bundle = base64.b64decode(bundle_text.removeprefix("base64:"), validate=True)
@@ -137,13 +148,20 @@ def cassandra_settings(resource: str, config: Mapping[str, Any]) -> CassandraSet
             raise DataSourceResourceError(
                 f"{where}: secureBundle must be the secure connect bundle (a zip) in base64"
             ) from None
+    elif (database or database_id) and token:
+        astra = AstraDatabase(
+            api=devops_base(where, _text(config.get("environment"))),
+            token=token,
+            name=database,
+            id=database_id,
+        )
     elif not contact_points:
-        astra = [key for key in _ASTRA_API if config.get(key)]
         why = (
-            f"{', '.join(astra)} would need Astra's DevOps API to download the secure bundle, "
-            "which Sluice does not call: give secureBundle (base64) instead"
-            if astra
-            else "give contact-points (and port), or secureBundle for Astra"
+            "database and database-id need token, to download the secure bundle from Astra's "
+            "DevOps API"
+            if database or database_id
+            else "give contact-points (and port), or for Astra secureBundle, or database (or "
+            "database-id) and token"
         )
         raise DataSourceResourceError(f"{where}: no database to connect to: {why}")
     return CassandraSettings(
@@ -153,6 +171,7 @@ def cassandra_settings(resource: str, config: Mapping[str, Any]) -> CassandraSet
         username=username,
         password=password,
         secure_bundle=bundle,
+        astra=astra,
         connection_timeout=_number(
             where, "connection-timeout-seconds", config.get("connection-timeout-seconds", 30)
         ),
@@ -188,7 +207,7 @@ class CassandraDataSource:
         self.settings = settings
         self._cluster: Cluster | None = None
         self._session: Session | None = None
-        self._bundle: str | None = None
+        self._bundle: bytes | None = settings.secure_bundle
         self._prepared: dict[str, PreparedStatement] = {}
 
     @property
@@ -214,6 +233,11 @@ class CassandraDataSource:
                 self.where,
                 ", ".join(self.settings.ignored),
             )
+        if self._bundle is None and self.settings.astra is not None:
+            self._bundle = await self.download_bundle()
+            _log.info(
+                "%s: secure connect bundle downloaded (%d bytes)", self.where, len(self._bundle)
+            )
         try:
             await asyncio.to_thread(self._connect)
         except (NoHostAvailable, DriverException, OSError, ValueError) as error:
@@ -221,6 +245,25 @@ class CassandraDataSource:
             raise DataSourceResourceError(
                 f"{self.where}: cannot connect: {self._redacted(error)}"
             ) from None
+
+    def devops(self) -> AstraDevops:
+        """A client of Astra's DevOps API for this datasource's database (``async with`` it);
+        :class:`DataSourceResourceError` when the datasource names none."""
+        if self.settings.astra is None:
+            raise DataSourceResourceError(
+                f"{self.where}: names no Astra database for the DevOps API (database or "
+                "database-id, with token)"
+            )
+        return AstraDevops(
+            f'datasource "{self.resource}"',
+            self.settings.astra,
+            timeout=self.settings.connection_timeout or 30,
+        )
+
+    async def download_bundle(self) -> bytes:
+        """The secure connect bundle of the datasource's Astra database, from the DevOps API."""
+        async with self.devops() as api:
+            return await api.secure_bundle()
 
     def _connect(self) -> None:
         settings = self.settings
@@ -242,11 +285,14 @@ class CassandraDataSource:
         }
         if settings.username is not None and settings.password is not None:
             options["auth_provider"] = PlainTextAuthProvider(settings.username, settings.password)
-        if settings.secure_bundle is not None:
-            descriptor, self._bundle = tempfile.mkstemp(prefix="sluice-bundle-", suffix=".zip")
-            with os.fdopen(descriptor, "wb") as file:  # mkstemp: readable by this user only
-                file.write(settings.secure_bundle)
-            options["cloud"] = {"secure_connect_bundle": self._bundle}
+        if self._bundle is not None:
+            # In memory: the driver opens the zip from the object; it unpacks the key and the
+            # certificates into a private temporary folder only while it reads them.
+            options["cloud"] = {
+                "secure_connect_bundle": io.BytesIO(self._bundle),
+                "use_default_tempdir": True,
+                "connect_timeout": settings.connection_timeout,
+            }
         else:
             options["contact_points"] = list(settings.contact_points)
             options["port"] = settings.port
@@ -257,10 +303,6 @@ class CassandraDataSource:
         cluster, self._cluster, self._session = self._cluster, None, None
         if cluster is not None:
             await asyncio.to_thread(cluster.shutdown)
-        if self._bundle is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self._bundle)
-            self._bundle = None
 
     async def fetch(self, query: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """The rows of ``query`` with ``params`` bound to its ``?``, as JSON values."""

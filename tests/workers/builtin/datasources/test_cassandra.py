@@ -7,13 +7,10 @@ real worker, its errors policy retrying)."""
 from __future__ import annotations
 
 import base64
-import glob
 import io
 import json
-import tempfile
 import zipfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,14 +73,39 @@ def test_astra_keys_map_to_the_cloud_config() -> None:
     assert (client.username, client.password) == ("id", "s")
 
 
+def test_an_astra_database_by_name_or_id_goes_through_the_devops_api() -> None:
+    by_name = cassandra_settings(
+        "astra",
+        {
+            "service": "astra",
+            "clientId": "token",
+            "secret": "AstraCS:x",
+            "token": "AstraCS:x",
+            "database": "db1",
+            "database-id": "ignored-when-named",
+        },
+    )
+    assert by_name.astra is not None and by_name.secure_bundle is None
+    assert (by_name.astra.name, by_name.astra.api) == ("db1", "https://api.astra.datastax.com/v2")
+    assert by_name.shown == 'astra database "db1" at https://api.astra.datastax.com/v2'
+    assert "AstraCS:x" in by_name.secrets and "AstraCS" not in repr(by_name)
+    by_id = cassandra_settings(
+        "astra", {"token": "t", "database-id": "0c1d", "environment": "dev"}
+    ).astra
+    assert by_id is not None
+    assert (by_id.id, by_id.api) == ("0c1d", "https://api.dev.cloud.datastax.com/v2")
+    private = cassandra_settings(
+        "astra", {"token": "t", "database": "d", "environment": "http://127.0.0.1:9/v2/"}
+    ).astra
+    assert private is not None and private.api == "http://127.0.0.1:9/v2"
+
+
 # The driver's cloud module builds its TLS context with ssl.PROTOCOL_TLS (deprecated).
 @pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated:DeprecationWarning")
 async def test_the_bundle_goes_to_the_drivers_cloud_config() -> None:
-    """The driver opens the bundle and its certificates (Astra itself is out of reach here): a
-    bundle that is not a zip, and one whose certificates are not, stop the start with the
-    driver's reason, never the token, and the bundle's temporary file is gone."""
-    pattern = str(Path(tempfile.gettempdir()) / "sluice-bundle-*")
-    before = set(glob.glob(pattern))
+    """The driver opens the bundle (in memory) and its certificates: a bundle that is not a zip,
+    and one whose certificates are not, stop the start with the driver's reason, never the
+    token."""
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w") as bundle:
         config = {"host": "127.0.0.1", "port": 1, "keyspace": "k", "localDC": "dc1"}
@@ -103,13 +125,13 @@ async def test_the_bundle_goes_to_the_drivers_cloud_config() -> None:
         assert message.startswith('datasource "Astra" (astra (secure bundle)): cannot connect: ')
         assert reason in message
         assert "never-shown" not in message
-    assert set(glob.glob(pattern)) == before
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"service": "astra", "database": "db", "token": "t"}, "give secureBundle"),
+        ({"service": "astra", "database": "db", "secret": "s"}, "database-id need token"),
+        ({"database": "db", "token": "t", "environment": "STAGING"}, "environment must be PROD"),
         ({"service": "cassandra"}, "give contact-points"),
         ({"secureBundle": "not base64!"}, "secureBundle must be"),
         ({"contact-points": "h", "port": "x"}, "port must be a number"),
