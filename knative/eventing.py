@@ -16,6 +16,10 @@ second longer each time) for every policy: KafkaSource's retries never multiply 
 With ``on-failure: dead-letter`` the ``deadLetterSink`` is the KafkaSink of the executor's
 dead-letter topic; it receives what KafkaSource does not retry (4xx answers, such as a body too
 large for the worker) instead of dropping it.
+
+A secured Kafka (``security.protocol`` other than ``PLAINTEXT``) adds ``spec.net`` to each
+KafkaSource and ``spec.auth`` to each KafkaSink, both reading the Secret ``<app>-kafka``
+(:mod:`knative.kafka_secret`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from knative.kafka_secret import sink_auth, source_net
 from knative.labels import Manifest, labels, metadata
 from knative.names import consumer_group, dead_letter_sink_name, executor_name
 from knative.scope import Scope
@@ -60,6 +65,10 @@ def kafka_source(scope: Scope, executor: Executor) -> Manifest:
                 "name": dead_letter_sink_name(scope.app, executor.dead_letter_topic),
             }
         }
+    spec: dict[str, Any] = {"bootstrapServers": list(scope.settings.bootstrap_servers)}
+    net = source_net(scope)
+    if net is not None:
+        spec["net"] = net
     return {
         "apiVersion": "sources.knative.dev/v1beta1",
         "kind": "KafkaSource",
@@ -67,7 +76,7 @@ def kafka_source(scope: Scope, executor: Executor) -> Manifest:
             name, scope.namespace, labels(scope.app, executor.id, executor.component)
         ),
         "spec": {
-            "bootstrapServers": list(scope.settings.bootstrap_servers),
+            **spec,
             "topics": [executor.input_topic],
             "consumerGroup": consumer_group(scope.app, executor.id),
             "consumers": executor.resources.parallelism,
@@ -84,6 +93,14 @@ def kafka_source(scope: Scope, executor: Executor) -> Manifest:
 def dead_letter_sink(scope: Scope, topic: str, executor_ids: Sequence[str]) -> Manifest:
     """The KafkaSink writing (binary CloudEvents) to ``topic``, a dead-letter topic that
     ``sluice deploy`` creates; labelled with the first executor that uses it."""
+    spec: dict[str, Any] = {
+        "topic": topic,
+        "bootstrapServers": list(scope.settings.bootstrap_servers),
+        "contentMode": "binary",
+    }
+    auth = sink_auth(scope)
+    if auth is not None:
+        spec["auth"] = auth
     return {
         "apiVersion": "eventing.knative.dev/v1alpha1",
         "kind": "KafkaSink",
@@ -92,9 +109,5 @@ def dead_letter_sink(scope: Scope, topic: str, executor_ids: Sequence[str]) -> M
             scope.namespace,
             labels(scope.app, min(executor_ids), "dead-letter"),
         ),
-        "spec": {
-            "topic": topic,
-            "bootstrapServers": list(scope.settings.bootstrap_servers),
-            "contentMode": "binary",
-        },
+        "spec": spec,
     }

@@ -3,7 +3,9 @@
 The ConfigMap ``<app>-app`` holds each application YAML file under its own name, as written,
 and the plan as ``plan.json`` (for people and tools; the pods plan again from the files). The
 Secret ``<app>-secrets`` holds ``secrets.yaml`` and ``instance.yaml``: placeholders in the
-files are resolved inside the pods, so no secret value is ever written into the ConfigMap.
+files are resolved inside the pods, so no secret value is ever written into the ConfigMap. Kafka
+certificate files named in instance.yaml are replaced by the Kafka Secret's files
+(:func:`knative.kafka_secret.pod_instance`).
 Secret values are base64 ``data``, not ``stringData``, so that server-side apply owns exactly
 the fields it wrote.
 """
@@ -20,6 +22,7 @@ from typing import Any, Final
 import yaml
 
 from knative.files import AppFiles
+from knative.kafka_secret import pod_instance
 from knative.labels import Manifest, labels, metadata
 from knative.names import config_map_name, secret_name
 from knative.scope import Scope
@@ -101,7 +104,7 @@ def secret(scope: Scope, files: AppFiles) -> Manifest:
         ),
         "type": "Opaque",
         "data": {
-            INSTANCE_KEY: _base64_yaml(files.instance),
+            INSTANCE_KEY: _base64_yaml(pod_instance(files.instance, scope.settings.kafka_auth)),
             SECRETS_KEY: _base64_yaml(files.secrets),
         },
     }

@@ -32,7 +32,15 @@ Manifest = dict[str, Any]
 """One Kubernetes object, as the API server takes it in JSON or YAML."""
 
 Component = Literal[
-    "processor", "sink", "source", "service", "gateway", "config", "dead-letter", "state"
+    "processor",
+    "sink",
+    "source",
+    "service",
+    "gateway",
+    "config",
+    "dead-letter",
+    "state",
+    "topic",
 ]
 
 PART_OF: Final = "app.kubernetes.io/part-of"

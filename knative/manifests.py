@@ -4,7 +4,12 @@
 object                                  API                                 per
 ======================================  ==================================  =====================
 Secret ``<app>-secrets``                v1                                  application
+Secret ``<app>-kafka``                  v1                                  application on a
+                                                                            secured Kafka
 ConfigMap ``<app>-app``                 v1                                  application
+KafkaTopic ``<topic>``                  kafka.strimzi.io/v1                 topic to create,
+                                                                            with ``topics:
+                                                                            strimzi``
 PersistentVolumeClaim ``<app>-<agent>`` v1                                  agent with a disk
 KafkaSink ``<app>-<topic>-deadletter``  eventing.knative.dev/v1alpha1       dead-letter topic
 Service ``<app>-<executor>``            serving.knative.dev/v1              executor
@@ -17,7 +22,8 @@ KafkaSource ``<app>-<executor>``        sources.knative.dev/v1beta1         proc
 The list comes back in that order of kinds (what others refer to first), then by name; the same
 input gives the same objects, byte for byte. All in the settings' namespace (the tenant). See
 :mod:`knative.file_objects`, :mod:`knative.services`, :mod:`knative.eventing` and
-:mod:`knative.storage` for the choices each kind embodies.
+:mod:`knative.storage`, :mod:`knative.kafka_secret` and :mod:`knative.topics` for the choices
+each kind embodies.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from knative.errors import ManifestError
 from knative.eventing import dead_letter_sink, kafka_source
 from knative.file_objects import config_data, config_map, config_problems, data_checksum, secret
 from knative.files import AppFiles
+from knative.kafka_secret import kafka_secret
 from knative.labels import Manifest
 from knative.scope import Scope
 from knative.services import (
@@ -40,6 +47,7 @@ from knative.services import (
 )
 from knative.settings import DeploySettings
 from knative.storage import disk_problems, persistent_volume_claim
+from knative.topics import kafka_topic, strimzi_topics, topic_problems
 from sluice.application.model import Application
 from sluice.application.plan import Executor, Plan
 from sluice.errors import Problem
@@ -49,6 +57,7 @@ __all__ = ["KIND_ORDER", "build_manifests"]
 KIND_ORDER: Final = (
     "Secret",
     "ConfigMap",
+    "KafkaTopic",
     "PersistentVolumeClaim",
     "KafkaSink",
     "Service",
@@ -71,7 +80,8 @@ def build_manifests(
     Raises :class:`~knative.errors.ManifestError` listing every problem found: a disk on an
     executor with parallelism above 1, a disk type with no StorageClass, a bad
     ``concurrency``, a file name that cannot be a ConfigMap key, files too large for a
-    ConfigMap, or two objects that would get the same name.
+    ConfigMap, a topic a ``KafkaTopic`` cannot carry (with ``topics: strimzi``), or two objects
+    that would get the same name.
     """
     if plan.application != app.name:
         raise ValueError(f"the plan is of {plan.application!r}, not of {app.name!r}")
@@ -80,6 +90,7 @@ def build_manifests(
         *disk_problems(plan, app, settings),
         *_executor_problems(plan, app),
         *config_problems(files, data),
+        *(topic_problems(plan) if settings.topics == "strimzi" else []),
     ]
     if problems:
         raise ManifestError(problems)
@@ -95,6 +106,14 @@ def build_manifests(
         _Generated(secret(scope, files), "the application", ""),
         _Generated(config_map(scope, data), "the application", ""),
     ]
+    credentials = kafka_secret(scope)
+    if credentials is not None:
+        generated.append(_Generated(credentials, "the Kafka credentials", "instance.yaml"))
+    if settings.topics == "strimzi":
+        generated += [
+            _Generated(kafka_topic(scope, topic), f'topic "{topic.name}"', "")
+            for topic in strimzi_topics(plan)
+        ]
     dead_letters: dict[str, list[str]] = defaultdict(list)
     for executor in plan.executors:
         file = _file(app, executor.id)

@@ -23,10 +23,12 @@ __all__ = [
     "dns_label",
     "executor_name",
     "gateway_name",
+    "kafka_secret_name",
     "label_value",
     "pvc_name",
     "secret_name",
     "service_url",
+    "topic_name",
 ]
 
 MAX_NAME: Final = 63
@@ -86,6 +88,18 @@ def config_map_name(app: str) -> str:
 
 def secret_name(app: str) -> str:
     return dns_label(app, "secrets")
+
+
+def kafka_secret_name(app: str) -> str:
+    """The Secret of the Kafka credentials (:mod:`knative.kafka_secret`)."""
+    return dns_label(app, "kafka")
+
+
+def topic_name(topic: str) -> str:
+    """The Strimzi ``KafkaTopic`` of a topic: the topic's name as a DNS label, without the
+    application's (a topic may be shared by applications; ``spec.topicName`` keeps the exact
+    name)."""
+    return dns_label(topic)
 
 
 def consumer_group(app: str, executor_id: str) -> str:

@@ -8,6 +8,8 @@ it has ``python/requirements.txt``, the application's own Python environment at
 - ``/app/<file>.yaml``: each application file, mounted from the ConfigMap one by one (``subPath``)
   so that ``/app`` is the same application folder as on a laptop, code included;
 - ``/etc/sluice/secrets/instance.yaml`` and ``secrets.yaml``: the Secret;
+- ``/etc/sluice/kafka/ca.crt``, ``user.pem``: the Kafka certificates, when instance.yaml names
+  them by file (:mod:`knative.kafka_secret`);
 - ``/persistent-state/<agent-id>``: an agent's disk (:mod:`knative.storage`).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from knative.kafka_secret import kafka_mounts, kafka_volumes
 from knative.labels import CONFIG_CHECKSUM
 from knative.names import config_map_name, secret_name
 from knative.scope import Scope
@@ -50,6 +53,7 @@ def app_volumes(scope: Scope) -> list[dict[str, Any]]:
     return [
         {"name": _APP_VOLUME, "configMap": {"name": config_map_name(scope.app)}},
         {"name": _SECRETS_VOLUME, "secret": {"secretName": secret_name(scope.app)}},
+        *kafka_volumes(scope),
     ]
 
 
@@ -58,7 +62,11 @@ def app_mounts(scope: Scope) -> list[dict[str, Any]]:
         {"name": _APP_VOLUME, "mountPath": f"{APP_DIR}/{name}", "subPath": name, "readOnly": True}
         for name in scope.files
     ]
-    return [*files, {"name": _SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True}]
+    return [
+        *files,
+        {"name": _SECRETS_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True},
+        *kafka_mounts(scope),
+    ]
 
 
 def resources(size: int) -> dict[str, Any]:

@@ -14,6 +14,16 @@ Read once from ``instance.computeCluster.configuration`` (instance.yaml) by
 - ``gatewayMaxScale``: the gateway's ``max-scale``; its ``min-scale`` is 1 (default 3).
 - ``storageClasses``: disk ``type`` -> StorageClass name, null for the cluster's default class
   (default ``{default: null}``).
+- ``topics``: who creates the application's topics: ``admin`` (the Kafka admin client, from the
+  CLI; the default) or ``strimzi`` (``KafkaTopic`` objects, :mod:`knative.topics`).
+- ``strimziCluster``: the Strimzi Kafka cluster (``strimzi.io/cluster`` label) of the
+  ``KafkaTopic`` objects; needed with ``topics: strimzi``.
+- ``strimziNamespace``: where that cluster's Topic Operator watches ``KafkaTopic`` objects
+  (default: ``namespace``).
+
+The Kafka security settings come from ``instance.streamingCluster.configuration.admin``
+(:mod:`knative.kafka_auth`), read here too, so that one :class:`InvalidSettings` lists every
+problem.
 """
 
 from __future__ import annotations
@@ -21,13 +31,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from knative.errors import InvalidSettings
+from knative.kafka_auth import KafkaAuth, ReadText, kafka_auth
 from sluice.application.model import InstanceSpec
 from sluice.errors import Problem
 
-__all__ = ["DEFAULT_IMAGE", "DeploySettings", "settings_from_instance"]
+__all__ = ["DEFAULT_IMAGE", "TOPIC_MODES", "DeploySettings", "TopicMode", "settings_from_instance"]
 
 DEFAULT_IMAGE: Final = "sluice:0.1.0"
 _FILE: Final = "instance.yaml"
@@ -40,7 +51,12 @@ _KEYS: Final = (
     "maxScaleFactor",
     "gatewayMaxScale",
     "storageClasses",
+    "topics",
+    "strimziCluster",
+    "strimziNamespace",
 )
+TopicMode = Literal["admin", "strimzi"]
+TOPIC_MODES: Final[tuple[TopicMode, ...]] = ("admin", "strimzi")
 _DNS_1123_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1123_SUBDOMAIN: Final = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _MAX_FACTOR: Final = 100
@@ -59,6 +75,10 @@ class DeploySettings:
     max_scale_factor: int = 1
     gateway_max_scale: int = 3
     storage_classes: Mapping[str, str | None] = field(default_factory=lambda: {"default": None})
+    kafka_auth: KafkaAuth | None = None
+    topics: TopicMode = "admin"
+    strimzi_cluster: str | None = None
+    strimzi_namespace: str | None = None
 
     @property
     def source_image(self) -> str:
@@ -67,12 +87,19 @@ class DeploySettings:
 
 
 def settings_from_instance(
-    instance: InstanceSpec, *, namespace: str | None = None
+    instance: InstanceSpec,
+    *,
+    namespace: str | None = None,
+    topics: str | None = None,
+    strimzi_cluster: str | None = None,
+    read_text: ReadText | None = None,
 ) -> DeploySettings:
-    """The settings in ``instance.computeCluster.configuration``, with defaults.
+    """The settings in ``instance.computeCluster.configuration``, with defaults, and the Kafka
+    security settings of ``instance.streamingCluster``.
 
-    ``namespace`` (e.g. a ``--namespace`` option) wins over the file. Raises
-    :class:`~knative.errors.InvalidSettings` listing every unusable value.
+    ``namespace``, ``topics`` and ``strimzi_cluster`` (command-line options) win over the file;
+    ``read_text`` reads the certificate files the Kafka settings name (default: from disk).
+    Raises :class:`~knative.errors.InvalidSettings` listing every unusable value.
     """
     config = instance.compute_cluster.configuration
     problems: list[Problem] = []
@@ -99,6 +126,22 @@ def settings_from_instance(
     factor = _integer(config, "maxScaleFactor", 1, problem)
     gateway_max = _integer(config, "gatewayMaxScale", 3, problem)
     classes = _storage_classes(config.get("storageClasses"), problem)
+    mode = topics or config.get("topics", "admin")
+    if mode not in TOPIC_MODES:
+        problem("topics", f"must be one of {', '.join(TOPIC_MODES)}, got {mode!r}")
+        mode = "admin"
+    cluster = strimzi_cluster or _string(config, "strimziCluster", None, problem)
+    strimzi_namespace = _string(config, "strimziNamespace", None, problem)
+    if mode == "strimzi" and cluster is None:
+        problem(
+            "strimziCluster",
+            "topics: strimzi needs the name of the Strimzi Kafka cluster (the strimzi.io/cluster "
+            "label of its KafkaTopic objects; or --strimzi-cluster)",
+        )
+    for key, value in (("strimziCluster", cluster), ("strimziNamespace", strimzi_namespace)):
+        if value is not None and (len(value) > 63 or not _DNS_1123_LABEL.match(value)):
+            problem(key, f"{value!r} is not a Kubernetes name (lower-case letters, digits, '-')")
+    auth = kafka_auth(instance, problems, *([read_text] if read_text is not None else []))
     if problems:
         raise InvalidSettings(problems)
     return DeploySettings(
@@ -109,6 +152,10 @@ def settings_from_instance(
         max_scale_factor=factor,
         gateway_max_scale=gateway_max,
         storage_classes=classes,
+        kafka_auth=auth,
+        topics="strimzi" if mode == "strimzi" else "admin",
+        strimzi_cluster=cluster,
+        strimzi_namespace=strimzi_namespace,
     )
 
 

@@ -30,6 +30,7 @@ CRD_FILES: Final = {
     ("serving.knative.dev", "Service"): "serving.knative.dev_services.yaml",
     ("sources.knative.dev", "KafkaSource"): "sources.knative.dev_kafkasources.yaml",
     ("eventing.knative.dev", "KafkaSink"): "eventing.knative.dev_kafkasinks.yaml",
+    ("kafka.strimzi.io", "KafkaTopic"): "kafka.strimzi.io_kafkatopics.yaml",
 }
 CORE_MODELS: Final = {
     "Secret": "V1Secret",

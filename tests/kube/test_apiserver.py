@@ -118,7 +118,7 @@ def test_every_crd_in_tests_kube_crds_is_established(kube_api: KubeApi) -> None:
         for manifest in [yaml.safe_load(path.read_text())]
         if manifest["kind"] == "CustomResourceDefinition"
     }
-    assert len(expected) == 5
+    assert len(expected) == 6
     with kube_api.http_client() as http:
         crds = http.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").json()
     established = {
