@@ -87,6 +87,13 @@ class Chain:
             [1, *(agent.records_in_flight for agent in agents if isinstance(agent, Batching))]
         )
 
+    @functools.cached_property
+    def _batching(self) -> tuple[tuple[bool, ...], bool]:
+        """Which processors, and whether the sink, gather records into batches: looked up once
+        (a check against the protocol reads the agent's ``records_in_flight`` each time)."""
+        processors = tuple(isinstance(p, Batching) for p in self.processors)
+        return processors, isinstance(self.sink, Batching)
+
     async def run(self, record: Record) -> list[Record]:
         """The records to write: each to its ``destination``, else to the output topic (the
         sink, when the chain ends with one, takes those)."""
@@ -110,13 +117,17 @@ class Chain:
     async def _run_in_order(self, record: Record) -> list[Record]:
         """:meth:`run` with other records in the chain at the same time (see the class)."""
         ticket = next(self._tickets)
+        batching, sink_batches = self._batching
         records = [record]
         routed: list[Record] = []
         try:
             for stage, processor in enumerate(self.processors):
-                if isinstance(processor, Batching):
+                if batching[stage]:
                     # Together, so that one record's several outputs share a batch too.
-                    made = await asyncio.gather(*(processor.process(r) for r in records))
+                    if len(records) == 1:  # the common case: no task for one record
+                        made = [await processor.process(records[0])]
+                    else:
+                        made = await asyncio.gather(*(processor.process(r) for r in records))
                 else:
                     order = self._orders.setdefault(stage, InOrder())
                     await order.turn(ticket)
@@ -129,8 +140,11 @@ class Chain:
                         (outputs if out.destination is None else routed).append(out)
                 records = outputs
             if self.sink is not None:
-                if isinstance(self.sink, Batching):  # it orders its own writes
-                    await asyncio.gather(*(self.sink.write(r) for r in records))
+                if sink_batches:  # it orders its own writes
+                    if len(records) == 1:  # the common case: no task for one write
+                        await self.sink.write(records[0])
+                    else:
+                        await asyncio.gather(*(self.sink.write(r) for r in records))
                     return routed
                 order = self._orders.setdefault(len(self.processors), InOrder())
                 await order.turn(ticket)
@@ -140,4 +154,7 @@ class Chain:
             return routed + records
         finally:
             for stage in range(len(self.processors) + 1):
-                self._orders.setdefault(stage, InOrder()).leave(ticket)
+                gate = self._orders.get(stage)
+                if gate is None:
+                    gate = self._orders[stage] = InOrder()
+                gate.leave(ticket)

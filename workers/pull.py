@@ -283,6 +283,9 @@ class PullExecutor(RebalanceListener):
             acks = [await effect() for effect in effects]
         finally:
             self._not_running(item)
+        if not acks:  # nothing to wait for (a sink's record, a skipped one): finished now
+            self._finish(partition, item.offset)
+            return
         writes = asyncio.gather(*acks)
         self._writes.add(writes)
         writes.add_done_callback(lambda done: self._acknowledged(done, item.offset, partition))
@@ -371,6 +374,10 @@ class PullExecutor(RebalanceListener):
             self._queued.set()
             self._room.set()
             return
+        self._finish(partition, offset)
+
+    def _finish(self, partition: Partition, offset: int) -> None:
+        """Every effect of the record at ``offset`` is acknowledged: it may be committed."""
         self._tracker.finished(partition, offset)
         self._finished += 1
         kill_after = self._settings.fault_kill_after

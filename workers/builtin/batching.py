@@ -67,6 +67,8 @@ class Batcher(Generic[Item, Answer]):
                 self._flush()
         if self._waiting and self._timer is None:
             self._timer = loop.call_later(self._interval, self._timer_fired)
+        if len(futures) == 1:  # one item a record (a sink's row): no gathering future
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     def _flush(self, everything: bool = False) -> None:

@@ -40,10 +40,6 @@ from workers.builtin.records import context_of, to_working
 __all__ = ["LANES", "TableSink"]
 
 LANES = 2
-MAX_RECORDS_IN_FLIGHT = 800
-"""At most this many records in the sink at once, whatever ``batch-size``: the executor holds
-at most 1,000 unfinished records, and lets records into a batching agent only below that (a
-larger batch then leaves after ``flush-interval``, partial)."""
 
 
 class TableSink:
@@ -91,8 +87,10 @@ class TableSink:
 
     @property
     def records_in_flight(self) -> int:
-        """Two batches per lane: one being written while the next one fills."""
-        return min(2 * self.batch_size * LANES, MAX_RECORDS_IN_FLIGHT)
+        """Two batches per lane: one being written while the next one fills. The pull executor
+        lets at most half its ``max_in_flight`` (500) records in at once whatever this says, so
+        with a larger ``batch-size`` the batches leave after ``flush-interval``, partial."""
+        return 2 * self.batch_size * LANES
 
     async def start(self) -> None:
         await self.datasource.start()
