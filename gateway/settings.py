@@ -6,16 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
 
 from sluice.application.model import AuthenticationSpec
-from sluice.commands import GatewayOptions
+from sluice.commands import API_TOKEN_ENV, GatewayOptions
 from sluice.errors import SluiceError
 
 __all__ = ["API_TOKEN_ENV", "GatewaySettings", "api_token", "gateway_settings", "test_provider"]
-
-API_TOKEN_ENV: Final = "SLUICE_API_TOKEN"
-"""The environment variable that holds :attr:`GatewaySettings.api_token`."""
 
 
 @dataclass(frozen=True)

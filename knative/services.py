@@ -40,7 +40,7 @@ from typing import Any, Final
 
 from knative.file_objects import INSTANCE_KEY, SECRETS_KEY
 from knative.labels import AGENTS, Manifest, labels, metadata
-from knative.names import executor_name, gateway_name, service_url
+from knative.names import dns_label, executor_name, gateway_name, service_url
 from knative.pods import (
     APP_DIR,
     APP_ENV_PYTHON,
@@ -55,7 +55,7 @@ from knative.pods import (
 from knative.scope import Scope
 from knative.storage import STATE_ROOT, state_volumes
 from sluice.application.plan import Executor
-from sluice.commands import GatewayCommand, GatewayOptions, WorkerCommand
+from sluice.commands import API_TOKEN_ENV, GatewayCommand, GatewayOptions, WorkerCommand
 
 __all__ = [
     "MAX_SCALE",
@@ -186,6 +186,21 @@ def service_urls(scope: Scope, executors: Sequence[Executor]) -> dict[str, str]:
     }
 
 
+def _api_token(scope: Scope) -> dict[str, Any]:
+    """The token of LangStream's control-plane API (gateway.routes.applications): key ``token``
+    of the Secret ``<app>-api-token`` when the user made one; without it the API is open."""
+    return {
+        "name": API_TOKEN_ENV,
+        "valueFrom": {
+            "secretKeyRef": {
+                "name": dns_label(scope.app, "api-token"),
+                "key": "token",
+                "optional": True,
+            }
+        },
+    }
+
+
 def gateway_service(scope: Scope, urls: dict[str, str]) -> Manifest:
     object_labels = labels(scope.app, "", "gateway")
     command = GatewayCommand(
@@ -206,6 +221,7 @@ def gateway_service(scope: Scope, urls: dict[str, str]) -> Manifest:
         "image": scope.settings.image,
         "command": list(_GATEWAY),
         "args": command.to_argv(),
+        "env": [_api_token(scope)],
         "ports": [{"name": "http1", "containerPort": HTTP_PORT}],
         "resources": resources(1),
         "readinessProbe": http_probe("/readyz"),

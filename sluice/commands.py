@@ -20,6 +20,7 @@ from pathlib import Path
 from sluice.errors import SluiceError
 
 __all__ = [
+    "API_TOKEN_ENV",
     "GATEWAY_ENVIRONMENT",
     "WORKER_ENVIRONMENT",
     "GatewayCommand",
@@ -142,7 +143,14 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-GATEWAY_ENVIRONMENT = "environment: PORT (default for --port, set by Knative)"
+API_TOKEN_ENV = "SLUICE_API_TOKEN"
+"""The environment variable of the token the gateway's control-plane API wants (read by
+``python -m gateway`` and ``sluice run``, set from a Secret on Knative); unset: no token."""
+
+GATEWAY_ENVIRONMENT = (
+    "environment: PORT (default for --port, set by Knative); "
+    f"{API_TOKEN_ENV} (the bearer token of /api/applications, LangStream's control-plane API)"
+)
 
 
 @dataclass(frozen=True)
