@@ -175,14 +175,27 @@ def apply_objects(
     objects: Sequence[Manifest],
     *,
     dry_run: bool = False,
+    new_namespace: bool = False,
     progress: Callable[[Change], None] | None = None,
 ) -> list[Change]:
     """Server-side apply every object in order (field manager ``sluice``, taking over fields
-    another manager set); what each did, with its diff against the live object."""
+    another manager set); what each did, with its diff against the live object.
+
+    A dry run into a namespace that does not exist yet (``new_namespace``) cannot be checked
+    by the server, which refuses any object in a missing namespace even in a dry run: every
+    object is then reported as created, its diff being the whole object as Sluice declares it.
+    """
     client = _client(api)
     changes: list[Change] = []
     for manifest in objects:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if dry_run and new_namespace:
+            title = f"{kind}/{name}"
+            change = Change(kind, name, "created", _diff(title, None, _declared(manifest)))
+            changes.append(change)
+            if progress is not None:
+                progress(change)
+            continue
         namespace = manifest["metadata"].get("namespace")
         resource = _resource(client, manifest["apiVersion"], kind)
         try:

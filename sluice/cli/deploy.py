@@ -203,7 +203,14 @@ def _deploy_objects(
             _create_topics(app, console)
         if not args.skip_assets and not args.dry_run:
             _assets(app, console, create=True)
-        if ensure_namespace(api, namespace, dry_run=args.dry_run):
+        new_namespace = ensure_namespace(api, namespace, dry_run=args.dry_run)
+        if new_namespace and args.dry_run:
+            console.print(
+                f"namespace {namespace}: would be created; the objects below are not checked "
+                "by the cluster (it checks none in a namespace that does not exist yet)",
+                highlight=False,
+            )
+        elif new_namespace:
             console.print(f"namespace {namespace}: created", highlight=False)
 
         def report(change: Any) -> None:
@@ -214,7 +221,9 @@ def _deploy_objects(
 
         verb = "would be applied" if args.dry_run else "applied"
         with console.status(f"applying {len(objects)} objects to namespace {namespace}"):
-            changes = apply_objects(api, objects, dry_run=args.dry_run, progress=report)
+            changes = apply_objects(
+                api, objects, dry_run=args.dry_run, new_namespace=new_namespace, progress=report
+            )
         counts = {a: sum(c.action == a for c in changes) for a in ("created", "configured")}
         console.print(
             f"{app.name}: {len(changes)} objects {verb} in {namespace} "

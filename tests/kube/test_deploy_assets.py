@@ -98,9 +98,15 @@ async def test_deploy_creates_the_assets_and_delete_deletes_them_when_asked(
     files = ["-i", str(instance(tmp_path, kafka_bootstrap, namespace))]
     cluster = ["--kubeconfig", str(kube_api.kubeconfig)]
     try:
-        for first in (["--skip-assets"], ["--dry-run"]):  # a dry run needs the namespace
+        for first in (["--dry-run"], ["--skip-assets"]):  # the dry run on a new namespace
             skipped = sluice("deploy", *app, *files, *cluster, *first)
             assert skipped.returncode == 0, skipped.stderr
+            if first == ["--dry-run"]:
+                assert f"namespace {namespace}: would be created" in skipped.stderr
+                assert "Service/chunk-store" in skipped.stderr, skipped.stderr
+                assert " objects would be applied in " in skipped.stderr
+            else:  # the dry run created nothing: the namespace is made now
+                assert f"namespace {namespace}: created" in skipped.stderr
             assert "asset documents-table" not in skipped.stderr
             assert await tables(postgres_server, table) == []
 
