@@ -25,6 +25,7 @@ from typing import Any
 import platformdirs
 
 from sluice.application import Application
+from sluice.cassandra import LocalCassandra, LocalCassandraError, LocalCassandraSettings
 from sluice.local.databases import LOCAL_HOSTS
 from sluice.local.events import RunEvents
 from sluice.milvus import listening
@@ -95,8 +96,6 @@ async def local_cassandra(
     if not wanted:
         yield
         return
-    from sluice.cassandra import LocalCassandra, LocalCassandraError, LocalCassandraSettings
-
     async with contextlib.AsyncExitStack() as stack:
         for node in wanted:
             if await listening(node.port):
@@ -134,7 +133,7 @@ async def local_cassandra(
         yield
 
 
-async def _stop(server: Any, events: RunEvents) -> None:
+async def _stop(server: LocalCassandra, events: RunEvents) -> None:
     events.working("stopping Cassandra")
     try:
         await server.stop()

@@ -20,6 +20,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -33,7 +34,11 @@ from sluice.cassandra import (
 )
 from sluice.errors import SluiceError
 from tests.built_assets import BuiltAssets, Report
-from tests.fakes.astra_devops_server import BundleCertificates
+
+if TYPE_CHECKING:
+    # Imported when a node starts: the driver and cryptography take a second to import, and
+    # every test session imports this module (tests/conftest.py).
+    from tests.fakes.astra_devops_server import BundleCertificates
 
 __all__ = [
     "CASSANDRA_JARS",
@@ -92,6 +97,8 @@ async def running_cassandra(tls: NativeTls | None = None) -> AsyncIterator[Local
 @functools.cache
 def session_certificates() -> BundleCertificates:
     """The certificates of the session's node (its native port's TLS) and of the fake Astra."""
+    from tests.fakes.astra_devops_server import BundleCertificates
+
     return BundleCertificates.make()
 
 
