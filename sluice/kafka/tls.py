@@ -71,6 +71,14 @@ def _password(properties: Mapping[str, Any], name: str) -> bytes | None:
     return None if value is None else str(value).encode()
 
 
+def _sniffed(properties: Mapping[str, Any], kind: str, store: str, data: bytes) -> str:
+    """A store given without ``ssl.<kind>.type`` that is PEM text is read as PEM (Java would
+    insist on JKS, its default)."""
+    if f"ssl.{kind}.type" not in properties and data.lstrip().startswith(b"-----BEGIN"):
+        return "PEM"
+    return store
+
+
 def _trusted_pem(properties: Mapping[str, Any]) -> str | None:
     """The trusted certificates as PEM text, or None for the system's."""
     kind = store_type(properties, "truststore")
@@ -79,6 +87,7 @@ def _trusted_pem(properties: Mapping[str, Any]) -> str | None:
     if "ssl.truststore.location" not in properties:
         return None
     data = _read(properties, "ssl.truststore.location")
+    kind = _sniffed(properties, "truststore", kind, data)
     password = _password(properties, "ssl.truststore.password")
     what = "Kafka client option 'ssl.truststore.location'"
     certificates: list[x509.Certificate]
@@ -107,6 +116,8 @@ def _load_keystore(context: ssl.SSLContext, properties: Mapping[str, Any]) -> No
     kind = store_type(properties, "keystore")
     key_password = _password(properties, "ssl.key.password")
     what = "Kafka client option 'ssl.keystore.location'"
+    if kind == "JKS" and "ssl.keystore.type" not in properties:
+        kind = _sniffed(properties, "keystore", kind, _read(properties, "ssl.keystore.location"))
     if kind == "PEM":
         if "ssl.keystore.key" in properties:
             pem = (

@@ -209,6 +209,7 @@ def _trusted(context: ssl.SSLContext) -> list[str]:
     [
         {"ssl.truststore.type": "PEM", "ssl.truststore.location": "ca.pem"},
         {"ssl.truststore.certificates": _ca_pem()},
+        {"ssl.truststore.location": "ca.pem"},  # no type, PEM text: read as PEM
         {
             "ssl.truststore.type": "JKS",
             "ssl.truststore.location": "ca.jks",
@@ -236,6 +237,7 @@ def test_trust_stores(stores: Path, properties: dict[str, str]) -> None:
     "properties",
     [
         {"ssl.keystore.type": "PEM", "ssl.keystore.location": "client.pem"},
+        {"ssl.keystore.location": "client.pem"},
         {
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": "client-encrypted.pem",
