@@ -413,6 +413,11 @@ async def test_unknown_tenant_or_application_is_404(kafka_bootstrap: str, tmp_pa
         no_app = await client.get(_app_url(served, app="other-app"))
         no_tenant_app = await client.get(_app_url(served, tenant="other", app=APP_ID))
         no_tenant = await client.get(_app_url(served, tenant="other", app=None))
+        # apps logs, apps download: not served (the logs are sluice run's output, or the pods').
+        logs = await client.get(f"{_app_url(served)}/logs", params={"format": "text"})
+        code = await client.get(f"{_app_url(served)}/code")
+    assert_problem(logs, 404)
+    assert_problem(code, 404)
     assert_problem(no_app, 404, f"application other-app of tenant {TENANT} not found")
     assert_problem(no_tenant_app, 404, f"application {APP_ID} of tenant other not found")
     assert_problem(no_tenant, 404, "tenant other not found")
