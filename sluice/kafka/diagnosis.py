@@ -4,8 +4,9 @@ mismatch apart, where aiokafka only says "Unable to bootstrap".
 
 :func:`startup_error` is what the producer, the consumer and the admin client raise when they
 cannot start: a :class:`~sluice.errors.KafkaError` naming the cause, not retriable when the
-cause is a setting (retrying the same password never helps), so a gateway or worker stops with
-it at once instead of waiting.
+cause is certainly a setting (retrying the same password never helps), so a gateway or worker
+stops with it at once instead of waiting; a hint that may also be a broker shutting down (a
+closed connection) keeps the error retriable.
 """
 
 from __future__ import annotations
@@ -39,31 +40,42 @@ async def startup_error(error: Exception, kwargs: Mapping[str, Any], what: str) 
     """``error`` (raised while an aiokafka client started with ``kwargs``) as a
     :class:`KafkaError`; a failed bootstrap is probed for its cause."""
     if isinstance(error, aiokafka.errors.KafkaConnectionError):
-        cause = None
+        found: tuple[str, bool] | None = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_PROBE_TIMEOUT):
-                cause = await diagnose(kwargs)
-        if cause is not None:
-            return KafkaError(f"{what}: {cause}", retriable=False)
+                found = await _diagnose(kwargs)
+        if found is not None:
+            cause, certain = found
+            return KafkaError(f"{what}: {cause}", retriable=not certain)
     return kafka_error(error, what)
 
 
 async def diagnose(kwargs: Mapping[str, Any]) -> str | None:
     """The reason a client with these aiokafka ``kwargs`` cannot talk to its cluster when it is
     a setting (credentials, trust, protocol); None when a broker answers or none listens."""
+    found = await _diagnose(kwargs)
+    return None if found is None else found[0]
+
+
+async def _diagnose(kwargs: Mapping[str, Any]) -> tuple[str, bool] | None:
+    """The reason, and whether it is certain: a refused password, an untrusted certificate and
+    a TLS answer to a plaintext client are; a closed connection or a failed handshake may also
+    be a broker shutting down, so those stay retriable."""
     settings = {k: kwargs[k] for k in _CONNECTION_KEYS if k in kwargs}
     protocol = str(settings.get("security_protocol", "PLAINTEXT"))
     for server in str(kwargs["bootstrap_servers"]).split(","):
         host, _, port = server.strip().rpartition(":")
         if not port.isdigit():
             continue
-        reason = await _probe(host, int(port), protocol, settings)
-        if reason is not None:
-            return reason
+        found = await _probe(host, int(port), protocol, settings)
+        if found is not None:
+            return found
     return None
 
 
-async def _probe(host: str, port: int, protocol: str, settings: Mapping[str, Any]) -> str | None:
+async def _probe(
+    host: str, port: int, protocol: str, settings: Mapping[str, Any]
+) -> tuple[str, bool] | None:
     server = f"{host}:{port}"
     try:
         connection = await asyncio.wait_for(
@@ -75,35 +87,41 @@ async def _probe(host: str, port: int, protocol: str, settings: Mapping[str, Any
         who = f" for user {user!r}" if user else ""
         return (
             f"{server} refused the SASL credentials{who} "
-            f"({settings.get('sasl_mechanism')}): {error}; check sasl.jaas.config"
+            f"({settings.get('sasl_mechanism')}): {error}; check sasl.jaas.config",
+            True,
         )
     except ssl.SSLCertVerificationError as error:
         return (
             f"the TLS certificate of {server} is not trusted: {error.verify_message}; check "
             "ssl.truststore.* (or ssl.endpoint.identification.algorithm for a host name that "
-            "the certificate does not name)"
+            "the certificate does not name)",
+            True,
         )
     except ssl.SSLError as error:
         return (
             f"the TLS handshake with {server} failed ({error.reason or error}): is that "
-            f"listener TLS? security.protocol is {protocol}"
+            f"listener TLS? security.protocol is {protocol}",
+            False,
         )
     except aiokafka.errors.KafkaConnectionError as error:
         if "SSL" not in protocol and await _speaks_tls(host, port):
             return (
                 f"{server} speaks TLS but security.protocol is {protocol}: use SSL or SASL_SSL "
-                "with the cluster's trust store"
+                "with the cluster's trust store",
+                True,
             )
         if not protocol.startswith("SASL") and isinstance(
             error.__cause__, asyncio.IncompleteReadError
         ):
             return (
                 f"{server} closed the connection: does its listener want SASL "
-                f"(security.protocol SASL_SSL or SASL_PLAINTEXT)? security.protocol is {protocol}"
+                f"(security.protocol SASL_SSL or SASL_PLAINTEXT)? security.protocol is {protocol}",
+                False,
             )
         return None
     except aiokafka.errors.KafkaError as error:
-        return f"{server} answered {type(error).__name__}: {error}; check security.protocol"
+        reason = f"{server} answered {type(error).__name__}: {error}; check security.protocol"
+        return reason, not error.retriable
     except (OSError, TimeoutError):
         return None  # nothing listens there, or not in time: not a setting
     connection.close()
