@@ -92,6 +92,11 @@ def _resource(client: DynamicClient, api_version: str, kind: str) -> Any:
     try:
         return client.resources.get(api_version=api_version, kind=kind)
     except ResourceNotFoundError:
+        if kind == "KafkaTopic":
+            raise ClusterError(
+                f"the cluster does not serve {kind} ({api_version}): install Strimzi 0.49 or "
+                "later (its Topic Operator), or create the topics with --topics admin"
+            ) from None
         raise ClusterError(
             f"the cluster does not serve {kind} ({api_version}): install Knative Serving, "
             "Knative Eventing and its Kafka source and sink first (see the README)"

@@ -44,18 +44,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     manifests = commands.add_parser(
         "manifests",
         help="print the Kubernetes objects that run the application on Knative",
-        description="Generate the Secret, ConfigMap, PersistentVolumeClaims, KafkaSinks, Knative "
-        "Services and KafkaSources of the application (nothing is contacted).",
+        description="Generate the Secrets (the application's; the Kafka credentials on a secured "
+        "Kafka), ConfigMap, KafkaTopics (--topics strimzi), PersistentVolumeClaims, KafkaSinks, "
+        "Knative Services and KafkaSources of the application (nothing is contacted).",
     )
     app_arguments(manifests)
     manifests.add_argument("-n", "--namespace", help="namespace (default: from instance.yaml)")
+    _topic_arguments(manifests)
     manifests.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     manifests.set_defaults(handler=_manifests)
 
     deploy = commands.add_parser(
         "deploy",
         help="create the topics and apply the application's objects to a cluster",
-        description="Create the application's topics (Kafka admin client) and its assets (the "
+        description="Create the application's topics (Kafka admin client; with --topics strimzi "
+        "KafkaTopic objects instead) and its assets (the "
         "tables, keyspaces... of assets with creation-mode create-if-not-exists, from here, as "
         "sluice run does), check Knative's config-features when disks are used, then "
         "server-side apply every object (field manager sluice). Applying again changes "
@@ -63,6 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     app_arguments(deploy)
     _cluster_arguments(deploy)
+    _topic_arguments(deploy)
     deploy.add_argument(
         "--dry-run",
         action="store_true",
@@ -123,6 +127,22 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
 
 
+def _topic_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--topics",
+        choices=("admin", "strimzi"),
+        help="who creates the topics: the Kafka admin client from here (admin) or Strimzi's "
+        "Topic Operator from KafkaTopic objects (strimzi) (default: computeCluster.configuration"
+        ".topics, else admin)",
+    )
+    parser.add_argument(
+        "--strimzi-cluster",
+        metavar="NAME",
+        help="the Strimzi Kafka cluster of the KafkaTopic objects (their strimzi.io/cluster "
+        "label; default: computeCluster.configuration.strimziCluster)",
+    )
+
+
 def _load(args: argparse.Namespace) -> tuple[Application, list[dict[str, Any]]] | None:
     """The application and its objects; None after printing why not."""
     from knative import KnativeError, build_manifests, read_app_files, settings_from_instance
@@ -131,7 +151,12 @@ def _load(args: argparse.Namespace) -> tuple[Application, list[dict[str, Any]]] 
     if app is None:
         return None
     try:
-        settings = settings_from_instance(app.instance, namespace=args.namespace)
+        settings = settings_from_instance(
+            app.instance,
+            namespace=args.namespace,
+            topics=args.topics,
+            strimzi_cluster=args.strimzi_cluster,
+        )
         files = read_app_files(
             args.app, instance=args.instance, secrets=args.secrets, environ=dict(os.environ)
         )
@@ -199,7 +224,8 @@ def _deploy_objects(
     with _api(args) as api:
         if requires_persistent_volumes(objects):
             check_features(features_data(api))
-        if not args.skip_topics and not args.dry_run:
+        strimzi = any(o["kind"] == "KafkaTopic" for o in objects)
+        if not args.skip_topics and not args.dry_run and not strimzi:
             _create_topics(app, console)
         if not args.skip_assets and not args.dry_run:
             _assets(app, console, create=True)

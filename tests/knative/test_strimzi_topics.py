@@ -4,10 +4,13 @@ Strimzi's CRD, instead of the Kafka admin client."""
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Any
 
 import pytest
+import yaml
 
 from knative import InvalidSettings, ManifestError, build_manifests, read_app_files
 from knative import settings_from_instance as knative_settings
@@ -155,3 +158,24 @@ def test_the_validator_holds_kafka_topics_to_strimzis_crd(write_app: WriteApp) -
     old = copy.deepcopy(topic)
     old["apiVersion"] = "kafka.strimzi.io/v1beta2"
     assert schemas.problems(old) == ["KafkaTopic: version 'v1beta2' is not served by the CRD"]
+
+
+def test_the_command_line_options() -> None:
+    def manifests(*options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "sluice.cli.main", "manifests", str(DEAD_LETTER)]
+        return subprocess.run(
+            [*command, "-i", str(INSTANCE), "-s", str(SECRETS), *options],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = manifests("--topics", "strimzi", "--strimzi-cluster", "prod")
+    assert done.returncode == 0, done.stderr
+    found = topics(list(yaml.safe_load_all(done.stdout)))
+    assert {t["metadata"]["labels"]["strimzi.io/cluster"] for t in found.values()} == {"prod"}
+    refused = manifests("--topics", "strimzi")
+    assert refused.returncode == 1
+    assert "instance.computeCluster.configuration.strimziCluster" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -123,9 +124,10 @@ def test_a_secured_kafka_and_strimzi_topics_on_a_real_api_server(
     kinds = {o["kind"] for o in objects}
     assert {"KafkaTopic", "KafkaSource", "KafkaSink", "Secret"} <= kinds
 
-    # --skip-topics: no Kafka here (with topics: strimzi the admin client is not used anyway).
-    deployed = sluice("deploy", str(APP), *given, *cluster, "--skip-topics")
+    # No Kafka answers at kafka.example: with topics: strimzi the admin client is not used.
+    deployed = sluice("deploy", str(APP), *given, *cluster)
     assert deployed.returncode == 0, deployed.stderr
+    assert "topics:" not in deployed.stderr  # what the admin client's creation prints
     for manifest in objects:
         live = stored(kube_api, manifest)
         assert live is not None, manifest["metadata"]["name"]
@@ -151,3 +153,22 @@ def test_a_secured_kafka_and_strimzi_topics_on_a_real_api_server(
         left = stored(kube_api, manifest)
         # Deleting a KafkaTopic would make the Topic Operator delete the topic: it stays.
         assert (left is not None) == (manifest["kind"] == "KafkaTopic"), manifest["kind"]
+
+
+def test_a_cluster_without_strimzi_is_named(kube_api: KubeApi) -> None:
+    from kubernetes import config as kube_config
+
+    from knative.cluster import ClusterError, apply_objects
+
+    topic = {
+        "apiVersion": "kafka.strimzi.io/v1alpha9",  # a version no Strimzi serves
+        "kind": "KafkaTopic",
+        "metadata": {"name": "orders", "namespace": "default"},
+        "spec": {"partitions": 1},
+    }
+    loader: Any = kube_config
+    with (
+        loader.new_client_from_config(config_file=str(kube_api.kubeconfig)) as api,
+        pytest.raises(ClusterError, match=r"install Strimzi 0\.49 or later"),
+    ):
+        apply_objects(api, [topic])
