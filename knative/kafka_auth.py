@@ -12,8 +12,9 @@ property                               becomes
 ``sasl.mechanism``                     ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``
                                        (implied ``PLAIN`` by the PLAIN login module)
 ``sasl.jaas.config``                   the user and password (PLAIN or SCRAM login module)
-``ssl.truststore.certificates`` /      the CA certificate(s), PEM (``ssl.truststore.type:
-``ssl.truststore.location``            PEM`` for a file); none: the system's CAs
+``ssl.truststore.certificates`` /      the CA certificate(s), PEM (a file of another
+``ssl.truststore.location``            ``ssl.truststore.type`` is refused); none: the
+                                       system's CAs
 ``ssl.keystore.location`` /            the client certificate and its unencrypted PKCS#8
 ``ssl.keystore.certificate.chain`` +   key, PEM (mutual TLS)
 ``ssl.keystore.key``
@@ -236,19 +237,30 @@ def _pem_source(
     if location not in admin:
         return None
     kind = str(admin.get(f"ssl.{store}.type", "")).upper()
-    if kind != "PEM":
+    if kind not in ("", "PEM"):
         problem(
             f"ssl.{store}.type",
-            f"Knative takes PEM files only, not {kind or 'JKS (the default)'}: convert the "
-            f"{store} to PEM and set ssl.{store}.type: PEM",
+            f"Knative takes PEM files only, not {kind}: convert the {store} to PEM and set "
+            f"ssl.{store}.type: PEM",
         )
         return None
     path = str(admin[location])
     try:
-        return location, read_text(path)
-    except (OSError, UnicodeDecodeError) as error:
-        problem(location, f"cannot read {path}: {getattr(error, 'strerror', None) or error}")
+        text = read_text(path)
+    except UnicodeDecodeError:
+        text = ""  # binary: a JKS or PKCS#12 store
+    except OSError as error:
+        problem(location, f"cannot read {path}: {error.strerror or error}")
         return None
+    if "-----BEGIN " not in text:
+        # Without a type, a PEM file is read as PEM (as Sluice's clients do); anything else is
+        # a JKS or PKCS#12 store, which Knative cannot take.
+        problem(
+            f"ssl.{store}.type" if not kind else location,
+            f"{path} is not PEM text (a JKS or PKCS#12 store?): Knative takes PEM files only",
+        )
+        return None
+    return location, text
 
 
 def _client_pair(

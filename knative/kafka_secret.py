@@ -154,6 +154,8 @@ def pod_instance(document: Mapping[str, Any], auth: KafkaAuth | None) -> Mapping
         return document
     if CA_KEY in keys:
         admin["ssl.truststore.location"] = f"{KAFKA_DIR}/{CA_KEY}"
+        admin["ssl.truststore.type"] = "PEM"
     if KEYSTORE_KEY in keys:
         admin["ssl.keystore.location"] = f"{KAFKA_DIR}/{KEYSTORE_KEY}"
+        admin["ssl.keystore.type"] = "PEM"
     return changed

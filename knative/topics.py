@@ -67,6 +67,16 @@ def topic_problems(plan: Plan) -> list[Problem]:
         replicas = _replicas(topic)
         if isinstance(replicas, str):
             problems.append(Problem("", "", f'topic "{topic.name}": {replicas}'))
+        min_isr = str(topic.config.get("min.insync.replicas", ""))
+        if isinstance(replicas, int) and min_isr.isdigit() and int(min_isr) > replicas:
+            problems.append(
+                Problem(
+                    "",
+                    "",
+                    f'topic "{topic.name}": min.insync.replicas {min_isr} is more than its '
+                    f"replication-factor {replicas}: no write could ever be acknowledged",
+                )
+            )
         if topic.partitions < 0:
             problems.append(
                 Problem("", "", f'topic "{topic.name}": partitions must not be negative')

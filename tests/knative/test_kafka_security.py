@@ -213,6 +213,7 @@ def test_the_pods_read_the_certificates_from_the_kafka_secret(
     ]["admin"]
     assert pod_admin["ssl.truststore.location"] == "/etc/sluice/kafka/ca.crt"
     assert pod_admin["ssl.keystore.location"] == "/etc/sluice/kafka/user.pem"
+    assert pod_admin["ssl.truststore.type"] == pod_admin["ssl.keystore.type"] == "PEM"
     assert pod_admin["sasl.jaas.config"] == admin["sasl.jaas.config"]  # resolved in the pod
     services = [o for o in objects if o["kind"] == "Service"]
     assert {s["metadata"]["name"] for s in services} >= {"http-gateways-gateway"}
@@ -309,7 +310,7 @@ ADMIN = "instance.streamingCluster.configuration.admin"
             "sasl.jaas.config",
         ),
         ({"ssl.truststore.type": "JKS"}, "ssl.truststore.type"),
-        ({"ssl.truststore.type": None}, "ssl.truststore.type"),
+        ({"ssl.truststore.type": "PKCS12"}, "ssl.truststore.type"),
         ({"ssl.truststore.location": "/no/such/ca.pem"}, "ssl.truststore.location"),
         ({"ssl.key.password": "k"}, "ssl.key.password"),
         ({"ssl.endpoint.identification.algorithm": ""}, "ssl.endpoint.identification.algorithm"),
@@ -348,3 +349,18 @@ def test_every_problem_at_once(pki: dict[str, Any]) -> None:
         f"{ADMIN}.ssl.key.password",
         f"{ADMIN}.ssl.truststore.type",
     ]
+
+
+def test_a_store_without_a_type_is_read_as_pem_when_it_is(
+    tmp_path: Path, pki: dict[str, Any]
+) -> None:
+    admin = scram_tls(pki)
+    del admin["ssl.truststore.type"]
+    objects = secured(tmp_path, admin)
+    assert decoded(find(objects, "Secret", "dead-letter-kafka"))["ca.crt"] == pki["ca"]
+    store = tmp_path / "truststore.jks"
+    store.write_bytes(bytes(range(256)) * 4)  # not text, not PEM: a binary store
+    admin["ssl.truststore.location"] = str(store)
+    assert refused(admin, match="not PEM text") == [f"{ADMIN}.ssl.truststore.type"]
+    admin["ssl.truststore.type"] = "PEM"  # said to be PEM, but it is not
+    assert refused(admin, match="not PEM text") == [f"{ADMIN}.ssl.truststore.location"]

@@ -137,6 +137,12 @@ def test_a_replication_factor_a_kafka_topic_cannot_carry(write_app: WriteApp) ->
         strimzi(write_app({"pipeline.yaml": pipeline}))
 
 
+def test_more_in_sync_replicas_than_replicas_is_refused(write_app: WriteApp) -> None:
+    pipeline = REPLICATED.replace("min.insync.replicas: 2", "min.insync.replicas: 4")
+    with pytest.raises(ManifestError, match=r"min\.insync\.replicas 4 is more than its"):
+        strimzi(write_app({"pipeline.yaml": pipeline}))
+
+
 def test_two_topics_with_one_object_name_are_refused(write_app: WriteApp) -> None:
     pipeline = """
     topics:
