@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from knative import InvalidSettings, Manifest, build_manifests, read_app_files
 from knative import settings_from_instance as knative_settings
 from sluice.application import load_application, plan_application
 from sluice.application.model import ClusterSpec, InstanceSpec
+from sluice.kafka import KafkaSettings
 from tests.knative import schemas
 from tests.knative.conftest import HERE, HTTP_GATEWAYS, find
 
@@ -364,3 +366,29 @@ def test_a_store_without_a_type_is_read_as_pem_when_it_is(
     assert refused(admin, match="not PEM text") == [f"{ADMIN}.ssl.truststore.type"]
     admin["ssl.truststore.type"] = "PEM"  # said to be PEM, but it is not
     assert refused(admin, match="not PEM text") == [f"{ADMIN}.ssl.truststore.location"]
+
+
+def test_the_client_certificate_file_of_the_pods_loads_in_sluices_client(
+    tmp_path: Path, pki: dict[str, Any]
+) -> None:
+    """user.pem (key and chain in one PEM file) and ca.crt as mounted make a TLS context."""
+    admin = {
+        "security.protocol": "SSL",
+        "ssl.truststore.location": str(pki["dir"] / "ca.pem"),
+        "ssl.keystore.location": str(pki["dir"] / "client.pem"),
+    }
+    credentials = decoded(find(secured(tmp_path, admin), "Secret", "dead-letter-kafka"))
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    for key in ("ca.crt", "user.pem"):
+        (mounted / key).write_text(credentials[key])
+    options = {
+        "security.protocol": "SSL",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(mounted / "ca.crt"),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(mounted / "user.pem"),
+    }
+    context = KafkaSettings("kafka:9093", options).client_kwargs("producer")["ssl_context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.get_ca_certs()[0]["subject"] == ((("commonName", "test-ca"),),)
