@@ -2,7 +2,9 @@
 
 Read once from ``instance.streamingCluster.configuration.admin`` (the client properties every
 Kafka client of the application gets, with secrets.yaml's values already in place) by
-:func:`kafka_auth`, at the edge: certificate files named by ``ssl.*.location`` are read there.
+:func:`kafka_auth`, at the edge: certificate files named by ``ssl.*.location`` are read there,
+from the paths as written (relative ones from the current folder, as Sluice's Kafka clients open
+them on the deployer's machine).
 
 =====================================  ====================================================
 property                               becomes
