@@ -65,12 +65,27 @@ def _compression(value: Any) -> str | None:
 
 
 def _mechanism(value: Any) -> str:
+    return _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")(value)
+
+
+#: Kafka's Java login callback handlers for OAUTHBEARER with an OAuth client-credentials
+#: token endpoint; Sluice's own token provider (sluice.kafka.oauth) does what they do.
+_LOGIN_HANDLERS: Final = frozenset(
+    {
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",
+    }
+)
+
+
+def _login_handler(value: Any) -> str:
     text = _text(value)
-    if text.upper() == "OAUTHBEARER":
+    if text not in _LOGIN_HANDLERS:
         raise ValueError(
-            "OAUTHBEARER is not supported yet (it needs a token provider); use PLAIN or SCRAM"
+            "only Kafka's OAuthBearerLoginCallbackHandler (client credentials) is supported, "
+            f"not {text}"
         )
-    return _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI")(text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -155,22 +170,41 @@ _RESERVED: Final[Mapping[str, str]] = MappingProxyType(
         "transactional.id": "Sluice does not use Kafka transactions",
     }
 )
+#: OAUTHBEARER's settings: the token endpoint and the login handler, checked here; the client id,
+#: secret and scope come from sasl.jaas.config.
+_OAUTH_OPTIONS: Final[Mapping[str, Callable[[Any], Any]]] = MappingProxyType(
+    {
+        "sasl.oauthbearer.token.endpoint.url": _text,
+        "sasl.login.callback.handler.class": _login_handler,
+    }
+)
 _JAAS = re.compile(r"^\s*([\w.$]+)\s+(?:required|requisite|sufficient|optional)\s*(.*?);?\s*$")
 _JAAS_OPTION = re.compile(r"""(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;]+))""")
 
 
 def _parse_jaas(value: Any) -> dict[str, str]:
-    """``sasl.jaas.config`` of the PLAIN or SCRAM login module -> username and password."""
+    """``sasl.jaas.config`` of the PLAIN or SCRAM login module -> username and password; of the
+    OAuthBearer login module -> the OAuth client id, secret and scope."""
     match = _JAAS.match(_text(value))
     if not match:
         raise ValueError('expected \'<LoginModule> required username="..." password="...";\'')
     module, rest = match.groups()
-    if not module.endswith(("PlainLoginModule", "ScramLoginModule")):
-        raise ValueError(f"only the PLAIN and SCRAM login modules are supported, not {module}")
+    if not module.endswith(("PlainLoginModule", "ScramLoginModule", "OAuthBearerLoginModule")):
+        raise ValueError(
+            f"only the PLAIN, SCRAM and OAuthBearer login modules are supported, not {module}"
+        )
     options = {
         m.group(1): m.group(2).replace('\\"', '"') if m.group(2) is not None else m.group(3)
         for m in _JAAS_OPTION.finditer(rest)
     }
+    if module.endswith("OAuthBearerLoginModule"):
+        if "clientId" not in options or "clientSecret" not in options:
+            raise ValueError("the OAuthBearer login module needs clientId and clientSecret")
+        oauth = {"oauth_client_id": options["clientId"]}
+        oauth["oauth_client_secret"] = options["clientSecret"]
+        if "scope" in options:
+            oauth["oauth_scope"] = options["scope"]
+        return {"sasl_mechanism": "OAUTHBEARER", **oauth}
     if "username" not in options or "password" not in options:
         raise ValueError("the login module needs username and password")
     kwargs = {
@@ -251,6 +285,8 @@ def check_properties(properties: Mapping[str, Any]) -> list[tuple[str, str]]:
                 _OPTIONS[name].convert(value)
             elif name == "sasl.jaas.config":
                 _parse_jaas(value)
+            elif name in _OAUTH_OPTIONS:
+                _OAUTH_OPTIONS[name](value)
             elif name not in TLS_PROPERTIES and name not in _IGNORED:
                 reason = _RESERVED.get(name, "it has no aiokafka equivalent in Sluice")
                 raise ValueError(f"not supported: {reason}")
@@ -258,15 +294,20 @@ def check_properties(properties: Mapping[str, Any]) -> list[tuple[str, str]]:
             problems.append((name, str(error)))
     problems += _check_tls(properties)
     sasl = str(properties.get("security.protocol", "")).upper().startswith("SASL_")
-    if sasl and "sasl.jaas.config" not in properties:
-        mechanism = str(properties.get("sasl.mechanism", "PLAIN")).upper()
-        if mechanism != "GSSAPI":
-            problems.append(("sasl.jaas.config", f"{mechanism} needs a username and password"))
+    mechanism = str(properties.get("sasl.mechanism", "PLAIN")).upper()
+    if sasl and "sasl.jaas.config" not in properties and mechanism != "GSSAPI":
+        needs = "clientId and clientSecret" if mechanism == "OAUTHBEARER" else "username, password"
+        problems.append(("sasl.jaas.config", f"{mechanism} needs a login module with {needs}"))
+    if mechanism == "OAUTHBEARER" and "sasl.oauthbearer.token.endpoint.url" not in properties:
+        problems.append(
+            ("sasl.oauthbearer.token.endpoint.url", "OAUTHBEARER needs the token endpoint")
+        )
     return sorted(set(problems))
 
 
 def aiokafka_kwargs(properties: Mapping[str, Any]) -> dict[Role, dict[str, Any]]:
-    """aiokafka keyword arguments per client role, without the SSL context; a
+    """aiokafka keyword arguments per client role, without the SSL context and with OAUTHBEARER's
+    ``oauth_*`` settings in place of a token provider (the Kafka adapter makes both); a
     :class:`~sluice.errors.KafkaError` naming the first bad property."""
     problems = check_properties(properties)
     if problems:
@@ -274,7 +315,10 @@ def aiokafka_kwargs(properties: Mapping[str, Any]) -> dict[Role, dict[str, Any]]
         raise KafkaError(f"Kafka client option {name!r}: {message}")
     kwargs: dict[Role, dict[str, Any]] = {role: {} for role in ROLES}
     for name, value in properties.items():
-        if name in _OPTIONS:
+        if name == "sasl.oauthbearer.token.endpoint.url":
+            for role in ROLES:
+                kwargs[role]["oauth_token_endpoint"] = _text(value)
+        elif name in _OPTIONS:
             option = _OPTIONS[name]
             for role in option.roles:
                 kwargs[role][option.kwarg] = option.convert(value)

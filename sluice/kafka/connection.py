@@ -16,6 +16,7 @@ from typing import Any
 
 from sluice.application.kafka_properties import Role, aiokafka_kwargs
 from sluice.errors import KafkaError
+from sluice.kafka.oauth import ClientCredentialsTokens
 from sluice.kafka.tls import ssl_context
 
 __all__ = ["KafkaSettings", "Role"]
@@ -27,7 +28,8 @@ class KafkaSettings:
 
     ``client_options`` are Kafka client properties under their Java names, as in LangStream's
     ``streamingCluster.configuration.admin``: ``security.protocol``, ``sasl.mechanism``,
-    ``sasl.jaas.config`` (PLAIN or SCRAM login module), PEM ``ssl.truststore.*`` /
+    ``sasl.jaas.config`` (PLAIN, SCRAM or OAuthBearer login module; OAUTHBEARER with
+    ``sasl.oauthbearer.token.endpoint.url``), PEM, PKCS12 or JKS ``ssl.truststore.*`` /
     ``ssl.keystore.*``, ``ssl.key.password``, ``ssl.endpoint.identification.algorithm``,
     ``client.id``, timeouts, and producer / consumer tuning (``linger.ms``,
     ``compression.type``, ``max.partition.fetch.bytes``, ``session.timeout.ms``...). Serializer
@@ -57,6 +59,13 @@ class KafkaSettings:
         """Keyword arguments for an aiokafka client of ``role`` (bootstrap servers included)."""
         kwargs = aiokafka_kwargs(self.client_options)[role]
         kwargs["bootstrap_servers"] = self.bootstrap_servers
+        if "oauth_token_endpoint" in kwargs:
+            kwargs["sasl_oauth_token_provider"] = ClientCredentialsTokens(
+                kwargs.pop("oauth_token_endpoint"),
+                kwargs.pop("oauth_client_id", ""),
+                kwargs.pop("oauth_client_secret", ""),
+                kwargs.pop("oauth_scope", None),
+            )
         protocol = kwargs.get("security_protocol", "PLAINTEXT")
         if protocol in ("SSL", "SASL_SSL"):
             kwargs["ssl_context"] = ssl_context(self.client_options)

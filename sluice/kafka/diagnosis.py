@@ -33,6 +33,7 @@ _CONNECTION_KEYS: Final = (
     "sasl_plain_username",
     "sasl_plain_password",
     "sasl_kerberos_service_name",
+    "sasl_oauth_token_provider",
 )
 
 
@@ -122,6 +123,8 @@ async def _probe(
     except aiokafka.errors.KafkaError as error:
         reason = f"{server} answered {type(error).__name__}: {error}; check security.protocol"
         return reason, not error.retriable
+    except KafkaError as error:  # the OAuth token endpoint's refusal
+        return str(error), not error.retriable
     except (OSError, TimeoutError):
         return None  # nothing listens there, or not in time: not a setting
     connection.close()

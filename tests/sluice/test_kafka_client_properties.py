@@ -50,7 +50,17 @@ def _app(tmp_path: Path, admin: str, secrets: str | None = None) -> tuple[Path, 
     [
         ({"schema.registry.url": "http://r"}, "schema.registry.url"),
         ({"acks": "1"}, "acks"),
-        ({"sasl.mechanism": "OAUTHBEARER"}, "sasl.mechanism"),
+        ({"sasl.mechanism": "OAUTHBEARER"}, "sasl.oauthbearer.token.endpoint.url"),
+        ({"sasl.mechanism": "KERBEROS"}, "sasl.mechanism"),
+        (
+            {
+                "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer."
+                'OAuthBearerLoginModule required clientId="app";'
+            },
+            "sasl.jaas.config",
+        ),
+        ({"sasl.login.callback.handler.class": "com.example.Login"}, "sasl.login.callback"),
+        ({"sasl.oauthbearer.scope.claim.name": "scp"}, "sasl.oauthbearer.scope.claim.name"),
         ({"security.protocol": "SASL_SSL"}, "sasl.jaas.config"),
         ({"sasl.jaas.config": "x.Krb5LoginModule required;"}, "sasl.jaas.config"),
         ({"ssl.truststore.type": "JCEKS"}, "ssl.truststore.type"),

@@ -543,7 +543,9 @@ def test_tls_options_make_an_ssl_context() -> None:
             "ssl.truststore.location": "does-not-exist.pem",
         },
     )
-    with pytest.raises(KafkaError, match="'ssl.truststore.location': cannot read does-not-exist"):
+    with pytest.raises(
+        KafkaError, match=r"'ssl\.truststore\.location': cannot read does-not-exist"
+    ):
         missing.client_kwargs("producer")
 
 
@@ -557,7 +559,7 @@ def test_tls_options_make_an_ssl_context() -> None:
         ({"schema.registry.url": "http://r"}, "'schema.registry.url': not supported"),
         ({"security.protocol": "TLS"}, "'security.protocol': expected one of PLAINTEXT"),
         ({"linger.ms": "soon"}, "'linger.ms': expected an integer"),
-        ({"sasl.mechanism": "OAUTHBEARER"}, "'sasl.mechanism'"),
+        ({"sasl.mechanism": "OAUTHBEARER"}, "'sasl.oauthbearer.token.endpoint.url'"),
         ({"sasl.jaas.config": "com.sun.security.auth.module.Krb5LoginModule required;"}, "PLAIN"),
         ({"sasl.jaas.config": "garbage"}, "'sasl.jaas.config'"),
         ({"ssl.truststore.type": "JCEKS"}, "expected one of PEM, PKCS12, JKS"),

@@ -75,11 +75,17 @@ class LocalClusterSettings:
 
     brokers: int = 3
     tls: bool = False
-    sasl: Literal["scram"] | None = None
+    #: ``scram``: a SCRAM user made at format time. ``oauthbearer``: tokens checked against
+    #: the JWKS endpoint named in ``extra_properties`` (``sasl.oauthbearer.jwks.endpoint.url``,
+    #: and the JVM needs ``-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls``); the client
+    #: properties then leave the login to the caller.
+    sasl: Literal["scram", "oauthbearer"] | None = None
     #: First client port (the next nodes take the following ones); 0 picks free ports.
     port: int = 0
     data_dir: Path | None = None
     base: LocalKafkaSettings = field(default_factory=LocalKafkaSettings)
+    #: More broker properties, for every node.
+    extra_properties: Mapping[str, str] = field(default_factory=dict)
     #: Small heaps and a quick JIT: three JVMs share a laptop (or a 2-core CI runner).
     jvm_options: tuple[str, ...] = (
         "-Xms32m",
@@ -273,7 +279,7 @@ class LocalKafkaCluster:
         return nodes
 
     def _password(self, shape: Mapping[str, Any] | None) -> str | None:
-        if not self.settings.sasl:
+        if self.settings.sasl != "scram":
             return None
         properties = _read_properties(self.data_dir / CLIENT_PROPERTIES)
         jaas = properties.get("sasl.jaas.config", "")
@@ -327,12 +333,22 @@ class LocalKafkaCluster:
                 properties["listener.name.client.ssl.keystore.location"] = str(
                     certificates.brokers[node.id]
                 )
-            if settings.sasl:
+            if settings.sasl == "oauthbearer":
+                handler = "org.apache.kafka.common.security.oauthbearer."
+                properties["sasl.enabled.mechanisms"] = "OAUTHBEARER"
+                properties["listener.name.client.oauthbearer.sasl.jaas.config"] = (
+                    f"{handler}OAuthBearerLoginModule required;"
+                )
+                properties[
+                    "listener.name.client.oauthbearer.sasl.server.callback.handler.class"
+                ] = f"{handler}OAuthBearerValidatorCallbackHandler"
+            elif settings.sasl:
                 properties["sasl.enabled.mechanisms"] = ",".join(_SCRAM_MECHANISMS)
                 for mechanism in _SCRAM_MECHANISMS:
                     properties[f"listener.name.client.{mechanism.lower()}.sasl.jaas.config"] = (
                         "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                     )
+            properties.update(settings.extra_properties)
             _write_properties(node.directory / "server.properties", properties)
 
     def _client_properties(self, password: str | None) -> dict[str, str]:
@@ -344,6 +360,8 @@ class LocalKafkaCluster:
         if settings.tls:
             properties["ssl.truststore.type"] = "PEM"
             properties["ssl.truststore.location"] = str(self.data_dir / "certs" / "ca.pem")
+        if self.settings.sasl == "oauthbearer":
+            properties["sasl.mechanism"] = "OAUTHBEARER"
         if password is not None:
             properties["sasl.mechanism"] = "SCRAM-SHA-512"
             properties["sasl.jaas.config"] = (
@@ -407,7 +425,9 @@ class LocalKafkaCluster:
         """Until every node in ``node_ids`` is a registered broker the cluster reports."""
         from sluice.kafka.connection import KafkaSettings
 
-        bootstrap, options = self.settings_for_clients()
+        # Asked on the plaintext INTERNAL listener: readiness needs no credentials (an
+        # OAUTHBEARER cluster's tokens come from elsewhere); the CLIENT ports must accept too.
+        internal = ",".join(f"{HOST}:{n.internal_port}" for n in self._nodes.values())
         deadline = time.monotonic() + self.settings.base.start_timeout
         self._progress("waiting for the brokers to answer")
         while True:
@@ -418,8 +438,9 @@ class LocalKafkaCluster:
                         f"Kafka node {node_id} exited while starting; last lines of "
                         f"{node.directory / _LOG_FILE}:\n" + tail(node.directory / _LOG_FILE)
                     )
-            ports = {self._nodes[i].port for i in node_ids}
-            if await _brokers_answer(KafkaSettings(bootstrap, options), ports):
+            ports = {self._nodes[i].internal_port for i in node_ids}
+            client_ports = {self._nodes[i].port for i in node_ids}
+            if await _brokers_answer(KafkaSettings(internal), ports, client_ports):
                 return
             if time.monotonic() > deadline:
                 first = self._nodes[min(node_ids)]
@@ -440,12 +461,15 @@ class LocalKafkaCluster:
         self._nodes = {}
 
 
-async def _brokers_answer(settings: Any, ports: set[int]) -> bool:
-    """Whether the cluster's metadata lists a broker on each of ``ports``."""
+async def _brokers_answer(settings: Any, ports: set[int], client_ports: set[int]) -> bool:
+    """Whether the cluster's metadata lists a broker on each of ``ports`` and ``client_ports``
+    accept connections."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError as AioKafkaError
 
-    for port in ports:  # a cheap probe first, so aiokafka does not log refused connections
+    for port in (
+        ports | client_ports
+    ):  # a cheap probe first, so aiokafka does not log refused connections
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 2)
         except (OSError, TimeoutError):
