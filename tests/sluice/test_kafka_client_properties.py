@@ -153,6 +153,9 @@ ssl.truststore.certificates: "${secrets.kafka.ca}"
 
 # --- trust and key stores -----------------------------------------------------------------------
 
+java = pytest.mark.java
+"""The stores are made with the JDK's keytool."""
+
 _CA = make_ca("test CA")
 
 
@@ -214,6 +217,7 @@ def _trusted(context: ssl.SSLContext) -> list[str]:
     return names
 
 
+@java
 @pytest.mark.parametrize(
     "properties",
     [
@@ -243,6 +247,7 @@ def test_trust_stores(stores: Path, properties: dict[str, str]) -> None:
     assert "test CA" in _trusted(_context(located))
 
 
+@java
 @pytest.mark.parametrize(
     "properties",
     [
@@ -272,6 +277,7 @@ def test_key_stores(stores: Path, properties: dict[str, str]) -> None:
               "ssl.truststore.type": "PEM"})  # fmt: skip
 
 
+@java
 def test_inline_pem_key_store(stores: Path) -> None:
     text = (stores / "client.pem").read_text()
     key = text[: text.index("-----END PRIVATE KEY-----") + len("-----END PRIVATE KEY-----")]
@@ -279,6 +285,7 @@ def test_inline_pem_key_store(stores: Path) -> None:
     _context({"ssl.keystore.key": key, "ssl.keystore.certificate.chain": chain})
 
 
+@java
 @pytest.mark.parametrize(
     ("properties", "message"),
     [
