@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sluice.errors import KafkaError, LocalKafkaError
-from sluice.kafka.local.broker import broker_status
+from sluice.kafka.local.broker import BrokerStatus, broker_status
 from sluice.kafka.local.certs import write_certificates
 from sluice.kafka.local.jars import Progress, check_java, ensure_jars
 from sluice.kafka.local.processes import (
@@ -50,6 +50,9 @@ from sluice.kafka.local.processes import (
 )
 from sluice.kafka.local.settings import LocalKafkaSettings
 from sluice.net import free_port
+
+if TYPE_CHECKING:
+    from sluice.kafka.connection import KafkaSettings
 
 __all__ = [
     "CLUSTER_FILE",
@@ -250,12 +253,6 @@ class LocalKafkaCluster:
         if node.pid is None:
             self._spawn(node)
         await self._wait_ready({node_id})
-
-    def settings_for_clients(self) -> tuple[str, dict[str, str]]:
-        """Bootstrap servers and the other client properties, as :class:`KafkaSettings` takes
-        them."""
-        options = {k: v for k, v in self.client_properties.items() if k != "bootstrap.servers"}
-        return self.bootstrap_servers, options
 
     # -- provisioning ------------------------------------------------------------------------
 
@@ -461,7 +458,7 @@ class LocalKafkaCluster:
         self._nodes = {}
 
 
-async def _brokers_answer(settings: Any, ports: set[int], client_ports: set[int]) -> bool:
+async def _brokers_answer(settings: KafkaSettings, ports: set[int], client_ports: set[int]) -> bool:
     """Whether the cluster's metadata lists a broker on each of ``ports`` and ``client_ports``
     accept connections."""
     from aiokafka.admin import AIOKafkaAdminClient
@@ -495,9 +492,8 @@ def is_cluster(data_dir: Path) -> bool:
     return (data_dir / CLUSTER_FILE).exists()
 
 
-def cluster_status(data_dir: Path) -> list[Any]:
-    """The :class:`~sluice.kafka.local.broker.BrokerStatus` of each node running from
-    ``data_dir``."""
+def cluster_status(data_dir: Path) -> list[BrokerStatus]:
+    """The status of each node running from ``data_dir``."""
     shape = _read_shape(data_dir)
     if not shape:
         return []
@@ -505,10 +501,10 @@ def cluster_status(data_dir: Path) -> list[Any]:
     return [status for status in statuses if status.running]
 
 
-async def stop_cluster(data_dir: Path, *, grace: float = 15) -> list[Any]:
+async def stop_cluster(data_dir: Path, *, grace: float = 15) -> list[BrokerStatus]:
     """Stop every node running from ``data_dir``; the statuses of those that ran."""
     running = cluster_status(data_dir)
-    await asyncio.gather(*(terminate(s.pid, grace) for s in running))
+    await asyncio.gather(*(terminate(s.pid, grace) for s in running if s.pid is not None))
     for status in running:
         _remove_run_files(status.data_dir)
     return running
