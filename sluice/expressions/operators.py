@@ -230,14 +230,18 @@ def list_index(index: Any) -> int:
 
 def get_property(base: Any, name: Any) -> Any:
     """``base.name`` / ``base[name]`` over JSON data only: a map's key, a list's element,
-    ``.bytes`` of a text (its UTF-8 bytes); null for a missing key, an index out of range or a
-    null base. Nothing else of the Python object is reachable."""
+    ``.bytes`` of a text (its UTF-8 bytes), ``.values`` of a list (the list itself: a CQL
+    vector, which LangStream's Java driver gave as a ``CqlVector`` that expressions read as
+    ``record.embeddings_vector.values``, is a list here); null for a missing key, an index out
+    of range or a null base. Nothing else of the Python object is reachable."""
     if base is None:
         return None
     if isinstance(base, Mapping):
         if isinstance(name, dict | list):
             raise CoercionError(f"{describe(name)} cannot be a map key")
         return base.get(name)
+    if isinstance(base, list | tuple) and name == "values":
+        return base
     if isinstance(base, list | tuple):
         position = list_index(name)
         return base[position] if 0 <= position < len(base) else None

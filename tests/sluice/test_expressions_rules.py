@@ -178,6 +178,9 @@ E_CASES: list[tuple[str, str, EvaluationContext, Any]] = [
     ),
     ("2.2", "key", EvaluationContext(message_key="m"), "m"),
     ("2.4", "'abc'.bytes", NONE, b"abc"),
+    # A CQL vector read by a query is a list: .values (CqlVector.getValues()) gives it.
+    ("2.4", "record.v.values", EvaluationContext(record={"v": [0.5, 1.0]}), [0.5, 1.0]),
+    ("2.4", "record.v['values']", EvaluationContext(record={"v": [0.5]}), [0.5]),
 ]
 
 

@@ -11,7 +11,9 @@ A CQL ``INSERT`` is an upsert: a record written again after a redelivery leaves 
 same. A record whose mapped non-key columns are all null (a record without a value, or a
 tombstone) deletes the row of its key instead, as the Kafka sink did. A list of numbers goes
 into a ``vector<float, n>`` column as floats; an object or a list into a ``text`` column as its
-JSON text.
+JSON text; a text into a number or boolean column is parsed and a number into a text column is
+its text (:func:`~workers.builtin.datasources.cql.column_value`), as the Kafka sink converted
+them (LangStream's examples map ``chunk_id=value.chunk_id``, a text, to an ``int`` column).
 
 The statements are prepared at the first write (the table may be created after the agent
 starts), reading the table's primary key from the driver's metadata.
@@ -29,6 +31,7 @@ from typing import Any
 from sluice.expressions import Expression, compile_expression
 from sluice.record import Record
 from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
+from workers.builtin.datasources.cql import column_value
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 from workers.builtin.records import context_of, to_working
 
@@ -93,6 +96,8 @@ class CassandraWriter:
         self._delete = ""
         self._keys: tuple[str, ...] = ()
         self._texts: frozenset[str] = frozenset()
+        self._types: dict[str, str] = {}
+        """Each mapped column's CQL type (``int``, ``text``, ...), from the table's metadata."""
 
     async def start(self) -> None:
         await self.datasource.start()
@@ -115,6 +120,15 @@ class CassandraWriter:
     def _bound(self, column: str, value: Any) -> Any:
         if column in self._texts and isinstance(value, dict | list):
             return json.dumps(value)
+        kind = self._types.get(column)
+        if kind is not None and value is not None:
+            try:
+                value = column_value(kind, value)
+            except ValueError as error:
+                raise DataSourceError(
+                    f"{self.where}: column {column} ({kind}) of {self.keyspace}.{self.table}: "
+                    f"{error}"
+                ) from None
         if isinstance(value, datetime.datetime) and value.tzinfo is None:
             return value.replace(tzinfo=datetime.UTC)
         return value
@@ -148,6 +162,11 @@ class CassandraWriter:
             and meta.cql_type in ("text", "varchar", "ascii")
         )
         self.columns = [(_folded(c), e) for c, e in self.columns]
+        self._types = {
+            column: str(meta.cql_type)
+            for column, _ in self.columns
+            if (meta := table.columns.get(column)) is not None
+        }
         self._texts = frozenset(_folded(c) for c in self._texts)
         names = ", ".join(_quoted(c) for c, _ in self.columns)
         marks = ", ".join("?" for _ in self.columns)

@@ -9,6 +9,11 @@ Values a query returns become JSON values, as records carry them (:func:`cql_val
 timestamps, dates, times, inets and durations as text, ``decimal`` as an int or a float,
 ``blob`` as base64 text, sets and lists as lists, maps and UDTs as objects, a ``vector`` as a
 list of floats.
+
+Values written by a Kafka-sink ``mapping`` take the type of their column first
+(:func:`column_value`), as the DataStax Kafka sink converted them: a text into a number or
+boolean column is parsed (``"3"`` into an ``int``), a number or boolean into a text column is
+its text.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import uuid
 from collections.abc import Mapping, Set
 from typing import Any
 
-__all__ = ["count_markers", "cql_value"]
+__all__ = ["column_value", "count_markers", "cql_value"]
 
 
 def count_markers(query: str) -> int:
@@ -97,3 +102,43 @@ def cql_value(value: Any) -> Any:
         except (ValueError, OverflowError):
             return str(value)
     return str(value)
+
+
+_INTEGERS = frozenset({"int", "bigint", "smallint", "tinyint", "varint", "counter"})
+_FLOATS = frozenset({"float", "double"})
+_TEXTS = frozenset({"text", "varchar", "ascii"})
+
+
+def column_value(cql_type: str, value: Any) -> Any:
+    """``value`` as a column of ``cql_type`` takes it (see the module's documentation); other
+    values unchanged (the driver checks them). Raises ValueError for a text that is not a
+    number or a boolean of the column's type.
+
+    >>> column_value("int", " 3"), column_value("double", "0.5"), column_value("text", 7)
+    (3, 0.5, '7')
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if cql_type in _INTEGERS:
+            return int(text)
+        if cql_type in _FLOATS:
+            return float(text)
+        if cql_type == "decimal":
+            try:
+                return decimal.Decimal(text)
+            except decimal.InvalidOperation:
+                raise ValueError(f"invalid decimal {value!r}") from None
+        if cql_type == "boolean":
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"invalid boolean {value!r} (true or false)")
+            return text.lower() == "true"
+        return value
+    if cql_type in _TEXTS and isinstance(value, bool):
+        return "true" if value else "false"
+    if cql_type in _TEXTS and isinstance(value, int | float):
+        return str(value)
+    if cql_type in _INTEGERS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if cql_type in _FLOATS and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

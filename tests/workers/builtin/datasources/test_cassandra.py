@@ -25,7 +25,7 @@ from tests.cassandra.server import (
 )
 from workers.builtin.datasources.cassandra import CassandraDataSource, cassandra_settings
 from workers.builtin.datasources.cassandra_sink import CassandraWriter, parse_mapping
-from workers.builtin.datasources.cql import count_markers, cql_value
+from workers.builtin.datasources.cql import column_value, count_markers, cql_value
 from workers.builtin.datasources.errors import DataSourceError, DataSourceResourceError
 
 java = pytest.mark.java
@@ -175,6 +175,27 @@ def test_result_values_are_json() -> None:
     }
 
 
+def test_mapped_values_take_their_columns_type() -> None:
+    """As the DataStax Kafka sink converted them: texts parsed into number and boolean columns,
+    numbers into text columns as their text; anything else left to the driver."""
+    import decimal
+
+    assert column_value("int", "0") == 0
+    assert column_value("bigint", " 12 ") == 12
+    assert column_value("int", 3.0) == 3
+    assert column_value("double", "0.25") == 0.25
+    assert column_value("float", 2) == 2.0
+    assert column_value("decimal", "1.10") == decimal.Decimal("1.10")
+    assert column_value("boolean", "TRUE") is True
+    assert column_value("text", 7) == "7"
+    assert column_value("text", False) == "false"
+    assert column_value("int", [1]) == [1]
+    assert column_value("vector<float, 3>", "x") == "x"
+    for kind, text in (("int", "one"), ("double", "x"), ("decimal", "?"), ("boolean", "yes")):
+        with pytest.raises(ValueError, match=repr(text).replace("?", r"\?")):
+            column_value(kind, text)
+
+
 # ---- the real server --------------------------------------------------------------------
 
 
@@ -308,6 +329,26 @@ async def test_sink_writes_by_key_and_redelivery_leaves_one_row(
     assert sorted((r["id"], r["chunk"], r["text"], r["vec"]) for r in rows) == [
         ("a", 0, "a 0", [1.0, 0.0, 0.5]),
         ("a", 1, "again", [1.0, 1.0, 0.5]),
+    ]
+
+
+@java
+async def test_sink_converts_texts_to_the_columns_type(
+    cassandra_server: LocalCassandra, keyspace: str
+) -> None:
+    """LangStream's webcrawler examples map ``chunk_id=value.chunk_id``, a text, to an int."""
+    sink = writer(cassandra_server, keyspace)
+    await sink.start()
+    try:
+        value = {"id": "a", "chunk": "2", "text": 42, "vec": ["1", 0, 0.5]}
+        await sink.write(Record(json.dumps(value), key="a"))
+        with pytest.raises(DataSourceError, match=r"column chunk \(int\) of .*\.docs"):
+            await sink.write(Record(json.dumps({**value, "chunk": "two"}), key="a"))
+    finally:
+        await sink.close()
+    rows = await cql(cassandra_server, f"SELECT id, chunk, text, vec FROM {keyspace}.docs")
+    assert [(r["id"], r["chunk"], r["text"], r["vec"]) for r in rows] == [
+        ("a", 2, "42", [1.0, 0.0, 0.5])
     ]
 
 
