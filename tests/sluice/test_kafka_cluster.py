@@ -74,6 +74,15 @@ async def test_topics_take_the_cluster_replication_and_records_travel(
         await delete_topics(settings, [default.name, chosen.name])
 
 
+def test_brokers_replicate_with_the_same_tls_and_scram(kafka_cluster: SecuredCluster) -> None:
+    server = kafka_cluster.data_dir / "node-1" / "server.properties"
+    text = server.read_text()
+    protocols = "CLIENT:SASL_SSL,INTERNAL:SASL_SSL,CONTROLLER:PLAINTEXT"
+    assert f"listener.security.protocol.map={protocols}" in text
+    assert "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512" in text
+    assert oct(server.stat().st_mode & 0o777) == "0o600"  # it holds the password
+
+
 def _wrong_password(cluster: SecuredCluster) -> dict[str, str]:
     properties = cluster.properties
     properties["sasl.jaas.config"] = properties["sasl.jaas.config"].replace(

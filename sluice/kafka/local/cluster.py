@@ -6,8 +6,9 @@ Every node is both broker and controller (three nodes: a controller quorum that 
 loss). Clients reach the brokers on the ``CLIENT`` listener, which carries the security asked
 for (``--tls``: TLS with certificates made for the cluster, :mod:`sluice.kafka.local.certs`;
 ``--sasl scram``: SCRAM-SHA-256/512 with a user created when the storage is formatted); brokers
-replicate over a plaintext ``INTERNAL`` listener and the controllers talk over ``CONTROLLER``,
-both on loopback only. New topics default to replication factor 3 (fewer with fewer nodes) and
+replicate over an ``INTERNAL`` listener with the same TLS and SCRAM (as the SCRAM user; plaintext
+with OAUTHBEARER) and the controllers talk over a plaintext ``CONTROLLER`` listener, all on
+loopback only. New topics default to replication factor 3 (fewer with fewer nodes) and
 ``min.insync.replicas`` 2, as production clusters run.
 
 The data folder holds ``cluster.json`` (the shape and the ports), ``client.properties`` (what a
@@ -208,7 +209,7 @@ class LocalKafkaCluster:
                 "--data-dir"
             )
         password = self._password(shape)
-        self._write_configs()
+        self._write_configs(password)
         self.client_properties = self._client_properties(password)
         self._write_run_files(password)
         await self._format(password)
@@ -284,8 +285,9 @@ class LocalKafkaCluster:
             return jaas.split('password="', 1)[1].split('"', 1)[0]
         return secrets.token_urlsafe(18)
 
-    def _write_configs(self) -> None:
+    def _write_configs(self, password: str | None) -> None:
         settings = self.settings
+        internal = self._internal_protocol
         certificates = (
             write_certificates(self.data_dir / "certs", list(self._nodes)) if settings.tls else None
         )
@@ -304,7 +306,7 @@ class LocalKafkaCluster:
                 "controller.listener.names": "CONTROLLER",
                 "inter.broker.listener.name": "INTERNAL",
                 "listener.security.protocol.map": f"CLIENT:{settings.security_protocol},"
-                "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"INTERNAL:{internal},CONTROLLER:PLAINTEXT",
                 "log.dirs": str(node.directory / "logs"),
                 "num.partitions": "1",
                 "auto.create.topics.enable": str(settings.base.auto_create_topics).lower(),
@@ -326,10 +328,14 @@ class LocalKafkaCluster:
                 "unclean.leader.election.enable": "false",
             }
             if certificates is not None:
-                properties["listener.name.client.ssl.keystore.type"] = "PEM"
-                properties["listener.name.client.ssl.keystore.location"] = str(
-                    certificates.brokers[node.id]
-                )
+                for listener in ("client", "internal"):
+                    properties[f"listener.name.{listener}.ssl.keystore.type"] = "PEM"
+                    properties[f"listener.name.{listener}.ssl.keystore.location"] = str(
+                        certificates.brokers[node.id]
+                    )
+                # Brokers replicating over TLS check each other's certificates by the CA.
+                properties["listener.name.internal.ssl.truststore.type"] = "PEM"
+                properties["listener.name.internal.ssl.truststore.location"] = str(certificates.ca)
             if settings.sasl == "oauthbearer":
                 handler = "org.apache.kafka.common.security.oauthbearer."
                 properties["sasl.enabled.mechanisms"] = "OAUTHBEARER"
@@ -345,8 +351,24 @@ class LocalKafkaCluster:
                     properties[f"listener.name.client.{mechanism.lower()}.sasl.jaas.config"] = (
                         "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                     )
+                # Brokers replicate as the SCRAM user too (its credentials exist from the
+                # format on, before any broker runs).
+                properties["sasl.mechanism.inter.broker.protocol"] = "SCRAM-SHA-512"
+                properties["listener.name.internal.sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+                properties["listener.name.internal.scram-sha-512.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                    f'username="{SCRAM_USER}" password="{password}";'
+                )
             properties.update(settings.extra_properties)
             _write_properties(node.directory / "server.properties", properties)
+
+    @property
+    def _internal_protocol(self) -> str:
+        """Replication between brokers: as secured as the clients' listener, except with
+        OAUTHBEARER (brokers would need tokens of their own), where it stays plaintext."""
+        if self.settings.sasl == "oauthbearer":
+            return "SSL" if self.settings.tls else "PLAINTEXT"
+        return self.settings.security_protocol
 
     def _client_properties(self, password: str | None) -> dict[str, str]:
         settings = self.settings
@@ -422,9 +444,14 @@ class LocalKafkaCluster:
         """Until every node in ``node_ids`` is a registered broker the cluster reports."""
         from sluice.kafka.connection import KafkaSettings
 
-        # Asked on the plaintext INTERNAL listener: readiness needs no credentials (an
-        # OAUTHBEARER cluster's tokens come from elsewhere); the CLIENT ports must accept too.
+        # Asked on the INTERNAL listener, with the client's TLS and SCRAM settings where it has
+        # them (an OAUTHBEARER cluster's tokens come from elsewhere: its INTERNAL listener needs
+        # none); the CLIENT ports must accept connections too.
         internal = ",".join(f"{HOST}:{n.internal_port}" for n in self._nodes.values())
+        options = {k: v for k, v in self.client_properties.items() if k != "bootstrap.servers"}
+        options["security.protocol"] = self._internal_protocol
+        if self.settings.sasl == "oauthbearer":
+            options.pop("sasl.mechanism", None)
         deadline = time.monotonic() + self.settings.base.start_timeout
         self._progress("waiting for the brokers to answer")
         while True:
@@ -437,7 +464,7 @@ class LocalKafkaCluster:
                     )
             ports = {self._nodes[i].internal_port for i in node_ids}
             client_ports = {self._nodes[i].port for i in node_ids}
-            if await _brokers_answer(KafkaSettings(internal), ports, client_ports):
+            if await _brokers_answer(KafkaSettings(internal, options), ports, client_ports):
                 return
             if time.monotonic() > deadline:
                 first = self._nodes[min(node_ids)]
@@ -536,7 +563,10 @@ def _write_properties(path: Path, properties: Mapping[str, str]) -> None:
     lines = ["# Written by sluice on every start; edits are overwritten."]
     # Java properties treat backslashes as escapes.
     lines += [f"{key}={value.replace(chr(92), chr(92) * 2)}" for key, value in properties.items()]
-    path.write_text("\n".join(lines) + "\n")
+    # Private: with SCRAM it holds the password brokers replicate with.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write("\n".join(lines) + "\n")
 
 
 def _cluster_id(data_dir: Path) -> str:
