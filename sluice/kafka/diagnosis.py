@@ -105,6 +105,16 @@ async def _probe(
             False,
         )
     except aiokafka.errors.KafkaConnectionError as error:
+        cause = error.__cause__
+        if isinstance(cause, ssl.SSLError):
+            # TLS 1.3: the broker judges the client's certificate after the handshake, so its
+            # alert (bad or missing certificate) comes with the first answer.
+            reason = str(cause.reason or cause)
+            return (
+                f"{server} refused the TLS session ({reason}): does it want a client "
+                "certificate it trusts? check ssl.keystore.*",
+                "CERTIFICATE" in reason.upper(),
+            )
         if "SSL" not in protocol and await _speaks_tls(host, port):
             return (
                 f"{server} speaks TLS but security.protocol is {protocol}: use SSL or SASL_SSL "
