@@ -10,7 +10,9 @@ with chunked transfer encoding as OpenAI does. The answer is ``reply(messages)``
 of pieces, streamed as they are). Requests without a bearer token get OpenAI's 401; every
 request is recorded in :attr:`FakeOpenAI.requests`.
 
-It answers ``POST /v1/embeddings`` with :func:`fake_embedding` vectors too. It also answers
+It answers ``POST /v1/embeddings`` with :func:`fake_embedding` vectors too: of the request's
+``dimensions`` when it gives one (as OpenAI's text-embedding-3 models take it), else of the size
+:attr:`FakeOpenAI.embedding_dimensions` gives the model (8 for any other). It also answers
 the legacy text completions, ``POST /v1/completions`` (``prompt`` a string or a list; the reply
 is asked for one user message of the prompts joined by spaces), in both modes, with
 ``logprobs`` when the request asks for them: each token's is ``logprob(token)``, by default
@@ -53,10 +55,16 @@ EMBEDDING_PATHS = ("/v1/embeddings", "/embeddings")
 EMBEDDING_DIMENSIONS = 8
 
 
-def fake_embedding(text: str) -> list[float]:
-    """The fake's vector of ``text``: eight numbers from its SHA-256, the same every time."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return [round(byte / 255, 6) for byte in digest[:EMBEDDING_DIMENSIONS]]
+def fake_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The fake's vector of ``text``: ``dimensions`` numbers (eight by default) from its SHA-256,
+    then, past 32, from the SHA-256 of ``text`` and a block number; the same every time."""
+    data = text.encode("utf-8")
+    digest = hashlib.sha256(data).digest()
+    block = 1
+    while len(digest) < dimensions:
+        digest += hashlib.sha256(data + b"#%d" % block).digest()
+        block += 1
+    return [round(byte / 255, 6) for byte in digest[:dimensions]]
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,8 @@ class FakeOpenAI(Served):
     model: str = "gpt-fake"
     fault: Callable[[dict[str, Any]], Fault | None] = no_fault
     logprob: TokenLogprob = flat_logprob
+    embedding_dimensions: dict[str, int] = field(default_factory=dict)
+    """The size of a model's vectors (``{"text-embedding-ada-002": 1536}``); 8 for others."""
     requests: list[RecordedRequest] = field(default_factory=list)
     served_name = "fake OpenAI"
 
@@ -194,17 +204,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _embeddings(self, path: str, raw: bytes) -> None:
         """``POST /v1/embeddings``: ``input`` a text or a list of texts; one
-        :func:`fake_embedding` each, in order."""
+        :func:`fake_embedding` each, in order, of the size asked or the model's."""
         accepted = self._accepted(path, raw, lambda body: _texts(body, "input"))
         if accepted is None:
             return
         body, texts = accepted
         fake = self.server_fake
+        model = str(body.get("model") or fake.model)
+        size = body.get("dimensions") or fake.embedding_dimensions.get(model, EMBEDDING_DIMENSIONS)
         data = [
-            {"object": "embedding", "index": index, "embedding": fake_embedding(text)}
+            {"object": "embedding", "index": index, "embedding": fake_embedding(text, int(size))}
             for index, text in enumerate(texts)
         ]
-        model = str(body.get("model") or fake.model)
         usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
         self._json(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
