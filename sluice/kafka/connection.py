@@ -45,7 +45,17 @@ class KafkaSettings:
         if not self.bootstrap_servers.strip():
             raise KafkaError("Kafka bootstrap servers are empty")
         object.__setattr__(self, "client_options", MappingProxyType(dict(self.client_options)))
-        aiokafka_kwargs(self.client_options)
+        kwargs = aiokafka_kwargs(self.client_options)["admin"]
+        # One token provider for every client of these settings: one token, fetched once.
+        tokens = None
+        if "oauth_token_endpoint" in kwargs:
+            tokens = ClientCredentialsTokens(
+                kwargs["oauth_token_endpoint"],
+                kwargs.get("oauth_client_id", ""),
+                kwargs.get("oauth_client_secret", ""),
+                kwargs.get("oauth_scope"),
+            )
+        object.__setattr__(self, "_tokens", tokens)
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> KafkaSettings:
@@ -59,13 +69,12 @@ class KafkaSettings:
         """Keyword arguments for an aiokafka client of ``role`` (bootstrap servers included)."""
         kwargs = aiokafka_kwargs(self.client_options)[role]
         kwargs["bootstrap_servers"] = self.bootstrap_servers
-        if "oauth_token_endpoint" in kwargs:
-            kwargs["sasl_oauth_token_provider"] = ClientCredentialsTokens(
-                kwargs.pop("oauth_token_endpoint"),
-                kwargs.pop("oauth_client_id", ""),
-                kwargs.pop("oauth_client_secret", ""),
-                kwargs.pop("oauth_scope", None),
-            )
+        for key in ("oauth_token_endpoint", "oauth_client_id", "oauth_client_secret"):
+            kwargs.pop(key, None)
+        kwargs.pop("oauth_scope", None)
+        tokens: ClientCredentialsTokens | None = getattr(self, "_tokens", None)
+        if tokens is not None:
+            kwargs["sasl_oauth_token_provider"] = tokens
         protocol = kwargs.get("security_protocol", "PLAINTEXT")
         if protocol in ("SSL", "SASL_SSL"):
             kwargs["ssl_context"] = ssl_context(self.client_options)
