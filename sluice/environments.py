@@ -98,8 +98,10 @@ WORKER_DISTRIBUTIONS = frozenset(
     {
         "aiokafka",
         "cloudevents",
+        "cryptography",
         "hypercorn",
         "lark",
+        "orjson",
         "platformdirs",
         "prometheus-client",
         "psutil",

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.application.kafka_properties import Role, aiokafka_kwargs
 from sluice.errors import KafkaError
-from sluice.kafka.oauth import ClientCredentialsTokens
 from sluice.kafka.tls import ssl_context
+
+if TYPE_CHECKING:
+    from sluice.kafka.oauth import ClientCredentialsTokens
 
 __all__ = ["KafkaSettings", "Role"]
 
@@ -49,6 +51,9 @@ class KafkaSettings:
         # One token provider for every client of these settings: one token, fetched once.
         tokens = None
         if "oauth_token_endpoint" in kwargs:
+            # Imported here: its HTTP client (httpx) is not in a worker's environment.
+            from sluice.kafka.oauth import ClientCredentialsTokens
+
             tokens = ClientCredentialsTokens(
                 kwargs["oauth_token_endpoint"],
                 kwargs.get("oauth_client_id", ""),
