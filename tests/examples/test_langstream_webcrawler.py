@@ -262,11 +262,8 @@ pipeline:
       messages:
         - role: system
           content: |
-              An user is going to perform a questions, The documents below may help you in answering to their questions.
-              Please try to leverage them in your answer as much as possible.
-              Take into consideration that the user is always asking questions about the LangStream project.
-              If you provide code or YAML snippets, please explicitly state that they are examples.
-              Do not provide information that is not related to the LangStream project.
+              Answer the question about the crawled site from the documents below.
+              Say so when they do not hold the answer.
 
               Documents:
               {{# value.related_documents}}
