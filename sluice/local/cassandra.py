@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from sluice.application import Application
 from sluice.cassandra import LocalCassandra, LocalCassandraError, LocalCassandraSettings
 from sluice.local.databases import LOCAL_HOSTS
 from sluice.local.events import RunEvents
-from sluice.milvus import listening
+from sluice.local.servers import start_unless_listening
 
 __all__ = ["LocalCassandraWanted", "local_cassandra", "wanted_cassandra"]
 
@@ -98,44 +99,27 @@ async def local_cassandra(
         return
     async with contextlib.AsyncExitStack() as stack:
         for node in wanted:
-            if await listening(node.port):
-                events.done(
-                    f'Cassandra: 127.0.0.1:{node.port} (datasource "{node.resource}": '
-                    "already listening)"
-                )
-                continue
             base = data_dir or platformdirs.user_data_path("sluice")
-            server = LocalCassandra(
-                LocalCassandraSettings(
-                    directory=base / f"cassandra-{node.port}",
-                    port=node.port,
-                    user=node.user,
-                    password=node.password,
-                    java_home=java_home,
-                ),
-                progress=events.working,
+            settings = LocalCassandraSettings(
+                directory=base / f"cassandra-{node.port}",
+                port=node.port,
+                user=node.user,
+                password=node.password,
+                java_home=java_home,
             )
-            events.working(f"starting Cassandra on port {node.port}")
             try:
-                await server.start()
+                await start_unless_listening(
+                    stack,
+                    events,
+                    partial(LocalCassandra, settings, progress=events.working),
+                    kind="Cassandra",
+                    port=node.port,
+                    resource=node.resource,
+                    described="local Cassandra 5 node",
+                )
             except LocalCassandraError as error:
                 raise LocalCassandraError(
                     f'the local Cassandra for datasource "{node.resource}" (port {node.port}) '
                     f"did not start: {error}"
                 ) from None
-            finally:
-                events.working(None)
-            stack.push_async_callback(_stop, server, events)
-            events.done(
-                f'Cassandra: 127.0.0.1:{node.port} (datasource "{node.resource}"; local '
-                "Cassandra 5 node, stops with this command)"
-            )
         yield
-
-
-async def _stop(server: LocalCassandra, events: RunEvents) -> None:
-    events.working("stopping Cassandra")
-    try:
-        await server.stop()
-    finally:
-        events.working(None)

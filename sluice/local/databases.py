@@ -16,19 +16,16 @@ run ends.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sluice.application import Application
 from sluice.local.events import RunEvents
-from sluice.net import LOOPBACK
-
-if TYPE_CHECKING:
-    from sluice.postgres import LocalPostgres
+from sluice.local.servers import start_unless_listening
 
 __all__ = ["LOCAL_HOSTS", "LocalDatabase", "local_databases", "wanted_databases"]
 
@@ -89,17 +86,6 @@ def _local(resource: str, config: Mapping[str, Any]) -> LocalDatabase | None:
     )
 
 
-async def _listening(port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, port), 2)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
 @contextlib.asynccontextmanager
 async def local_databases(
     app: Application, data_dir: Path | None, events: RunEvents
@@ -114,38 +100,21 @@ async def local_databases(
 
     async with contextlib.AsyncExitStack() as stack:
         for database in wanted:
-            if await _listening(database.port):
-                events.done(
-                    f'PostgreSQL: 127.0.0.1:{database.port} (datasource "{database.resource}": '
-                    "already listening)"
-                )
-                continue
             base = data_dir or LocalPostgresSettings().resolved_data_dir()
-            server = LocalPostgres(
-                LocalPostgresSettings(
-                    port=database.port,
-                    user=database.user,
-                    password=database.password,
-                    database=database.database,
-                    data_dir=base / str(database.port),
-                )
+            settings = LocalPostgresSettings(
+                port=database.port,
+                user=database.user,
+                password=database.password,
+                database=database.database,
+                data_dir=base / str(database.port),
             )
-            events.working(f"starting PostgreSQL on port {database.port}")
-            try:
-                await server.start()
-            finally:
-                events.working(None)
-            stack.push_async_callback(_stop, server, events)
-            events.done(
-                f'PostgreSQL: 127.0.0.1:{database.port} (datasource "{database.resource}"; '
-                "local server with pgvector, stops with this command)"
+            await start_unless_listening(
+                stack,
+                events,
+                partial(LocalPostgres, settings),
+                kind="PostgreSQL",
+                port=database.port,
+                resource=database.resource,
+                described="local server with pgvector",
             )
         yield
-
-
-async def _stop(server: LocalPostgres, events: RunEvents) -> None:
-    events.working("stopping PostgreSQL")
-    try:
-        await server.stop()
-    finally:
-        events.working(None)

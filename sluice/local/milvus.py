@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import platformdirs
@@ -24,7 +25,8 @@ import platformdirs
 from sluice.application import Application
 from sluice.local.databases import LOCAL_HOSTS
 from sluice.local.events import RunEvents
-from sluice.milvus import LocalMilvus, listening
+from sluice.local.servers import start_unless_listening
+from sluice.milvus import LocalMilvus
 
 __all__ = ["local_milvus", "wanted_milvus"]
 
@@ -55,21 +57,14 @@ async def local_milvus(
     wanted = wanted_milvus(app)
     async with contextlib.AsyncExitStack() as stack:
         for port, resource in wanted.items():
-            if await listening(port):
-                events.done(
-                    f'Milvus: 127.0.0.1:{port} (datasource "{resource}": already listening)'
-                )
-                continue
-            base = data_dir or platformdirs.user_data_path("sluice")
-            server = LocalMilvus(base / f"milvus-{port}", port=port)
-            events.working(f"starting Milvus Lite on port {port}")
-            try:
-                await server.start()
-            finally:
-                events.working(None)
-            stack.push_async_callback(server.stop)
-            events.done(
-                f'Milvus: 127.0.0.1:{port} (datasource "{resource}"; local Milvus Lite server, '
-                "stops with this command)"
+            directory = (data_dir or platformdirs.user_data_path("sluice")) / f"milvus-{port}"
+            await start_unless_listening(
+                stack,
+                events,
+                partial(LocalMilvus, directory, port=port),
+                kind="Milvus",
+                port=port,
+                resource=resource,
+                described="local Milvus Lite server",
             )
         yield
