@@ -20,6 +20,7 @@ from sluice.application import load_application
 from sluice.local.assets import AssetError, create_assets, delete_assets
 from sluice.local.runner import RunSettings, run_application
 from sluice.net import free_port
+from tests.cassandra.apps import ASTRADB_SINK
 from tests.cassandra.server import (
     PASSWORD,
     USER,
@@ -51,37 +52,6 @@ configuration:
         environment: "${ secrets.astra.environment }"
 """
 
-PIPELINE = """
-name: "Write to Astra DB"
-topics:
-  - name: "{topic}"
-    creation-mode: create-if-not-exists
-assets:
-  - name: "lagstream-keyspace"
-    asset-type: "astra-keyspace"
-    creation-mode: create-if-not-exists
-    config:
-      keyspace: "{keyspace}"
-      datasource: "AstraDatasource"
-  - name: "products-table"
-    asset-type: "cassandra-table"
-    creation-mode: create-if-not-exists
-    config:
-      table-name: "products"
-      keyspace: "{keyspace}"
-      datasource: "AstraDatasource"
-      create-statements:
-        - "CREATE TABLE IF NOT EXISTS {keyspace}.products (id int PRIMARY KEY,name TEXT,description TEXT);"
-pipeline:
-  - name: "Write to Astra"
-    type: "vector-db-sink"
-    input: "{topic}"
-    configuration:
-      datasource: "AstraDatasource"
-      table-name: "products"
-      keyspace: "{keyspace}"
-      mapping: "id=value.id,description=value.description,name=value.name"
-"""
 
 GATEWAYS = """
 gateways:
@@ -115,7 +85,7 @@ def write_app(tmp_path: Path, astra: FakeAstraDevops, keyspace: str, token: str)
     app_dir.mkdir(exist_ok=True)
     for name, text in (
         ("configuration.yaml", CONFIGURATION),
-        ("pipeline.yaml", PIPELINE.format(topic=topic, keyspace=keyspace)),
+        ("pipeline.yaml", ASTRADB_SINK.format(topic=topic, keyspace=keyspace)),
         ("gateways.yaml", GATEWAYS.format(topic=topic)),
     ):
         (app_dir / name).write_text(textwrap.dedent(text).lstrip("\n"))

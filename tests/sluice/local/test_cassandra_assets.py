@@ -19,6 +19,7 @@ from sluice.local.assets import AssetError, create_assets, delete_assets
 from sluice.local.runner import RunSettings, run_application
 from sluice.net import free_port
 from sluice.record import Record
+from tests.cassandra.apps import ASTRADB_SINK
 from tests.cassandra.server import (
     PASSWORD,
     LocalCassandra,
@@ -220,38 +221,6 @@ secrets:
       port: "{port}"
       username: "sluice"
       password: "{password}"
-"""
-
-ASTRADB_SINK = """
-name: "Write to Astra DB"
-topics:
-  - name: "{topic}"
-    creation-mode: create-if-not-exists
-assets:
-  - name: "lagstream-keyspace"
-    asset-type: "astra-keyspace"
-    creation-mode: create-if-not-exists
-    config:
-      keyspace: "{keyspace}"
-      datasource: "AstraDatasource"
-  - name: "products-table"
-    asset-type: "cassandra-table"
-    creation-mode: create-if-not-exists
-    config:
-      table-name: "products"
-      keyspace: "{keyspace}"
-      datasource: "AstraDatasource"
-      create-statements:
-        - "CREATE TABLE IF NOT EXISTS {keyspace}.products (id int PRIMARY KEY,name TEXT,description TEXT);"
-pipeline:
-  - name: "Write to Astra"
-    type: "vector-db-sink"
-    input: "{topic}"
-    configuration:
-      datasource: "AstraDatasource"
-      table-name: "products"
-      keyspace: "{keyspace}"
-      mapping: "id=value.id,description=value.description,name=value.name"
 """
 
 
