@@ -99,7 +99,7 @@ instance:
   streamingCluster:
     type: kafka
     configuration:
-      admin: {bootstrap.servers: "${KAFKA:-localhost:9092}", sasl.password: "${secrets.kafka.pw}"}
+      admin: {bootstrap.servers: "${KAFKA:-localhost:9092}", client.id: "${secrets.kafka.pw}"}
   globals: {output: custom-answers}
 """,
     )
@@ -127,4 +127,4 @@ secrets:
     assert gateway.chat.headers[0].value == "Sluice"
     assert app.resources[0].configuration == {"access-key": "sk-env", "url": "https://api.example"}
     assert app.instance.bootstrap_servers == "127.0.0.1:19092"
-    assert app.instance.kafka_admin["sasl.password"] == "hunter2"
+    assert app.instance.kafka_admin["client.id"] == "hunter2"
