@@ -29,7 +29,7 @@ from sluice.application import Application
 from sluice.cassandra import LocalCassandra, LocalCassandraError, LocalCassandraSettings
 from sluice.local.databases import LOCAL_HOSTS
 from sluice.local.events import RunEvents
-from sluice.local.servers import start_unless_listening
+from sluice.local.servers import first_per_port, start_unless_listening
 
 __all__ = ["LocalCassandraWanted", "local_cassandra", "wanted_cassandra"]
 
@@ -50,15 +50,7 @@ class LocalCassandraWanted:
 def wanted_cassandra(app: Application) -> list[LocalCassandraWanted]:
     """The local Cassandra nodes the ``cassandra`` datasources of ``app`` name, one per port
     (the first datasource naming a port decides its login)."""
-    found: dict[int, LocalCassandraWanted] = {}
-    for resource in app.resources:
-        config: Mapping[str, Any] = resource.configuration
-        if str(config.get("service") or "") != "cassandra":
-            continue
-        wanted = _local(resource.id, config)
-        if wanted is not None:
-            found.setdefault(wanted.port, wanted)
-    return list(found.values())
+    return first_per_port(app, "cassandra", _local)
 
 
 def _local(resource: str, config: Mapping[str, Any]) -> LocalCassandraWanted | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from sluice.application import Application
 from sluice.local.events import RunEvents
-from sluice.local.servers import start_unless_listening
+from sluice.local.servers import first_per_port, start_unless_listening
 
 __all__ = ["LOCAL_HOSTS", "LocalDatabase", "local_databases", "wanted_databases"]
 
@@ -48,15 +48,7 @@ class LocalDatabase:
 def wanted_databases(app: Application) -> list[LocalDatabase]:
     """The local PostgreSQL servers the ``jdbc`` datasources of ``app`` name, one per port
     (the first datasource naming a port decides its user and database)."""
-    found: dict[int, LocalDatabase] = {}
-    for resource in app.resources:
-        config: Mapping[str, Any] = resource.configuration
-        if str(config.get("service") or "") != "jdbc":
-            continue
-        wanted = _local(resource.id, config)
-        if wanted is not None:
-            found.setdefault(wanted.port, wanted)
-    return list(found.values())
+    return first_per_port(app, "jdbc", _local)
 
 
 def _local(resource: str, config: Mapping[str, Any]) -> LocalDatabase | None:

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
+from sluice.application import Application
 from sluice.local.events import RunEvents
 from sluice.net import LOOPBACK
 
-__all__ = ["LocalServer", "listening", "start_unless_listening"]
+__all__ = ["LocalServer", "first_per_port", "listening", "start_unless_listening"]
+
+
+class _OnPort(Protocol):
+    @property
+    def port(self) -> int: ...
+
+
+_Wanted = TypeVar("_Wanted", bound=_OnPort)
 
 
 class LocalServer(Protocol):
@@ -24,6 +33,24 @@ class LocalServer(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+def first_per_port(
+    app: Application,
+    service: str,
+    local: Callable[[str, Mapping[str, Any]], _Wanted | None],
+) -> list[_Wanted]:
+    """What the datasources of ``service`` in ``app`` want started here, one per port: ``local``
+    reads a resource's id and configuration into what it wants on which port (None: not a
+    server of this machine); the first resource naming a port decides."""
+    found: dict[int, _Wanted] = {}
+    for resource in app.resources:
+        if str(resource.configuration.get("service") or "") != service:
+            continue
+        wanted = local(resource.id, resource.configuration)
+        if wanted is not None:
+            found.setdefault(wanted.port, wanted)
+    return list(found.values())
 
 
 async def listening(port: int) -> bool:
